@@ -1,0 +1,177 @@
+package config
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Config is a whole, validated configuration.
+type Config struct {
+	Core        Core
+	Store       *Store
+	Plugins     []Plugin
+	Notifiers   []Notifier
+	Maintenance Maintenance
+	// Jobs in name order.
+	Jobs []*Job
+	// Files holds the parsed sources, for printing diagnostics with the
+	// source line under them.
+	Files map[string]*hcl.File
+}
+
+// Job returns the named job, or nil.
+func (c *Config) Job(name string) *Job {
+	for _, j := range c.Jobs {
+		if j.Name == name {
+			return j
+		}
+	}
+	return nil
+}
+
+// Core is the core block.
+type Core struct {
+	Listen           string
+	Advertise        []string
+	TLSCert, TLSKey  string
+	DataDir          string
+	SecretFile       string
+	LegacyWrappers   bool
+	HeartbeatTimeout time.Duration
+	ConnectDeadline  time.Duration
+	APITokens        []APIToken
+}
+
+// API token roles.
+const (
+	RoleRead    = "read"
+	RoleOperate = "operate"
+)
+
+// APIToken is one configured operator token; only its SHA-256 is kept.
+type APIToken struct {
+	Name   string
+	Role   string
+	SHA256 string // lower-case hex
+}
+
+// Store is the store block (durable stores arrive with issue 3).
+type Store struct {
+	Kind                string
+	Path                string
+	DSN                 string
+	Retention           time.Duration
+	MaxOutputPerMachine int64
+}
+
+// Plugin is a plugin "KIND" "NAME" block.
+type Plugin struct {
+	Kind string
+	Name string
+	Path string // empty: built-in
+	// Config is the config block rendered as JSON, for the plugin to
+	// decode against its own schema.
+	Config json.RawMessage
+	Range  hcl.Range
+}
+
+// Notifier is a notifier block.
+type Notifier struct {
+	Name   string
+	Plugin string
+	Config json.RawMessage
+	Range  hcl.Range
+}
+
+// Maintenance is the starting maintenance state.
+type Maintenance struct {
+	Global   bool
+	Machines []string
+}
+
+// Overlap policies.
+const (
+	OverlapSkip    = "skip"
+	OverlapAllow   = "allow"
+	OverlapQueue   = "queue"
+	OverlapReplace = "replace"
+)
+
+// Job is one job block, with defaults applied.
+type Job struct {
+	Name     string
+	Group    string
+	Schedule string
+	Timezone string
+	Location *time.Location
+	Enabled  bool
+
+	Command string
+	Cwd     string
+	User    string
+	Env     map[string]string
+
+	Target             Target
+	NumberOfTargets    int
+	BatchSize          int
+	Success            string
+	AbortAfterFailures int
+
+	Timeout         time.Duration // 0: none
+	SoftTimeout     time.Duration
+	NoOutputTimeout time.Duration
+	Overlap         string
+	Jitter          time.Duration
+	CatchUp         string
+	DSTGap          string
+	DSTRepeat       string
+	KeepChildren    bool
+
+	Kill    Kill
+	Retry   *Retry
+	Expect  *Expect
+	Notify  []Notify
+	Wrapper Wrapper
+
+	// Range is where the job block was declared.
+	Range hcl.Range
+}
+
+// Target names the target plugin and carries its per-job arguments.
+type Target struct {
+	Plugin string
+	// Args is the target block's body rendered as a JSON object.
+	Args  json.RawMessage
+	Range hcl.Range
+}
+
+// Kill is the job's termination policy.
+type Kill struct {
+	Signal string        // canonical "SIGTERM" form
+	Grace  time.Duration // default 5s
+}
+
+// Retry is the optional retry block.
+type Retry struct {
+	Attempts int
+	Backoff  time.Duration
+}
+
+// Expect is the optional dead-man block.
+type Expect struct {
+	MaxGap time.Duration
+}
+
+// Notify is one notify "NAME" block.
+type Notify struct {
+	Notifier string
+	On       []string
+}
+
+// Wrapper names the wrapper program and its protocol.
+type Wrapper struct {
+	Path     string // empty: the saltpeter-wrapper found by the target
+	Protocol int    // 1 or 2; default 2
+}

@@ -1,0 +1,227 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Machine statuses (http-api.md, "Runs").
+const (
+	StatusPending    = "pending"
+	StatusRunning    = "running"
+	StatusSucceeded  = "succeeded"
+	StatusFailed     = "failed"
+	StatusTimeout    = "timeout"
+	StatusKilled     = "killed"
+	StatusLost       = "lost"
+	StatusNotStarted = "not_started"
+	StatusError      = "error"
+	StatusCancelled  = "cancelled"
+	StatusSkipped    = "skipped"
+)
+
+// Triggers: why a run exists.
+const (
+	TriggerSchedule = "schedule"
+	TriggerManual   = "manual"
+	TriggerCatchUp  = "catch_up"
+	TriggerRetry    = "retry"
+)
+
+// Final reports whether a machine or run status is an end state. lost is
+// final for the record, though the machine may still be running (see the
+// wire protocol's note on 253).
+func Final(status string) bool {
+	switch status {
+	case StatusPending, StatusRunning, "":
+		return false
+	}
+	return true
+}
+
+// severity orders statuses for a run's aggregate, most severe first.
+var severity = []string{StatusError, StatusNotStarted, StatusLost, StatusTimeout,
+	StatusKilled, StatusFailed, StatusCancelled, StatusSucceeded}
+
+// Aggregate computes a run's status from its machines' statuses: running
+// while any is not final, else the most severe; skipped machines aside;
+// all skipped is skipped; none is error.
+func Aggregate(statuses []string) string {
+	if len(statuses) == 0 {
+		return StatusError
+	}
+	seen := map[string]bool{}
+	counted := 0
+	for _, s := range statuses {
+		if !Final(s) {
+			return StatusRunning
+		}
+		if s != StatusSkipped {
+			counted++
+		}
+		seen[s] = true
+	}
+	if counted == 0 {
+		return StatusSkipped
+	}
+	for _, s := range severity {
+		if seen[s] {
+			return s
+		}
+	}
+	return StatusError
+}
+
+// Run is one firing of a job.
+type Run struct {
+	ID           string    `json:"id"`
+	Job          string    `json:"job"`
+	Trigger      string    `json:"trigger"`
+	ScheduledFor time.Time `json:"scheduled_for"`
+	StartedAt    time.Time `json:"started_at"`
+	FinishedAt   time.Time `json:"finished_at"`
+	Status       string    `json:"status"`
+	Reason       string    `json:"reason,omitempty"`
+	// RequestedBy is the token name that asked for a manual run, or
+	// "scheduler".
+	RequestedBy string `json:"requested_by,omitempty"`
+	// KilledBy and KilledAt record the first kill asked for this run.
+	KilledBy string    `json:"killed_by,omitempty"`
+	KilledAt time.Time `json:"killed_at"`
+	// Spec is the job as it was when the run started, JSON; a run keeps it
+	// across reloads.
+	Spec []byte `json:"-"`
+	// Machines is filled by GetRun and ListRuns.
+	Machines []Machine `json:"machines"`
+}
+
+// Machine is a run's result on one machine.
+type Machine struct {
+	RunID          string    `json:"-"`
+	Machine        string    `json:"machine"`
+	Status         string    `json:"status"`
+	ExitCode       *int      `json:"exit_code"`
+	Reason         string    `json:"reason,omitempty"`
+	SignalName     string    `json:"signal_name,omitempty"`
+	Error          string    `json:"error,omitempty"`
+	PID            int       `json:"pid,omitempty"`
+	StartedAt      time.Time `json:"started_at"`
+	FinishedAt     time.Time `json:"finished_at"`
+	LastHeartbeat  time.Time `json:"last_heartbeat"`
+	WrapperVersion string    `json:"wrapper_version,omitempty"`
+	Protocol       int       `json:"protocol,omitempty"`
+	OutputBytes    int64     `json:"output_bytes"`
+	// NextSeq is the first output seq not stored.
+	NextSeq int64 `json:"-"`
+	// Late holds a complete that arrived after the machine was marked
+	// lost: recorded beside the 253, not over it.
+	LateExitCode *int   `json:"late_exit_code,omitempty"`
+	LateReason   string `json:"late_reason,omitempty"`
+}
+
+// MachineUpdate changes some fields of a Machine; nil fields stay.
+type MachineUpdate struct {
+	Status         *string
+	ExitCode       *int
+	Reason         *string
+	SignalName     *string
+	Error          *string
+	PID            *int
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
+	LastHeartbeat  *time.Time
+	WrapperVersion *string
+	Protocol       *int
+	LateExitCode   *int
+	LateReason     *string
+	// OnlyIfNotFinal makes the update a no-op (ErrFinal) when the stored
+	// status is already final, so two racing writers cannot overwrite a
+	// result.
+	OnlyIfNotFinal bool
+}
+
+// RunUpdate changes some fields of a Run; nil fields stay.
+type RunUpdate struct {
+	Status     *string
+	Reason     *string
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+	KilledBy   *string
+	KilledAt   *time.Time
+}
+
+// Chunk is one output frame as the wrapper numbered it.
+type Chunk struct {
+	Seq    int64
+	Stream string
+	Data   []byte
+	At     time.Time
+}
+
+// RunFilter selects runs for ListRuns, newest first.
+type RunFilter struct {
+	Job    string
+	Status string
+	Before time.Time // zero: no bound
+	Limit  int       // 0: a default
+	// Active selects only runs whose status is not final.
+	Active bool
+}
+
+// OutputQuery selects stored output bytes.
+type OutputQuery struct {
+	RunID   string
+	Machine string
+	Stream  string // "" for every stream in seq order
+	Offset  int64  // byte offset into the selected bytes
+	Limit   int64  // 0: everything
+}
+
+// JobOverride is an API-set override of a job's HCL enabled flag.
+type JobOverride struct {
+	Job     string    `json:"job"`
+	Enabled bool      `json:"enabled"`
+	SetBy   string    `json:"set_by"`
+	SetAt   time.Time `json:"set_at"`
+}
+
+// Errors a Store returns; wrap them, callers test with errors.Is.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrExists      = errors.New("already exists")
+	ErrFinal       = errors.New("already final")
+	ErrOutOfOrder  = errors.New("output out of order")
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Store is what the core needs from run state. Implementations are safe
+// for concurrent use.
+type Store interface {
+	// CreateRun stores a new run with its machines (which may be empty and
+	// added later with AddMachines).
+	CreateRun(ctx context.Context, run Run) error
+	// AddMachines adds machines to a run, in pending status unless set.
+	AddMachines(ctx context.Context, runID string, machines []Machine) error
+	UpdateRun(ctx context.Context, runID string, u RunUpdate) error
+	UpdateMachine(ctx context.Context, runID, machine string, u MachineUpdate) error
+	GetRun(ctx context.Context, runID string) (Run, error)
+	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
+
+	// AppendOutput stores a chunk and returns the machine's next expected
+	// seq. A chunk below it is a duplicate: nothing is stored and the
+	// current next seq is returned. A chunk above it returns
+	// ErrOutOfOrder with the expected seq.
+	AppendOutput(ctx context.Context, runID, machine string, c Chunk) (next int64, err error)
+	// ReadOutput returns stored bytes from q.Offset and the total size of
+	// the selection, so a follower knows where to go on from.
+	ReadOutput(ctx context.Context, q OutputQuery) (data []byte, total int64, err error)
+
+	SetOverride(ctx context.Context, o JobOverride) error
+	DeleteOverride(ctx context.Context, job string) error
+	Overrides(ctx context.Context) ([]JobOverride, error)
+
+	// Ping reports whether the store can be reached, for /healthz.
+	Ping(ctx context.Context) error
+	Close() error
+}
