@@ -34,6 +34,10 @@ type DispatchRequest struct {
 	// default (for local, saltpeter-wrapper beside the core's binary or
 	// on PATH).
 	WrapperPath string
+	// Protocol is the wrapper's protocol: 2 for ours, which prints
+	// wire.DetachedLine once detached; 1 for an older wrapper, which the
+	// plugin must detach itself and cannot wait for.
+	Protocol int
 	// Env is the whole dispatch environment (SP_*). It holds a secret
 	// token: a plugin must never put it on a command line or in a log.
 	Env map[string]string
