@@ -19,7 +19,20 @@ type Options struct {
 	User string
 	// Env is the job's whole environment, KEY=VALUE.
 	Env []string
+	// DisableCgroup leaves the tree to the /proc walk even where a cgroup
+	// could be made, so the fallback can be exercised on any machine.
+	DisableCgroup bool
 }
+
+// How a Job tracks its tree, as Mode reports it.
+const (
+	// ModeCgroup: the job runs in a cgroup v2 of its own (cgroup.procs
+	// lists it, cgroup.kill kills it), and the /proc walk is used as well.
+	ModeCgroup = "cgroup"
+	// ModeProc: the tree is found by walking /proc from the wrapper, a
+	// child subreaper, alone.
+	ModeProc = "proc"
+)
 
 // ErrNeedRoot is returned by Start when Options.User needs privileges the
 // wrapper does not have.
@@ -92,5 +105,13 @@ func (j *Job) Terminate(ctx context.Context, sig syscall.Signal, grace time.Dura
 // Alive lists the pids of the tree that are still alive.
 func (j *Job) Alive() []int { return j.impl.alive() }
 
-// Close releases what Start took (the cgroup); it kills nothing.
+// Mode says how the tree is tracked: ModeCgroup or ModeProc.
+func (j *Job) Mode() string { return j.impl.mode() }
+
+// CgroupDir is the job's cgroup directory, or "" in ModeProc.
+func (j *Job) CgroupDir() string { return j.impl.cgroupDir() }
+
+// Close releases what Start took (the cgroup); it kills nothing. While the
+// cgroup still holds leftovers it returns an error, and may be called again
+// after Terminate. Stdout and Stderr stay open: they are the reader's.
 func (j *Job) Close() error { return j.impl.close() }
