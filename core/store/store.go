@@ -98,14 +98,19 @@ type Run struct {
 
 // Machine is a run's result on one machine.
 type Machine struct {
-	RunID          string    `json:"-"`
-	Machine        string    `json:"machine"`
-	Status         string    `json:"status"`
-	ExitCode       *int      `json:"exit_code"`
-	Reason         string    `json:"reason,omitempty"`
-	SignalName     string    `json:"signal_name,omitempty"`
-	Error          string    `json:"error,omitempty"`
-	PID            int       `json:"pid,omitempty"`
+	RunID      string `json:"-"`
+	Machine    string `json:"machine"`
+	Status     string `json:"status"`
+	ExitCode   *int   `json:"exit_code"`
+	Reason     string `json:"reason,omitempty"`
+	SignalName string `json:"signal_name,omitempty"`
+	Error      string `json:"error,omitempty"`
+	PID        int    `json:"pid,omitempty"`
+	// DispatchedAt is when the target plugin said the wrapper started;
+	// ConnectedAt when the wrapper first connected. With StartedAt and
+	// FinishedAt they show where a run's time went.
+	DispatchedAt   time.Time `json:"dispatched_at"`
+	ConnectedAt    time.Time `json:"connected_at"`
 	StartedAt      time.Time `json:"started_at"`
 	FinishedAt     time.Time `json:"finished_at"`
 	LastHeartbeat  time.Time `json:"last_heartbeat"`
@@ -128,6 +133,8 @@ type MachineUpdate struct {
 	SignalName     *string
 	Error          *string
 	PID            *int
+	DispatchedAt   *time.Time
+	ConnectedAt    *time.Time
 	StartedAt      *time.Time
 	FinishedAt     *time.Time
 	LastHeartbeat  *time.Time

@@ -1,0 +1,686 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/saltpeter/saltpeter/core/auth"
+	"github.com/saltpeter/saltpeter/core/events"
+	"github.com/saltpeter/saltpeter/core/killq"
+	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/wire"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultHeartbeatTimeout = 30 * time.Second
+	DefaultResendInterval   = 500 * time.Millisecond
+	DefaultSendBuffer       = 64
+	DefaultWriteTimeout     = 10 * time.Second
+	// heartbeatWriteEvery spares the store: a heartbeat is written at most
+	// this often per connection (the exact time is kept in memory).
+	heartbeatWriteEvery = 5 * time.Second
+)
+
+// Config is what a Hub needs.
+type Config struct {
+	Logger  hclog.Logger
+	Store   store.Store
+	Tokens  *auth.Tokens
+	Kills   <-chan killq.Request // drained by the hub
+	Publish func(events.Event)   // never blocks
+	// OnFinal is called, from the hub goroutine, once when a machine's
+	// result becomes final or lost: by a complete or error frame, by a
+	// heartbeat or connect timeout, or by Fail. A late complete of a lost
+	// machine does not call it again (Busy turns false and an
+	// events.MachineUpdated is published). It must not block.
+	OnFinal          func(runID, machine, status string)
+	LegacyWrappers   bool
+	HeartbeatTimeout time.Duration    // default 30s
+	ResendInterval   time.Duration    // kill/signal re-send period, default 500ms
+	Now              func() time.Time // optional, for tests
+
+	// SendBuffer is how many frames may wait for a connection's write
+	// pump; a connection whose buffer is full is dropped. Default 64.
+	SendBuffer int
+	// WriteTimeout bounds one write to a wrapper. Default 10s.
+	WriteTimeout time.Duration
+}
+
+// Expectation is a (run, machine) the runner is about to dispatch.
+type Expectation struct {
+	RunID, Job, Machine string
+	Protocol            int           // 1 or 2 (0 means 2)
+	Spec                wire.Spec     // delivered in the v2 connect ack; a run keeps the spec it started with
+	Timeout             time.Duration // the job's hard timeout, 0 = none (used for "lost but maybe still running")
+	ConnectDeadline     time.Time     // not connected by then → not_started/254; zero = no deadline
+}
+
+// Errors of the hub's API.
+var (
+	ErrExpected   = errors.New("already expected")
+	ErrNotRunning = errors.New("hub not running")
+)
+
+type key struct{ run, machine string }
+
+// command is a pending kill or signal for one machine.
+type command struct {
+	kind     string // killq.Kill or killq.Signal
+	signal   string
+	grace    time.Duration
+	by       string
+	lastSent time.Time // zero: never sent
+}
+
+// mstate is the hub's view of one (run, machine); only the hub goroutine
+// touches it.
+type mstate struct {
+	key        key
+	exp        Expectation
+	status     string // pending, running, lost (final ones are forgotten)
+	expectedAt time.Time
+
+	conn   *conn // current connection, nil while disconnected
+	connV2 bool
+	ready  bool // the connect was acked: commands may go out
+
+	usedBootstrap bool
+	connectedAt   time.Time
+	startedAt     time.Time
+	lastSeen      time.Time // last frame of a connection that has ended
+	finalizing    bool      // a lost/not_started write is in flight
+	lateDone      bool
+
+	kill     *command
+	signals  []*command
+	killSent bool
+}
+
+// seen is the last time any frame came from the machine's wrapper.
+func (st *mstate) seen() time.Time {
+	t := st.lastSeen
+	if st.conn != nil {
+		if c := time.Unix(0, st.conn.lastSeen.Load()); c.After(t) {
+			t = c
+		}
+	}
+	return t
+}
+
+// start is when the job began, for its timeout.
+func (st *mstate) start() time.Time {
+	if !st.startedAt.IsZero() {
+		return st.startedAt
+	}
+	return st.connectedAt
+}
+
+// timedOut reports whether the job's hard timeout has passed.
+func (st *mstate) timedOut(now time.Time) bool {
+	s := st.start()
+	return st.exp.Timeout > 0 && !s.IsZero() && !now.Before(s.Add(st.exp.Timeout))
+}
+
+// Hub serves /ws and owns the (run, machine) states.
+type Hub struct {
+	cfg  Config
+	log  hclog.Logger
+	tick time.Duration
+
+	in      chan any
+	done    chan struct{} // closed when Run returns
+	ctx     context.Context
+	cancel  context.CancelFunc
+	running atomic.Bool
+	wg      sync.WaitGroup // the hub's own store writers
+
+	// Owned by the Run goroutine.
+	machines map[key]*mstate
+	byRun    map[string]map[string]*mstate
+	conns    map[*conn]*key // nil key: not bound yet
+}
+
+// New returns a hub; call Run to start it.
+func New(cfg Config) *Hub {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if cfg.ResendInterval <= 0 {
+		cfg.ResendInterval = DefaultResendInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Publish == nil {
+		cfg.Publish = func(events.Event) {}
+	}
+	if cfg.OnFinal == nil {
+		cfg.OnFinal = func(string, string, string) {}
+	}
+	if cfg.SendBuffer <= 0 {
+		cfg.SendBuffer = DefaultSendBuffer
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	tick := min(cfg.ResendInterval/2, cfg.HeartbeatTimeout/10)
+	tick = max(min(tick, time.Second), 5*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Hub{
+		cfg: cfg, log: cfg.Logger, tick: tick,
+		in: make(chan any), done: make(chan struct{}),
+		ctx: ctx, cancel: cancel,
+		machines: map[key]*mstate{}, byRun: map[string]map[string]*mstate{},
+		conns: map[*conn]*key{},
+	}
+}
+
+func (h *Hub) now() time.Time { return h.cfg.Now() }
+
+// Run is the hub goroutine; it returns nil when ctx ends, after closing
+// every connection and waiting for the hub's own store writes.
+func (h *Hub) Run(ctx context.Context) error {
+	if !h.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("hub: Run called twice")
+	}
+	ticker := time.NewTicker(h.tick)
+	defer func() {
+		ticker.Stop()
+		close(h.done)
+		h.cancel()
+		for c := range h.conns {
+			c.abort()
+		}
+		h.wg.Wait()
+	}()
+	kills := h.cfg.Kills
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-h.in:
+			h.handle(m)
+		case r, ok := <-kills:
+			if !ok {
+				kills = nil
+				continue
+			}
+			h.command(r)
+		case <-ticker.C:
+			h.onTick()
+		}
+	}
+}
+
+// post hands a message to the hub goroutine; false once the hub is gone.
+// Never call it from the hub goroutine.
+func (h *Hub) post(m any) bool {
+	select {
+	case h.in <- m:
+		return true
+	case <-h.done:
+		return false
+	}
+}
+
+// Messages to the hub goroutine.
+type (
+	expectMsg struct {
+		e     Expectation
+		reply chan error
+	}
+	registerMsg struct{ c *conn }
+	unregMsg    struct{ c *conn }
+	bindReq     struct {
+		c         *conn
+		key       key
+		v2        bool
+		bootstrap bool // v2 with a bootstrap token, not a session
+		run       store.Run
+		machine   store.Machine
+		reply     chan bindResp
+	}
+	bindFailedMsg struct {
+		c         *conn
+		key       key
+		bootstrap bool
+	}
+	readyMsg   struct{ c *conn }
+	startedMsg struct {
+		key key
+		at  time.Time
+	}
+	killedMsg struct {
+		key    key
+		signal string
+	}
+	// finalMsg says a final result was stored by someone else than the
+	// hub (a read pump, Fail); late marks a complete stored beside lost.
+	finalMsg struct {
+		key    key
+		status string
+		late   bool
+	}
+	finalResult struct {
+		key    key
+		status string
+		err    error
+	}
+	queryMsg struct {
+		key   key
+		reply chan queryResp
+	}
+	busyMsg struct {
+		run   string
+		reply chan bool
+	}
+)
+
+type bindResp struct {
+	ok   bool
+	code string // error code when !ok
+	why  string // for the log
+	// final: the machine is already final (v1 only: a repeated complete
+	// is acked without change).
+	final       bool
+	exp         Expectation
+	markRunning bool // the machine was pending: store it as running
+}
+
+type queryResp struct{ killSent, timedOut bool }
+
+func (h *Hub) handle(m any) {
+	switch m := m.(type) {
+	case expectMsg:
+		m.reply <- h.expect(m.e)
+	case registerMsg:
+		h.conns[m.c] = nil
+	case unregMsg:
+		h.unregister(m.c)
+	case bindReq:
+		m.reply <- h.bind(m)
+	case bindFailedMsg:
+		if st := h.machines[m.key]; st != nil && st.conn == m.c {
+			st.conn, st.ready = nil, false
+			if st.status == store.StatusRunning && st.startedAt.IsZero() {
+				st.status = store.StatusPending
+			}
+			if m.bootstrap {
+				st.usedBootstrap = false
+			}
+		}
+	case readyMsg:
+		if k := h.conns[m.c]; k != nil {
+			if st := h.machines[*k]; st != nil && st.conn == m.c {
+				st.ready = true
+				h.flush(st, true)
+			}
+		}
+	case startedMsg:
+		if st := h.machines[m.key]; st != nil {
+			st.startedAt = m.at
+		}
+	case killedMsg:
+		h.killed(m.key, m.signal)
+	case finalMsg:
+		h.final(m.key, m.status, m.late)
+	case finalResult:
+		h.finalResult(m)
+	case queryMsg:
+		var r queryResp
+		if st := h.machines[m.key]; st != nil {
+			r = queryResp{killSent: st.killSent, timedOut: st.timedOut(h.now())}
+		}
+		m.reply <- r
+	case busyMsg:
+		m.reply <- h.busy(m.run)
+	default:
+		h.log.Error("unknown hub message", "type", fmt.Sprintf("%T", m))
+	}
+}
+
+func (h *Hub) add(st *mstate) {
+	h.machines[st.key] = st
+	if h.byRun[st.key.run] == nil {
+		h.byRun[st.key.run] = map[string]*mstate{}
+	}
+	h.byRun[st.key.run][st.key.machine] = st
+}
+
+// forget drops a machine's state; pending commands go with it.
+func (h *Hub) forget(st *mstate) {
+	if st.kill != nil || len(st.signals) > 0 {
+		h.log.Debug("dropping commands of a finished machine", "run_id", st.key.run,
+			"machine", st.key.machine, "kill", st.kill != nil, "signals", len(st.signals))
+	}
+	delete(h.machines, st.key)
+	if ms := h.byRun[st.key.run]; ms != nil {
+		delete(ms, st.key.machine)
+		if len(ms) == 0 {
+			delete(h.byRun, st.key.run)
+		}
+	}
+}
+
+func (h *Hub) expect(e Expectation) error {
+	k := key{e.RunID, e.Machine}
+	if _, ok := h.machines[k]; ok {
+		return fmt.Errorf("expect %s on %s: %w", e.RunID, e.Machine, ErrExpected)
+	}
+	h.add(&mstate{key: k, exp: e, status: store.StatusPending, expectedAt: h.now()})
+	return nil
+}
+
+func (h *Hub) unregister(c *conn) {
+	kp := h.conns[c]
+	delete(h.conns, c)
+	if kp == nil {
+		return
+	}
+	k := *kp
+	st := h.machines[k]
+	if st == nil || st.conn != c {
+		return
+	}
+	st.lastSeen = st.seen()
+	st.conn, st.ready = nil, false
+	h.log.Debug("wrapper disconnected", "run_id", k.run, "machine", k.machine)
+}
+
+// rebuild makes a state from the store for a machine the hub does not
+// know (the core restarted, or another core dispatched it). It returns
+// nil when the store's machine cannot take this connection.
+func (h *Hub) rebuild(req bindReq) *mstate {
+	m := req.machine
+	switch {
+	case req.v2 && req.bootstrap:
+		if m.Status != store.StatusPending {
+			return nil
+		}
+	case req.v2:
+		if m.Status != store.StatusPending && m.Status != store.StatusRunning && m.Status != store.StatusLost {
+			return nil
+		}
+	default:
+		if m.Protocol != wire.ProtocolV1 || (m.Status != store.StatusPending &&
+			m.Status != store.StatusRunning && m.Status != store.StatusLost) {
+			return nil
+		}
+	}
+	e := Expectation{RunID: req.run.ID, Job: req.run.Job, Machine: m.Machine, Protocol: m.Protocol}
+	if e.Protocol == 0 {
+		e.Protocol = wire.ProtocolV2
+	}
+	if len(req.run.Spec) > 0 {
+		if err := json.Unmarshal(req.run.Spec, &e.Spec); err != nil {
+			h.log.Warn("stored spec does not decode", "run_id", e.RunID, "error", err)
+		}
+	}
+	if e.Spec.Timeout != "" {
+		if d, err := wire.ParseDuration(e.Spec.Timeout); err == nil {
+			e.Timeout = d
+		}
+	}
+	st := &mstate{key: req.key, exp: e, status: m.Status, expectedAt: h.now(),
+		startedAt: m.StartedAt, connectedAt: m.StartedAt, lastSeen: h.now()}
+	h.add(st)
+	h.log.Info("rebuilt machine state from the store", "run_id", e.RunID, "machine", e.Machine,
+		"status", m.Status, "protocol", e.Protocol)
+	return st
+}
+
+func (h *Hub) bind(req bindReq) bindResp {
+	now := h.now()
+	log := h.log.With("run_id", req.key.run, "machine", req.key.machine)
+	st := h.machines[req.key]
+	// The store is the truth another core (or Fail) may have changed.
+	if ms := req.machine.Status; store.Final(ms) && ms != store.StatusLost {
+		if st != nil {
+			log.Debug("forgetting a machine the store holds final", "status", ms)
+			h.forget(st)
+		}
+		if !req.v2 && req.machine.Protocol == wire.ProtocolV1 {
+			return bindResp{final: true}
+		}
+		return bindResp{code: wire.CodeUnauthorized, why: "machine already final (" + ms + ")"}
+	}
+	if st != nil && st.status == store.StatusRunning && req.machine.Status == store.StatusLost {
+		st.status = store.StatusLost
+	}
+	if st == nil {
+		st = h.rebuild(req)
+	}
+	if st == nil {
+		return bindResp{code: wire.CodeUnauthorized, why: "no live machine for this connection (status " + req.machine.Status + ")"}
+	}
+	if !req.v2 && (!h.cfg.LegacyWrappers || st.exp.Protocol != wire.ProtocolV1) {
+		return bindResp{code: wire.CodeUnauthorized, why: "unauthenticated v1 connection refused"}
+	}
+	if st.status == store.StatusPending && st.finalizing {
+		return bindResp{code: wire.CodeUnauthorized, why: "connect deadline passed"}
+	}
+	if req.v2 && req.bootstrap {
+		switch {
+		case st.usedBootstrap || st.status != store.StatusPending:
+			return bindResp{code: wire.CodeUnauthorized, why: "bootstrap token already used"}
+		case !st.exp.ConnectDeadline.IsZero() && now.After(st.exp.ConnectDeadline):
+			return bindResp{code: wire.CodeUnauthorized, why: "bootstrap token past the connect deadline"}
+		}
+		st.usedBootstrap = true
+	}
+	if st.conn != nil && st.conn != req.c {
+		log.Info("newer connection replaces the old one")
+		st.conn.abort()
+	}
+	st.conn, st.connV2, st.ready = req.c, req.v2, false
+	h.conns[req.c] = &req.key
+	if st.connectedAt.IsZero() {
+		st.connectedAt = now
+	}
+	st.lastSeen = now
+	mark := st.status == store.StatusPending
+	if mark {
+		st.status = store.StatusRunning
+	}
+	log.Debug("wrapper connected", "v2", req.v2, "status", st.status)
+	return bindResp{ok: true, exp: st.exp, markRunning: mark}
+}
+
+// final records a final result someone else stored.
+func (h *Hub) final(k key, status string, late bool) {
+	st := h.machines[k]
+	job := ""
+	if st != nil {
+		job = st.exp.Job
+	}
+	h.cfg.Publish(events.Event{Kind: events.MachineUpdated, Job: job, RunID: k.run,
+		Machine: k.machine, Status: status, At: h.now()})
+	if late {
+		if st != nil {
+			st.lateDone = true
+			h.forget(st)
+		}
+		return
+	}
+	h.cfg.OnFinal(k.run, k.machine, status)
+	if st == nil {
+		return
+	}
+	if status == store.StatusLost {
+		st.status = store.StatusLost
+		return
+	}
+	h.forget(st)
+}
+
+// finalize stores a result the hub decided (lost, not_started) off the hub
+// goroutine.
+func (h *Hub) finalize(st *mstate, status string, code int, reason string) {
+	st.finalizing = true
+	k, now := st.key, h.now()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		err := h.cfg.Store.UpdateMachine(h.ctx, k.run, k.machine, store.MachineUpdate{
+			Status: &status, ExitCode: &code, Reason: &reason, FinishedAt: &now, OnlyIfNotFinal: true})
+		h.post(finalResult{key: k, status: status, err: err})
+	}()
+}
+
+func (h *Hub) finalResult(r finalResult) {
+	st := h.machines[r.key]
+	if st != nil {
+		st.finalizing = false
+	}
+	log := h.log.With("run_id", r.key.run, "machine", r.key.machine)
+	switch {
+	case r.err == nil:
+		log.Warn("machine result", "status", r.status)
+		if st != nil && st.conn != nil && r.status == store.StatusLost {
+			st.conn.abort()
+		}
+		h.final(r.key, r.status, false)
+	case errors.Is(r.err, store.ErrFinal):
+		// Another writer stored a result first and reports it itself.
+	case errors.Is(r.err, store.ErrNotFound):
+		log.Warn("machine vanished from the store", "error", r.err)
+		if st != nil {
+			h.forget(st)
+		}
+	default:
+		log.Error("store machine result, will retry", "status", r.status, "error", r.err)
+	}
+}
+
+func (h *Hub) onTick() {
+	now := h.now()
+	for _, st := range h.machines {
+		switch st.status {
+		case store.StatusPending:
+			dl := st.exp.ConnectDeadline
+			if !dl.IsZero() && now.After(dl) && !st.finalizing && st.conn == nil {
+				h.finalize(st, store.StatusNotStarted, wire.ExitNotStarted,
+					"wrapper did not connect within "+dl.Sub(st.expectedAt).Round(time.Millisecond).String())
+			}
+		case store.StatusRunning:
+			if quiet := now.Sub(st.seen()); quiet > h.cfg.HeartbeatTimeout && !st.finalizing {
+				h.finalize(st, store.StatusLost, wire.ExitLost,
+					"no frame from the wrapper for "+quiet.Round(time.Millisecond).String())
+			}
+		case store.StatusLost:
+			if st.conn == nil && st.exp.Timeout > 0 && st.timedOut(now) {
+				// Its job cannot be alive any more: nothing left to wait for.
+				h.forget(st)
+				continue
+			}
+		}
+		h.flush(st, false)
+	}
+}
+
+func (h *Hub) busy(run string) bool {
+	now := h.now()
+	for _, st := range h.byRun[run] {
+		switch st.status {
+		case store.StatusPending, store.StatusRunning:
+			return true
+		case store.StatusLost:
+			if !st.lateDone && (st.exp.Timeout == 0 || !st.timedOut(now)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Expect registers a (run, machine) before the runner dispatches its
+// wrapper; its machine row already exists in the store as pending.
+func (h *Hub) Expect(ctx context.Context, e Expectation) error {
+	if e.RunID == "" || e.Machine == "" {
+		return fmt.Errorf("expect: run id and machine are required")
+	}
+	if e.Protocol == 0 {
+		e.Protocol = wire.ProtocolV2
+	}
+	if e.Protocol != wire.ProtocolV1 && e.Protocol != wire.ProtocolV2 {
+		return fmt.Errorf("expect %s on %s: unknown protocol %d", e.RunID, e.Machine, e.Protocol)
+	}
+	reply := make(chan error, 1)
+	select {
+	case h.in <- expectMsg{e: e, reply: reply}:
+	case <-h.done:
+		return fmt.Errorf("expect %s on %s: %w", e.RunID, e.Machine, ErrNotRunning)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-reply
+}
+
+// Fail stores a final result for a machine (dispatch failed →
+// not_started/254, say); a no-op if it is already final. The hub forgets
+// the machine and calls OnFinal.
+func (h *Hub) Fail(ctx context.Context, runID, machine, status string, exitCode int, reason string) error {
+	if !store.Final(status) {
+		return fmt.Errorf("fail %s on %s: %q is not a final status", runID, machine, status)
+	}
+	now := h.now()
+	u := store.MachineUpdate{Status: &status, ExitCode: &exitCode, Reason: &reason,
+		FinishedAt: &now, OnlyIfNotFinal: true}
+	if status == store.StatusError {
+		u.Error = &reason
+	}
+	err := h.cfg.Store.UpdateMachine(ctx, runID, machine, u)
+	if errors.Is(err, store.ErrFinal) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("fail %s on %s: %w", runID, machine, err)
+	}
+	select {
+	case h.in <- finalMsg{key: key{runID, machine}, status: status}:
+	case <-h.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Busy reports whether some machine of the run still counts as running
+// for the overlap policy: not final, or lost while its job could still be
+// alive (no timeout, or started+timeout not yet passed) and no late
+// complete came. It asks the hub goroutine, so Run must be running; once
+// Run has returned it reports false.
+func (h *Hub) Busy(runID string) bool {
+	reply := make(chan bool, 1)
+	select {
+	case h.in <- busyMsg{run: runID, reply: reply}:
+		return <-reply
+	case <-h.done:
+		return false
+	}
+}
+
+// ask sends a request and waits for the reply, or for the hub to end.
+func ask[R any](h *Hub, send func(reply chan R) any) (R, bool) {
+	reply := make(chan R, 1)
+	var zero R
+	if !h.post(send(reply)) {
+		return zero, false
+	}
+	select {
+	case r := <-reply:
+		return r, true
+	case <-h.done:
+		return zero, false
+	}
+}

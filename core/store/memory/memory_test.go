@@ -1,0 +1,33 @@
+package memory_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/core/store/memory"
+	"github.com/saltpeter/saltpeter/core/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := memory.New()
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+func TestClosedIsUnavailable(t *testing.T) {
+	s := memory.New()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Ping(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Ping after Close = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.GetRun(ctx, "x"); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("GetRun after Close = %v, want ErrUnavailable", err)
+	}
+}
