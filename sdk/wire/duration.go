@@ -17,7 +17,11 @@ func ParseDuration(s string) (time.Duration, error) {
 	rest := s
 	var days time.Duration
 	if i := strings.IndexByte(s, 'd'); i > 0 {
+		// 100 years of days keeps days + the rest far from overflowing.
 		n, err := strconv.ParseUint(s[:i], 10, 32)
+		if err == nil && n > 36500 {
+			return 0, fmt.Errorf("invalid duration %q: more than 36500 days", s)
+		}
 		if err == nil {
 			days = time.Duration(n) * 24 * time.Hour
 			rest = s[i+1:]

@@ -1,0 +1,333 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/saltpeter/saltpeter/core/control"
+	"github.com/saltpeter/saltpeter/core/store"
+)
+
+// redacted replaces every env value: env is where secrets end up, and a
+// read token is not meant to reveal them.
+const redacted = "***"
+
+// nextCount is GET .../next's default and maximum count.
+const (
+	nextDefault = 5
+	nextMax     = 100
+)
+
+type lastRun struct {
+	ID         string  `json:"id"`
+	Status     string  `json:"status"`
+	StartedAt  *string `json:"started_at"`
+	FinishedAt *string `json:"finished_at"`
+}
+
+// jobSummary is a job in GET /api/v1/jobs.
+type jobSummary struct {
+	Name            string   `json:"name"`
+	Group           string   `json:"group"`
+	Schedule        string   `json:"schedule"`
+	Timezone        string   `json:"timezone"`
+	Enabled         bool     `json:"enabled"`
+	EnabledInConfig bool     `json:"enabled_in_config"`
+	OverrideBy      string   `json:"override_by,omitempty"`
+	OverrideAt      *string  `json:"override_at"`
+	NextRun         *string  `json:"next_run"`
+	Running         []string `json:"running"`
+	LastRun         *lastRun `json:"last_run"`
+}
+
+type targetJSON struct {
+	Plugin string          `json:"plugin"`
+	Args   json.RawMessage `json:"args"`
+}
+
+type killJSON struct {
+	Signal string `json:"signal"`
+	Grace  string `json:"grace"`
+}
+
+type retryJSON struct {
+	Attempts int    `json:"attempts"`
+	Backoff  string `json:"backoff"`
+}
+
+type expectJSON struct {
+	MaxGap string `json:"max_gap"`
+}
+
+type notifyJSON struct {
+	Notifier string   `json:"notifier"`
+	On       []string `json:"on"`
+}
+
+type wrapperJSON struct {
+	Path     string `json:"path"`
+	Protocol int    `json:"protocol"`
+}
+
+// jobDetail is GET /api/v1/jobs/{name}: the summary plus the job as
+// configured.
+type jobDetail struct {
+	jobSummary
+	Command            string            `json:"command"`
+	Cwd                string            `json:"cwd"`
+	User               string            `json:"user"`
+	Env                map[string]string `json:"env"`
+	Target             targetJSON        `json:"target"`
+	NumberOfTargets    int               `json:"number_of_targets"`
+	BatchSize          int               `json:"batch_size"`
+	Success            string            `json:"success"`
+	AbortAfterFailures int               `json:"abort_after_failures"`
+	Timeout            *string           `json:"timeout"`
+	SoftTimeout        *string           `json:"soft_timeout"`
+	NoOutputTimeout    *string           `json:"no_output_timeout"`
+	Overlap            string            `json:"overlap"`
+	Jitter             *string           `json:"jitter"`
+	CatchUp            string            `json:"catch_up"`
+	DSTGap             string            `json:"dst_gap"`
+	DSTRepeat          string            `json:"dst_repeat"`
+	KeepChildren       bool              `json:"keep_children"`
+	Kill               killJSON          `json:"kill"`
+	Retry              *retryJSON        `json:"retry"`
+	Expect             *expectJSON       `json:"expect"`
+	Notify             []notifyJSON      `json:"notify"`
+	Wrapper            wrapperJSON       `json:"wrapper"`
+}
+
+// summary builds a job's list entry; the last run is read from the store.
+func (a *API) summary(ctx context.Context, js control.JobState) (jobSummary, error) {
+	j := js.Job
+	if j == nil {
+		return jobSummary{}, fmt.Errorf("job state without a job")
+	}
+	s := jobSummary{
+		Name:            j.Name,
+		Group:           j.Group,
+		Schedule:        j.Schedule,
+		Timezone:        j.Timezone,
+		Enabled:         js.Enabled,
+		EnabledInConfig: js.EnabledInConfig,
+		OverrideBy:      js.OverrideBy,
+		OverrideAt:      ts(js.OverrideAt),
+		NextRun:         ts(js.NextRun),
+		Running:         js.Running,
+	}
+	if s.Running == nil {
+		s.Running = []string{}
+	}
+	runs, err := a.store.ListRuns(ctx, store.RunFilter{Job: j.Name, Limit: 1})
+	if err != nil {
+		return jobSummary{}, fmt.Errorf("last run of %s: %w", j.Name, err)
+	}
+	if len(runs) > 0 {
+		run := runs[0]
+		s.LastRun = &lastRun{ID: run.ID, Status: run.Status, StartedAt: ts(run.StartedAt), FinishedAt: ts(run.FinishedAt)}
+	}
+	return s, nil
+}
+
+func (a *API) detail(ctx context.Context, js control.JobState) (jobDetail, error) {
+	s, err := a.summary(ctx, js)
+	if err != nil {
+		return jobDetail{}, err
+	}
+	j := js.Job
+	d := jobDetail{
+		jobSummary:         s,
+		Command:            j.Command,
+		Cwd:                j.Cwd,
+		User:               j.User,
+		Env:                redactEnv(j.Env),
+		Target:             targetJSON{Plugin: j.Target.Plugin, Args: j.Target.Args},
+		NumberOfTargets:    j.NumberOfTargets,
+		BatchSize:          j.BatchSize,
+		Success:            j.Success,
+		AbortAfterFailures: j.AbortAfterFailures,
+		Timeout:            optDur(j.Timeout),
+		SoftTimeout:        optDur(j.SoftTimeout),
+		NoOutputTimeout:    optDur(j.NoOutputTimeout),
+		Overlap:            j.Overlap,
+		Jitter:             optDur(j.Jitter),
+		CatchUp:            j.CatchUp,
+		DSTGap:             j.DSTGap,
+		DSTRepeat:          j.DSTRepeat,
+		KeepChildren:       j.KeepChildren,
+		Kill:               killJSON{Signal: j.Kill.Signal, Grace: dur(j.Kill.Grace)},
+		Notify:             []notifyJSON{},
+		Wrapper:            wrapperJSON{Path: j.Wrapper.Path, Protocol: j.Wrapper.Protocol},
+	}
+	if len(d.Target.Args) == 0 || !json.Valid(d.Target.Args) {
+		// Args is JSON the config rendered; anything else would make the
+		// whole response invalid.
+		d.Target.Args = json.RawMessage("{}")
+	}
+	if j.Retry != nil {
+		d.Retry = &retryJSON{Attempts: j.Retry.Attempts, Backoff: dur(j.Retry.Backoff)}
+	}
+	if j.Expect != nil {
+		d.Expect = &expectJSON{MaxGap: dur(j.Expect.MaxGap)}
+	}
+	for _, n := range j.Notify {
+		on := n.On
+		if on == nil {
+			on = []string{}
+		}
+		d.Notify = append(d.Notify, notifyJSON{Notifier: n.Notifier, On: on})
+	}
+	return d, nil
+}
+
+// redactEnv keeps the names, which say what a job depends on, and hides
+// every value.
+func redactEnv(env map[string]string) map[string]string {
+	out := make(map[string]string, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out[k] = redacted
+	}
+	return out
+}
+
+func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
+	states, err := a.control.Jobs(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]jobSummary, 0, len(states))
+	for _, js := range states {
+		s, err := a.summary(r.Context(), js)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		out = append(out, s)
+	}
+	a.writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+}
+
+// jobState fetches a job, turning the runner's unknown-job error into the
+// 404 the path deserves.
+func (a *API) jobState(ctx context.Context, name string) (control.JobState, error) {
+	js, err := a.control.Job(ctx, name)
+	if err != nil {
+		return js, err
+	}
+	if js.Job == nil {
+		return js, fmt.Errorf("job %q: %w", name, control.ErrUnknownJob)
+	}
+	return js, nil
+}
+
+func (a *API) writeJob(w http.ResponseWriter, r *http.Request, name string) {
+	js, err := a.jobState(r.Context(), name)
+	if err != nil {
+		a.fail(w, r, jobErr(name, err))
+		return
+	}
+	d, err := a.detail(r.Context(), js)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.writeJSON(w, http.StatusOK, d)
+}
+
+// jobErr words an unknown-job error with the name the client sent.
+func jobErr(name string, err error) error {
+	var e *Error
+	if errors.Is(err, control.ErrUnknownJob) && !errors.As(err, &e) {
+		return errorf(http.StatusNotFound, CodeJobNotFound, "There is no job named %q.", name)
+	}
+	return err
+}
+
+func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
+	a.writeJob(w, r, r.PathValue("name"))
+}
+
+func (a *API) runJob(w http.ResponseWriter, r *http.Request) {
+	name, by := r.PathValue("name"), who(r).Name
+	id, err := a.control.RunNow(r.Context(), name, by)
+	if err != nil {
+		a.fail(w, r, jobErr(name, err))
+		return
+	}
+	a.log.Info("operator run", "job", name, "run_id", id, "by", by)
+	a.writeJSON(w, http.StatusAccepted, map[string]string{"run_id": id})
+}
+
+func (a *API) killJob(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	a.kill(w, r, control.KillRequest{Job: name}, func(err error) error { return jobErr(name, err) })
+}
+
+func (a *API) setEnabled(enabled bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name, by := r.PathValue("name"), who(r).Name
+		if err := a.control.SetEnabled(r.Context(), name, enabled, by); err != nil {
+			a.fail(w, r, jobErr(name, err))
+			return
+		}
+		a.log.Info("operator set job enabled", "job", name, "enabled", enabled, "by", by)
+		a.writeJob(w, r, name)
+	}
+}
+
+func (a *API) resetEnabled(w http.ResponseWriter, r *http.Request) {
+	name, by := r.PathValue("name"), who(r).Name
+	if err := a.control.ResetEnabled(r.Context(), name, by); err != nil {
+		a.fail(w, r, jobErr(name, err))
+		return
+	}
+	a.log.Info("operator reset job enabled", "job", name, "by", by)
+	a.writeJob(w, r, name)
+}
+
+type fireJSON struct {
+	At            *string `json:"at"`
+	DSTTransition bool    `json:"dst_transition"`
+}
+
+func (a *API) nextRuns(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	n := nextDefault
+	if v := r.URL.Query().Get("count"); v != "" {
+		c, err := strconv.Atoi(v)
+		if err != nil || c < 1 {
+			a.writeError(w, badParam("count", v, "want a whole number from 1"))
+			return
+		}
+		n = min(c, nextMax)
+	}
+	fires, err := a.control.NextRuns(r.Context(), name, n)
+	if err != nil {
+		a.fail(w, r, jobErr(name, err))
+		return
+	}
+	out := make([]fireJSON, 0, len(fires))
+	for _, f := range fires {
+		out = append(out, fireJSON{At: ts(f.At), DSTTransition: f.DST})
+	}
+	a.writeJSON(w, http.StatusOK, map[string]any{"job": name, "fires": out})
+}
+
+func (a *API) reload(w http.ResponseWriter, r *http.Request) {
+	by := who(r).Name
+	if err := a.control.Reload(r.Context(), by); err != nil {
+		a.log.Info("operator reload refused", "by", by, "error", err)
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("operator reload", "by", by)
+	a.writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+}
