@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/saltpeter/saltpeter/core/schedule"
 )
 
 // Config is a whole, validated configuration.
@@ -40,8 +42,11 @@ type Core struct {
 	SecretFile       string
 	LegacyWrappers   bool
 	HeartbeatTimeout time.Duration
-	ConnectDeadline  time.Duration
-	APITokens        []APIToken
+	// HeartbeatInterval is the interval sent to v2 wrappers in the spec
+	// message (default 5s); HeartbeatTimeout is at least twice it.
+	HeartbeatInterval time.Duration
+	ConnectDeadline   time.Duration
+	APITokens         []APIToken
 }
 
 // API token roles.
@@ -104,9 +109,11 @@ type Job struct {
 	Name     string
 	Group    string
 	Schedule string
-	Timezone string
-	Location *time.Location
-	Enabled  bool
+	// ParsedSchedule is Schedule parsed by schedule.Parse.
+	ParsedSchedule schedule.Schedule
+	Timezone       string
+	Location       *time.Location
+	Enabled        bool
 
 	Command string
 	Cwd     string
@@ -168,6 +175,7 @@ type Expect struct {
 type Notify struct {
 	Notifier string
 	On       []string
+	Range    hcl.Range
 }
 
 // Wrapper names the wrapper program and its protocol.

@@ -62,7 +62,7 @@ func TestBinaryOutputRoundTrip(t *testing.T) {
 }
 
 func TestSetBytesKeepsInvalidUTF8(t *testing.T) {
-	var f Frame
+	f := Frame{Type: TypeOutput}
 	f.SetBytes([]byte("plain"))
 	if f.Data != "plain" || f.DataB64 != nil {
 		t.Fatalf("valid UTF-8 went to %+v", f)
