@@ -1,0 +1,47 @@
+package pluginhost
+
+import (
+	"context"
+
+	"github.com/saltpeter/saltpeter/sdk/target"
+)
+
+// hostedTarget is a target plugin as the core sees it: each call goes to
+// the plugin's current process, restarted when it died.
+type hostedTarget struct {
+	m *managed
+}
+
+var _ target.Target = (*hostedTarget)(nil)
+
+// Configure reconfigures the plugin; the config is kept for restarts once
+// the plugin accepted it.
+func (t *hostedTarget) Configure(ctx context.Context, config []byte) error {
+	err := t.m.call(ctx, func(tg target.Target) error { return tg.Configure(ctx, config) })
+	if err == nil {
+		t.m.setConfig(config)
+	}
+	return err
+}
+
+// Resolve implements target.Target.
+func (t *hostedTarget) Resolve(ctx context.Context, req target.ResolveRequest) ([]string, error) {
+	var machines []string
+	err := t.m.call(ctx, func(tg target.Target) error {
+		var err error
+		machines, err = tg.Resolve(ctx, req)
+		return err
+	})
+	return machines, err
+}
+
+// Dispatch implements target.Target.
+func (t *hostedTarget) Dispatch(ctx context.Context, req target.DispatchRequest) (target.DispatchResult, error) {
+	var res target.DispatchResult
+	err := t.m.call(ctx, func(tg target.Target) error {
+		var err error
+		res, err = tg.Dispatch(ctx, req)
+		return err
+	})
+	return res, err
+}

@@ -1,0 +1,24 @@
+// Package sdk is what a Saltpeter plugin author imports: the handshake a
+// plugin shares with the core, the names of the plugin kinds, and Serve,
+// the one entry point that serves a plugin of any kind over go-plugin's
+// gRPC transport.
+//
+// A whole target plugin:
+//
+//	func main() {
+//		sdk.Serve("example", sdk.WithTarget(func(log hclog.Logger) (target.Target, error) {
+//			return &myTarget{log: log}, nil
+//		}))
+//	}
+//
+// Each kind lives in its own package (sdk/target today; store and notifier
+// later), laid out alike: the interface, plugin.go (the go-plugin adapter),
+// client.go, server.go, proto/ and testing.go. The generated protobuf code
+// is internal: authors see plain Go types only. sdk/sdktest holds the
+// conformance suites every implementation of a kind runs.
+//
+// A plugin never writes to its standard output (go-plugin's handshake
+// channel); Serve gives the factory an hclog logger that writes JSON to
+// standard error, which the core folds into its own log. A served plugin
+// exits by itself when the core that started it goes away.
+package sdk

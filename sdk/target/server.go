@@ -1,0 +1,67 @@
+package target
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/saltpeter/saltpeter/sdk/target/internal/targetpb"
+)
+
+// GRPCServer is the plugin's side: it implements the gRPC service by
+// calling Impl. An error from Impl travels as a gRPC status carrying its
+// text (code Canceled or DeadlineExceeded for the context errors, Unknown
+// otherwise).
+type GRPCServer struct {
+	targetpb.UnimplementedTargetServer
+	Impl Target
+}
+
+// Configure implements the gRPC service.
+func (s *GRPCServer) Configure(ctx context.Context, req *targetpb.ConfigureRequest) (*targetpb.ConfigureResponse, error) {
+	if err := s.Impl.Configure(ctx, req.GetConfig()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &targetpb.ConfigureResponse{}, nil
+}
+
+// Resolve implements the gRPC service.
+func (s *GRPCServer) Resolve(ctx context.Context, req *targetpb.ResolveRequest) (*targetpb.ResolveResponse, error) {
+	machines, err := s.Impl.Resolve(ctx, ResolveRequest{Job: req.GetJob(), Args: req.GetArgs()})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &targetpb.ResolveResponse{Machines: machines}, nil
+}
+
+// Dispatch implements the gRPC service.
+func (s *GRPCServer) Dispatch(ctx context.Context, req *targetpb.DispatchRequest) (*targetpb.DispatchResponse, error) {
+	res, err := s.Impl.Dispatch(ctx, DispatchRequest{
+		Job:         req.GetJob(),
+		RunID:       req.GetRunId(),
+		Machine:     req.GetMachine(),
+		Args:        req.GetArgs(),
+		WrapperPath: req.GetWrapperPath(),
+		Protocol:    int(req.GetProtocol()),
+		Env:         req.GetEnv(),
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &targetpb.DispatchResponse{Detail: res.Detail}, nil
+}
+
+// toStatus turns an implementation's error into a gRPC status with the
+// same text.
+func toStatus(err error) error {
+	code := codes.Unknown
+	switch {
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	return status.Error(code, err.Error())
+}
