@@ -1,0 +1,270 @@
+package wrapper
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/saltpeter/saltpeter/sdk/wire"
+)
+
+// wrapperBin is the real saltpeter-wrapper, built once by TestMain.
+var wrapperBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "saltpeter-wrapper-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	wrapperBin = filepath.Join(dir, "saltpeter-wrapper")
+	build := exec.Command("go", "build", "-o", wrapperBin, "./cmd/saltpeter-wrapper")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build saltpeter-wrapper: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// dispatchEnv is what a target plugin would give the wrapper.
+func dispatchEnv(core *fakeCore) []string {
+	return []string{
+		"PATH=/usr/bin:/bin",
+		wire.EnvWebSocketURL + "=" + core.url,
+		wire.EnvWebSocketURLs + "=" + core.url,
+		wire.EnvJobName + "=" + testJob,
+		wire.EnvJobInstance + "=" + testInstance,
+		wire.EnvMachineID + "=" + testMachine,
+		wire.EnvToken + "=" + testToken,
+	}
+}
+
+var detachedRE = regexp.MustCompile(`^` + regexp.QuoteMeta(wire.DetachedLine) + ` pid=(\d+)\n$`)
+
+// startDetached runs the binary as a target plugin would and returns the
+// detached child's pid. The child is killed at cleanup unless it is gone.
+func startDetached(t *testing.T, env []string, extra ...*os.File) int {
+	t.Helper()
+	cmd := exec.Command(wrapperBin)
+	cmd.Env = env
+	cmd.ExtraFiles = extra
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("wrapper: %v; stderr %q", err, stderr.String())
+	}
+	m := detachedRE.FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("stdout = %q, want exactly one detach line", stdout.String())
+	}
+	pid, _ := strconv.Atoi(m[1])
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatalf("pidfd_open %d: %v", pid, err)
+	}
+	t.Cleanup(func() {
+		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		awaitExit(t, pidfd)
+		unix.Close(pidfd)
+	})
+	return pid
+}
+
+// awaitExit waits for the process behind pidfd to end; it need not be
+// our child.
+func awaitExit(t *testing.T, pidfd int) {
+	t.Helper()
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 30_000)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			t.Errorf("detached wrapper did not exit: %v", err)
+		}
+		return
+	}
+}
+
+func TestBinaryVersion(t *testing.T) {
+	out, err := exec.Command(wrapperBin, "-version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != Version+"\n" {
+		t.Errorf("-version printed %q, want %q", out, Version+"\n")
+	}
+}
+
+func TestBinaryBadEnvironment(t *testing.T) {
+	core := newFakeCore(t, testSpec())
+	for _, tc := range []struct {
+		name string
+		drop string
+		want string
+	}{
+		{"no token", wire.EnvToken, "SP_TOKEN is not set"},
+		{"no instance", wire.EnvJobInstance, "SP_JOB_INSTANCE is not set"},
+		{"no machine", wire.EnvMachineID, "SP_MACHINE_ID is not set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var env []string
+			for _, kv := range dispatchEnv(core) {
+				if !strings.HasPrefix(kv, tc.drop+"=") {
+					env = append(env, kv)
+				}
+			}
+			cmd := exec.Command(wrapperBin)
+			cmd.Env = env
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != 2 {
+				t.Errorf("exit code %d (%v), want 2", code, err)
+			}
+			if !strings.Contains(stderr.String(), tc.want) || stdout.Len() != 0 {
+				t.Errorf("stdout %q stderr %q, want nothing and %q", stdout.String(), stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestBinaryDetach: the child runs in its own session, has only /dev/null
+// (or the log file) on 0-2, none of the parent's other descriptors, and
+// dials the core.
+func TestBinaryDetach(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		logFile bool
+	}{{"no log", false}, {"log file", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			core := newFakeCore(t, testSpec())
+			core.set(func() { core.holdConnect = true })
+			env := dispatchEnv(core)
+			logPath := filepath.Join(t.TempDir(), "wrapper.log")
+			if tc.logFile {
+				env = append(env, EnvWrapperLog+"="+logPath)
+			}
+			// A descriptor the target plugin leaked to the wrapper.
+			leakR, leakW, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { leakR.Close(); leakW.Close() })
+			leak, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", leakR.Fd()))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			pid := startDetached(t, env, leakR)
+			core.await(t, "the detached wrapper's connect", func() bool { return len(core.connects) == 1 })
+
+			ours, err := unix.Getsid(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A session leader's session id is its own pid.
+			if sid := sessionOf(t, pid); sid != pid || sid == ours {
+				t.Errorf("detached wrapper %d is in session %d, want its own (ours is %d)", pid, sid, ours)
+			}
+			fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, fd := range fds {
+				target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+				want := ""
+				switch fd.Name() {
+				case "0", "1":
+					want = os.DevNull
+				case "2":
+					want = os.DevNull
+					if tc.logFile {
+						want = logPath
+					}
+				}
+				if want != "" && target != want {
+					t.Errorf("fd %s -> %q, want %q", fd.Name(), target, want)
+				}
+				if target == leak {
+					t.Errorf("fd %s is the parent's leaked pipe %s", fd.Name(), leak)
+				}
+			}
+			environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(environ, []byte(envDetached+"=1\x00")) {
+				t.Error("detached wrapper lacks the detach marker")
+			}
+			if c := core.connects[0]; c.Token != testToken || c.Resume {
+				t.Errorf("connect: token ok %v resume %v", c.Token == testToken, c.Resume)
+			}
+		})
+	}
+}
+
+// sessionOf reads the session id from /proc/PID/stat (field 6; the comm
+// before it may hold spaces, so count from the last ')').
+func sessionOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	// state ppid pgrp session
+	sid, err := strconv.Atoi(fields[3])
+	if err != nil {
+		t.Fatalf("stat %q: %v", b, err)
+	}
+	return sid
+}
+
+// TestBinaryEndToEnd: the real binary, detached, runs a real job against
+// the fake core, reports it, and exits once complete is acked.
+func TestBinaryEndToEnd(t *testing.T) {
+	core := newFakeCore(t, shellSpec(`echo hello; printf 'token=%s marker=%s\n' "${SP_TOKEN-unset}" "${SP_WRAPPER_DETACHED-unset}"`))
+	logPath := filepath.Join(t.TempDir(), "wrapper.log")
+	pid := startDetached(t, append(dispatchEnv(core), EnvWrapperLog+"="+logPath))
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+
+	f := core.awaitComplete(t)
+	checkComplete(t, f, 0, wire.ReasonExit)
+	if got := string(core.output(wire.StreamStdout)); got != "hello\ntoken=unset marker=unset\n" {
+		t.Errorf("stdout = %q", got)
+	}
+	awaitExit(t, pidfd)
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(log, []byte(`"@message":"run complete"`)) {
+		t.Errorf("log lacks the end of the run:\n%s", log)
+	}
+	if bytes.Contains(log, []byte(`"@level":"error"`)) {
+		t.Errorf("log has errors:\n%s", log)
+	}
+	core.mu.Lock()
+	session := core.session
+	core.mu.Unlock()
+	if bytes.Contains(log, []byte(testToken)) || bytes.Contains(log, []byte(session)) {
+		t.Errorf("log holds a credential:\n%s", log)
+	}
+}

@@ -1,0 +1,296 @@
+package wrapper
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Spool sizes. The memory limit bounds what a run holds in RAM while the
+// core is away; past it chunks go to an unlinked temp file, so a chatty job
+// never blocks on a full pipe.
+const (
+	defaultSpoolMemory = 8 << 20
+	// chunkMax is the most a pipe read takes, and the most an unsent chunk
+	// grows to when small writes are merged.
+	chunkMax = 32 << 10
+)
+
+// chunk is one sequenced piece of output. Chunk i of spool.chunks has seq
+// spool.base()+i: seqs are contiguous.
+type chunk struct {
+	stream byte   // wire.BinaryStdout, BinaryStderr or BinarySystem
+	data   []byte // nil when spilled
+	off    int64  // offset in the spill file when spilled
+	n      int    // length when spilled
+}
+
+// sendable is a chunk handed to the writer.
+type sendable struct {
+	seq    int64
+	stream byte
+	data   []byte
+}
+
+// spool is the one sequencer of a run's output and its send buffer: every
+// chunk of stdout, stderr and the wrapper's notes gets the next seq here and
+// stays until the core acks it. A cursor says what the current connection
+// has sent; a resume or a nack moves it back.
+type spool struct {
+	mu       sync.Mutex
+	wake     chan struct{}
+	dir      string
+	memLimit int
+	log      hclog.Logger
+
+	chunks   []chunk // unacked chunks, oldest first
+	next     int64   // the seq the next chunk gets
+	cursor   int64   // the next seq to send on this connection
+	sentHigh int64   // the highest seq ever sent; such chunks never change
+	memBytes int
+	sealed   bool
+
+	file     *os.File
+	fileEnd  int64
+	fileLive int  // spilled chunks not yet acked
+	spillErr bool // logged once
+}
+
+func newSpool(dir string, memLimit int, log hclog.Logger) *spool {
+	return &spool{
+		wake:     make(chan struct{}, 1),
+		dir:      dir,
+		memLimit: memLimit,
+		log:      log,
+		sentHigh: -1,
+	}
+}
+
+// Wake is signalled whenever there may be something new to send: a chunk
+// appended, acked (the complete frame waits for the last ack) or rewound.
+func (s *spool) Wake() <-chan struct{} { return s.wake }
+
+func (s *spool) notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Base is the seq of the oldest unacked chunk.
+func (s *spool) Base() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.base()
+}
+
+// base is the seq of the oldest unacked chunk (next when none). Callers
+// hold mu.
+func (s *spool) base() int64 { return s.next - int64(len(s.chunks)) }
+
+// Append sequences a copy of p on stream. It returns false once the spool
+// is sealed (the complete frame has claimed the last seq). It never waits
+// on the network.
+func (s *spool) Append(stream byte, p []byte) bool {
+	if len(p) == 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sealed {
+		return false
+	}
+	defer s.notify()
+	// Merge into the last chunk when it has never been sent: fewer, larger
+	// frames while the core is away, and no seq the core may hold changes.
+	if n := len(s.chunks); n > 0 {
+		t := &s.chunks[n-1]
+		if s.next-1 > s.sentHigh && t.stream == stream && t.data != nil &&
+			len(t.data)+len(p) <= chunkMax && s.memBytes+len(p) <= s.memLimit {
+			t.data = append(t.data, p...)
+			s.memBytes += len(p)
+			return true
+		}
+	}
+	c := chunk{stream: stream}
+	if s.memBytes+len(p) > s.memLimit && s.spill(&c, p) {
+		s.fileLive++
+	} else {
+		// Past the limit only when the disk failed: better to use memory
+		// than to lose the job's bytes.
+		c.data = bytes.Clone(p)
+		s.memBytes += len(p)
+	}
+	s.chunks = append(s.chunks, c)
+	s.next++
+	return true
+}
+
+// spill writes p to the spill file and records where in c.
+func (s *spool) spill(c *chunk, p []byte) bool {
+	if s.file == nil {
+		f, err := os.CreateTemp(s.dir, "saltpeter-wrapper-spool-*")
+		if err != nil {
+			s.spillFailed(fmt.Errorf("create spool file: %w", err))
+			return false
+		}
+		// Unlinked at once: the space is freed however the wrapper ends.
+		if err := os.Remove(f.Name()); err != nil {
+			s.log.Warn("cannot unlink spool file", "path", f.Name(), "error", err)
+		}
+		s.file = f
+	}
+	if _, err := s.file.WriteAt(p, s.fileEnd); err != nil {
+		s.spillFailed(fmt.Errorf("write spool file: %w", err))
+		return false
+	}
+	c.off, c.n = s.fileEnd, len(p)
+	s.fileEnd += int64(len(p))
+	return true
+}
+
+func (s *spool) spillFailed(err error) {
+	if !s.spillErr {
+		s.spillErr = true
+		s.log.Error("cannot spill output to disk; keeping it in memory", "error", err)
+	}
+}
+
+// Next hands out the chunk at the cursor and advances it; ok is false when
+// everything appended has been sent on this connection.
+func (s *spool) Next() (c sendable, ok bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cursor >= s.next {
+		return sendable{}, false, nil
+	}
+	ch := s.chunks[s.cursor-s.base()]
+	data := ch.data
+	if data == nil {
+		data = make([]byte, ch.n)
+		if _, err := s.file.ReadAt(data, ch.off); err != nil {
+			return sendable{}, false, fmt.Errorf("read spool file at seq %d: %w", s.cursor, err)
+		}
+	}
+	c = sendable{seq: s.cursor, stream: ch.stream, data: data}
+	s.cursor++
+	s.sentHigh = max(s.sentHigh, c.seq)
+	return c, true, nil
+}
+
+// Ack drops every chunk up to and including seq: the core stores in seq
+// order, so an ack for seq covers all before it.
+func (s *spool) Ack(seq int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropThrough(seq)
+	s.notify()
+}
+
+func (s *spool) dropThrough(seq int64) {
+	base := s.base()
+	if seq < base {
+		return
+	}
+	k := int(min(seq, s.next-1) - base + 1)
+	for i := range k {
+		if s.chunks[i].data != nil {
+			s.memBytes -= len(s.chunks[i].data)
+		} else {
+			s.fileLive--
+		}
+		s.chunks[i] = chunk{} // let the data go before the array does
+	}
+	s.chunks = s.chunks[k:]
+	s.cursor = max(s.cursor, s.base())
+	if s.fileLive == 0 && s.fileEnd > 0 {
+		if err := s.file.Truncate(0); err != nil {
+			s.log.Warn("cannot truncate spool file", "error", err)
+		} else {
+			s.fileEnd = 0
+		}
+	}
+}
+
+// Rewind moves the cursor back to seq (a nack's expected_seq), so that
+// everything from there is sent again. It reports false when seq was
+// already acked: those bytes are gone, and the caller must not loop on it.
+func (s *spool) Rewind(seq int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq < s.base() {
+		return false
+	}
+	if seq < s.cursor {
+		s.cursor = seq
+		s.notify()
+	}
+	return true
+}
+
+// Resume adopts a new connection's next_seq, the core's durable view: the
+// chunks below it are dropped, everything from it is sent again.
+func (s *spool) Resume(nextSeq int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.notify()
+	var err error
+	switch base := s.base(); {
+	case nextSeq > s.next:
+		// The core has more than was ever sent: drop everything and go on
+		// from its seq, so new chunks are not taken for duplicates.
+		err = fmt.Errorf("core's next_seq %d is past the last seq sent %d", nextSeq, s.next-1)
+		s.dropThrough(s.next - 1)
+		s.next = nextSeq
+	case nextSeq < base:
+		err = fmt.Errorf("core's next_seq %d is below seq %d it already acked; seqs %d..%d cannot be sent again",
+			nextSeq, base, nextSeq, base-1)
+	default:
+		s.dropThrough(nextSeq - 1)
+	}
+	s.cursor = s.base()
+	return err
+}
+
+// Pending reports whether some chunk is not acked yet.
+func (s *spool) Pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.chunks) > 0
+}
+
+// Seal refuses further chunks and returns the last seq, -1 if none: the
+// seq the complete frame carries.
+func (s *spool) Seal() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sealed = true
+	return s.next - 1
+}
+
+// Close releases the spill file.
+func (s *spool) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file == nil {
+		return nil
+	}
+	err := s.file.Close()
+	s.file = nil
+	return err
+}
+
+// spoolStats is what tests look at.
+type spoolStats struct {
+	chunks, memBytes, fileLive int
+	fileEnd                    int64
+}
+
+func (s *spool) stats() spoolStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return spoolStats{chunks: len(s.chunks), memBytes: s.memBytes, fileLive: s.fileLive, fileEnd: s.fileEnd}
+}
