@@ -1,0 +1,45 @@
+# Saltpeter. `make run` starts a core on config.hcl; `make test` runs every
+# test, installing what the tests need first (see .ci/deps).
+
+GO       ?= go
+MODULE   := github.com/saltpeter/saltpeter
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X $(MODULE)/core/cli.Version=$(VERSION) -X $(MODULE)/wrapper.Version=$(VERSION)
+# Tests that need a component (sshd, PostgreSQL, Chromium, protoc) fail
+# instead of skipping when it is missing.
+export SALTPETER_REQUIRE ?= all
+
+.PHONY: all build run test deps vet bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/saltpeter ./core/cmd/saltpeter
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/saltpeter-wrapper ./wrapper/cmd/saltpeter-wrapper
+
+run: build
+	./bin/saltpeter serve -config config.hcl
+
+deps:
+	bash .ci/deps
+
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: deps vet build
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./core/e2e/
+
+# A short run of every fuzz target, beyond the checked-in seeds that
+# `make test` replays.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./core/config/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeFrame -fuzztime 30s ./core/hub/
+
+clean:
+	rm -rf bin
+
+include proto.mk

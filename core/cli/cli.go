@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/saltpeter/saltpeter/core/config"
+	"github.com/saltpeter/saltpeter/core/server"
+	"github.com/saltpeter/saltpeter/plugins/builtin"
+)
+
+// Version is set at build time (-ldflags "-X ...cli.Version=...").
+var Version = "dev"
+
+const usage = `saltpeter: a distributed cron for fleets
+
+Core:
+  saltpeter serve    -config PATH   run the core
+  saltpeter validate -config PATH   check a configuration, print its diagnostics
+  saltpeter version
+
+Operator (talks to a core's HTTP API; -addr or SALTPETER_ADDR, token in SALTPETER_TOKEN):
+  saltpeter jobs
+  saltpeter run JOB
+  saltpeter kill JOB | kill -run ID [-machine M] [-signal SIG] [-grace D]
+  saltpeter enable JOB | disable JOB | reset JOB
+  saltpeter runs [-job JOB] [-limit N]
+  saltpeter run-status ID
+  saltpeter output [-follow] [-stream S] ID MACHINE
+`
+
+// Main runs the command line and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) < 1 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(rest, stderr)
+	case "validate":
+		return validate(rest, stdout, stderr)
+	case "plugin":
+		// Re-executed by the core's plugin host: serve one built-in.
+		if len(rest) != 2 {
+			fmt.Fprintln(stderr, "usage: saltpeter plugin KIND NAME (run by the core, not by hand)")
+			return 2
+		}
+		if err := builtin.Serve(rest[0], rest[1]); err != nil {
+			fmt.Fprintln(stderr, "saltpeter plugin:", err)
+			return 1
+		}
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "saltpeter", Version)
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if c, ok := clientCommands[cmd]; ok {
+		return c(rest, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "saltpeter: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "config.hcl", "configuration file or folder of *.hcl files")
+	level := fs.String("log-level", "info", "trace, debug, info, warn or error")
+	json := fs.Bool("log-json", false, "log JSON lines instead of text")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "saltpeter", Level: hclog.LevelFromString(*level),
+		Output: stderr, JSONFormat: *json})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := server.Run(ctx, server.Options{ConfigPath: *path, Logger: log}); err != nil {
+		log.Error("core failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func validate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "config.hcl", "configuration file or folder of *.hcl files")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	conf, diags := config.Load(*path)
+	if len(diags) > 0 {
+		var files = conf.Files
+		_ = config.WriteDiagnostics(stderr, files, diags)
+	}
+	if diags.HasErrors() {
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid (%d jobs)\n", *path, len(conf.Jobs))
+	return 0
+}

@@ -1,0 +1,348 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+)
+
+var clientCommands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"jobs":       cmdJobs,
+	"run":        cmdRun,
+	"kill":       cmdKill,
+	"enable":     func(a []string, o, e io.Writer) int { return cmdToggle("enable", a, o, e) },
+	"disable":    func(a []string, o, e io.Writer) int { return cmdToggle("disable", a, o, e) },
+	"reset":      func(a []string, o, e io.Writer) int { return cmdToggle("reset", a, o, e) },
+	"runs":       cmdRuns,
+	"run-status": cmdRunStatus,
+	"output":     cmdOutput,
+}
+
+// client talks to a core's API.
+type client struct {
+	addr  string
+	token string
+	http  *http.Client
+}
+
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := os.Getenv("SALTPETER_ADDR")
+	if def == "" {
+		def = "http://127.0.0.1:8080"
+	}
+	addr := fs.String("addr", def, "the core's address (SALTPETER_ADDR)")
+	return fs, addr
+}
+
+func newClient(addr string) *client {
+	return &client{addr: addr, token: os.Getenv("SALTPETER_TOKEN"), http: &http.Client{}}
+}
+
+// apiError is the API's JSON error.
+type apiError struct {
+	Status  int
+	Message string `json:"error"`
+	Code    string `json:"code"`
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
+}
+
+func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.addr+path, rd)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read response of %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 400 {
+		e := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Message == "" {
+			e.Message = string(bytes.TrimSpace(data))
+		}
+		return e
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode response of %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintln(stderr, "saltpeter:", err)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status == http.StatusConflict {
+		return 3
+	}
+	return 1
+}
+
+func ctxWithSignals() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func cmdJobs(args []string, stdout, stderr io.Writer) int {
+	fs, addr := newFlags("jobs", stderr)
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	ctx, cancel := ctxWithSignals()
+	defer cancel()
+	var resp struct {
+		Jobs []struct {
+			Name     string   `json:"name"`
+			Schedule string   `json:"schedule"`
+			Enabled  bool     `json:"enabled"`
+			NextRun  *string  `json:"next_run"`
+			Running  []string `json:"running"`
+			LastRun  *struct {
+				Status string `json:"status"`
+			} `json:"last_run"`
+		} `json:"jobs"`
+	}
+	if err := newClient(*addr).do(ctx, http.MethodGet, "/api/v1/jobs", nil, &resp); err != nil {
+		return fail(stderr, err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tSCHEDULE\tENABLED\tRUNNING\tLAST\tNEXT")
+	for _, j := range resp.Jobs {
+		next, last := "-", "-"
+		if j.NextRun != nil {
+			next = *j.NextRun
+		}
+		if j.LastRun != nil {
+			last = j.LastRun.Status
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%s\n", j.Name, j.Schedule, j.Enabled, len(j.Running), last, next)
+	}
+	tw.Flush()
+	return 0
+}
+
+func oneArg(fs *flag.FlagSet, stderr io.Writer, what string) (string, bool) {
+	if fs.NArg() != 1 {
+		fmt.Fprintf(stderr, "saltpeter %s: want one %s\n", fs.Name(), what)
+		return "", false
+	}
+	return fs.Arg(0), true
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs, addr := newFlags("run", stderr)
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	job, ok := oneArg(fs, stderr, "job name")
+	if !ok {
+		return 2
+	}
+	ctx, cancel := ctxWithSignals()
+	defer cancel()
+	var out struct {
+		RunID string `json:"run_id"`
+	}
+	if err := newClient(*addr).do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(job)+"/run", nil, &out); err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintln(stdout, out.RunID)
+	return 0
+}
+
+func cmdKill(args []string, stdout, stderr io.Writer) int {
+	fs, addr := newFlags("kill", stderr)
+	run := fs.String("run", "", "kill this run instead of every run of a job")
+	machine := fs.String("machine", "", "with -run: kill it on this machine only")
+	sig := fs.String("signal", "", "override the job's kill signal")
+	grace := fs.String("grace", "", "override the job's grace period")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	body := map[string]string{}
+	if *sig != "" {
+		body["signal"] = *sig
+	}
+	if *grace != "" {
+		body["grace"] = *grace
+	}
+	var path string
+	switch {
+	case *run != "" && *machine != "":
+		path = "/api/v1/runs/" + url.PathEscape(*run) + "/machines/" + url.PathEscape(*machine) + "/kill"
+	case *run != "":
+		path = "/api/v1/runs/" + url.PathEscape(*run) + "/kill"
+	default:
+		job, ok := oneArg(fs, stderr, "job name (or -run ID)")
+		if !ok {
+			return 2
+		}
+		path = "/api/v1/jobs/" + url.PathEscape(job) + "/kill"
+	}
+	ctx, cancel := ctxWithSignals()
+	defer cancel()
+	var out struct {
+		Runs []string `json:"runs"`
+	}
+	if err := newClient(*addr).do(ctx, http.MethodPost, path, body, &out); err != nil {
+		return fail(stderr, err)
+	}
+	for _, r := range out.Runs {
+		fmt.Fprintln(stdout, r)
+	}
+	return 0
+}
+
+func cmdToggle(verb string, args []string, stdout, stderr io.Writer) int {
+	fs, addr := newFlags(verb, stderr)
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	job, ok := oneArg(fs, stderr, "job name")
+	if !ok {
+		return 2
+	}
+	ctx, cancel := ctxWithSignals()
+	defer cancel()
+	if err := newClient(*addr).do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(job)+"/"+verb, nil, nil); err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "%s: %sd\n", job, verb)
+	return 0
+}
+
+func cmdRuns(args []string, stdout, stderr io.Writer) int {
+	fs, addr := newFlags("runs", stderr)
+	job := fs.String("job", "", "only this job's runs")
+	limit := fs.Int("limit", 20, "how many")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	if *job != "" {
+		q.Set("job", *job)
+	}
+	ctx, cancel := ctxWithSignals()
+	defer cancel()
+	var resp struct {
+		Runs []struct {
+			ID        string `json:"id"`
+			Job       string `json:"job"`
+			Trigger   string `json:"trigger"`
+			Status    string `json:"status"`
+			StartedAt string `json:"started_at"`
+		} `json:"runs"`
+	}
+	if err := newClient(*addr).do(ctx, http.MethodGet, "/api/v1/runs?"+q.Encode(), nil, &resp); err != nil {
+		return fail(stderr, err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tJOB\tTRIGGER\tSTATUS\tSTARTED")
+	for _, r := range resp.Runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Job, r.Trigger, r.Status, r.StartedAt)
+	}
+	tw.Flush()
+	return 0
+}
+
+func cmdRunStatus(args []string, stdout, stderr io.Writer) int {
+	fs, addr := newFlags("run-status", stderr)
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	id, ok := oneArg(fs, stderr, "run id")
+	if !ok {
+		return 2
+	}
+	ctx, cancel := ctxWithSignals()
+	defer cancel()
+	var run json.RawMessage
+	if err := newClient(*addr).do(ctx, http.MethodGet, "/api/v1/runs/"+url.PathEscape(id), nil, &run); err != nil {
+		return fail(stderr, err)
+	}
+	var buf bytes.Buffer
+	_ = json.Indent(&buf, run, "", "  ")
+	fmt.Fprintln(stdout, buf.String())
+	return 0
+}
+
+func cmdOutput(args []string, stdout, stderr io.Writer) int {
+	fs, addr := newFlags("output", stderr)
+	follow := fs.Bool("follow", false, "keep streaming until the machine's result is final")
+	stream := fs.String("stream", "", "stdout, stderr or system (default: all, in order)")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	if fs.NArg() != 2 {
+		fmt.Fprintln(stderr, "saltpeter output: want RUN_ID MACHINE")
+		return 2
+	}
+	q := url.Values{}
+	if *follow {
+		q.Set("follow", "1")
+	}
+	if *stream != "" {
+		q.Set("stream", *stream)
+	}
+	ctx, cancel := ctxWithSignals()
+	defer cancel()
+	c := newClient(*addr)
+	path := "/api/v1/runs/" + url.PathEscape(fs.Arg(0)) + "/machines/" + url.PathEscape(fs.Arg(1)) + "/output?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.addr+path, nil)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		data, _ := io.ReadAll(resp.Body)
+		e := &apiError{Status: resp.StatusCode}
+		_ = json.Unmarshal(data, e)
+		return fail(stderr, e)
+	}
+	if _, err := io.Copy(stdout, resp.Body); err != nil && ctx.Err() == nil {
+		return fail(stderr, fmt.Errorf("read output: %w", err))
+	}
+	return 0
+}

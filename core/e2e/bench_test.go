@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// BenchmarkKillLatency measures, for a job that honours SIGTERM, the time
+// from the kill request's arrival to the stored complete (both on the
+// core's clock: killed_at and the machine's finished_at).
+func BenchmarkKillLatency(b *testing.B) {
+	c := startCore(b, coreBlock("")+job("victim", `echo ready; while :; do sleep 0.2; done`, `overlap = "allow"`))
+	host := hostname(b)
+	var total, wall time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		id := c.runNow("victim")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c.followUntil(ctx, id, host, "ready")
+		cancel()
+		b.StartTimer()
+		start := time.Now()
+		if st := c.call(http.MethodPost, "/api/v1/runs/"+id+"/kill", nil, nil); st != http.StatusAccepted {
+			b.Fatalf("kill: %d", st)
+		}
+		r := c.waitRun(id, 30*time.Second, "killed machine", func(r run) bool {
+			return len(r.Machines) == 1 && r.Machines[0].Status == "killed"
+		})
+		wall += time.Since(start)
+		var kr struct {
+			KilledAt time.Time `json:"killed_at"`
+		}
+		c.call(http.MethodGet, "/api/v1/runs/"+id, nil, &kr)
+		total += r.Machines[0].FinishedAt.Sub(kr.KilledAt)
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "ms/kill-to-stored")
+	b.ReportMetric(float64(wall.Microseconds())/float64(b.N)/1000, "ms/kill-wall")
+}
+
+// BenchmarkRunTrue measures run-now to the stored final result for a job
+// running `true`, broken down by the run's own timestamps, beside the
+// same command run directly with /bin/sh -c.
+func BenchmarkRunTrue(b *testing.B) {
+	c := startCore(b, coreBlock("")+job("noop", "true", `overlap = "allow"`))
+	var sum struct{ record, dispatch, connect, start, exec, commit, total, wall time.Duration }
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		id := c.runNow("noop")
+		r := c.waitFinal(id, 30*time.Second)
+		sum.wall += time.Since(t0)
+		m := r.Machines[0]
+		if r.Status != "succeeded" {
+			b.Fatalf("run %+v", r)
+		}
+		// started_at of the run is when the core recorded it; the
+		// machine's timestamps follow the wrapper's life.
+		sum.dispatch += m.DispatchedAt.Sub(r.StartedAt)
+		sum.connect += m.ConnectedAt.Sub(m.DispatchedAt)
+		sum.start += m.StartedAt.Sub(m.ConnectedAt)
+		sum.exec += m.FinishedAt.Sub(m.StartedAt)
+		sum.commit += r.FinishedAt.Sub(m.FinishedAt)
+		sum.total += r.FinishedAt.Sub(r.StartedAt)
+	}
+	b.StopTimer()
+	var direct time.Duration
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if err := exec.Command("/bin/sh", "-c", "true").Run(); err != nil {
+			b.Fatal(err)
+		}
+		direct += time.Since(t0)
+	}
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / n / 1000 }
+	b.ReportMetric(ms(sum.dispatch), "ms/dispatch")
+	b.ReportMetric(ms(sum.connect), "ms/connect")
+	b.ReportMetric(ms(sum.start), "ms/start")
+	b.ReportMetric(ms(sum.exec), "ms/exec+complete")
+	b.ReportMetric(ms(sum.commit), "ms/commit")
+	b.ReportMetric(ms(sum.total), "ms/total-stored")
+	b.ReportMetric(ms(sum.wall), "ms/api-wall")
+	b.ReportMetric(ms(direct), "ms/sh-direct")
+	b.ReportMetric(float64(sum.total)/float64(direct), "x-of-direct")
+}

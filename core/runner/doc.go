@@ -1,0 +1,12 @@
+// Package runner owns what happens to a job between "fire" and "final":
+// the overlap decision, the run record, resolving the target to machines,
+// registering each machine with the hub and having the target plugin
+// dispatch its wrapper, and the run's aggregate status once every machine
+// is final. It also carries the operators' requests (run now, kill,
+// signal, enable) into the kill queue, the store and the scheduler.
+//
+// One goroutine owns the runner's state (the configuration in force, the
+// enable overrides, the runs it started that may still be busy); every
+// request reaches it through a channel, and slow work (store writes,
+// plugin calls) happens outside it.
+package runner

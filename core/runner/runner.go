@@ -1,0 +1,482 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/saltpeter/saltpeter/core/config"
+	"github.com/saltpeter/saltpeter/core/control"
+	"github.com/saltpeter/saltpeter/core/events"
+	"github.com/saltpeter/saltpeter/core/hub"
+	"github.com/saltpeter/saltpeter/core/killq"
+	"github.com/saltpeter/saltpeter/core/schedule"
+	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/target"
+	"github.com/saltpeter/saltpeter/sdk/wire"
+)
+
+// Hub is what the runner needs of the wrapper hub.
+type Hub interface {
+	Expect(ctx context.Context, e hub.Expectation) error
+	Fail(ctx context.Context, runID, machine, status string, exitCode int, reason string) error
+	Busy(runID string) bool
+}
+
+// Targets hands out target plugins by name.
+type Targets interface {
+	Target(ctx context.Context, name string) (target.Target, error)
+}
+
+// Tokens makes the single-use credential a wrapper connects with.
+type Tokens interface {
+	Bootstrap(runID, machine string) string
+}
+
+// Scheduler is told which jobs fire when, and says when they fire next.
+type Scheduler interface {
+	Set(entries []schedule.Entry)
+	NextRun(job string) time.Time
+}
+
+// Config wires a Runner.
+type Config struct {
+	Logger    hclog.Logger
+	Store     store.Store
+	Hub       Hub
+	Targets   Targets
+	Tokens    Tokens
+	Kills     *killq.Queue
+	Scheduler Scheduler
+	Publish   func(events.Event)
+	// Load re-reads the configuration for Reload.
+	Load func() (*config.Config, error)
+	// URLs are the advertised wrapper endpoint URLs (with /ws).
+	URLs []string
+	// CAFile is given to wrappers when the core uses a private CA.
+	CAFile string
+	// DispatchTimeout bounds one target Dispatch call; default 1m.
+	DispatchTimeout time.Duration
+	Now             func() time.Time
+}
+
+// Runner carries firings and operator requests to the hub and the store.
+type Runner struct {
+	cfg  Config
+	log  hclog.Logger
+	reqs chan func(*state)
+	// initial is the configuration Run starts with; after that the loop
+	// owns the one in force.
+	initial *config.Config
+	// work tracks the goroutines that start runs, so Run can wait for
+	// them on shutdown.
+	work sync.WaitGroup
+}
+
+// state is owned by the loop goroutine.
+type state struct {
+	conf      *config.Config
+	overrides map[string]store.JobOverride
+	// active holds runs this core started that may still be busy, by job.
+	active map[string][]*activeRun
+}
+
+type activeRun struct {
+	id string
+	// dispatched turns true once every machine is registered with the
+	// hub (or failed); before that the hub cannot tell it is busy.
+	dispatched bool
+}
+
+// New returns a Runner on the given configuration. Call Run.
+func New(cfg Config, conf *config.Config) *Runner {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.DispatchTimeout == 0 {
+		cfg.DispatchTimeout = time.Minute
+	}
+	if cfg.Publish == nil {
+		cfg.Publish = func(events.Event) {}
+	}
+	return &Runner{cfg: cfg, log: cfg.Logger, reqs: make(chan func(*state)), initial: conf}
+}
+
+// Run loads the stored overrides, schedules the jobs and serves requests
+// and firings until ctx ends.
+func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error {
+	st := &state{conf: r.initial, overrides: map[string]store.JobOverride{}, active: map[string][]*activeRun{}}
+	ovs, err := r.cfg.Store.Overrides(ctx)
+	if err != nil {
+		return fmt.Errorf("load enable overrides: %w", err)
+	}
+	for _, o := range ovs {
+		st.overrides[o.Job] = o
+	}
+	r.reschedule(st)
+	defer r.work.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case f := <-r.reqs:
+			f(st)
+		case fire := <-firings:
+			r.fire(ctx, st, fire)
+		}
+	}
+}
+
+// do runs f on the loop and waits for it.
+func (r *Runner) do(ctx context.Context, f func(*state)) error {
+	done := make(chan struct{})
+	select {
+	case r.reqs <- func(st *state) { f(st); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (st *state) enabled(j *config.Job) bool {
+	if o, ok := st.overrides[j.Name]; ok {
+		return o.Enabled
+	}
+	return j.Enabled
+}
+
+func (r *Runner) reschedule(st *state) {
+	entries := make([]schedule.Entry, 0, len(st.conf.Jobs))
+	for _, j := range st.conf.Jobs {
+		s, err := schedule.Parse(j.Schedule)
+		if err != nil {
+			// Load validated it; a failure here is a bug worth a log line.
+			r.log.Error("schedule does not parse", "job", j.Name, "error", err)
+			continue
+		}
+		entries = append(entries, schedule.Entry{Name: j.Name, Schedule: s, Location: j.Location, Enabled: st.enabled(j)})
+	}
+	r.cfg.Scheduler.Set(entries)
+}
+
+// busy reports whether any run of job still counts as running, dropping
+// runs that no longer do.
+func (r *Runner) busy(st *state, job string) bool {
+	runs := st.active[job]
+	kept := runs[:0]
+	for _, a := range runs {
+		if !a.dispatched || r.cfg.Hub.Busy(a.id) {
+			kept = append(kept, a)
+		}
+	}
+	st.active[job] = kept
+	return len(kept) > 0
+}
+
+// reserve decides on the loop whether job may start a run now and, if so,
+// records it as active under a fresh id.
+func (r *Runner) reserve(st *state, job *config.Job) (*activeRun, error) {
+	if job.Overlap != config.OverlapAllow && r.busy(st, job.Name) {
+		return nil, fmt.Errorf("job %s is still running (overlap = %q): %w", job.Name, job.Overlap, control.ErrOverlap)
+	}
+	a := &activeRun{id: newRunID(r.cfg.Now())}
+	st.active[job.Name] = append(st.active[job.Name], a)
+	return a, nil
+}
+
+func (r *Runner) fire(ctx context.Context, st *state, f schedule.Firing) {
+	job := st.conf.Job(f.Job)
+	if job == nil || !st.enabled(job) {
+		return
+	}
+	a, err := r.reserve(st, job)
+	if err != nil {
+		r.log.Info("scheduled run skipped", "job", job.Name, "slot", f.Slot, "reason", err)
+		return
+	}
+	if err := r.start(ctx, st.conf.Core, job, a, store.TriggerSchedule, f.Slot, "scheduler"); err != nil {
+		r.log.Error("scheduled run not started", "job", job.Name, "slot", f.Slot, "error", err)
+	}
+}
+
+// RunNow starts a manual run; it implements control.Control.
+func (r *Runner) RunNow(ctx context.Context, name, by string) (string, error) {
+	var (
+		job  *config.Job
+		core config.Core
+		a    *activeRun
+		err  error
+	)
+	if e := r.do(ctx, func(st *state) {
+		core = st.conf.Core
+		job = st.conf.Job(name)
+		if job == nil {
+			err = fmt.Errorf("job %q: %w", name, control.ErrUnknownJob)
+			return
+		}
+		a, err = r.reserve(st, job)
+	}); e != nil {
+		return "", e
+	}
+	if err != nil {
+		return "", err
+	}
+	now := r.cfg.Now().UTC()
+	if err := r.start(ctx, core, job, a, store.TriggerManual, now, by); err != nil {
+		return "", err
+	}
+	return a.id, nil
+}
+
+// start records the run, then resolves and dispatches in the background.
+// It may run on the loop (scheduled firings) so it must not block long:
+// the store write is the only synchronous step.
+func (r *Runner) start(ctx context.Context, core config.Core, job *config.Job, a *activeRun, trigger string, slot time.Time, by string) error {
+	spec := specOf(job, core.HeartbeatInterval)
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("encode spec of %s: %w", job.Name, err)
+	}
+	now := r.cfg.Now().UTC()
+	run := store.Run{ID: a.id, Job: job.Name, Trigger: trigger, ScheduledFor: slot.UTC(),
+		StartedAt: now, Status: store.StatusRunning, RequestedBy: by, Spec: specJSON}
+	if err := r.cfg.Store.CreateRun(ctx, run); err != nil {
+		r.forget(job.Name, a.id)
+		return fmt.Errorf("record run of %s: %w", job.Name, err)
+	}
+	r.cfg.Publish(events.Event{Kind: events.RunCreated, Job: job.Name, RunID: a.id, Status: store.StatusRunning})
+	r.log.Info("run started", "job", job.Name, "run_id", a.id, "trigger", trigger, "by", by)
+	r.work.Add(1)
+	go func() {
+		defer r.work.Done()
+		// The run outlives the request that asked for it.
+		dctx := context.WithoutCancel(ctx)
+		r.dispatch(dctx, job, spec, a, core.ConnectDeadline)
+		r.markDispatched(job.Name, a.id)
+		r.finalize(dctx, a.id)
+	}()
+	return nil
+}
+
+// forget drops a run that never got recorded.
+func (r *Runner) forget(job, id string) {
+	go func() {
+		_ = r.do(context.Background(), func(st *state) {
+			runs := st.active[job]
+			for i, a := range runs {
+				if a.id == id {
+					st.active[job] = append(runs[:i:i], runs[i+1:]...)
+					return
+				}
+			}
+		})
+	}()
+}
+
+func (r *Runner) markDispatched(job, id string) {
+	_ = r.do(context.Background(), func(st *state) {
+		for _, a := range st.active[job] {
+			if a.id == id {
+				a.dispatched = true
+			}
+		}
+	})
+}
+
+// dispatch resolves the job's machines and starts a wrapper on each.
+func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, a *activeRun, connectDeadline time.Duration) {
+	log := r.log.With("job", job.Name, "run_id", a.id)
+	tgt, err := r.cfg.Targets.Target(ctx, job.Target.Plugin)
+	if err != nil {
+		r.failRun(ctx, a.id, fmt.Sprintf("target plugin %s: %v", job.Target.Plugin, err))
+		return
+	}
+	machines, err := tgt.Resolve(ctx, target.ResolveRequest{Job: job.Name, Args: job.Target.Args})
+	if err != nil {
+		r.failRun(ctx, a.id, fmt.Sprintf("resolve targets: %v", err))
+		return
+	}
+	machines = pick(dedupe(machines), job.NumberOfTargets)
+	if len(machines) == 0 {
+		r.failRun(ctx, a.id, "no machines")
+		return
+	}
+	protocol := job.Wrapper.Protocol
+	if protocol == 0 {
+		protocol = wire.ProtocolV2
+	}
+	rows := make([]store.Machine, len(machines))
+	for i, m := range machines {
+		rows[i] = store.Machine{RunID: a.id, Machine: m, Status: store.StatusPending, Protocol: protocol}
+	}
+	if err := r.cfg.Store.AddMachines(ctx, a.id, rows); err != nil {
+		r.failRun(ctx, a.id, fmt.Sprintf("record machines: %v", err))
+		return
+	}
+	deadline := r.cfg.Now().Add(connectDeadline)
+	var wg sync.WaitGroup
+	for _, m := range machines {
+		exp := hub.Expectation{RunID: a.id, Job: job.Name, Machine: m, Protocol: protocol,
+			Spec: spec, Timeout: job.Timeout, ConnectDeadline: deadline}
+		if err := r.cfg.Hub.Expect(ctx, exp); err != nil {
+			log.Error("register machine with hub", "machine", m, "error", err)
+			_ = r.cfg.Hub.Fail(ctx, a.id, m, store.StatusError, wire.ExitError, "register with hub: "+err.Error())
+			continue
+		}
+		wg.Add(1)
+		go func(m string) {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, r.cfg.DispatchTimeout)
+			defer cancel()
+			req := target.DispatchRequest{Job: job.Name, RunID: a.id, Machine: m, Args: job.Target.Args,
+				WrapperPath: job.Wrapper.Path, Protocol: protocol, Env: r.dispatchEnv(job, a.id, m, protocol)}
+			res, err := tgt.Dispatch(dctx, req)
+			if err != nil {
+				log.Warn("dispatch failed", "machine", m, "error", err)
+				if ferr := r.cfg.Hub.Fail(ctx, a.id, m, store.StatusNotStarted, wire.ExitNotStarted, "dispatch: "+err.Error()); ferr != nil {
+					log.Error("record dispatch failure", "machine", m, "error", ferr)
+				}
+				return
+			}
+			at := r.cfg.Now().UTC()
+			if err := r.cfg.Store.UpdateMachine(ctx, a.id, m, store.MachineUpdate{DispatchedAt: &at}); err != nil {
+				log.Warn("record dispatch time", "machine", m, "error", err)
+			}
+			log.Debug("wrapper dispatched", "machine", m, "detail", res.Detail)
+		}(m)
+	}
+	wg.Wait()
+}
+
+// dispatchEnv is the wrapper's environment. A v2 wrapper gets no command
+// and no job env here: they travel in the connect ack, out of process
+// lists and target logs.
+func (r *Runner) dispatchEnv(job *config.Job, runID, machine string, protocol int) map[string]string {
+	env := map[string]string{
+		wire.EnvWebSocketURL:  r.cfg.URLs[0],
+		wire.EnvWebSocketURLs: strings.Join(r.cfg.URLs, " "),
+		wire.EnvJobName:       job.Name,
+		wire.EnvJobInstance:   runID,
+		wire.EnvMachineID:     machine,
+	}
+	if r.cfg.CAFile != "" {
+		env[wire.EnvCAFile] = r.cfg.CAFile
+	}
+	if protocol != wire.ProtocolV1 {
+		env[wire.EnvToken] = r.cfg.Tokens.Bootstrap(runID, machine)
+		return env
+	}
+	for k, v := range job.Env {
+		env[k] = v
+	}
+	env[wire.EnvCommand] = job.Command
+	env[wire.EnvCwd] = job.Cwd
+	env[wire.EnvUser] = job.User
+	if job.Timeout > 0 {
+		// v1 reads 0 as "already expired", so no timeout means no variable.
+		secs := int64((job.Timeout + time.Second - 1) / time.Second)
+		env[wire.EnvTimeout] = strconv.FormatInt(secs, 10)
+	}
+	return env
+}
+
+// failRun ends a run that never reached a machine.
+func (r *Runner) failRun(ctx context.Context, id, reason string) {
+	r.log.Warn("run failed before dispatch", "run_id", id, "reason", reason)
+	now := r.cfg.Now().UTC()
+	status := store.StatusError
+	if err := r.cfg.Store.UpdateRun(ctx, id, store.RunUpdate{Status: &status, Reason: &reason, FinishedAt: &now}); err != nil {
+		r.log.Error("record run failure", "run_id", id, "error", err)
+	}
+	r.cfg.Publish(events.Event{Kind: events.RunUpdated, RunID: id, Status: status})
+}
+
+// MachineFinal is the hub's OnFinal: it must not block.
+func (r *Runner) MachineFinal(runID, machine, status string) {
+	r.work.Add(1)
+	go func() {
+		defer r.work.Done()
+		r.finalize(context.Background(), runID)
+	}()
+}
+
+// finalize sets the run's status once every machine is final.
+func (r *Runner) finalize(ctx context.Context, id string) {
+	run, err := r.cfg.Store.GetRun(ctx, id)
+	if err != nil {
+		r.log.Error("read run to finalize", "run_id", id, "error", err)
+		return
+	}
+	if store.Final(run.Status) || len(run.Machines) == 0 {
+		return
+	}
+	statuses := make([]string, len(run.Machines))
+	for i, m := range run.Machines {
+		statuses[i] = m.Status
+	}
+	status := store.Aggregate(statuses)
+	if !store.Final(status) {
+		return
+	}
+	now := r.cfg.Now().UTC()
+	if err := r.cfg.Store.UpdateRun(ctx, id, store.RunUpdate{Status: &status, FinishedAt: &now}); err != nil {
+		r.log.Error("record run result", "run_id", id, "error", err)
+		return
+	}
+	r.log.Info("run finished", "job", run.Job, "run_id", id, "status", status)
+	r.cfg.Publish(events.Event{Kind: events.RunUpdated, Job: run.Job, RunID: id, Status: status})
+}
+
+func dedupe(ms []string) []string {
+	seen := make(map[string]bool, len(ms))
+	out := ms[:0:0]
+	for _, m := range ms {
+		if m != "" && !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pick chooses n machines at random (0: all).
+func pick(ms []string, n int) []string {
+	if n <= 0 || n >= len(ms) {
+		return ms
+	}
+	out := append([]string(nil), ms...)
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	out = out[:n]
+	sort.Strings(out)
+	return out
+}
+
+// specOf is the job as a v2 wrapper receives it.
+func specOf(j *config.Job, heartbeat time.Duration) wire.Spec {
+	d := func(v time.Duration) string {
+		if v <= 0 {
+			return ""
+		}
+		return wire.FormatDuration(v)
+	}
+	return wire.Spec{
+		Command: j.Command, Cwd: j.Cwd, User: j.User, Env: j.Env,
+		Timeout: d(j.Timeout), NoOutputTimeout: d(j.NoOutputTimeout),
+		Kill:      wire.KillPolicy{Signal: j.Kill.Signal, Grace: wire.FormatDuration(j.Kill.Grace)},
+		Heartbeat: wire.FormatDuration(heartbeat), KeepChildren: j.KeepChildren,
+	}
+}

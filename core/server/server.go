@@ -1,0 +1,232 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/saltpeter/saltpeter/core/api"
+	"github.com/saltpeter/saltpeter/core/auth"
+	"github.com/saltpeter/saltpeter/core/config"
+	"github.com/saltpeter/saltpeter/core/control"
+	"github.com/saltpeter/saltpeter/core/events"
+	"github.com/saltpeter/saltpeter/core/hub"
+	"github.com/saltpeter/saltpeter/core/killq"
+	"github.com/saltpeter/saltpeter/core/pluginhost"
+	"github.com/saltpeter/saltpeter/core/runner"
+	"github.com/saltpeter/saltpeter/core/schedule"
+	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/core/store/memory"
+)
+
+// Options start a core.
+type Options struct {
+	ConfigPath string
+	Logger     hclog.Logger
+	// Ready, if set, receives the address the core listens on once it
+	// serves.
+	Ready func(addr string)
+}
+
+// Run serves until ctx ends or a fatal error.
+func Run(ctx context.Context, opts Options) error {
+	log := opts.Logger
+	conf, err := load(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	if err := api.CheckListen(conf.Core.Listen, conf.Core.APITokens); err != nil {
+		return err
+	}
+	if len(conf.Core.APITokens) == 0 {
+		log.Warn("no api_tokens configured: the API is open to every local user, and served on loopback only", "listen", conf.Core.Listen)
+	}
+	if err := os.MkdirAll(conf.Core.DataDir, 0o700); err != nil {
+		return fmt.Errorf("make data dir: %w", err)
+	}
+	secretPath := conf.Core.SecretFile
+	if secretPath == "" {
+		secretPath = filepath.Join(conf.Core.DataDir, "secret")
+	}
+	secret, err := auth.LoadOrCreateSecret(secretPath)
+	if err != nil {
+		return fmt.Errorf("load site secret: %w", err)
+	}
+	tokens := auth.NewTokens(secret)
+
+	st, err := openStore(conf, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", conf.Core.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", conf.Core.Listen, err)
+	}
+	defer ln.Close()
+	tlsOn := conf.Core.TLSCert != ""
+	urls := advertised(conf.Core.Advertise, ln.Addr().String(), tlsOn)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	bus := events.New()
+	kills := killq.New()
+	plugins, err := pluginhost.New(pluginhost.Config{Logger: log.Named("plugins"), Plugins: conf.Plugins})
+	if err != nil {
+		return fmt.Errorf("start plugin host: %w", err)
+	}
+	defer plugins.Close()
+
+	firings := make(chan schedule.Firing)
+	sched := schedule.NewScheduler(schedule.Config{Logger: log.Named("schedule"), Firings: firings})
+
+	var run *runner.Runner
+	h := hub.New(hub.Config{
+		Logger: log.Named("hub"), Store: st, Tokens: tokens, Kills: kills.C(), Publish: bus.Publish,
+		OnFinal:          func(runID, machine, status string) { run.MachineFinal(runID, machine, status) },
+		LegacyWrappers:   conf.Core.LegacyWrappers,
+		HeartbeatTimeout: conf.Core.HeartbeatTimeout,
+	})
+	run = runner.New(runner.Config{
+		Logger: log.Named("runner"), Store: st, Hub: h, Targets: plugins, Tokens: tokens, Kills: kills,
+		Scheduler: sched, Publish: bus.Publish, URLs: urls,
+		Load: func() (*config.Config, error) { return load(opts.ConfigPath) },
+	}, conf)
+	a := api.New(api.Config{Logger: log.Named("api"), Control: run, Store: st, Events: bus,
+		Tokens: conf.Core.APITokens, Listen: ln.Addr().String()})
+
+	mux := http.NewServeMux()
+	mux.Handle("/ws", h)
+	mux.Handle("/", a.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+
+	errc := make(chan error, 4)
+	go func() { kills.Run(ctx.Done()) }()
+	go func() { errc <- wrap("hub", h.Run(ctx)) }()
+	go func() { errc <- wrap("scheduler", sched.Run(ctx)) }()
+	go func() { errc <- wrap("runner", run.Run(ctx, firings)) }()
+	go func() {
+		var err error
+		if tlsOn {
+			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			err = srv.ServeTLS(ln, conf.Core.TLSCert, conf.Core.TLSKey)
+		} else {
+			err = srv.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- wrap("http server", err)
+	}()
+	log.Info("core serving", "addr", ln.Addr().String(), "wrapper_urls", strings.Join(urls, " "), "jobs", len(conf.Jobs))
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr().String())
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			if err := run.Reload(ctx, "SIGHUP"); err != nil {
+				var ce *control.ConfigError
+				if errors.As(err, &ce) {
+					log.Error("reload refused, the running configuration stays", "diagnostics", ce.Diagnostics)
+				} else {
+					log.Error("reload failed", "error", err)
+				}
+			}
+		case err := <-errc:
+			if err != nil || ctx.Err() == nil {
+				cancel()
+				shutdown(srv, log)
+				return err
+			}
+		case <-ctx.Done():
+			shutdown(srv, log)
+			log.Info("core stopped")
+			return nil
+		}
+	}
+}
+
+func shutdown(srv *http.Server, log hclog.Logger) {
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "error", err)
+	}
+}
+
+func wrap(part string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", part, err)
+}
+
+// load reads and validates the configuration; diagnostics become a
+// control.ConfigError carrying their text.
+func load(path string) (*config.Config, error) {
+	conf, diags := config.Load(path)
+	if diags.HasErrors() {
+		var b strings.Builder
+		files := map[string]*hcl.File(nil)
+		if conf != nil {
+			files = conf.Files
+		}
+		_ = config.WriteDiagnostics(&b, files, diags)
+		return nil, &control.ConfigError{Diagnostics: b.String()}
+	}
+	return conf, nil
+}
+
+func openStore(conf *config.Config, log hclog.Logger) (store.Store, error) {
+	if conf.Store != nil && conf.Store.Kind != "memory" {
+		// Durable stores are the next step (issue 3); say so rather than
+		// silently keeping state in memory.
+		log.Warn("store kind not built yet, keeping run state in memory", "kind", conf.Store.Kind)
+	}
+	return memory.New(), nil
+}
+
+// advertised returns the URLs wrappers dial, each ending in /ws.
+func advertised(adv []string, bound string, tlsOn bool) []string {
+	if len(adv) == 0 {
+		host, port, _ := net.SplitHostPort(bound)
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			if h, err := os.Hostname(); err == nil {
+				host = h
+			}
+		}
+		scheme := "ws"
+		if tlsOn {
+			scheme = "wss"
+		}
+		adv = []string{scheme + "://" + net.JoinHostPort(host, port)}
+	}
+	out := make([]string, len(adv))
+	for i, u := range adv {
+		u = strings.TrimRight(u, "/")
+		if !strings.HasSuffix(u, "/ws") {
+			u += "/ws"
+		}
+		out[i] = u
+	}
+	return out
+}
