@@ -9,6 +9,7 @@ import (
 
 	"github.com/saltpeter/saltpeter/core/control"
 	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
 // Run list limits.
@@ -57,7 +58,18 @@ type runJSON struct {
 	RequestedBy  string        `json:"requested_by"`
 	KilledBy     string        `json:"killed_by"`
 	KilledAt     *string       `json:"killed_at"`
+	Actions      []actionJSON  `json:"actions"`
 	Machines     []machineJSON `json:"machines"`
+}
+
+// actionJSON is one operator action on a run: who asked for what, when.
+type actionJSON struct {
+	Kind    string  `json:"kind"`
+	Machine string  `json:"machine,omitempty"`
+	Signal  string  `json:"signal,omitempty"`
+	Grace   *string `json:"grace"`
+	By      string  `json:"by"`
+	At      *string `json:"at"`
 }
 
 func toRunJSON(run store.Run) runJSON {
@@ -73,7 +85,16 @@ func toRunJSON(run store.Run) runJSON {
 		RequestedBy:  run.RequestedBy,
 		KilledBy:     run.KilledBy,
 		KilledAt:     ts(run.KilledAt),
+		Actions:      make([]actionJSON, 0, len(run.Actions)),
 		Machines:     make([]machineJSON, 0, len(run.Machines)),
+	}
+	for _, a := range run.Actions {
+		aj := actionJSON{Kind: a.Kind, Machine: a.Machine, Signal: a.Signal, By: a.By, At: ts(a.At)}
+		if a.Grace > 0 {
+			g := wire.FormatDuration(a.Grace)
+			aj.Grace = &g
+		}
+		out.Actions = append(out.Actions, aj)
 	}
 	for _, m := range run.Machines {
 		mj := machineJSON{

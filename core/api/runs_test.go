@@ -92,6 +92,10 @@ func TestGetRun(t *testing.T) {
 	e.addRun(store.Run{
 		ID: "r1", Job: "backup", Trigger: store.TriggerManual, ScheduledFor: t0, StartedAt: t0,
 		Status: store.StatusRunning, RequestedBy: "deployer",
+		Actions: []store.Action{
+			{Kind: "signal", Signal: "SIGSTOP", By: "ops", At: t0.Add(time.Second)},
+			{Kind: "kill", Machine: "db1", Signal: "SIGINT", Grace: 10 * time.Second, By: "deployer", At: t0.Add(2 * time.Second)},
+		},
 		Machines: []store.Machine{
 			{Machine: "db1", Status: store.StatusFailed, ExitCode: ptr(2), Reason: "exit", PID: 4242,
 				DispatchedAt: t0.Add(-2 * time.Second), ConnectedAt: t0.Add(-time.Second), StartedAt: t0, FinishedAt: t0.Add(90 * time.Second), LastHeartbeat: t0.Add(80 * time.Second),
@@ -106,6 +110,10 @@ func TestGetRun(t *testing.T) {
 		"id": "r1", "job": "backup", "trigger": "manual",
 		"scheduled_for": "2025-03-01T03:00:00Z", "started_at": "2025-03-01T03:00:00Z", "finished_at": nil,
 		"status": "running", "reason": "", "requested_by": "deployer", "killed_by": "", "killed_at": nil,
+		"actions": []any{
+			map[string]any{"kind": "signal", "signal": "SIGSTOP", "grace": nil, "by": "ops", "at": "2025-03-01T03:00:01Z"},
+			map[string]any{"kind": "kill", "machine": "db1", "signal": "SIGINT", "grace": "10s", "by": "deployer", "at": "2025-03-01T03:00:02Z"},
+		},
 		"machines": []any{
 			map[string]any{"machine": "db1", "status": "failed", "exit_code": float64(2), "reason": "exit",
 				"signal_name": "", "error": "", "pid": float64(4242),

@@ -204,7 +204,13 @@ type run struct {
 	StartedAt    time.Time `json:"started_at"`
 	FinishedAt   time.Time `json:"finished_at"`
 	KilledBy     string    `json:"killed_by"`
-	Machines     []machine `json:"machines"`
+	Actions      []struct {
+		Kind   string    `json:"kind"`
+		Signal string    `json:"signal"`
+		By     string    `json:"by"`
+		At     time.Time `json:"at"`
+	} `json:"actions"`
+	Machines []machine `json:"machines"`
 }
 
 func (c *core) run(id string) run {

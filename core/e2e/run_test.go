@@ -239,6 +239,12 @@ func TestPausedJobIsStillKilledWithinGrace(t *testing.T) {
 	if sys := c.output(id, host, "system"); strings.Contains(sys, "SIGKILL") {
 		t.Errorf("a paused job needed SIGKILL: %q", sys)
 	}
+	// Who paused it and who killed it, and when, stay on the run.
+	if len(r.Actions) != 2 || r.Actions[0].Kind != "signal" || r.Actions[0].Signal != "SIGSTOP" ||
+		r.Actions[1].Kind != "kill" || r.Actions[0].By != "local" || r.Actions[1].By != "local" ||
+		r.Actions[1].At.Before(r.Actions[0].At) || r.Actions[0].At.Before(r.StartedAt) {
+		t.Errorf("run actions %+v, want the SIGSTOP then the kill, both by local", r.Actions)
+	}
 }
 
 // waitState waits until /proc/pid/stat shows state s.

@@ -118,13 +118,16 @@ func (r *Runner) Kill(ctx context.Context, req control.KillRequest) ([]string, e
 	ids := make([]string, 0, len(runs))
 	now := r.cfg.Now().UTC()
 	for _, run := range runs {
+		u := store.RunUpdate{AddAction: &store.Action{Kind: killq.Kill, Machine: req.Machine, Signal: req.Signal,
+			Grace: req.Grace, By: req.By, At: now}}
 		if run.KilledBy == "" {
-			by := req.By
-			if err := r.cfg.Store.UpdateRun(ctx, run.ID, store.RunUpdate{KilledBy: &by, KilledAt: &now}); err != nil {
-				return ids, fmt.Errorf("record kill of %s: %w", run.ID, err)
-			}
-			r.cfg.Publish(events.Event{Kind: events.RunUpdated, Job: run.Job, RunID: run.ID, Status: run.Status})
+			// killed_by names the first to ask; Actions keeps every ask.
+			u.KilledBy, u.KilledAt = &req.By, &now
 		}
+		if err := r.cfg.Store.UpdateRun(ctx, run.ID, u); err != nil {
+			return ids, fmt.Errorf("record kill of %s: %w", run.ID, err)
+		}
+		r.cfg.Publish(events.Event{Kind: events.RunUpdated, Job: run.Job, RunID: run.ID, Status: run.Status})
 		r.cfg.Kills.Push(killq.Request{Kind: killq.Kill, RunID: run.ID, Machine: req.Machine,
 			Signal: req.Signal, Grace: req.Grace, By: req.By, At: now})
 		r.log.Info("kill queued", "job", run.Job, "run_id", run.ID, "machine", req.Machine, "by", req.By,
@@ -177,8 +180,14 @@ func (r *Runner) Signal(ctx context.Context, req control.SignalRequest) error {
 	if err != nil {
 		return err
 	}
+	now := r.cfg.Now().UTC()
+	act := &store.Action{Kind: killq.Signal, Machine: req.Machine, Signal: sig, By: req.By, At: now}
+	if err := r.cfg.Store.UpdateRun(ctx, run.ID, store.RunUpdate{AddAction: act}); err != nil {
+		return fmt.Errorf("record signal to %s: %w", run.ID, err)
+	}
+	r.cfg.Publish(events.Event{Kind: events.RunUpdated, Job: run.Job, RunID: run.ID, Status: run.Status})
 	r.cfg.Kills.Push(killq.Request{Kind: killq.Signal, RunID: run.ID, Machine: req.Machine, Signal: sig,
-		By: req.By, At: r.cfg.Now().UTC()})
+		By: req.By, At: now})
 	r.log.Info("signal queued", "job", run.Job, "run_id", run.ID, "machine", req.Machine, "signal", sig, "by", req.By)
 	return nil
 }

@@ -89,6 +89,9 @@ type Run struct {
 	// KilledBy and KilledAt record the first kill asked for this run.
 	KilledBy string    `json:"killed_by,omitempty"`
 	KilledAt time.Time `json:"killed_at"`
+	// Actions lists every operator action on the run (kills and signals)
+	// with who asked and when, oldest first.
+	Actions []Action `json:"actions"`
 	// Spec is the job as it was when the run started, JSON; a run keeps it
 	// across reloads.
 	Spec []byte `json:"-"`
@@ -125,6 +128,16 @@ type Machine struct {
 	LateReason   string `json:"late_reason,omitempty"`
 }
 
+// Action is one operator action on a run.
+type Action struct {
+	Kind    string        `json:"kind"` // "kill" or "signal"
+	Machine string        `json:"machine,omitempty"`
+	Signal  string        `json:"signal,omitempty"`
+	Grace   time.Duration `json:"-"`
+	By      string        `json:"by"`
+	At      time.Time     `json:"at"`
+}
+
 // MachineUpdate changes some fields of a Machine; nil fields stay.
 type MachineUpdate struct {
 	Status         *string
@@ -156,6 +169,8 @@ type RunUpdate struct {
 	FinishedAt *time.Time
 	KilledBy   *string
 	KilledAt   *time.Time
+	// AddAction appends to the run's actions.
+	AddAction *Action
 }
 
 // Chunk is one output frame as the wrapper numbered it.

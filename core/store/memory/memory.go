@@ -84,6 +84,7 @@ func (s *Store) CreateRun(ctx context.Context, run store.Run) error {
 	machines := run.Machines
 	run.Machines = nil
 	run.Spec = bytes.Clone(run.Spec)
+	run.Actions = slices.Clone(run.Actions)
 	s.seq++
 	r := &runRec{created: s.seq, run: run, byName: map[string]*machRec{}}
 	if err := r.add(machines); err != nil {
@@ -153,6 +154,9 @@ func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) 
 	set(&r.run.FinishedAt, u.FinishedAt)
 	set(&r.run.KilledBy, u.KilledBy)
 	set(&r.run.KilledAt, u.KilledAt)
+	if u.AddAction != nil {
+		r.run.Actions = append(r.run.Actions, *u.AddAction)
+	}
 	return nil
 }
 
@@ -233,6 +237,7 @@ func (s *Store) GetRun(ctx context.Context, runID string) (store.Run, error) {
 func (r *runRec) snapshot() store.Run {
 	run := r.run
 	run.Spec = bytes.Clone(r.run.Spec)
+	run.Actions = slices.Clone(r.run.Actions)
 	run.Machines = make([]store.Machine, 0, len(r.machines))
 	for _, m := range r.machines {
 		run.Machines = append(run.Machines, copyMachine(m.m))

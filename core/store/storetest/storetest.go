@@ -184,6 +184,24 @@ func testUpdateRun(t *testing.T, s store.Store) {
 		t.Errorf("after UpdateRun: %+v", r)
 	}
 	wantErr(t, "UpdateRun unknown", s.UpdateRun(ctx, "nope", store.RunUpdate{Status: ptr("x")}), store.ErrNotFound)
+
+	// Actions accumulate in order, and a read copy does not alias them.
+	acts := []store.Action{
+		{Kind: "signal", Signal: "SIGSTOP", By: "ops", At: t0.Add(time.Minute)},
+		{Kind: "kill", Machine: "web1", By: "alice", At: t1},
+	}
+	for _, a := range acts {
+		wantErr(t, "UpdateRun AddAction", s.UpdateRun(ctx, "r1", store.RunUpdate{AddAction: &a}), nil)
+	}
+	got := mustGet(t, s, "r1").Actions
+	if len(got) != 2 || got[0].Signal != "SIGSTOP" || got[0].By != "ops" || !got[0].At.Equal(acts[0].At) ||
+		got[1].Kind != "kill" || got[1].Machine != "web1" || got[1].By != "alice" {
+		t.Fatalf("actions after two AddAction: %+v", got)
+	}
+	got[0].By = "mallory"
+	if again := mustGet(t, s, "r1").Actions; again[0].By != "ops" {
+		t.Fatalf("a read copy aliases the stored actions: %+v", again)
+	}
 }
 
 func testUpdateMachine(t *testing.T, s store.Store) {
