@@ -412,3 +412,61 @@ func waitRuns(t *testing.T, c *core, job string, n int, within time.Duration) []
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// childrenOf lists the pids whose parent is pid.
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatalf("read /proc: %v", err)
+	}
+	var out []int
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if pp, _ := strconv.Atoi(f[1]); pp == pid {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestCoreCrashLeavesJobsRunningAndNoPlugins SIGKILLs the core in the
+// middle of a run: its plugin processes must go with it, while the
+// detached wrapper and its job carry on.
+func TestCoreCrashLeavesJobsRunningAndNoPlugins(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock("")+job("survivor", `echo "pids $$"; echo ready; while :; do sleep 0.2; done`, ""))
+	host := hostname(t)
+	id := c.runNow("survivor")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pids := treePIDs(t, c.followUntil(ctx, id, host, "ready"))
+	wrapper := parentOf(t, pids[0])
+	t.Cleanup(func() { killPIDs(append(pids, wrapper)) })
+	plugins := childrenOf(t, c.cmd.Process.Pid)
+	if len(plugins) == 0 {
+		t.Fatal("the core has no plugin process while a local job runs")
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL core: %v", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(alive(plugins)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin processes %v outlived the core by 15s", alive(plugins))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a := alive(append(pids, wrapper)); len(a) != len(pids)+1 {
+		t.Fatalf("the core's crash took the job with it: alive %v of job %v and wrapper %d", a, pids, wrapper)
+	}
+}
