@@ -31,7 +31,7 @@ test: deps vet build
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./core/e2e/
+	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./core/e2e/ ./wrapper/proc/
 
 # A short run of every fuzz target, beyond the checked-in seeds that
 # `make test` replays.

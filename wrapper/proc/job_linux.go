@@ -258,7 +258,8 @@ func (j *job) signal(sig syscall.Signal) (int, error) {
 
 // sendAll signals every live member, rescanning so that a process forked
 // while the first pass ran gets it too; it returns how many it reached.
-func (j *job) sendAll(sig syscall.Signal) int {
+// With several signals each process gets them in order, in one pass.
+func (j *job) sendAll(sigs ...syscall.Signal) int {
 	reached := make(map[int]uint64)
 	for range 3 {
 		fresh := 0
@@ -267,8 +268,10 @@ func (j *job) sendAll(sig syscall.Signal) int {
 				continue
 			}
 			fresh++
-			if sendSignal(p, sig) {
-				reached[p.pid] = p.start
+			for _, sig := range sigs {
+				if sendSignal(p, sig) {
+					reached[p.pid] = p.start
+				}
 			}
 		}
 		if fresh == 0 {
@@ -294,10 +297,11 @@ func (j *job) terminate(ctx context.Context, sig syscall.Signal, grace time.Dura
 		sig = syscall.SIGTERM
 	}
 	if sig != syscall.SIGKILL {
-		res.Signalled = j.sendAll(sig)
-		if sig != syscall.SIGCONT {
+		if sig == syscall.SIGCONT {
+			res.Signalled = j.sendAll(sig)
+		} else {
 			// A stopped process keeps sig pending until it runs again.
-			j.sendAll(syscall.SIGCONT)
+			res.Signalled = j.sendAll(sig, syscall.SIGCONT)
 		}
 		j.await(ctx, time.Now().Add(grace), pollEvery, func(ms []procInfo) bool {
 			return len(live(ms)) == 0

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -86,6 +87,12 @@ func snapshot() (map[int]procInfo, error) {
 // belong to it (see attribute). It also remembers what it found, so that a
 // process later re-parented to the wrapper is still known to be this job's.
 func (j *job) members() []procInfo {
+	if j.cg != nil {
+		if pids, err := j.cg.procs(); err == nil {
+			return j.cgroupMembers(pids)
+		}
+		// An unreadable cgroup: the walk below still finds the tree.
+	}
 	snap, err := snapshot()
 	if err != nil {
 		snap = map[int]procInfo{}
@@ -119,6 +126,62 @@ func (j *job) members() []procInfo {
 		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b procInfo) int { return a.pid - b.pid })
+	return out
+}
+
+// cgroupMembers is members in cgroup mode. Every descendant of the job is
+// in its cgroup (a child inherits it and cannot leave without privileges
+// the job should not use), so the costly walk of all of /proc, which a
+// kill repeats several times, is not needed: only the cgroup's processes
+// are read. A process that exited leaves the cgroup before its parent
+// reaps it, so the wrapper's zombie children are added: until the reaper
+// has them, they still hold their pids.
+func (j *job) cgroupMembers(pids []int) []procInfo {
+	pids = append(pids, zombieChildren()...)
+	out := make([]procInfo, 0, len(pids))
+	seen := make(map[int]bool, len(pids))
+	for _, pid := range pids {
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		if p, err := readStat(pid); err == nil {
+			out = append(out, p)
+		}
+	}
+	reg.mu.Lock()
+	j.known = make(map[int]uint64, len(out))
+	for _, p := range out {
+		j.known[p.pid] = p.start
+	}
+	reg.mu.Unlock()
+	slices.SortFunc(out, func(a, b procInfo) int { return a.pid - b.pid })
+	return out
+}
+
+// zombieChildren lists the wrapper's children that have exited and wait
+// for the reaper, from /proc/self/task/*/children.
+func zombieChildren() []int {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			if p, err := readStat(pid); err == nil && p.dead() {
+				out = append(out, pid)
+			}
+		}
+	}
 	return out
 }
 
