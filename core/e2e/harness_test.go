@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 	for _, b := range []struct{ out, pkg string }{
 		{"saltpeter", "github.com/saltpeter/saltpeter/core/cmd/saltpeter"},
 		{"saltpeter-wrapper", "github.com/saltpeter/saltpeter/wrapper/cmd/saltpeter-wrapper"},
+		{"simfleet", "github.com/saltpeter/saltpeter/examples/plugins/simfleet"},
 	} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

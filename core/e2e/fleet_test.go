@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestThirdPartyPluginRunsAFleet configures the example simfleet plugin
+// by path, as an operator configures a third party's plugin, and runs and
+// kills a job on three machines through it.
+func TestThirdPartyPluginRunsAFleet(t *testing.T) {
+	t.Parallel()
+	machines := []string{"sim1", "sim2", "sim3"}
+	c := startCore(t, coreBlock("")+fmt.Sprintf(`
+plugin "target" "simfleet" {
+  path = %q
+  config {
+    wrapper = %q
+  }
+}
+
+job "fleet" {
+  schedule = "@manually"
+  command  = "echo \"on $SP_MACHINE_ID\""
+  target "simfleet" {
+    machines = ["sim1", "sim2", "sim3"]
+  }
+}
+
+job "fleet-long" {
+  schedule = "@manually"
+  command  = "echo ready; while :; do sleep 0.2; done"
+  target "simfleet" {
+    machines = ["sim1", "sim2", "sim3"]
+  }
+}
+`, filepath.Join(binDir, "simfleet"), filepath.Join(binDir, "saltpeter-wrapper")))
+
+	id := c.runNow("fleet")
+	r := c.waitFinal(id, 30*time.Second)
+	if r.Status != "succeeded" || len(r.Machines) != len(machines) {
+		t.Fatalf("fleet run %s with %d machines, want succeeded on 3: %+v", r.Status, len(r.Machines), r)
+	}
+	for i, m := range r.Machines {
+		if m.Machine != machines[i] || m.Status != "succeeded" {
+			t.Errorf("machine %d: %+v, want %s succeeded", i, m, machines[i])
+		}
+		if out := c.output(id, m.Machine, "stdout"); out != "on "+m.Machine+"\n" {
+			t.Errorf("output of %s: %q", m.Machine, out)
+		}
+	}
+
+	id = c.runNow("fleet-long")
+	c.waitRun(id, 30*time.Second, "every machine running", func(r run) bool {
+		if len(r.Machines) != len(machines) {
+			return false
+		}
+		for _, m := range r.Machines {
+			if m.Status != "running" || !strings.Contains(c.output(id, m.Machine, "stdout"), "ready") {
+				return false
+			}
+		}
+		return true
+	})
+	if st := c.call(http.MethodPost, "/api/v1/jobs/fleet-long/kill", nil, nil); st != http.StatusAccepted {
+		t.Fatalf("kill: %d", st)
+	}
+	r = c.waitFinal(id, 30*time.Second)
+	if r.Status != "killed" {
+		t.Fatalf("fleet kill left the run %s: %+v", r.Status, r)
+	}
+	for _, m := range r.Machines {
+		if m.Status != "killed" || deref(m.ExitCode) != 143 {
+			t.Errorf("machine %s: %s/%v after the job kill, want killed/143", m.Machine, m.Status, deref(m.ExitCode))
+		}
+	}
+}
