@@ -50,3 +50,22 @@ job "b" {
 		t.Fatalf("a good configuration fails validation: %v\n%s", err, out)
 	}
 }
+
+// TestServeRefusesAnOpenAPIOnTheNetwork: without api_tokens the core
+// serves on loopback only, and says why it will not start otherwise.
+func TestServeRefusesAnOpenAPIOnTheNetwork(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "open.hcl")
+	conf := "core {\n  listen = \"0.0.0.0:0\"\n}\n" + job("x", "true", "")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(binDir, "saltpeter"), "serve", "-config", path).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("serve on 0.0.0.0 without tokens: exit %v, want 1; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "api_tokens") {
+		t.Fatalf("the refusal does not say what to do:\n%s", out)
+	}
+}
