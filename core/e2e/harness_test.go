@@ -277,8 +277,10 @@ func (c *core) output(id, machine, stream string) string {
 }
 
 // followUntil reads a machine's output with follow=1 until want appears.
-func (c *core) followUntil(ctx context.Context, id, machine, want string) string {
+func (c *core) followUntil(id, machine, want string) string {
 	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	// The machine's row appears once the target resolved it.
 	c.waitRun(id, 30*time.Second, "machine "+machine+" dispatched", func(r run) bool {
 		for _, m := range r.Machines {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -127,13 +126,26 @@ func killPIDs(pids []int) {
 	}
 }
 
-// The tree: a setsid child, a background child, and the main shell; each
-// prints its pid.
-const treeJob = `setsid sh -c 'echo "pids $$"; exec sleep 1000' &
+// The tree: a setsid child, a background child, a double-forked
+// grandchild and the main shell; each pid is printed before "ready".
+const treeJob = `setsid sh -c 'exec sleep 1000' & echo "pids $!"
 sleep 1000 & echo "pids $!"
+(sh -c 'sleep 1000 & echo "pids $!"')
 echo "pids $$"
 echo ready
 wait`
+
+// startReady runs job and waits until it printed "ready". It returns the
+// run id, the machine and the pids the job printed before "ready"; they
+// are SIGKILLed when the test ends, whatever happened.
+func (c *core) startReady(t *testing.T, job string) (id, host string, pids []int) {
+	t.Helper()
+	host = hostname(t)
+	id = c.runNow(job)
+	pids = treePIDs(t, c.followUntil(id, host, "ready"))
+	t.Cleanup(func() { killPIDs(pids) })
+	return id, host, pids
+}
 
 func TestKillEndsTheWholeTree(t *testing.T) {
 	t.Parallel()
@@ -141,16 +153,10 @@ func TestKillEndsTheWholeTree(t *testing.T) {
     signal = "SIGTERM"
     grace  = "5s"
   }`))
-	host := hostname(t)
-	id := c.runNow("tree")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out := c.followUntil(ctx, id, host, "ready")
-	for !strings.Contains(out, "pids") || len(pidLine.FindAllString(out, -1)) < 3 {
-		out = c.output(id, host, "")
+	id, host, pids := c.startReady(t, "tree")
+	if len(pids) != 4 {
+		t.Fatalf("the tree printed %d pids, want 4: %v", len(pids), pids)
 	}
-	pids := treePIDs(t, out)
-	t.Cleanup(func() { killPIDs(pids) })
 	if a := alive(pids); len(a) != len(pids) {
 		t.Fatalf("tree not all alive before the kill: %v of %v", a, pids)
 	}
@@ -182,12 +188,7 @@ func TestKillSIGKILLsAfterGraceNotBefore(t *testing.T) {
 	c := startCore(t, coreBlock("")+job("stubborn", `trap '' TERM; echo "pids $$"; echo ready; while :; do sleep 0.2; done`, `kill {
     grace = "2s"
   }`))
-	host := hostname(t)
-	id := c.runNow("stubborn")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pids := treePIDs(t, c.followUntil(ctx, id, host, "ready"))
-	t.Cleanup(func() { killPIDs(pids) })
+	id, host, pids := c.startReady(t, "stubborn")
 	start := time.Now()
 	if st := c.call(http.MethodPost, "/api/v1/runs/"+id+"/kill", nil, nil); st != http.StatusAccepted {
 		t.Fatalf("kill: status %d", st)
@@ -213,12 +214,7 @@ func TestPausedJobIsStillKilledWithinGrace(t *testing.T) {
 	c := startCore(t, coreBlock("")+job("pausable", `echo "pids $$"; echo ready; while :; do sleep 0.2; done`, `kill {
     grace = "20s"
   }`))
-	host := hostname(t)
-	id := c.runNow("pausable")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pids := treePIDs(t, c.followUntil(ctx, id, host, "ready"))
-	t.Cleanup(func() { killPIDs(pids) })
+	id, host, pids := c.startReady(t, "pausable")
 	if st := c.call(http.MethodPost, "/api/v1/runs/"+id+"/signal", map[string]string{"signal": "SIGSTOP"}, nil); st != http.StatusAccepted && st != http.StatusOK {
 		t.Fatalf("pause: status %d", st)
 	}
@@ -267,13 +263,7 @@ func waitState(t *testing.T, pid int, s byte) {
 func TestTimeoutGives124AndNoSurvivors(t *testing.T) {
 	t.Parallel()
 	c := startCore(t, coreBlock("")+job("slow", treeJob, `timeout = "2s"`))
-	host := hostname(t)
-	id := c.runNow("slow")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out := c.followUntil(ctx, id, host, "ready")
-	pids := treePIDs(t, out)
-	t.Cleanup(func() { killPIDs(pids) })
+	id, host, pids := c.startReady(t, "slow")
 	r := c.waitFinal(id, 30*time.Second)
 	m := r.Machines[0]
 	if r.Status != "timeout" || deref(m.ExitCode) != 124 || m.Reason != "timeout" {
@@ -282,7 +272,7 @@ func TestTimeoutGives124AndNoSurvivors(t *testing.T) {
 	if sys := c.output(id, host, "system"); !strings.Contains(sys, "[Job exceeded timeout of 2s]") {
 		t.Errorf("system stream lacks the timeout note: %q", sys)
 	}
-	if a := alive(treePIDs(t, c.output(id, host, "stdout"))); len(a) > 0 {
+	if a := alive(pids); len(a) > 0 {
 		t.Fatalf("survivors after timeout: %v", a)
 	}
 }
@@ -290,13 +280,9 @@ func TestTimeoutGives124AndNoSurvivors(t *testing.T) {
 func TestFrozenWrapperIsLost(t *testing.T) {
 	t.Parallel()
 	c := startCore(t, coreBlock("")+job("frozen", `echo "pids $$"; echo ready; while :; do sleep 0.2; done`, ""))
-	host := hostname(t)
-	id := c.runNow("frozen")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pids := treePIDs(t, c.followUntil(ctx, id, host, "ready"))
+	id, _, pids := c.startReady(t, "frozen")
 	wrapper := parentOf(t, pids[0])
-	t.Cleanup(func() { killPIDs(append(pids, wrapper)) })
+	t.Cleanup(func() { killPIDs([]int{wrapper}) })
 	if err := syscall.Kill(wrapper, syscall.SIGSTOP); err != nil {
 		t.Fatalf("freeze wrapper %d: %v", wrapper, err)
 	}
@@ -445,13 +431,9 @@ func childrenOf(t *testing.T, pid int) []int {
 func TestCoreCrashLeavesJobsRunningAndNoPlugins(t *testing.T) {
 	t.Parallel()
 	c := startCore(t, coreBlock("")+job("survivor", `echo "pids $$"; echo ready; while :; do sleep 0.2; done`, ""))
-	host := hostname(t)
-	id := c.runNow("survivor")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pids := treePIDs(t, c.followUntil(ctx, id, host, "ready"))
+	_, _, pids := c.startReady(t, "survivor")
 	wrapper := parentOf(t, pids[0])
-	t.Cleanup(func() { killPIDs(append(pids, wrapper)) })
+	t.Cleanup(func() { killPIDs([]int{wrapper}) })
 	plugins := childrenOf(t, c.cmd.Process.Pid)
 	if len(plugins) == 0 {
 		t.Fatal("the core has no plugin process while a local job runs")

@@ -50,9 +50,6 @@ func Run(ctx context.Context, opts Options) error {
 	if err := api.CheckListen(conf.Core.Listen, conf.Core.APITokens); err != nil {
 		return err
 	}
-	if len(conf.Core.APITokens) == 0 {
-		log.Warn("no api_tokens configured: the API is open to every local user, and served on loopback only", "listen", conf.Core.Listen)
-	}
 	if err := os.MkdirAll(conf.Core.DataDir, 0o700); err != nil {
 		return fmt.Errorf("make data dir: %w", err)
 	}
