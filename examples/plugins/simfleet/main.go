@@ -15,20 +15,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/saltpeter/saltpeter/sdk"
+	"github.com/saltpeter/saltpeter/sdk/launch"
 	"github.com/saltpeter/saltpeter/sdk/target"
-	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
 type fleet struct {
@@ -62,32 +59,24 @@ func (f *fleet) Resolve(_ context.Context, req target.ResolveRequest) ([]string,
 	return args.Machines, nil
 }
 
-// Dispatch starts the wrapper with the dispatch environment (never on its
-// command line: it holds a token) and waits for it to say it detached.
+// Dispatch starts the wrapper here under the machine's name; the SDK's
+// launch package does what every local start needs (exact environment, no
+// leaked descriptors, waiting for the detach line).
 func (f *fleet) Dispatch(ctx context.Context, req target.DispatchRequest) (target.DispatchResult, error) {
 	path := req.WrapperPath
 	if path == "" {
 		path = f.wrapper
 	}
-	cmd := exec.CommandContext(ctx, path)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	for k, v := range req.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	out, err := cmd.StdoutPipe()
+	env, err := launch.Environ(req.Env)
 	if err != nil {
-		return target.DispatchResult{}, fmt.Errorf("stdout of %s: %w", path, err)
+		return target.DispatchResult{}, err
 	}
-	if err := cmd.Start(); err != nil {
-		return target.DispatchResult{}, fmt.Errorf("start %s for %s: %w", path, req.Machine, err)
+	log := f.log.With("run_id", req.RunID, "machine", req.Machine)
+	res, err := launch.Start(ctx, log, launch.Command{Path: path, Env: env, Protocol: req.Protocol})
+	if err != nil {
+		return res, fmt.Errorf("dispatch %s to %s: %w", req.RunID, req.Machine, err)
 	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	werr := cmd.Wait()
-	if !strings.HasPrefix(line, wire.DetachedLine) {
-		return target.DispatchResult{}, fmt.Errorf("wrapper for %s did not detach (%v): %q", req.Machine, werr, line)
-	}
-	f.log.Info("wrapper started", "run_id", req.RunID, "machine", req.Machine)
-	return target.DispatchResult{Detail: strings.TrimSpace(line)}, nil
+	return res, nil
 }
 
 func main() {

@@ -1,0 +1,56 @@
+package launch
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestEnvironPassesOnlyWhatItIsTold(t *testing.T) {
+	t.Setenv("PATH", "/bin")
+	t.Setenv("SECRET_OF_THE_PLUGIN", "x")
+	tests := []struct {
+		name     string
+		dispatch map[string]string
+		pass     []string
+		want     []string
+		wantErr  bool
+	}{
+		{"defaults", map[string]string{"SP_TOKEN": "t"}, nil, []string{"PATH=/bin", "SP_TOKEN=t"}, false},
+		{"dispatch wins", map[string]string{"PATH": "/opt"}, nil, []string{"PATH=/opt"}, false},
+		{"chosen pass list", map[string]string{"A": "1"}, []string{"SECRET_OF_THE_PLUGIN"}, []string{"A=1", "SECRET_OF_THE_PLUGIN=x"}, false},
+		{"bad name", map[string]string{"A=B": "1"}, nil, nil, true},
+		{"NUL in value", map[string]string{"A": "1\x002"}, nil, nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Environ(tc.dispatch, tc.pass...)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if tc.wantErr {
+				return
+			}
+			// HOME and LANG may be set on the machine; look only at the rest.
+			got = slices.DeleteFunc(got, func(s string) bool {
+				return strings.HasPrefix(s, "HOME=") || strings.HasPrefix(s, "LANG=")
+			})
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("Environ = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStartRefusesUnknownProtocolAndDoneContext(t *testing.T) {
+	if _, err := Start(context.Background(), nil, Command{Path: "/bin/true", Protocol: 3}); err == nil || !strings.Contains(err.Error(), "protocol 3") {
+		t.Fatalf("protocol 3: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Start(ctx, nil, Command{Path: "/bin/true"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
