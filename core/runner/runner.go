@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -73,6 +74,9 @@ type Runner struct {
 	cfg  Config
 	log  hclog.Logger
 	reqs chan func(*state)
+	// stopped is closed when the loop has ended, so that late requests
+	// (a dispatch finishing during shutdown) fail instead of waiting.
+	stopped chan struct{}
 	// initial is the configuration Run starts with; after that the loop
 	// owns the one in force.
 	initial *config.Config
@@ -107,7 +111,7 @@ func New(cfg Config, conf *config.Config) *Runner {
 	if cfg.Publish == nil {
 		cfg.Publish = func(events.Event) {}
 	}
-	return &Runner{cfg: cfg, log: cfg.Logger, reqs: make(chan func(*state)), initial: conf}
+	return &Runner{cfg: cfg, log: cfg.Logger, reqs: make(chan func(*state)), stopped: make(chan struct{}), initial: conf}
 }
 
 // Run loads the stored overrides, schedules the jobs and serves requests
@@ -123,6 +127,7 @@ func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error 
 	}
 	r.reschedule(st)
 	defer r.work.Wait()
+	defer close(r.stopped)
 	for {
 		select {
 		case <-ctx.Done():
@@ -135,6 +140,9 @@ func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error 
 	}
 }
 
+// errStopped is returned for requests that reach a runner that stopped.
+var errStopped = errors.New("runner stopped")
+
 // do runs f on the loop and waits for it.
 func (r *Runner) do(ctx context.Context, f func(*state)) error {
 	done := make(chan struct{})
@@ -142,6 +150,8 @@ func (r *Runner) do(ctx context.Context, f func(*state)) error {
 	case r.reqs <- func(st *state) { f(st); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-r.stopped:
+		return errStopped
 	}
 	select {
 	case <-done:

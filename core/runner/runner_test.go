@@ -1,0 +1,346 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/saltpeter/saltpeter/core/config"
+	"github.com/saltpeter/saltpeter/core/control"
+	"github.com/saltpeter/saltpeter/core/hub"
+	"github.com/saltpeter/saltpeter/core/killq"
+	"github.com/saltpeter/saltpeter/core/schedule"
+	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/core/store/memory"
+	"github.com/saltpeter/saltpeter/sdk/target"
+	"github.com/saltpeter/saltpeter/sdk/wire"
+)
+
+// The runner's neighbours, reduced to what it asks of them; the real ones
+// are exercised end to end in core/e2e.
+
+type fakeHub struct {
+	mu       sync.Mutex
+	expected []hub.Expectation
+	failed   chan [2]string // machine, status
+	busy     map[string]bool
+}
+
+func (h *fakeHub) Expect(_ context.Context, e hub.Expectation) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.expected = append(h.expected, e)
+	return nil
+}
+
+func (h *fakeHub) Fail(_ context.Context, runID, machine, status string, _ int, _ string) error {
+	h.failed <- [2]string{machine, status}
+	return nil
+}
+
+func (h *fakeHub) Busy(runID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.busy[runID]
+}
+
+func (h *fakeHub) setBusy(runID string, b bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.busy[runID] = b
+}
+
+type fakeTarget struct {
+	machines   []string
+	failOn     string
+	dispatched chan target.DispatchRequest
+}
+
+func (f *fakeTarget) Configure(context.Context, []byte) error { return nil }
+func (f *fakeTarget) Resolve(context.Context, target.ResolveRequest) ([]string, error) {
+	return f.machines, nil
+}
+func (f *fakeTarget) Dispatch(_ context.Context, req target.DispatchRequest) (target.DispatchResult, error) {
+	f.dispatched <- req
+	if req.Machine == f.failOn {
+		return target.DispatchResult{}, errors.New("host unreachable")
+	}
+	return target.DispatchResult{Detail: "ok"}, nil
+}
+
+type fakeTargets struct{ t *fakeTarget }
+
+func (f fakeTargets) Target(context.Context, string) (target.Target, error) { return f.t, nil }
+
+type fakeTokens struct{}
+
+func (fakeTokens) Bootstrap(runID, machine string) string { return "tok-" + runID + "-" + machine }
+
+type fakeScheduler struct {
+	mu  sync.Mutex
+	set [][]schedule.Entry
+}
+
+func (s *fakeScheduler) Set(e []schedule.Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.set = append(s.set, e)
+}
+func (s *fakeScheduler) NextRun(string) time.Time { return time.Time{} }
+func (s *fakeScheduler) last() []schedule.Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.set[len(s.set)-1]
+}
+
+type fixture struct {
+	r     *Runner
+	hub   *fakeHub
+	tgt   *fakeTarget
+	store *memory.Store
+	kills *killq.Queue
+	sched *fakeScheduler
+}
+
+func newFixture(t *testing.T, jobs ...*config.Job) *fixture {
+	t.Helper()
+	for _, j := range jobs {
+		if j.Location == nil {
+			j.Location = time.UTC
+		}
+		if j.Schedule == "" {
+			j.Schedule = "@manually"
+		}
+		j.Target.Plugin = "fake"
+	}
+	f := &fixture{
+		hub:   &fakeHub{failed: make(chan [2]string, 16), busy: map[string]bool{}},
+		tgt:   &fakeTarget{machines: []string{"b", "a", "b"}, dispatched: make(chan target.DispatchRequest, 16)},
+		store: memory.New(),
+		kills: killq.New(),
+		sched: &fakeScheduler{},
+	}
+	conf := &config.Config{Jobs: jobs, Core: config.Core{HeartbeatInterval: 5 * time.Second, ConnectDeadline: time.Minute}}
+	f.r = New(Config{Logger: hclog.NewNullLogger(), Store: f.store, Hub: f.hub, Targets: fakeTargets{f.tgt},
+		Tokens: fakeTokens{}, Kills: f.kills, Scheduler: f.sched, URLs: []string{"ws://core:8080/ws", "ws://core2:8080/ws"}}, conf)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.r.Run(ctx, make(chan schedule.Firing)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
+	return f
+}
+
+// dispatches collects n dispatch requests by machine.
+func (f *fixture) dispatches(t *testing.T, n int) map[string]target.DispatchRequest {
+	t.Helper()
+	out := map[string]target.DispatchRequest{}
+	for range n {
+		select {
+		case req := <-f.tgt.dispatched:
+			out[req.Machine] = req
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d dispatches arrived", len(out), n)
+		}
+	}
+	return out
+}
+
+func TestRunNowDispatchesEveryMachineOnce(t *testing.T) {
+	tests := []struct {
+		name     string
+		protocol int
+		check    func(t *testing.T, env map[string]string)
+	}{
+		{"v2 gets a token and no job", 2, func(t *testing.T, env map[string]string) {
+			if !strings.HasPrefix(env[wire.EnvToken], "tok-") {
+				t.Errorf("no token: %v", env)
+			}
+			for _, k := range []string{wire.EnvCommand, "SECRET"} {
+				if _, ok := env[k]; ok {
+					t.Errorf("v2 dispatch env carries %s: %v", k, env)
+				}
+			}
+		}},
+		{"v1 gets the job and no token", 1, func(t *testing.T, env map[string]string) {
+			if env[wire.EnvCommand] != "echo hi" || env["SECRET"] != "s" || env[wire.EnvTimeout] != "91" {
+				t.Errorf("v1 dispatch env lacks what v1 reads: %v", env)
+			}
+			if _, ok := env[wire.EnvToken]; ok {
+				t.Errorf("v1 dispatch env carries a token: %v", env)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			j := &config.Job{Name: "j", Command: "echo hi", Env: map[string]string{"SECRET": "s"},
+				Timeout: 90*time.Second + time.Millisecond, Overlap: config.OverlapSkip,
+				Wrapper: config.Wrapper{Protocol: tc.protocol}, Kill: config.Kill{Signal: "SIGTERM", Grace: 5 * time.Second}}
+			f := newFixture(t, j)
+			id, err := f.r.RunNow(context.Background(), "j", "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := f.dispatches(t, 2)
+			for _, m := range []string{"a", "b"} {
+				req, ok := got[m]
+				if !ok || req.RunID != id || req.Protocol != tc.protocol {
+					t.Fatalf("dispatch to %s: %+v", m, req)
+				}
+				if req.Env[wire.EnvWebSocketURL] != "ws://core:8080/ws" || req.Env[wire.EnvWebSocketURLs] != "ws://core:8080/ws ws://core2:8080/ws" ||
+					req.Env[wire.EnvMachineID] != m || req.Env[wire.EnvJobInstance] != id {
+					t.Errorf("dispatch env of %s: %v", m, req.Env)
+				}
+				tc.check(t, req.Env)
+			}
+			run, err := f.store.GetRun(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run.Trigger != store.TriggerManual || run.RequestedBy != "alice" || len(run.Machines) != 2 {
+				t.Fatalf("stored run %+v", run)
+			}
+			f.hub.mu.Lock()
+			defer f.hub.mu.Unlock()
+			if len(f.hub.expected) != 2 || f.hub.expected[0].Spec.Kill.Grace != "5s" || f.hub.expected[0].Spec.Heartbeat != "5s" {
+				t.Fatalf("hub expectations %+v", f.hub.expected)
+			}
+		})
+	}
+}
+
+func TestOverlap(t *testing.T) {
+	skip := &config.Job{Name: "skip", Command: "x", Overlap: config.OverlapSkip}
+	allow := &config.Job{Name: "allow", Command: "x", Overlap: config.OverlapAllow}
+	f := newFixture(t, skip, allow)
+	ctx := context.Background()
+	first, err := f.r.RunNow(ctx, "skip", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dispatches(t, 2)
+	f.hub.setBusy(first, true)
+	if _, err := f.r.RunNow(ctx, "skip", "a"); !errors.Is(err, control.ErrOverlap) {
+		t.Fatalf("second run of a busy skip job: %v, want ErrOverlap", err)
+	}
+	f.hub.setBusy(first, false)
+	if _, err := f.r.RunNow(ctx, "skip", "a"); err != nil {
+		t.Fatalf("run after the first ended: %v", err)
+	}
+	f.dispatches(t, 2)
+	for range 2 {
+		id, err := f.r.RunNow(ctx, "allow", "a")
+		if err != nil {
+			t.Fatalf("allow job refused: %v", err)
+		}
+		f.hub.setBusy(id, true)
+		f.dispatches(t, 2)
+	}
+	if _, err := f.r.RunNow(ctx, "nope", "a"); !errors.Is(err, control.ErrUnknownJob) {
+		t.Fatalf("unknown job: %v", err)
+	}
+}
+
+func TestDispatchFailureAndAggregate(t *testing.T) {
+	f := newFixture(t, &config.Job{Name: "j", Command: "x"})
+	f.tgt.failOn = "b"
+	ctx := context.Background()
+	id, err := f.r.RunNow(ctx, "j", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dispatches(t, 2)
+	select {
+	case got := <-f.hub.failed:
+		if got != [2]string{"b", store.StatusNotStarted} {
+			t.Fatalf("failure reported as %v, want b not_started", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("dispatch failure never reported to the hub")
+	}
+	// The hub writes machine results; the runner aggregates when told.
+	for m, s := range map[string]string{"a": store.StatusSucceeded, "b": store.StatusNotStarted} {
+		if err := f.store.UpdateMachine(ctx, id, m, store.MachineUpdate{Status: &s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.r.finalize(ctx, id)
+	run, _ := f.store.GetRun(ctx, id)
+	if run.Status != store.StatusNotStarted || run.FinishedAt.IsZero() {
+		t.Fatalf("run %s finished %v, want not_started", run.Status, run.FinishedAt)
+	}
+}
+
+func TestKillAndSignalRecordWhoAsked(t *testing.T) {
+	f := newFixture(t, &config.Job{Name: "j", Command: "x", Overlap: config.OverlapAllow})
+	ctx := context.Background()
+	id, err := f.r.RunNow(ctx, "j", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dispatches(t, 2)
+	if err := f.r.Signal(ctx, control.SignalRequest{RunID: id, Signal: "SIGKILL", By: "bob"}); !errors.Is(err, control.ErrBadRequest) {
+		t.Fatalf("SIGKILL as a signal: %v", err)
+	}
+	if err := f.r.Signal(ctx, control.SignalRequest{RunID: id, Signal: "stop", By: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := f.r.Kill(ctx, control.KillRequest{Job: "j", Signal: "int", Grace: time.Second, By: "carol"})
+	if err != nil || len(runs) != 1 || runs[0] != id {
+		t.Fatalf("kill: %v %v", runs, err)
+	}
+	if _, err := f.r.Kill(ctx, control.KillRequest{RunID: id, By: "dave"}); err != nil {
+		t.Fatal(err)
+	}
+	run, _ := f.store.GetRun(ctx, id)
+	if run.KilledBy != "carol" || len(run.Actions) != 3 || run.Actions[0].Signal != "SIGSTOP" || run.Actions[0].By != "bob" ||
+		run.Actions[1].Signal != "SIGINT" || run.Actions[2].By != "dave" {
+		t.Fatalf("run records %q and %+v", run.KilledBy, run.Actions)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go f.kills.Run(done)
+	want := []killq.Request{{Kind: killq.Signal, Signal: "SIGSTOP", By: "bob"}, {Kind: killq.Kill, Signal: "SIGINT", Grace: time.Second, By: "carol"}, {Kind: killq.Kill, By: "dave"}}
+	for _, w := range want {
+		got := <-f.kills.C()
+		if got.Kind != w.Kind || got.Signal != w.Signal || got.Grace != w.Grace || got.By != w.By || got.RunID != id {
+			t.Fatalf("queued %+v, want %+v", got, w)
+		}
+	}
+	if _, err := f.r.Kill(ctx, control.KillRequest{RunID: "nope", By: "x"}); !errors.Is(err, control.ErrUnknownRun) {
+		t.Fatalf("kill of an unknown run: %v", err)
+	}
+}
+
+func TestEnableOverrideReschedules(t *testing.T) {
+	f := newFixture(t, &config.Job{Name: "j", Command: "x", Enabled: true})
+	ctx := context.Background()
+	if err := f.r.SetEnabled(ctx, "j", false, "erin"); err != nil {
+		t.Fatal(err)
+	}
+	if e := f.sched.last(); len(e) != 1 || e[0].Enabled {
+		t.Fatalf("scheduler got %+v after disable", e)
+	}
+	js, err := f.r.Job(ctx, "j")
+	if err != nil || js.Enabled || !js.EnabledInConfig || js.OverrideBy != "erin" {
+		t.Fatalf("job state %+v %v", js, err)
+	}
+	if err := f.r.ResetEnabled(ctx, "j", "erin"); err != nil {
+		t.Fatal(err)
+	}
+	if e := f.sched.last(); !e[0].Enabled {
+		t.Fatalf("scheduler got %+v after reset", e)
+	}
+	if err := f.r.SetEnabled(ctx, "nope", true, "x"); !errors.Is(err, control.ErrUnknownJob) {
+		t.Fatalf("unknown job: %v", err)
+	}
+}
