@@ -140,6 +140,35 @@ func newFixture(t *testing.T, jobs ...*config.Job) *fixture {
 	return f
 }
 
+// awaitDispatched waits until the runner has registered and dispatched
+// every machine of run: before that the run counts as busy whatever the
+// hub says.
+func (f *fixture) awaitDispatched(t *testing.T, run string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		done := false
+		if err := f.r.do(context.Background(), func(st *state) {
+			for _, runs := range st.active {
+				for _, a := range runs {
+					if a.id == run {
+						done = a.dispatched
+					}
+				}
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s never finished dispatching", run)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // dispatches collects n dispatch requests by machine.
 func (f *fixture) dispatches(t *testing.T, n int) map[string]target.DispatchRequest {
 	t.Helper()
@@ -228,6 +257,7 @@ func TestOverlap(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.dispatches(t, 2)
+	f.awaitDispatched(t, first)
 	f.hub.setBusy(first, true)
 	if _, err := f.r.RunNow(ctx, "skip", "a"); !errors.Is(err, control.ErrOverlap) {
 		t.Fatalf("second run of a busy skip job: %v, want ErrOverlap", err)
