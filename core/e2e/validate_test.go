@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidatePointsAtTheLines(t *testing.T) {
@@ -67,5 +69,59 @@ func TestServeRefusesAnOpenAPIOnTheNetwork(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "api_tokens") {
 		t.Fatalf("the refusal does not say what to do:\n%s", out)
+	}
+}
+
+// TestReloadKeepsTheRunningConfigurationWhenTheNewOneIsBad edits the
+// configuration under a running core: a bad edit is refused with its
+// diagnostics and changes nothing, a good one takes effect.
+func TestReloadKeepsTheRunningConfigurationWhenTheNewOneIsBad(t *testing.T) {
+	t.Parallel()
+	base := coreBlock("") + job("one", "true", "")
+	c := startCore(t, base)
+	path := filepath.Join(c.dir, "config.hcl")
+	jobs := func() []string {
+		var resp struct {
+			Jobs []struct {
+				Name string `json:"name"`
+			} `json:"jobs"`
+		}
+		if st := c.call(http.MethodGet, "/api/v1/jobs", nil, &resp); st != http.StatusOK {
+			t.Fatalf("list jobs: %d", st)
+		}
+		var names []string
+		for _, j := range resp.Jobs {
+			names = append(names, j.Name)
+		}
+		return names
+	}
+
+	if err := os.WriteFile(path, []byte(base+job("two", "true", `timeout = "soon"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var bad struct {
+		Code        string `json:"code"`
+		Diagnostics string `json:"diagnostics"`
+	}
+	if st := c.call(http.MethodPost, "/api/v1/reload", nil, &bad); st != http.StatusBadRequest || bad.Code != "CONFIG_INVALID" ||
+		!strings.Contains(bad.Diagnostics, "config.hcl:") || !strings.Contains(bad.Diagnostics, "soon") {
+		t.Fatalf("bad reload: status %d %+v", st, bad)
+	}
+	if got := jobs(); strings.Join(got, ",") != "one" {
+		t.Fatalf("jobs after a refused reload: %v", got)
+	}
+
+	if err := os.WriteFile(path, []byte(base+job("two", "true", "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.call(http.MethodPost, "/api/v1/reload", nil, nil); st != http.StatusOK {
+		t.Fatalf("good reload: status %d", st)
+	}
+	if got := jobs(); strings.Join(got, ",") != "one,two" {
+		t.Fatalf("jobs after reload: %v", got)
+	}
+	id := c.runNow("two")
+	if r := c.waitFinal(id, 30*time.Second); r.Status != "succeeded" {
+		t.Fatalf("the reloaded job's run: %+v", r)
 	}
 }
