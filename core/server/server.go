@@ -111,12 +111,23 @@ func Run(ctx context.Context, opts Options) error {
 	mux.Handle("/", a.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 
-	errc := make(chan error, 4)
-	go func() { kills.Run(ctx.Done()) }()
-	go func() { errc <- wrap("hub", h.Run(ctx)) }()
-	go func() { errc <- wrap("scheduler", sched.Run(ctx)) }()
-	go func() { errc <- wrap("runner", run.Run(ctx, firings)) }()
-	go func() {
+	// Each part reports when it returns; before shutdown that is a
+	// failure, whatever it returned.
+	type stopped struct {
+		part string
+		err  error
+	}
+	stops := make(chan stopped, 4)
+	parts := 0
+	goPart := func(name string, f func() error) {
+		parts++
+		go func() { stops <- stopped{name, f()} }()
+	}
+	go kills.Run(ctx.Done())
+	goPart("hub", func() error { return h.Run(ctx) })
+	goPart("scheduler", func() error { return sched.Run(ctx) })
+	goPart("runner", func() error { return run.Run(ctx, firings) })
+	goPart("http server", func() error {
 		var err error
 		if tlsOn {
 			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -127,8 +138,8 @@ func Run(ctx context.Context, opts Options) error {
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
-		errc <- wrap("http server", err)
-	}()
+		return err
+	})
 	log.Info("core serving", "addr", ln.Addr().String(), "wrapper_urls", strings.Join(urls, " "), "jobs", len(conf.Jobs))
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
@@ -137,6 +148,8 @@ func Run(ctx context.Context, opts Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	var failed error
+serve:
 	for {
 		select {
 		case <-hup:
@@ -148,18 +161,37 @@ func Run(ctx context.Context, opts Options) error {
 					log.Error("reload failed", "error", err)
 				}
 			}
-		case err := <-errc:
-			if err != nil || ctx.Err() == nil {
-				cancel()
-				shutdown(srv, log)
-				return err
+		case st := <-stops:
+			parts--
+			failed = fmt.Errorf("%s stopped: %w", st.part, st.err)
+			if st.err == nil {
+				failed = fmt.Errorf("%s stopped unexpectedly", st.part)
 			}
+			break serve
 		case <-ctx.Done():
-			shutdown(srv, log)
-			log.Info("core stopped")
-			return nil
+			break serve
 		}
 	}
+	// Stop taking requests, then wait for every part to return, so that
+	// nothing writes to the store or calls a plugin while they close.
+	cancel()
+	shutdown(srv, log)
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for parts > 0 {
+		select {
+		case st := <-stops:
+			parts--
+			if st.err != nil && !errors.Is(st.err, context.Canceled) {
+				log.Warn("part stopped with an error", "part", st.part, "error", st.err)
+			}
+		case <-timeout.C:
+			log.Warn("parts still running after 10s, stopping anyway", "parts", parts)
+			parts = 0
+		}
+	}
+	log.Info("core stopped")
+	return failed
 }
 
 func shutdown(srv *http.Server, log hclog.Logger) {
@@ -168,13 +200,6 @@ func shutdown(srv *http.Server, log hclog.Logger) {
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown", "error", err)
 	}
-}
-
-func wrap(part string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", part, err)
 }
 
 // load reads and validates the configuration; diagnostics become a
