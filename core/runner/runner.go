@@ -171,11 +171,14 @@ func (st *state) enabled(j *config.Job) bool {
 func (r *Runner) reschedule(st *state) {
 	entries := make([]schedule.Entry, 0, len(st.conf.Jobs))
 	for _, j := range st.conf.Jobs {
-		s, err := schedule.Parse(j.Schedule)
-		if err != nil {
-			// Load validated it; a failure here is a bug worth a log line.
-			r.log.Error("schedule does not parse", "job", j.Name, "error", err)
-			continue
+		s := j.ParsedSchedule
+		if s == nil {
+			// Jobs built by hand (tests) carry only the text.
+			var err error
+			if s, err = schedule.Parse(j.Schedule); err != nil {
+				r.log.Error("schedule does not parse", "job", j.Name, "error", err)
+				continue
+			}
 		}
 		entries = append(entries, schedule.Entry{Name: j.Name, Schedule: s, Location: j.Location, Enabled: st.enabled(j)})
 	}
@@ -199,7 +202,8 @@ func (r *Runner) busy(st *state, job string) bool {
 // reserve decides on the loop whether job may start a run now and, if so,
 // records it as active under a fresh id.
 func (r *Runner) reserve(st *state, job *config.Job) (*activeRun, error) {
-	if job.Overlap != config.OverlapAllow && r.busy(st, job.Name) {
+	// busy also forgets runs that ended, for every overlap policy.
+	if r.busy(st, job.Name) && job.Overlap != config.OverlapAllow {
 		return nil, fmt.Errorf("job %s is still running (overlap = %q): %w", job.Name, job.Overlap, control.ErrOverlap)
 	}
 	a := &activeRun{id: newRunID(r.cfg.Now())}
