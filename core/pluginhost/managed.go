@@ -99,7 +99,10 @@ func (m *managed) start(ctx context.Context) (*instance, error) {
 	}
 	cmd.Env = append(os.Environ(), sdk.EnvLogLevel+"="+logLevel(m.log))
 	cmd.Env = append(cmd.Env, h.cfg.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: h.pdeathsig}
+	// A process group of its own: a signal meant for the core's group (a
+	// terminal's Ctrl-C, an init system's SIGTERM) reaches the core, which
+	// then stops its plugins in order, not the plugins behind its back.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: h.pdeathsig, Setpgid: true}
 
 	m.mu.Lock()
 	m.launches++
