@@ -10,7 +10,7 @@ import (
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/core/control"
 	"github.com/saltpeter/saltpeter/core/events"
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // Config is what the API needs from the core.

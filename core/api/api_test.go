@@ -21,8 +21,8 @@ import (
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/core/control"
 	"github.com/saltpeter/saltpeter/core/events"
-	"github.com/saltpeter/saltpeter/core/store"
 	"github.com/saltpeter/saltpeter/core/store/memory"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // Tokens the tests configure.

@@ -8,7 +8,7 @@ import (
 	"net/http"
 
 	"github.com/saltpeter/saltpeter/core/control"
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // Error codes, the machine-readable half of every error body.

@@ -11,7 +11,7 @@ import (
 	"strconv"
 
 	"github.com/saltpeter/saltpeter/core/control"
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // redacted replaces every env value: env is where secrets end up, and a

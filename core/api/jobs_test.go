@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/saltpeter/saltpeter/core/control"
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 func TestListJobs(t *testing.T) {

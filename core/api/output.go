@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	"github.com/saltpeter/saltpeter/core/events"
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // outputChunk bounds one store read, so that a large output is streamed

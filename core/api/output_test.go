@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/saltpeter/saltpeter/core/events"
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // outputRun stores run r1 with a running db1 and a pending db2, and output

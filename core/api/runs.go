@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/saltpeter/saltpeter/core/control"
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/saltpeter/saltpeter/core/control"
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 var t0 = time.Date(2025, 3, 1, 3, 0, 0, 0, time.UTC)

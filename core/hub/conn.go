@@ -12,7 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/hashicorp/go-hclog"
 	"github.com/saltpeter/saltpeter/core/events"
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/gorilla/websocket"
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 

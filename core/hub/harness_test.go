@@ -17,8 +17,8 @@ import (
 	"github.com/saltpeter/saltpeter/core/events"
 	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/core/killq"
-	"github.com/saltpeter/saltpeter/core/store"
 	"github.com/saltpeter/saltpeter/core/store/memory"
+	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 

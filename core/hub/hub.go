@@ -13,7 +13,7 @@ import (
 	"github.com/saltpeter/saltpeter/core/auth"
 	"github.com/saltpeter/saltpeter/core/events"
 	"github.com/saltpeter/saltpeter/core/killq"
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 

@@ -15,8 +15,8 @@ import (
 	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/core/killq"
 	"github.com/saltpeter/saltpeter/core/schedule"
-	"github.com/saltpeter/saltpeter/core/store"
 	"github.com/saltpeter/saltpeter/core/store/memory"
+	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )

@@ -27,8 +27,8 @@ import (
 	"github.com/saltpeter/saltpeter/core/pluginhost"
 	"github.com/saltpeter/saltpeter/core/runner"
 	"github.com/saltpeter/saltpeter/core/schedule"
-	"github.com/saltpeter/saltpeter/core/store"
 	"github.com/saltpeter/saltpeter/core/store/memory"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // Options start a core.

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // DefaultListLimit is how many runs ListRuns returns when the filter sets

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/saltpeter/saltpeter/core/store"
 	"github.com/saltpeter/saltpeter/core/store/memory"
-	"github.com/saltpeter/saltpeter/core/store/storetest"
+	"github.com/saltpeter/saltpeter/sdk/sdktest"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
+	sdktest.TestStore(t, func(t *testing.T) store.Store {
 		s := memory.New()
 		t.Cleanup(func() { _ = s.Close() })
 		return s

@@ -1,4 +1,4 @@
-package storetest
+package sdktest
 
 import (
 	"bytes"
@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/saltpeter/saltpeter/core/store"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
-// Run runs the conformance suite against stores made by newStore, one
+// TestStore runs the store conformance suite against stores made by newStore, one
 // fresh, empty store per subtest. newStore may register cleanups on t.
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
 	tests := []struct {
 		name string
