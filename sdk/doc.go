@@ -11,8 +11,12 @@
 //		}))
 //	}
 //
-// Each kind lives in its own package (sdk/target today; store and notifier
-// later), laid out alike: the interface, plugin.go (the go-plugin adapter),
+// A plugin may serve several kinds at once, each option adding one:
+//
+//	sdk.Serve("example", sdk.WithTarget(newTarget), sdk.WithStore(newStore))
+//
+// Each kind lives in its own package (sdk/target and sdk/store today;
+// notifier later), laid out alike: the interface, plugin.go (the go-plugin adapter),
 // client.go, server.go, proto/ and testing.go. The generated protobuf code
 // is internal: authors see plain Go types only. sdk/sdktest holds the
 // conformance suites every implementation of a kind runs.

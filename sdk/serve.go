@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
 )
 
@@ -19,6 +20,7 @@ type ServeOption func(*serveConfig)
 
 type serveConfig struct {
 	target func(hclog.Logger) (target.Target, error)
+	store  func(hclog.Logger) (store.Store, error)
 	level  hclog.Level
 }
 
@@ -27,6 +29,15 @@ type serveConfig struct {
 // from it ends the plugin with that error logged.
 func WithTarget(factory func(hclog.Logger) (target.Target, error)) ServeOption {
 	return func(c *serveConfig) { c.target = factory }
+}
+
+// WithStore makes the plugin serve the store kind. Serve calls factory
+// once, before it answers the core, with the plugin's logger; an error
+// from it ends the plugin with that error logged. The store gets its
+// plugin block's config later, through Configure, when it implements
+// store.Configurer.
+func WithStore(factory func(hclog.Logger) (store.Store, error)) ServeOption {
+	return func(c *serveConfig) { c.store = factory }
 }
 
 // WithLogLevel sets the plugin logger's level, overriding the level the
@@ -103,8 +114,18 @@ func pluginSet(cfg serveConfig, logger hclog.Logger) (plugin.PluginSet, error) {
 		}
 		ps[KindTarget] = &target.Plugin{Impl: impl}
 	}
+	if cfg.store != nil {
+		impl, err := cfg.store(logger)
+		if err != nil {
+			return nil, fmt.Errorf("create %s plugin: %w", KindStore, err)
+		}
+		if impl == nil {
+			return nil, fmt.Errorf("create %s plugin: factory returned no implementation", KindStore)
+		}
+		ps[KindStore] = &store.Plugin{Impl: impl}
+	}
 	if len(ps) == 0 {
-		return nil, fmt.Errorf("no plugin kind to serve: pass an option such as WithTarget")
+		return nil, fmt.Errorf("no plugin kind to serve: pass an option such as WithTarget or WithStore")
 	}
 	return ps, nil
 }

@@ -1,13 +1,16 @@
 // Package pluginhost runs the core's plugins as subprocesses, with
 // hashicorp/go-plugin over gRPC, and hands the rest of the core plain Go
-// interfaces (target.Target today).
+// interfaces (target.Target and store.Store today).
 //
 // A built-in plugin is served by the core's own binary, re-executed as
 // `saltpeter plugin KIND NAME` (plugins/builtin); a third-party plugin is
 // the program its plugin block's path names. Built-in targets need no
 // plugin block. A plugin is started on first use and configured with its
-// block's config; one that dies is started again on next use, and a call
-// that failed because its plugin died is retried once on the new one.
+// block's config (a store through store.Configurer: one that is not a
+// Configurer accepts only an empty config); one that dies is started
+// again on next use, and a call that failed because its plugin died is
+// retried once on the new one (store.go says why that is safe for each
+// store method).
 //
 // Plugins never outlive the core: the host asks the kernel to kill a
 // plugin when the core dies (Pdeathsig), and sdk.Serve makes a plugin exit

@@ -16,6 +16,7 @@ import (
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/plugins/builtin"
 	"github.com/saltpeter/saltpeter/sdk"
+	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
 )
 
@@ -84,8 +85,8 @@ func New(cfg Config) (*Host, error) {
 	}
 	h := &Host{cfg: cfg, log: cfg.Logger, pdeathsig: syscall.SIGKILL, plugins: map[key]*managed{}}
 	for _, p := range cfg.Plugins {
-		if p.Kind != sdk.KindTarget {
-			// Store and notifier plugins are not hosted here yet.
+		if p.Kind != sdk.KindTarget && p.Kind != sdk.KindStore {
+			// Notifier plugins are not hosted here yet.
 			h.log.Debug("plugin kind not hosted yet, ignoring", "kind", p.Kind, "name", p.Name)
 			continue
 		}
@@ -113,6 +114,22 @@ func (h *Host) Target(ctx context.Context, name string) (target.Target, error) {
 		return nil, err
 	}
 	return &hostedTarget{m: m}, nil
+}
+
+// Store returns the store plugin called name, started and configured
+// with its plugin block's config (see store.Configurer). The returned
+// Store outlives restarts of the plugin behind it; a call that failed
+// because the plugin died is retried once on the restarted plugin (see
+// hostedStore for why that is safe for each method).
+func (h *Host) Store(ctx context.Context, name string) (store.Store, error) {
+	m, err := h.lookup(sdk.KindStore, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.get(ctx); err != nil {
+		return nil, err
+	}
+	return &hostedStore{m: m}, nil
 }
 
 // PID returns the process id of the running plugin kind/name.

@@ -13,8 +13,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/saltpeter/saltpeter/core/store/memory"
 	"github.com/saltpeter/saltpeter/plugins/builtin"
 	"github.com/saltpeter/saltpeter/sdk"
+	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
 )
 
@@ -42,7 +44,10 @@ func TestMain(m *testing.M) {
 			}
 			os.Exit(0)
 		}
-		sdk.Serve("fake", sdk.WithTarget(func(l hclog.Logger) (target.Target, error) { return &fakeTarget{log: l}, nil }))
+		// One binary, two kinds: the host dispenses each by its kind.
+		sdk.Serve("fake",
+			sdk.WithTarget(func(l hclog.Logger) (target.Target, error) { return &fakeTarget{log: l}, nil }),
+			sdk.WithStore(func(l hclog.Logger) (store.Store, error) { return &fakeStore{Store: memory.New(), log: l}, nil }))
 		os.Exit(0)
 	case os.Getenv(envHost) != "":
 		if err := runHost(); err != nil {
@@ -132,6 +137,43 @@ func (f *fakeTarget) Dispatch(_ context.Context, req target.DispatchRequest) (ta
 		return target.DispatchResult{}, errors.New(f.fail)
 	}
 	return target.DispatchResult{Detail: fmt.Sprintf("fake dispatched %s pid=%d", req.RunID, os.Getpid())}, nil
+}
+
+// fakeStore is a third-party store plugin for the tests: the memory
+// store, with a config.
+//
+// Config: {"fail": "text"} makes Configure fail. An AppendOutput whose
+// chunk's stream is "crash_once" and whose data names an existing file
+// removes the file and kills the plugin mid-call.
+type fakeStore struct {
+	*memory.Store
+	log hclog.Logger
+}
+
+var _ store.Configurer = (*fakeStore)(nil)
+
+func (f *fakeStore) Configure(_ context.Context, config []byte) error {
+	var c struct {
+		Fail string `json:"fail"`
+	}
+	if err := json.Unmarshal(config, &c); err != nil {
+		return fmt.Errorf("fake store config: %w", err)
+	}
+	if c.Fail != "" {
+		return errors.New(c.Fail)
+	}
+	return nil
+}
+
+func (f *fakeStore) AppendOutput(ctx context.Context, runID, machine string, c store.Chunk) (int64, error) {
+	if c.Stream == "crash_once" {
+		if err := os.Remove(string(c.Data)); err == nil {
+			f.log.Warn("crashing as asked")
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+	return f.Store.AppendOutput(ctx, runID, machine, c)
 }
 
 // awaitGone waits up to 10 s for pid to exit (gone, or a zombie nobody

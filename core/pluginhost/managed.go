@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/saltpeter/saltpeter/sdk"
+	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
 )
 
@@ -39,8 +40,17 @@ type managed struct {
 // instance is one run of a plugin process.
 type instance struct {
 	client *plugin.Client
-	target target.Target
-	pid    int
+	// impl is the dispensed client of the plugin's kind: a target.Target
+	// or a store.Store.
+	impl any
+	pid  int
+}
+
+// configurer is how the host hands a plugin its config, whatever its
+// kind: target.Target has Configure, and a store's client forwards it to
+// the store when the store is a store.Configurer.
+type configurer interface {
+	Configure(ctx context.Context, config []byte) error
 }
 
 func (h *Host) newManaged(kind, name, path string, config []byte) *managed {
@@ -111,7 +121,7 @@ func (m *managed) start(ctx context.Context) (*instance, error) {
 
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
-		Plugins:          plugin.PluginSet{target.Kind: &target.Plugin{}},
+		Plugins:          plugin.PluginSet{target.Kind: &target.Plugin{}, store.Kind: &store.Plugin{}},
 		Cmd:              cmd,
 		SkipHostEnv:      true, // cmd.Env has it, under Config.Env
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -133,15 +143,15 @@ func (m *managed) start(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return fail("connect to", err)
 	}
-	tgt, ok := raw.(target.Target)
+	c, ok := raw.(configurer)
 	if !ok {
 		return fail("connect to", fmt.Errorf("dispensed %T", raw))
 	}
-	inst := &instance{client: client, target: tgt}
+	inst := &instance{client: client, impl: raw}
 	if rc := client.ReattachConfig(); rc != nil {
 		inst.pid = rc.Pid
 	}
-	if err := tgt.Configure(ctx, config); err != nil {
+	if err := c.Configure(ctx, config); err != nil {
 		return fail("configure", err)
 	}
 	m.log.Info("plugin ready", "pid", inst.pid)
@@ -156,28 +166,40 @@ func logLevel(l hclog.Logger) string {
 	return hclog.Info.String()
 }
 
-// call runs f on the running plugin; when f fails because the plugin
-// died, it starts the plugin again and runs f once more.
-func (m *managed) call(ctx context.Context, f func(target.Target) error) error {
+// call runs f on the running plugin's client; when f fails because the
+// plugin died, it starts the plugin again and runs f once more, and
+// retried says so (the first try may have had its effect before the
+// plugin died).
+func (m *managed) call(ctx context.Context, f func(impl any) error) (retried bool, err error) {
 	inst, err := m.get(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
-	err = f(inst.target)
+	err = f(inst.impl)
 	if err == nil || !m.died(ctx, inst, err) {
-		return err
+		return false, err
 	}
 	m.log.Warn("plugin died during a call; starting it again to retry", "pid", inst.pid, "error", err)
 	m.drop(inst)
 	again, startErr := m.get(ctx)
 	if startErr != nil {
-		return fmt.Errorf("%s plugin %s died (%w), and starting it again failed: %v", m.kind, m.name, err, startErr)
+		return true, fmt.Errorf("%s plugin %s died (%w), and starting it again failed: %v", m.kind, m.name, err, startErr)
 	}
-	if err = f(again.target); err != nil && m.died(ctx, again, err) {
+	if err = f(again.impl); err != nil && m.died(ctx, again, err) {
 		m.drop(again)
-		return fmt.Errorf("%s plugin %s died twice in a row: %w", m.kind, m.name, err)
+		return true, fmt.Errorf("%s plugin %s died twice in a row: %w", m.kind, m.name, err)
 	}
-	return err
+	return true, err
+}
+
+// running returns the current instance without starting one.
+func (m *managed) running() *instance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.inst == nil || m.inst.client.Exited() {
+		return nil
+	}
+	return m.inst
 }
 
 // died tells whether err came from inst's process being gone rather than
@@ -185,6 +207,12 @@ func (m *managed) call(ctx context.Context, f func(target.Target) error) error {
 func (m *managed) died(ctx context.Context, inst *instance, err error) bool {
 	if ctx.Err() != nil {
 		return false
+	}
+	// A store's errors say whether the store itself answered: a store
+	// whose database is down answers "unavailable" and is alive.
+	var answered interface{ PluginAnswered() bool }
+	if errors.As(err, &answered) && answered.PluginAnswered() {
+		return inst.client.Exited()
 	}
 	return inst.client.Exited() || status.Code(err) == codes.Unavailable
 }

@@ -17,7 +17,7 @@ var _ target.Target = (*hostedTarget)(nil)
 // Configure reconfigures the plugin; the config is kept for restarts once
 // the plugin accepted it.
 func (t *hostedTarget) Configure(ctx context.Context, config []byte) error {
-	err := t.m.call(ctx, func(tg target.Target) error { return tg.Configure(ctx, config) })
+	_, err := t.m.call(ctx, func(impl any) error { return impl.(target.Target).Configure(ctx, config) })
 	if err == nil {
 		t.m.setConfig(config)
 	}
@@ -27,9 +27,9 @@ func (t *hostedTarget) Configure(ctx context.Context, config []byte) error {
 // Resolve implements target.Target.
 func (t *hostedTarget) Resolve(ctx context.Context, req target.ResolveRequest) ([]string, error) {
 	var machines []string
-	err := t.m.call(ctx, func(tg target.Target) error {
+	_, err := t.m.call(ctx, func(impl any) error {
 		var err error
-		machines, err = tg.Resolve(ctx, req)
+		machines, err = impl.(target.Target).Resolve(ctx, req)
 		return err
 	})
 	return machines, err
@@ -38,9 +38,9 @@ func (t *hostedTarget) Resolve(ctx context.Context, req target.ResolveRequest) (
 // Dispatch implements target.Target.
 func (t *hostedTarget) Dispatch(ctx context.Context, req target.DispatchRequest) (target.DispatchResult, error) {
 	var res target.DispatchResult
-	err := t.m.call(ctx, func(tg target.Target) error {
+	_, err := t.m.call(ctx, func(impl any) error {
 		var err error
-		res, err = tg.Dispatch(ctx, req)
+		res, err = impl.(target.Target).Dispatch(ctx, req)
 		return err
 	})
 	return res, err

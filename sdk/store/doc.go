@@ -1,9 +1,26 @@
-// Package store is the store plugin kind's contract: the run, machine,
-// output and override types the core keeps, and the Store interface a
-// store implements. The core's hub, runner and API read and write through
-// it; the in-memory store (core/store/memory) implements it today, and
-// durable stores (SQLite, PostgreSQL, a third party's) will implement it
-// as plugins. Every method takes a context and returns errors a remote
-// store can produce; sdktest.TestStore is the suite every implementation
-// must pass.
+// Package store is the store plugin kind: the run, machine, output and
+// override types the core keeps and the Store interface a store
+// implements (store.go), and the go-plugin adapter that carries it over
+// gRPC, laid out like every kind: plugin.go (Plugin, the adapter),
+// client.go (GRPCClient, the core's side), server.go (GRPCServer, the
+// plugin's side), proto/ (the service; its generated code is internal)
+// and testing.go (TestGRPCConn, a real in-process connection for tests).
+// convert.go and errors.go hold what both sides share: the message
+// conversions and the mapping of store errors to gRPC statuses and back;
+// append.go the batching of output writes.
+//
+// The core's hub, runner and API read and write through Store; the
+// in-memory store (core/store/memory) implements it in the core, and
+// durable stores (SQLite, PostgreSQL, a third party's) implement it as
+// plugins, served with sdk.Serve(name, sdk.WithStore(factory)). A store
+// that takes a config implements Configurer too. Every method takes a
+// context and returns errors a remote store can produce, and those errors
+// cross the plugin boundary intact: errors.Is finds ErrNotFound and the
+// rest in what GRPCClient returns. sdktest.TestStore is the suite every
+// implementation must pass, directly and over TestGRPCConn.
+//
+// AppendOutput does not cost a round trip per chunk over the wire: the
+// client sends chunks in batches on one long-lived stream, one batch in
+// flight at a time, so concurrent writers share a round trip (and a
+// store's commit) while each still gets its own result.
 package store

@@ -247,3 +247,14 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// Configurer is the optional ability of a store that takes a config: its
+// plugin block's config, a JSON object ("{}" when there is none). The core
+// calls Configure once a store plugin has started, before anything else,
+// and again after the plugin is restarted; a store that is not a
+// Configurer accepts only an empty config. A store's config is opened here
+// rather than in its factory because the factory runs before the core has
+// connected, and a restarted plugin must get the same config again.
+type Configurer interface {
+	Configure(ctx context.Context, config []byte) error
+}

@@ -18,6 +18,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceOverGRPC runs the suite through the store plugin adapter
+// (sdk/store), so that the adapter is checked against a real store: the
+// sdk itself may not import the core.
+func TestConformanceOverGRPC(t *testing.T) {
+	sdktest.TestStore(t, func(t *testing.T) store.Store {
+		s := memory.New()
+		t.Cleanup(func() { _ = s.Close() })
+		return store.TestGRPCConn(t, s)
+	})
+}
+
 func TestClosedIsUnavailable(t *testing.T) {
 	s := memory.New()
 	if err := s.Close(); err != nil {

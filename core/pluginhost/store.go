@@ -1,0 +1,244 @@
+package pluginhost
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/saltpeter/saltpeter/sdk/store"
+)
+
+// hostedStore is a store plugin as the core sees it: each call goes to the
+// plugin's current process, restarted when it died, and a call that
+// failed because the plugin died is retried once. A retry may follow a
+// first try that took effect before the plugin died (a durable store
+// committed it, then crashed before answering), so each method says why
+// its retry is safe:
+//
+//   - reads (GetRun, ListRuns, ReadOutput, Overrides, Ping) change nothing;
+//   - AppendOutput is idempotent: a chunk below the machine's next seq is
+//     a duplicate that returns the next seq and stores nothing;
+//   - SetOverride, DeleteOverride and UpdateMachine set values, so doing
+//     them twice is doing them once; UpdateMachine with OnlyIfNotFinal may
+//     then meet its own final status and answer ErrFinal, which counts as
+//     success when the stored status is the one asked for;
+//   - CreateRun and AddMachines may meet their own first try and answer
+//     ErrExists, which counts as success only when what is stored is what
+//     was asked for (a run's id is unique per firing, so the same id, job,
+//     trigger, schedule and spec, with the same machines, is this run);
+//   - UpdateRun with AddAction appends, so before retrying it checks
+//     whether the run's last action is already that action and, if so,
+//     retries without it.
+type hostedStore struct {
+	m *managed
+}
+
+var _ store.Store = (*hostedStore)(nil)
+
+// callStore runs f on the plugin's store; retried as for managed.call.
+func (s *hostedStore) callStore(ctx context.Context, f func(st store.Store, attempt int) error) (retried bool, err error) {
+	attempt := 0
+	return s.m.call(ctx, func(impl any) error {
+		attempt++
+		return f(impl.(store.Store), attempt)
+	})
+}
+
+// CreateRun implements store.Store.
+func (s *hostedStore) CreateRun(ctx context.Context, run store.Run) error {
+	var stored store.Run
+	retried, err := s.callStore(ctx, func(st store.Store, attempt int) error {
+		err := st.CreateRun(ctx, run)
+		if attempt > 1 && errors.Is(err, store.ErrExists) {
+			var gerr error
+			if stored, gerr = st.GetRun(ctx, run.ID); gerr != nil {
+				return err
+			}
+		}
+		return err
+	})
+	if retried && errors.Is(err, store.ErrExists) && sameRun(stored, run) {
+		s.m.log.Debug("CreateRun retried after the plugin died met the run it had created", "run", run.ID)
+		return nil
+	}
+	return err
+}
+
+// sameRun reports whether stored is the run that CreateRun(want) makes.
+func sameRun(stored, want store.Run) bool {
+	if stored.ID != want.ID || stored.Job != want.Job || stored.Trigger != want.Trigger ||
+		!stored.ScheduledFor.Equal(want.ScheduledFor) || !bytes.Equal(stored.Spec, want.Spec) ||
+		len(stored.Machines) != len(want.Machines) {
+		return false
+	}
+	for i := range want.Machines {
+		if stored.Machines[i].Machine != want.Machines[i].Machine {
+			return false
+		}
+	}
+	return true
+}
+
+// AddMachines implements store.Store.
+func (s *hostedStore) AddMachines(ctx context.Context, runID string, machines []store.Machine) error {
+	var stored store.Run
+	retried, err := s.callStore(ctx, func(st store.Store, attempt int) error {
+		err := st.AddMachines(ctx, runID, machines)
+		if attempt > 1 && errors.Is(err, store.ErrExists) {
+			var gerr error
+			if stored, gerr = st.GetRun(ctx, runID); gerr != nil {
+				return err
+			}
+		}
+		return err
+	})
+	if retried && errors.Is(err, store.ErrExists) && hasMachines(stored, machines) {
+		return nil
+	}
+	return err
+}
+
+// hasMachines reports whether run has every one of machines. AddMachines
+// adds all or none, so all present after a refused retry means the first
+// try added them.
+func hasMachines(run store.Run, machines []store.Machine) bool {
+	for _, want := range machines {
+		if !slices.ContainsFunc(run.Machines, func(m store.Machine) bool { return m.Machine == want.Machine }) {
+			return false
+		}
+	}
+	return len(machines) > 0
+}
+
+// UpdateRun implements store.Store.
+func (s *hostedStore) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) error {
+	_, err := s.callStore(ctx, func(st store.Store, attempt int) error {
+		u := u
+		if attempt > 1 && u.AddAction != nil {
+			r, err := st.GetRun(ctx, runID)
+			if err != nil {
+				return err
+			}
+			if n := len(r.Actions); n > 0 && sameAction(r.Actions[n-1], *u.AddAction) {
+				u.AddAction = nil
+			}
+		}
+		return st.UpdateRun(ctx, runID, u)
+	})
+	return err
+}
+
+func sameAction(a, b store.Action) bool {
+	return a.Kind == b.Kind && a.Machine == b.Machine && a.Signal == b.Signal &&
+		a.Grace == b.Grace && a.By == b.By && a.At.Equal(b.At)
+}
+
+// UpdateMachine implements store.Store.
+func (s *hostedStore) UpdateMachine(ctx context.Context, runID, machine string, u store.MachineUpdate) error {
+	var stored store.Run
+	retried, err := s.callStore(ctx, func(st store.Store, attempt int) error {
+		err := st.UpdateMachine(ctx, runID, machine, u)
+		if attempt > 1 && errors.Is(err, store.ErrFinal) {
+			var gerr error
+			if stored, gerr = st.GetRun(ctx, runID); gerr != nil {
+				return err
+			}
+		}
+		return err
+	})
+	if retried && errors.Is(err, store.ErrFinal) && u.Status != nil {
+		for _, m := range stored.Machines {
+			if m.Machine == machine && m.Status == *u.Status {
+				return nil
+			}
+		}
+	}
+	return err
+}
+
+// GetRun implements store.Store.
+func (s *hostedStore) GetRun(ctx context.Context, runID string) (store.Run, error) {
+	var r store.Run
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		r, err = st.GetRun(ctx, runID)
+		return err
+	})
+	return r, err
+}
+
+// ListRuns implements store.Store.
+func (s *hostedStore) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, error) {
+	var runs []store.Run
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		runs, err = st.ListRuns(ctx, f)
+		return err
+	})
+	return runs, err
+}
+
+// AppendOutput implements store.Store.
+func (s *hostedStore) AppendOutput(ctx context.Context, runID, machine string, c store.Chunk) (int64, error) {
+	var next int64
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		next, err = st.AppendOutput(ctx, runID, machine, c)
+		return err
+	})
+	return next, err
+}
+
+// ReadOutput implements store.Store.
+func (s *hostedStore) ReadOutput(ctx context.Context, q store.OutputQuery) ([]byte, int64, error) {
+	var data []byte
+	var total int64
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		data, total, err = st.ReadOutput(ctx, q)
+		return err
+	})
+	return data, total, err
+}
+
+// SetOverride implements store.Store.
+func (s *hostedStore) SetOverride(ctx context.Context, o store.JobOverride) error {
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error { return st.SetOverride(ctx, o) })
+	return err
+}
+
+// DeleteOverride implements store.Store.
+func (s *hostedStore) DeleteOverride(ctx context.Context, job string) error {
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error { return st.DeleteOverride(ctx, job) })
+	return err
+}
+
+// Overrides implements store.Store.
+func (s *hostedStore) Overrides(ctx context.Context) ([]store.JobOverride, error) {
+	var os []store.JobOverride
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		os, err = st.Overrides(ctx)
+		return err
+	})
+	return os, err
+}
+
+// Ping implements store.Store. A dead plugin is started again, so Ping
+// fails only when the store cannot be reached even then.
+func (s *hostedStore) Ping(ctx context.Context) error {
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error { return st.Ping(ctx) })
+	return err
+}
+
+// Close closes the store in the running plugin, so that it flushes and
+// lets go of its files; it starts no plugin to do so, and the process
+// itself stops with Host.Close.
+func (s *hostedStore) Close() error {
+	inst := s.m.running()
+	if inst == nil {
+		return nil
+	}
+	return inst.impl.(store.Store).Close()
+}

@@ -1,0 +1,109 @@
+package pluginhost
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/saltpeter/saltpeter/core/config"
+	"github.com/saltpeter/saltpeter/sdk/sdktest"
+	"github.com/saltpeter/saltpeter/sdk/store"
+)
+
+// fakeStorePlugin is a plugin block for the fake third-party store, served
+// by this test binary given as its path.
+func fakeStorePlugin(t *testing.T, name, conf string) config.Plugin {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config.Plugin{Kind: "store", Name: name, Path: exe, Config: []byte(conf)}
+}
+
+func storeLaunches(h *Host, name string) int {
+	h.mu.Lock()
+	m := h.plugins[key{"store", name}]
+	h.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.launches
+}
+
+// The memory store, served by a real plugin subprocess and reached through
+// Host.Store, passes the store conformance suite.
+func TestStoreConformanceAsSubprocess(t *testing.T) {
+	sdktest.TestStore(t, func(t *testing.T) store.Store {
+		h, _ := newHost(t, fakeStorePlugin(t, "mem", "{}"))
+		s, err := h.Store(ctx(t), "mem")
+		if err != nil {
+			t.Fatalf("Store(mem): %v", err)
+		}
+		return s
+	})
+}
+
+func TestStoreErrors(t *testing.T) {
+	cases := []struct {
+		name    string
+		plugins []config.Plugin
+		store   string
+		want    string
+	}{
+		{"config refused", []config.Plugin{fakeStorePlugin(t, "mem", `{"fail":"no database"}`)}, "mem", "no database"},
+		{"bad config json", []config.Plugin{fakeStorePlugin(t, "mem", `[1]`)}, "mem", "fake store config"},
+		{"not declared and not built in", nil, "sqlite", `no store plugin "sqlite"`},
+		{"a target is not a store", []config.Plugin{fakePlugin(t, "fake", `{"machines":["a"]}`)}, "fake", `no store plugin "fake"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := newHost(t, tc.plugins...)
+			_, err := h.Store(ctx(t), tc.store)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Store(%s) = %v, want an error with %q", tc.store, err, tc.want)
+			}
+		})
+	}
+}
+
+// A store plugin that dies in the middle of AppendOutput is started again
+// and the call retried once (safe: appending is idempotent). The memory
+// store forgets everything with its process, so the retry finds no run:
+// the store's own ErrNotFound, not a transport error.
+func TestStoreRetryWhenPluginDiesMidAppend(t *testing.T) {
+	h, _ := newHost(t, fakeStorePlugin(t, "mem", "{}"))
+	c := ctx(t)
+	s, err := h.Store(c, "mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRun(c, store.Run{ID: "r1", Job: "j", Machines: []store.Machine{{Machine: "a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	first, ok := h.PID("store", "mem")
+	if !ok {
+		t.Fatal("store plugin not running")
+	}
+	flag := filepath.Join(t.TempDir(), "crash")
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.AppendOutput(c, "r1", "a", store.Chunk{Seq: 0, Stream: "crash_once", Data: []byte(flag)})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("AppendOutput across a crash = %v, want the restarted store's ErrNotFound", err)
+	}
+	if n := storeLaunches(h, "mem"); n != 2 {
+		t.Errorf("launches = %d, want 2", n)
+	}
+	second, ok := h.PID("store", "mem")
+	if !ok || second == first {
+		t.Errorf("pid after the crash %d (running %v), before %d", second, ok, first)
+	}
+	awaitGone(t, first)
+	// The new process works.
+	if err := s.CreateRun(c, store.Run{ID: "r2", Job: "j"}); err != nil {
+		t.Errorf("CreateRun on the restarted plugin: %v", err)
+	}
+}

@@ -1,0 +1,621 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/saltpeter/saltpeter/sdk/store/internal/storepb"
+)
+
+// fakeStore is a Store for the adapter tests: it records what reached it
+// and answers what the test set. The memory store runs the whole contract
+// over the adapter in core/store/memory; the sdk must not import it.
+type fakeStore struct {
+	mu         sync.Mutex
+	err        error // returned by every method when set
+	run        Run   // stored by CreateRun, returned by GetRun
+	runUpdate  *RunUpdate
+	machUpdate *MachineUpdate
+	chunks     []Chunk
+	overrides  []JobOverride
+	config     []byte
+	closed     bool
+
+	// appendGate, when set, holds the AppendOutput of seq 0 until closed,
+	// after sending on appendEntered.
+	appendGate    chan struct{}
+	appendEntered chan struct{}
+	// appendFn answers AppendOutput when set.
+	appendFn func(runID, machine string, c Chunk) (int64, error)
+}
+
+func (f *fakeStore) fail() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+func (f *fakeStore) CreateRun(_ context.Context, run Run) error {
+	if err := f.fail(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.run = run
+	return nil
+}
+
+func (f *fakeStore) AddMachines(context.Context, string, []Machine) error { return f.fail() }
+
+func (f *fakeStore) UpdateRun(_ context.Context, _ string, u RunUpdate) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runUpdate = &u
+	return f.err
+}
+
+func (f *fakeStore) UpdateMachine(_ context.Context, _, _ string, u MachineUpdate) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.machUpdate = &u
+	return f.err
+}
+
+func (f *fakeStore) GetRun(context.Context, string) (Run, error) {
+	if err := f.fail(); err != nil {
+		return Run{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.run, nil
+}
+
+func (f *fakeStore) ListRuns(context.Context, RunFilter) ([]Run, error) {
+	return []Run{f.run}, f.fail()
+}
+
+func (f *fakeStore) AppendOutput(_ context.Context, runID, machine string, c Chunk) (int64, error) {
+	if c.Seq == 0 && f.appendGate != nil {
+		f.appendEntered <- struct{}{}
+		<-f.appendGate
+	}
+	f.mu.Lock()
+	f.chunks = append(f.chunks, c)
+	fn, err := f.appendFn, f.err
+	f.mu.Unlock()
+	if fn != nil {
+		return fn(runID, machine, c)
+	}
+	return c.Seq + 1, err
+}
+
+func (f *fakeStore) ReadOutput(context.Context, OutputQuery) ([]byte, int64, error) {
+	return nil, 0, f.fail()
+}
+
+func (f *fakeStore) SetOverride(_ context.Context, o JobOverride) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.overrides = append(f.overrides, o)
+	return f.err
+}
+
+func (f *fakeStore) DeleteOverride(context.Context, string) error { return f.fail() }
+
+func (f *fakeStore) Overrides(context.Context) ([]JobOverride, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.overrides, f.err
+}
+
+func (f *fakeStore) Ping(context.Context) error { return f.fail() }
+
+func (f *fakeStore) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return f.err
+}
+
+// configurableStore is a fakeStore that takes a config.
+type configurableStore struct{ fakeStore }
+
+func (c *configurableStore) Configure(_ context.Context, config []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.config = config
+	if string(config) == `{"bad":true}` {
+		return errors.New("bad config")
+	}
+	return nil
+}
+
+// conn is a client and server over an in-memory connection, with the
+// number of batch messages the server received.
+type conn struct {
+	client  *GRPCClient
+	server  *grpc.Server
+	batches atomic.Int64
+}
+
+// dial serves impl over bufconn: unlike TestGRPCConn it lets the test
+// count the messages on the output stream and stop the server.
+func dial(t *testing.T, impl Store) *conn {
+	t.Helper()
+	c := &conn{}
+	lis := bufconn.Listen(1 << 20)
+	c.server = grpc.NewServer(grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, &countingStream{ServerStream: ss, n: &c.batches})
+	}))
+	if err := (&Plugin{Impl: impl}).GRPCServer(nil, c.server); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = c.server.Serve(lis) }()
+	cc, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cc.Close()
+		c.server.Stop()
+	})
+	raw, err := (&Plugin{}).GRPCClient(context.Background(), nil, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.client = raw.(*GRPCClient)
+	return c
+}
+
+// countingStream counts the messages a server stream receives.
+type countingStream struct {
+	grpc.ServerStream
+	n *atomic.Int64
+}
+
+func (s *countingStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if err == nil {
+		s.n.Add(1)
+	}
+	return err
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var sentinels = []error{ErrNotFound, ErrExists, ErrFinal, ErrOutOfOrder, ErrUnavailable, context.Canceled, context.DeadlineExceeded}
+
+func TestErrorsCrossTheWire(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want error // nil: none of the sentinels
+	}{
+		{"not found", fmt.Errorf("run r1: %w", ErrNotFound), ErrNotFound},
+		{"exists", fmt.Errorf("run r1: %w", ErrExists), ErrExists},
+		{"final", fmt.Errorf("machine a: %w", ErrFinal), ErrFinal},
+		{"out of order", fmt.Errorf("seq 5: %w", ErrOutOfOrder), ErrOutOfOrder},
+		{"unavailable", fmt.Errorf("database down: %w", ErrUnavailable), ErrUnavailable},
+		{"canceled", fmt.Errorf("query: %w", context.Canceled), context.Canceled},
+		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), context.DeadlineExceeded},
+		{"other", errors.New("disk on fire"), nil},
+	}
+	f := &fakeStore{}
+	c := dial(t, f)
+	ctx := context.Background()
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"GetRun", func() error { _, err := c.client.GetRun(ctx, "r1"); return err }},
+		{"UpdateMachine", func() error { return c.client.UpdateMachine(ctx, "r1", "a", MachineUpdate{}) }},
+		{"Ping", func() error { return c.client.Ping(ctx) }},
+		{"AppendOutput", func() error { _, err := c.client.AppendOutput(ctx, "r1", "a", Chunk{Seq: 1}); return err }},
+	}
+	for _, tc := range cases {
+		for _, call := range calls {
+			t.Run(tc.name+"/"+call.name, func(t *testing.T) {
+				f.mu.Lock()
+				f.err = tc.err
+				f.mu.Unlock()
+				err := call.call()
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if err.Error() != tc.err.Error() {
+					t.Errorf("text %q, want the store's %q", err, tc.err)
+				}
+				for _, s := range sentinels {
+					if got, want := errors.Is(err, s), s == tc.want; got != want {
+						t.Errorf("errors.Is(%v, %v) = %v, want %v", err, s, got, want)
+					}
+				}
+				var a interface{ PluginAnswered() bool }
+				if !errors.As(err, &a) || !a.PluginAnswered() {
+					t.Errorf("error %v does not say the plugin answered", err)
+				}
+			})
+		}
+	}
+}
+
+func TestOutOfOrderKeepsExpectedSeq(t *testing.T) {
+	f := &fakeStore{appendFn: func(_, _ string, c Chunk) (int64, error) {
+		if c.Seq > 2 {
+			return 2, fmt.Errorf("seq %d, expected 2: %w", c.Seq, ErrOutOfOrder)
+		}
+		return 2, nil
+	}}
+	c := dial(t, f)
+	cases := []struct {
+		seq     int64
+		wantErr error
+	}{{0, nil}, {1, nil}, {7, ErrOutOfOrder}}
+	for _, tc := range cases {
+		next, err := c.client.AppendOutput(context.Background(), "r", "m", Chunk{Seq: tc.seq})
+		if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) || next != 2 {
+			t.Errorf("seq %d: next %d, err %v; want 2, %v", tc.seq, next, err, tc.wantErr)
+		}
+	}
+}
+
+func TestTransportFailureIsUnavailable(t *testing.T) {
+	c := dial(t, &fakeStore{})
+	ctx := context.Background()
+	if _, err := c.client.AppendOutput(ctx, "r", "m", Chunk{}); err != nil {
+		t.Fatalf("append before the stop: %v", err)
+	}
+	c.server.Stop()
+	calls := map[string]func() error{
+		"GetRun":       func() error { _, err := c.client.GetRun(ctx, "r1"); return err },
+		"AppendOutput": func() error { _, err := c.client.AppendOutput(ctx, "r", "m", Chunk{Seq: 1}); return err },
+	}
+	for name, call := range calls {
+		err := call()
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s with the plugin gone: %v, want ErrUnavailable", name, err)
+		}
+		var a interface{ PluginAnswered() bool }
+		if errors.As(err, &a) && a.PluginAnswered() {
+			t.Errorf("%s: %v says the plugin answered", name, err)
+		}
+	}
+}
+
+func TestMachineUpdateFields(t *testing.T) {
+	t1 := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	zero := time.Time{}
+	cases := []struct {
+		name string
+		u    MachineUpdate
+	}{
+		{"all nil", MachineUpdate{}},
+		{"only if not final", MachineUpdate{OnlyIfNotFinal: true}},
+		{"zero values are set, not nil", MachineUpdate{Status: ptr(""), ExitCode: ptr(0), Reason: ptr(""),
+			SignalName: ptr(""), Error: ptr(""), PID: ptr(0), DispatchedAt: &zero, ConnectedAt: &zero,
+			StartedAt: &zero, FinishedAt: &zero, LastHeartbeat: &zero, WrapperVersion: ptr(""),
+			Protocol: ptr(0), LateExitCode: ptr(0), LateReason: ptr("")}},
+		{"every field", MachineUpdate{Status: ptr(StatusLost), ExitCode: ptr(253), Reason: ptr("r"),
+			SignalName: ptr("SIGKILL"), Error: ptr("e"), PID: ptr(1 << 40), DispatchedAt: &t1, ConnectedAt: &t1,
+			StartedAt: &t1, FinishedAt: &t1, LastHeartbeat: &t1, WrapperVersion: ptr("2.1"),
+			Protocol: ptr(2), LateExitCode: ptr(-1), LateReason: ptr("late"), OnlyIfNotFinal: true}},
+		{"one time", MachineUpdate{LastHeartbeat: &t1}},
+	}
+	f := &fakeStore{}
+	c := dial(t, f)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := c.client.UpdateMachine(context.Background(), "r", "m", tc.u); err != nil {
+				t.Fatal(err)
+			}
+			f.mu.Lock()
+			got := *f.machUpdate
+			f.mu.Unlock()
+			if !reflect.DeepEqual(got, tc.u) {
+				t.Errorf("store got %s\nwant %s", dumpUpdate(got), dumpUpdate(tc.u))
+			}
+		})
+	}
+}
+
+func TestRunUpdateFields(t *testing.T) {
+	t1 := time.Date(2026, 3, 1, 12, 0, 0, 1, time.UTC)
+	cases := []struct {
+		name string
+		u    RunUpdate
+	}{
+		{"all nil", RunUpdate{}},
+		{"empty strings are set", RunUpdate{Status: ptr(""), Reason: ptr(""), KilledBy: ptr("")}},
+		{"every field", RunUpdate{Status: ptr(StatusKilled), Reason: ptr("kill"), StartedAt: &t1, FinishedAt: &t1,
+			KilledBy: ptr("bob"), KilledAt: &t1,
+			AddAction: &Action{Kind: "signal", Machine: "m", Signal: "SIGTERM", Grace: 1500 * time.Millisecond, By: "ops", At: t1}}},
+	}
+	f := &fakeStore{}
+	c := dial(t, f)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := c.client.UpdateRun(context.Background(), "r", tc.u); err != nil {
+				t.Fatal(err)
+			}
+			f.mu.Lock()
+			got := *f.runUpdate
+			f.mu.Unlock()
+			if !reflect.DeepEqual(got, tc.u) {
+				t.Errorf("store got %+v\nwant %+v", got, tc.u)
+			}
+		})
+	}
+}
+
+func dumpUpdate(u MachineUpdate) string {
+	v := reflect.ValueOf(u)
+	var b strings.Builder
+	for i := range v.NumField() {
+		f := v.Field(i)
+		fmt.Fprintf(&b, "%s=", v.Type().Field(i).Name)
+		if f.Kind() == reflect.Pointer && !f.IsNil() {
+			fmt.Fprintf(&b, "&%v ", f.Elem())
+		} else {
+			fmt.Fprintf(&b, "%v ", f)
+		}
+	}
+	return b.String()
+}
+
+func TestRunRoundTrip(t *testing.T) {
+	// Times to the nanosecond, in another zone than UTC: they come back
+	// as the same instant, in UTC.
+	zone := time.FixedZone("X", 5*3600+1800)
+	local := time.Date(2026, 3, 1, 17, 30, 0, 999999999, zone)
+	utc := local.UTC()
+	cases := []struct {
+		name     string
+		run      Run
+		wantSpec []byte
+	}{
+		{"zero", Run{ID: "r0"}, nil},
+		{"empty spec stays empty", Run{ID: "r1", Spec: []byte{}}, []byte{}},
+		{"full", Run{ID: "r2", Job: "j", Trigger: TriggerManual, ScheduledFor: local, StartedAt: local,
+			FinishedAt: local, Status: StatusFailed, Reason: "why", RequestedBy: "alice", KilledBy: "bob", KilledAt: local,
+			Actions: []Action{{Kind: "kill", Machine: "m", Signal: "SIGKILL", Grace: time.Second, By: "bob", At: local}},
+			Spec:    []byte{0, 0xff, '{', '}'},
+			Machines: []Machine{
+				{RunID: "r2", Machine: "a", Status: StatusRunning},
+				{RunID: "r2", Machine: "b", Status: StatusLost, ExitCode: ptr(253), Reason: "lost", SignalName: "SIGKILL",
+					Error: "e", PID: 99, DispatchedAt: local, ConnectedAt: local, StartedAt: local, FinishedAt: local,
+					LastHeartbeat: local, WrapperVersion: "2", Protocol: 2, OutputBytes: 12, NextSeq: 4,
+					LateExitCode: ptr(0), LateReason: "exit"},
+			}}, []byte{0, 0xff, '{', '}'}},
+	}
+	f := &fakeStore{}
+	c := dial(t, f)
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := c.client.CreateRun(ctx, tc.run); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.client.GetRun(ctx, tc.run.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.run
+			want.Spec = tc.wantSpec
+			if !want.ScheduledFor.IsZero() {
+				want.ScheduledFor, want.StartedAt, want.FinishedAt, want.KilledAt = utc, utc, utc, utc
+				want.Actions[0].At = utc
+				m := &want.Machines[1]
+				m.DispatchedAt, m.ConnectedAt, m.StartedAt, m.FinishedAt, m.LastHeartbeat = utc, utc, utc, utc, utc
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("GetRun = %+v\nwant %+v", got, want)
+			}
+			if (got.Spec == nil) != (tc.wantSpec == nil) {
+				t.Errorf("Spec nil = %v, want %v", got.Spec == nil, tc.wantSpec == nil)
+			}
+		})
+	}
+}
+
+func TestChunkBytesAndTimes(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 7, time.UTC)
+	binary := make([]byte, 256)
+	for i := range binary {
+		binary[i] = byte(i)
+	}
+	cases := []struct {
+		name string
+		c    Chunk
+	}{
+		{"nil data", Chunk{Seq: 0, Stream: "stdout"}},
+		{"empty data", Chunk{Seq: 1, Stream: "stdout", Data: []byte{}}},
+		{"every byte", Chunk{Seq: 2, Stream: "stderr", Data: binary, At: at}},
+	}
+	f := &fakeStore{}
+	c := dial(t, f)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			next, err := c.client.AppendOutput(context.Background(), "r", "m", tc.c)
+			if err != nil || next != tc.c.Seq+1 {
+				t.Fatalf("AppendOutput = %d, %v", next, err)
+			}
+			f.mu.Lock()
+			got := f.chunks[len(f.chunks)-1]
+			f.mu.Unlock()
+			if !reflect.DeepEqual(got, tc.c) {
+				t.Errorf("store got %+v, want %+v", got, tc.c)
+			}
+		})
+	}
+}
+
+func TestAppendOutputBatches(t *testing.T) {
+	const callers = 64
+	f := &fakeStore{
+		appendGate:    make(chan struct{}),
+		appendEntered: make(chan struct{}, 1),
+		// Each caller's answer depends on its own chunk, so a mixed-up
+		// delivery shows: even seqs succeed, odd ones are out of order.
+		appendFn: func(_, machine string, c Chunk) (int64, error) {
+			if c.Seq%2 == 1 {
+				return c.Seq * 10, fmt.Errorf("%s seq %d: %w", machine, c.Seq, ErrOutOfOrder)
+			}
+			return c.Seq * 10, nil
+		},
+	}
+	c := dial(t, f)
+	queued := make(chan struct{})
+	c.client.out.onQueue = func(n int) {
+		if n == callers-1 {
+			close(queued)
+		}
+	}
+	type result struct {
+		seq, next int64
+		err       error
+	}
+	results := make(chan result, callers)
+	call := func(seq int64) {
+		next, err := c.client.AppendOutput(context.Background(), "r", fmt.Sprint("m", seq), Chunk{Seq: seq, Data: []byte{byte(seq)}})
+		results <- result{seq, next, err}
+	}
+	// The first chunk holds the store busy; the others pile up behind it
+	// and must go as one batch.
+	go call(0)
+	<-f.appendEntered
+	for seq := int64(1); seq < callers; seq++ {
+		go call(seq)
+	}
+	<-queued
+	close(f.appendGate)
+	for range callers {
+		r := <-results
+		if r.next != r.seq*10 {
+			t.Errorf("seq %d: next %d, want %d: a result went to the wrong caller", r.seq, r.next, r.seq*10)
+		}
+		if wantErr := r.seq%2 == 1; wantErr != errors.Is(r.err, ErrOutOfOrder) || (!wantErr && r.err != nil) {
+			t.Errorf("seq %d: err %v", r.seq, r.err)
+		} else if wantErr && !strings.Contains(r.err.Error(), fmt.Sprintf("m%d seq %d", r.seq, r.seq)) {
+			t.Errorf("seq %d: got another caller's error %q", r.seq, r.err)
+		}
+	}
+	if got := c.batches.Load(); got != 2 {
+		t.Errorf("%d calls went in %d batch messages, want 2 (the first, then the rest together)", callers, got)
+	}
+	f.mu.Lock()
+	stored := len(f.chunks)
+	f.mu.Unlock()
+	if stored != callers {
+		t.Errorf("store got %d chunks, want %d", stored, callers)
+	}
+}
+
+func TestAppendBatchBounds(t *testing.T) {
+	// take honours the item and byte bounds but always takes one item,
+	// however big.
+	big := make([]byte, maxBatchBytes)
+	cases := []struct {
+		name      string
+		sizes     []int
+		wantSizes []int // items per batch
+	}{
+		{"many small", repeat(10, maxBatchItems+3), []int{maxBatchItems, 3}},
+		{"bytes bound", []int{maxBatchBytes / 2, maxBatchBytes / 2, 1}, []int{2, 1}},
+		{"oversized alone", []int{1, maxBatchBytes, 1}, []int{1, 1, 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &appender{}
+			for _, n := range tc.sizes {
+				a.queue = append(a.queue, &appendCall{item: itemOf(big[:n])})
+			}
+			a.queue = append(a.queue[:1], append([]*appendCall{{item: itemOf(nil), abandoned: true}}, a.queue[1:]...)...)
+			var got []int
+			for {
+				s := &session{sent: make(chan []*appendCall, 1)}
+				b := a.take(s)
+				if b == nil {
+					break
+				}
+				got = append(got, len(b))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.wantSizes) {
+				t.Errorf("batches of %v, want %v", got, tc.wantSizes)
+			}
+		})
+	}
+}
+
+func repeat(v, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+func itemOf(data []byte) *storepb.AppendItem {
+	return &storepb.AppendItem{Chunk: &storepb.Chunk{Data: data}}
+}
+
+func TestCloseEndsOutput(t *testing.T) {
+	f := &fakeStore{}
+	c := dial(t, f)
+	ctx := context.Background()
+	if _, err := c.client.AppendOutput(ctx, "r", "m", Chunk{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.client.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	f.mu.Lock()
+	closed := f.closed
+	f.mu.Unlock()
+	if !closed {
+		t.Error("Close did not reach the store")
+	}
+	if _, err := c.client.AppendOutput(ctx, "r", "m", Chunk{Seq: 1}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("AppendOutput after Close: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestConfigure(t *testing.T) {
+	cases := []struct {
+		name    string
+		impl    Store
+		config  string
+		wantErr string
+	}{
+		{"no config, empty", &fakeStore{}, "{}", ""},
+		{"no config, none", &fakeStore{}, "", ""},
+		{"no config, refused", &fakeStore{}, `{"path":"x"}`, "takes no config"},
+		{"configurer", &configurableStore{}, `{"path":"x"}`, ""},
+		{"configurer refuses", &configurableStore{}, `{"bad":true}`, "bad config"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, tc.impl)
+			err := c.client.Configure(context.Background(), []byte(tc.config))
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Configure = %v, want %q", err, tc.wantErr)
+			}
+			if cs, ok := tc.impl.(*configurableStore); ok && string(cs.config) != tc.config {
+				t.Errorf("store got config %q", cs.config)
+			}
+		})
+	}
+}

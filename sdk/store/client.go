@@ -1,0 +1,146 @@
+package store
+
+import (
+	"context"
+	"math"
+
+	"google.golang.org/grpc"
+
+	"github.com/saltpeter/saltpeter/sdk/store/internal/storepb"
+)
+
+// GRPCClient is the core's side of a store plugin: it implements Store by
+// calling the plugin over gRPC. A failed call returns an error with the
+// plugin's message in which errors.Is finds the store error the plugin
+// returned (ErrNotFound, ErrExists, ErrFinal, ErrOutOfOrder,
+// ErrUnavailable) and the context errors; a call that could not reach the
+// plugin is ErrUnavailable, and status.Code gives its gRPC code.
+//
+// AppendOutput is batched: see appender.
+type GRPCClient struct {
+	client storepb.StoreClient
+	out    *appender
+}
+
+func newGRPCClient(c grpc.ClientConnInterface) *GRPCClient {
+	client := storepb.NewStoreClient(c)
+	return &GRPCClient{client: client, out: newAppender(client)}
+}
+
+// Configure hands the plugin its plugin block's config; see Configurer.
+func (c *GRPCClient) Configure(ctx context.Context, config []byte) error {
+	_, err := c.client.Configure(ctx, &storepb.ConfigureRequest{Config: config})
+	return fromStatus(err)
+}
+
+// CreateRun implements Store.
+func (c *GRPCClient) CreateRun(ctx context.Context, run Run) error {
+	_, err := c.client.CreateRun(ctx, &storepb.CreateRunRequest{Run: pbRun(run)})
+	return fromStatus(err)
+}
+
+// AddMachines implements Store.
+func (c *GRPCClient) AddMachines(ctx context.Context, runID string, machines []Machine) error {
+	_, err := c.client.AddMachines(ctx, &storepb.AddMachinesRequest{RunId: runID, Machines: pbMachines(machines)})
+	return fromStatus(err)
+}
+
+// UpdateRun implements Store.
+func (c *GRPCClient) UpdateRun(ctx context.Context, runID string, u RunUpdate) error {
+	_, err := c.client.UpdateRun(ctx, &storepb.UpdateRunRequest{RunId: runID, Update: pbRunUpdate(u)})
+	return fromStatus(err)
+}
+
+// UpdateMachine implements Store.
+func (c *GRPCClient) UpdateMachine(ctx context.Context, runID, machine string, u MachineUpdate) error {
+	_, err := c.client.UpdateMachine(ctx, &storepb.UpdateMachineRequest{RunId: runID, Machine: machine, Update: pbMachineUpdate(u)})
+	return fromStatus(err)
+}
+
+// GetRun implements Store.
+func (c *GRPCClient) GetRun(ctx context.Context, runID string) (Run, error) {
+	r, err := c.client.GetRun(ctx, &storepb.GetRunRequest{RunId: runID})
+	if err != nil {
+		return Run{}, fromStatus(err)
+	}
+	return goRun(r), nil
+}
+
+// ListRuns implements Store.
+func (c *GRPCClient) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
+	resp, err := c.client.ListRuns(ctx, &storepb.RunFilter{Job: f.Job, Status: f.Status,
+		Before: pbTime(f.Before), Limit: int64(f.Limit), Active: f.Active})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	var runs []Run
+	for _, r := range resp.GetRuns() {
+		runs = append(runs, goRun(r))
+	}
+	return runs, nil
+}
+
+// AppendOutput implements Store. The chunk joins the client's output
+// stream with every other caller's; the call returns once the plugin has
+// stored (or refused) this chunk. A cancelled ctx ends the wait, not
+// necessarily the write: the chunk may be stored anyway, which is safe
+// because appending is idempotent.
+func (c *GRPCClient) AppendOutput(ctx context.Context, runID, machine string, ch Chunk) (int64, error) {
+	return c.out.append(ctx, &storepb.AppendItem{RunId: runID, Machine: machine, Chunk: pbChunk(ch)})
+}
+
+// ReadOutput implements Store. The answer may exceed gRPC's default 4 MB
+// limit (a whole machine's output), so the client accepts any size.
+func (c *GRPCClient) ReadOutput(ctx context.Context, q OutputQuery) ([]byte, int64, error) {
+	resp, err := c.client.ReadOutput(ctx, &storepb.OutputQuery{RunId: q.RunID, Machine: q.Machine,
+		Stream: q.Stream, Offset: q.Offset, Limit: q.Limit}, grpc.MaxCallRecvMsgSize(math.MaxInt32))
+	if err != nil {
+		return nil, 0, fromStatus(err)
+	}
+	return resp.GetData(), resp.GetTotal(), nil
+}
+
+// SetOverride implements Store.
+func (c *GRPCClient) SetOverride(ctx context.Context, o JobOverride) error {
+	_, err := c.client.SetOverride(ctx, pbOverride(o))
+	return fromStatus(err)
+}
+
+// DeleteOverride implements Store.
+func (c *GRPCClient) DeleteOverride(ctx context.Context, job string) error {
+	_, err := c.client.DeleteOverride(ctx, &storepb.DeleteOverrideRequest{Job: job})
+	return fromStatus(err)
+}
+
+// Overrides implements Store.
+func (c *GRPCClient) Overrides(ctx context.Context) ([]JobOverride, error) {
+	resp, err := c.client.Overrides(ctx, &storepb.Empty{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	var os []JobOverride
+	for _, o := range resp.GetOverrides() {
+		os = append(os, goOverride(o))
+	}
+	return os, nil
+}
+
+// Ping implements Store.
+func (c *GRPCClient) Ping(ctx context.Context) error {
+	_, err := c.client.Ping(ctx, &storepb.Empty{})
+	return fromStatus(err)
+}
+
+// Close closes the plugin's store and ends this client's output stream;
+// AppendOutput fails with ErrUnavailable after it. It does not stop the
+// plugin process: the core's plugin host does that.
+func (c *GRPCClient) Close() error {
+	_, err := c.client.Close(context.Background(), &storepb.Empty{})
+	c.out.close()
+	return fromStatus(err)
+}
+
+var (
+	_ Store      = (*GRPCClient)(nil)
+	_ Configurer = (*GRPCClient)(nil)
+)

@@ -1,0 +1,226 @@
+package store
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/saltpeter/saltpeter/sdk/store/internal/storepb"
+)
+
+// This file converts between the Go types of store.go and their protobuf
+// messages, both ways, so that client.go and server.go stay one call per
+// method. Every conversion keeps what the Go side can tell apart: times to
+// the nanosecond (returned in UTC), nil pointers as absent fields, nil
+// byte slices apart from empty ones.
+
+// pbTime encodes t; the zero time is absent, so that an unset time costs
+// nothing on the wire and decodes to the zero time again.
+func pbTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// goTime decodes a time; absent is the zero time.
+func goTime(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
+}
+
+// pbTimePtr encodes an update's time: nil is absent, anything else (even
+// the zero time, which then must be told apart from "unset") is present.
+func pbTimePtr(t *time.Time) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return timestamppb.New(*t)
+}
+
+func goTimePtr(ts *timestamppb.Timestamp) *time.Time {
+	if ts == nil {
+		return nil
+	}
+	t := ts.AsTime()
+	if t.Equal(time.Time{}) {
+		t = time.Time{}
+	}
+	return &t
+}
+
+func pbIntPtr(p *int) *int64 {
+	if p == nil {
+		return nil
+	}
+	v := int64(*p)
+	return &v
+}
+
+func goIntPtr(p *int64) *int {
+	if p == nil {
+		return nil
+	}
+	v := int(*p)
+	return &v
+}
+
+// copyPtr copies a pointer's value, so the message does not alias the
+// caller's variable.
+func copyPtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+func pbAction(a Action) *storepb.Action {
+	return &storepb.Action{Kind: a.Kind, Machine: a.Machine, Signal: a.Signal,
+		GraceNanos: int64(a.Grace), By: a.By, At: pbTime(a.At)}
+}
+
+func goAction(a *storepb.Action) Action {
+	return Action{Kind: a.GetKind(), Machine: a.GetMachine(), Signal: a.GetSignal(),
+		Grace: time.Duration(a.GetGraceNanos()), By: a.GetBy(), At: goTime(a.GetAt())}
+}
+
+func pbMachine(m Machine) *storepb.Machine {
+	return &storepb.Machine{
+		RunId: m.RunID, Machine: m.Machine, Status: m.Status, ExitCode: pbIntPtr(m.ExitCode),
+		Reason: m.Reason, SignalName: m.SignalName, Error: m.Error, Pid: int64(m.PID),
+		DispatchedAt: pbTime(m.DispatchedAt), ConnectedAt: pbTime(m.ConnectedAt),
+		StartedAt: pbTime(m.StartedAt), FinishedAt: pbTime(m.FinishedAt),
+		LastHeartbeat: pbTime(m.LastHeartbeat), WrapperVersion: m.WrapperVersion,
+		Protocol: int64(m.Protocol), OutputBytes: m.OutputBytes, NextSeq: m.NextSeq,
+		LateExitCode: pbIntPtr(m.LateExitCode), LateReason: m.LateReason,
+	}
+}
+
+func goMachine(m *storepb.Machine) Machine {
+	return Machine{
+		RunID: m.GetRunId(), Machine: m.GetMachine(), Status: m.GetStatus(), ExitCode: goIntPtr(m.ExitCode),
+		Reason: m.GetReason(), SignalName: m.GetSignalName(), Error: m.GetError(), PID: int(m.GetPid()),
+		DispatchedAt: goTime(m.GetDispatchedAt()), ConnectedAt: goTime(m.GetConnectedAt()),
+		StartedAt: goTime(m.GetStartedAt()), FinishedAt: goTime(m.GetFinishedAt()),
+		LastHeartbeat: goTime(m.GetLastHeartbeat()), WrapperVersion: m.GetWrapperVersion(),
+		Protocol: int(m.GetProtocol()), OutputBytes: m.GetOutputBytes(), NextSeq: m.GetNextSeq(),
+		LateExitCode: goIntPtr(m.LateExitCode), LateReason: m.GetLateReason(),
+	}
+}
+
+func pbMachines(ms []Machine) []*storepb.Machine {
+	if ms == nil {
+		return nil
+	}
+	out := make([]*storepb.Machine, len(ms))
+	for i, m := range ms {
+		out[i] = pbMachine(m)
+	}
+	return out
+}
+
+func goMachines(ms []*storepb.Machine) []Machine {
+	if len(ms) == 0 {
+		return nil
+	}
+	out := make([]Machine, len(ms))
+	for i, m := range ms {
+		out[i] = goMachine(m)
+	}
+	return out
+}
+
+func pbRun(r Run) *storepb.Run {
+	acts := make([]*storepb.Action, len(r.Actions))
+	for i, a := range r.Actions {
+		acts[i] = pbAction(a)
+	}
+	return &storepb.Run{
+		Id: r.ID, Job: r.Job, Trigger: r.Trigger, ScheduledFor: pbTime(r.ScheduledFor),
+		StartedAt: pbTime(r.StartedAt), FinishedAt: pbTime(r.FinishedAt), Status: r.Status,
+		Reason: r.Reason, RequestedBy: r.RequestedBy, KilledBy: r.KilledBy, KilledAt: pbTime(r.KilledAt),
+		Actions: acts, Spec: r.Spec, Machines: pbMachines(r.Machines),
+	}
+}
+
+func goRun(r *storepb.Run) Run {
+	var acts []Action
+	if len(r.GetActions()) > 0 {
+		acts = make([]Action, len(r.GetActions()))
+		for i, a := range r.GetActions() {
+			acts[i] = goAction(a)
+		}
+	}
+	return Run{
+		ID: r.GetId(), Job: r.GetJob(), Trigger: r.GetTrigger(), ScheduledFor: goTime(r.GetScheduledFor()),
+		StartedAt: goTime(r.GetStartedAt()), FinishedAt: goTime(r.GetFinishedAt()), Status: r.GetStatus(),
+		Reason: r.GetReason(), RequestedBy: r.GetRequestedBy(), KilledBy: r.GetKilledBy(),
+		KilledAt: goTime(r.GetKilledAt()), Actions: acts, Spec: r.Spec, Machines: goMachines(r.GetMachines()),
+	}
+}
+
+func pbRunUpdate(u RunUpdate) *storepb.RunUpdate {
+	pu := &storepb.RunUpdate{
+		Status: copyPtr(u.Status), Reason: copyPtr(u.Reason), StartedAt: pbTimePtr(u.StartedAt),
+		FinishedAt: pbTimePtr(u.FinishedAt), KilledBy: copyPtr(u.KilledBy), KilledAt: pbTimePtr(u.KilledAt),
+	}
+	if u.AddAction != nil {
+		pu.AddAction = pbAction(*u.AddAction)
+	}
+	return pu
+}
+
+func goRunUpdate(u *storepb.RunUpdate) RunUpdate {
+	gu := RunUpdate{
+		Status: copyPtr(u.Status), Reason: copyPtr(u.Reason), StartedAt: goTimePtr(u.GetStartedAt()),
+		FinishedAt: goTimePtr(u.GetFinishedAt()), KilledBy: copyPtr(u.KilledBy), KilledAt: goTimePtr(u.GetKilledAt()),
+	}
+	if a := u.GetAddAction(); a != nil {
+		ga := goAction(a)
+		gu.AddAction = &ga
+	}
+	return gu
+}
+
+func pbMachineUpdate(u MachineUpdate) *storepb.MachineUpdate {
+	return &storepb.MachineUpdate{
+		Status: copyPtr(u.Status), ExitCode: pbIntPtr(u.ExitCode), Reason: copyPtr(u.Reason),
+		SignalName: copyPtr(u.SignalName), Error: copyPtr(u.Error), Pid: pbIntPtr(u.PID),
+		DispatchedAt: pbTimePtr(u.DispatchedAt), ConnectedAt: pbTimePtr(u.ConnectedAt),
+		StartedAt: pbTimePtr(u.StartedAt), FinishedAt: pbTimePtr(u.FinishedAt),
+		LastHeartbeat: pbTimePtr(u.LastHeartbeat), WrapperVersion: copyPtr(u.WrapperVersion),
+		Protocol: pbIntPtr(u.Protocol), LateExitCode: pbIntPtr(u.LateExitCode),
+		LateReason: copyPtr(u.LateReason), OnlyIfNotFinal: u.OnlyIfNotFinal,
+	}
+}
+
+func goMachineUpdate(u *storepb.MachineUpdate) MachineUpdate {
+	return MachineUpdate{
+		Status: copyPtr(u.Status), ExitCode: goIntPtr(u.ExitCode), Reason: copyPtr(u.Reason),
+		SignalName: copyPtr(u.SignalName), Error: copyPtr(u.Error), PID: goIntPtr(u.Pid),
+		DispatchedAt: goTimePtr(u.GetDispatchedAt()), ConnectedAt: goTimePtr(u.GetConnectedAt()),
+		StartedAt: goTimePtr(u.GetStartedAt()), FinishedAt: goTimePtr(u.GetFinishedAt()),
+		LastHeartbeat: goTimePtr(u.GetLastHeartbeat()), WrapperVersion: copyPtr(u.WrapperVersion),
+		Protocol: goIntPtr(u.Protocol), LateExitCode: goIntPtr(u.LateExitCode),
+		LateReason: copyPtr(u.LateReason), OnlyIfNotFinal: u.GetOnlyIfNotFinal(),
+	}
+}
+
+func pbChunk(c Chunk) *storepb.Chunk {
+	return &storepb.Chunk{Seq: c.Seq, Stream: c.Stream, Data: c.Data, At: pbTime(c.At)}
+}
+
+func goChunk(c *storepb.Chunk) Chunk {
+	return Chunk{Seq: c.GetSeq(), Stream: c.GetStream(), Data: c.Data, At: goTime(c.GetAt())}
+}
+
+func pbOverride(o JobOverride) *storepb.JobOverride {
+	return &storepb.JobOverride{Job: o.Job, Enabled: o.Enabled, SetBy: o.SetBy, SetAt: pbTime(o.SetAt)}
+}
+
+func goOverride(o *storepb.JobOverride) JobOverride {
+	return JobOverride{Job: o.GetJob(), Enabled: o.GetEnabled(), SetBy: o.GetSetBy(), SetAt: goTime(o.GetSetAt())}
+}

@@ -1,0 +1,183 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/saltpeter/saltpeter/sdk/store/internal/storepb"
+)
+
+// GRPCServer is the plugin's side: it implements the gRPC service by
+// calling Impl. An error from Impl travels as a gRPC status carrying its
+// text and its kind (ErrNotFound etc.), which the core's GRPCClient turns
+// back into an error that errors.Is recognises.
+type GRPCServer struct {
+	storepb.UnimplementedStoreServer
+	Impl Store
+}
+
+// Configure implements the gRPC service: it calls Impl's Configure when
+// Impl is a Configurer, and otherwise accepts only an empty config, so
+// that an operator's config is never silently ignored.
+func (s *GRPCServer) Configure(ctx context.Context, req *storepb.ConfigureRequest) (*storepb.ConfigureResponse, error) {
+	if c, ok := s.Impl.(Configurer); ok {
+		if err := c.Configure(ctx, req.GetConfig()); err != nil {
+			return nil, toStatus(err)
+		}
+		return &storepb.ConfigureResponse{}, nil
+	}
+	if !emptyConfig(req.GetConfig()) {
+		return nil, toStatus(errors.New("this store takes no config"))
+	}
+	return &storepb.ConfigureResponse{}, nil
+}
+
+// CreateRun implements the gRPC service.
+func (s *GRPCServer) CreateRun(ctx context.Context, req *storepb.CreateRunRequest) (*storepb.Empty, error) {
+	return empty(s.Impl.CreateRun(ctx, goRun(req.GetRun())))
+}
+
+// AddMachines implements the gRPC service.
+func (s *GRPCServer) AddMachines(ctx context.Context, req *storepb.AddMachinesRequest) (*storepb.Empty, error) {
+	return empty(s.Impl.AddMachines(ctx, req.GetRunId(), goMachines(req.GetMachines())))
+}
+
+// UpdateRun implements the gRPC service.
+func (s *GRPCServer) UpdateRun(ctx context.Context, req *storepb.UpdateRunRequest) (*storepb.Empty, error) {
+	u := req.GetUpdate()
+	if u == nil {
+		u = &storepb.RunUpdate{}
+	}
+	return empty(s.Impl.UpdateRun(ctx, req.GetRunId(), goRunUpdate(u)))
+}
+
+// UpdateMachine implements the gRPC service.
+func (s *GRPCServer) UpdateMachine(ctx context.Context, req *storepb.UpdateMachineRequest) (*storepb.Empty, error) {
+	u := req.GetUpdate()
+	if u == nil {
+		u = &storepb.MachineUpdate{}
+	}
+	return empty(s.Impl.UpdateMachine(ctx, req.GetRunId(), req.GetMachine(), goMachineUpdate(u)))
+}
+
+// GetRun implements the gRPC service.
+func (s *GRPCServer) GetRun(ctx context.Context, req *storepb.GetRunRequest) (*storepb.Run, error) {
+	r, err := s.Impl.GetRun(ctx, req.GetRunId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return pbRun(r), nil
+}
+
+// ListRuns implements the gRPC service.
+func (s *GRPCServer) ListRuns(ctx context.Context, req *storepb.RunFilter) (*storepb.ListRunsResponse, error) {
+	runs, err := s.Impl.ListRuns(ctx, RunFilter{Job: req.GetJob(), Status: req.GetStatus(),
+		Before: goTime(req.GetBefore()), Limit: int(req.GetLimit()), Active: req.GetActive()})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &storepb.ListRunsResponse{Runs: make([]*storepb.Run, len(runs))}
+	for i, r := range runs {
+		resp.Runs[i] = pbRun(r)
+	}
+	return resp, nil
+}
+
+// AppendOutput implements the gRPC service: for each batch the core
+// sends, it stores the chunks in the order given (so one machine's chunks
+// keep their order) and answers with one result per chunk. A store error
+// fails that chunk only; the stream ends when the core closes it or the
+// connection goes.
+func (s *GRPCServer) AppendOutput(stream storepb.Store_AppendOutputServer) error {
+	ctx := stream.Context()
+	for {
+		batch, err := stream.Recv()
+		if err != nil {
+			// io.EOF: the core closed its side; anything else: the
+			// connection is gone and there is nobody to answer.
+			return nil
+		}
+		res := &storepb.AppendResults{Results: make([]*storepb.AppendResult, len(batch.GetItems()))}
+		for i, it := range batch.GetItems() {
+			r := &storepb.AppendResult{Id: it.GetId()}
+			var chunk Chunk
+			if c := it.GetChunk(); c != nil {
+				chunk = goChunk(c)
+			}
+			next, err := s.Impl.AppendOutput(ctx, it.GetRunId(), it.GetMachine(), chunk)
+			r.Next = next
+			if err != nil {
+				r.Failed = true
+				r.Kind, _ = kindOf(err)
+				r.Message = err.Error()
+			}
+			res.Results[i] = r
+		}
+		if err := stream.Send(res); err != nil {
+			return fmt.Errorf("answer an output batch: %w", err)
+		}
+	}
+}
+
+// ReadOutput implements the gRPC service.
+func (s *GRPCServer) ReadOutput(ctx context.Context, req *storepb.OutputQuery) (*storepb.ReadOutputResponse, error) {
+	data, total, err := s.Impl.ReadOutput(ctx, OutputQuery{RunID: req.GetRunId(), Machine: req.GetMachine(),
+		Stream: req.GetStream(), Offset: req.GetOffset(), Limit: req.GetLimit()})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.ReadOutputResponse{Data: data, Total: total}, nil
+}
+
+// SetOverride implements the gRPC service.
+func (s *GRPCServer) SetOverride(ctx context.Context, req *storepb.JobOverride) (*storepb.Empty, error) {
+	return empty(s.Impl.SetOverride(ctx, goOverride(req)))
+}
+
+// DeleteOverride implements the gRPC service.
+func (s *GRPCServer) DeleteOverride(ctx context.Context, req *storepb.DeleteOverrideRequest) (*storepb.Empty, error) {
+	return empty(s.Impl.DeleteOverride(ctx, req.GetJob()))
+}
+
+// Overrides implements the gRPC service.
+func (s *GRPCServer) Overrides(ctx context.Context, _ *storepb.Empty) (*storepb.OverridesResponse, error) {
+	os, err := s.Impl.Overrides(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &storepb.OverridesResponse{Overrides: make([]*storepb.JobOverride, len(os))}
+	for i, o := range os {
+		resp.Overrides[i] = pbOverride(o)
+	}
+	return resp, nil
+}
+
+// Ping implements the gRPC service.
+func (s *GRPCServer) Ping(ctx context.Context, _ *storepb.Empty) (*storepb.Empty, error) {
+	return empty(s.Impl.Ping(ctx))
+}
+
+// Close implements the gRPC service.
+func (s *GRPCServer) Close(context.Context, *storepb.Empty) (*storepb.Empty, error) {
+	return empty(s.Impl.Close())
+}
+
+func empty(err error) (*storepb.Empty, error) {
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.Empty{}, nil
+}
+
+// emptyConfig reports whether a plugin block's config says nothing:
+// absent, null or an object without a key.
+func emptyConfig(config []byte) bool {
+	if len(bytes.TrimSpace(config)) == 0 {
+		return true
+	}
+	var m map[string]json.RawMessage
+	return json.Unmarshal(config, &m) == nil && len(m) == 0
+}
