@@ -8,13 +8,22 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/saltpeter/saltpeter/plugins/local"
+	"github.com/saltpeter/saltpeter/plugins/postgres"
+	"github.com/saltpeter/saltpeter/plugins/sqlite"
 	"github.com/saltpeter/saltpeter/sdk"
+	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
 )
 
 // targets are the built-in target plugins by name.
 var targets = map[string]func(hclog.Logger) (target.Target, error){
 	local.Name: func(l hclog.Logger) (target.Target, error) { return local.New(l), nil },
+}
+
+// stores are the built-in store plugins by name.
+var stores = map[string]func(hclog.Logger) (store.Store, error){
+	sqlite.Name:   func(l hclog.Logger) (store.Store, error) { return sqlite.NewPlugin(l), nil },
+	postgres.Name: func(l hclog.Logger) (store.Store, error) { return postgres.NewPlugin(l), nil },
 }
 
 // Names returns the built-in plugins of kind, sorted; none for a kind
@@ -24,6 +33,10 @@ func Names(kind string) []string {
 	switch kind {
 	case sdk.KindTarget:
 		for n := range targets {
+			names = append(names, n)
+		}
+	case sdk.KindStore:
+		for n := range stores {
 			names = append(names, n)
 		}
 	}
@@ -42,6 +55,13 @@ func Serve(kind, name string) error {
 			return fmt.Errorf("no built-in %s plugin %q (built-in: %s)", kind, name, strings.Join(Names(kind), ", "))
 		}
 		sdk.Serve(name, sdk.WithTarget(f))
+		return nil
+	case sdk.KindStore:
+		f, ok := stores[name]
+		if !ok {
+			return fmt.Errorf("no built-in %s plugin %q (built-in: %s)", kind, name, strings.Join(Names(kind), ", "))
+		}
+		sdk.Serve(name, sdk.WithStore(f))
 		return nil
 	}
 	return fmt.Errorf("no built-in plugins of kind %q", kind)

@@ -14,17 +14,13 @@ import (
 )
 
 // Append is one chunk for AppendOutputBatch.
-type Append struct {
-	RunID, Machine string
-	Chunk          store.Chunk
-}
+type Append = store.Append
 
 // AppendResult is what AppendOutput would have returned for one chunk of
 // a batch.
-type AppendResult struct {
-	Next int64
-	Err  error
-}
+type AppendResult = store.AppendResult
+
+var _ store.Batcher = (*Store)(nil)
 
 // refusal is an append the store answers without a database error
 // (unknown machine, out of order): it leaves the transaction usable.

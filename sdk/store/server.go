@@ -100,16 +100,19 @@ func (s *GRPCServer) AppendOutput(stream storepb.Store_AppendOutputServer) error
 			// connection is gone and there is nobody to answer.
 			return nil
 		}
-		res := &storepb.AppendResults{Results: make([]*storepb.AppendResult, len(batch.GetItems()))}
-		for i, it := range batch.GetItems() {
-			r := &storepb.AppendResult{Id: it.GetId()}
-			var chunk Chunk
+		items := batch.GetItems()
+		appends := make([]Append, len(items))
+		for i, it := range items {
+			appends[i] = Append{RunID: it.GetRunId(), Machine: it.GetMachine()}
 			if c := it.GetChunk(); c != nil {
-				chunk = goChunk(c)
+				appends[i].Chunk = goChunk(c)
 			}
-			next, err := s.Impl.AppendOutput(ctx, it.GetRunId(), it.GetMachine(), chunk)
-			r.Next = next
-			if err != nil {
+		}
+		results := s.appendBatch(ctx, appends)
+		res := &storepb.AppendResults{Results: make([]*storepb.AppendResult, len(items))}
+		for i, it := range items {
+			r := &storepb.AppendResult{Id: it.GetId(), Next: results[i].Next}
+			if err := results[i].Err; err != nil {
 				r.Failed = true
 				r.Kind, _ = kindOf(err)
 				r.Message = err.Error()
@@ -120,6 +123,19 @@ func (s *GRPCServer) AppendOutput(stream storepb.Store_AppendOutputServer) error
 			return fmt.Errorf("answer an output batch: %w", err)
 		}
 	}
+}
+
+// appendBatch commits a batch in one transaction when the store can,
+// else chunk by chunk.
+func (s *GRPCServer) appendBatch(ctx context.Context, batch []Append) []AppendResult {
+	if b, ok := s.Impl.(Batcher); ok {
+		return b.AppendOutputBatch(ctx, batch)
+	}
+	out := make([]AppendResult, len(batch))
+	for i, a := range batch {
+		out[i].Next, out[i].Err = s.Impl.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
+	}
+	return out
 }
 
 // ReadOutput implements the gRPC service.

@@ -1,0 +1,49 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/saltpeter/saltpeter/sdk/store"
+)
+
+// Name is the plugin's name.
+const Name = "postgres"
+
+// Config is the store block's config as the core sends it.
+type Config struct {
+	DSN string `json:"dsn"`
+	// Retention and MaxOutputPerMachine are accepted and not yet
+	// enforced: pruning and the output cap come with a later migration.
+	Retention           string `json:"retention"`
+	MaxOutputPerMachine int64  `json:"max_output_per_machine"`
+}
+
+// NewPlugin returns the store the plugin serves: it connects when the
+// core configures it with the store block.
+func NewPlugin(log hclog.Logger) store.Store {
+	return store.OpenOnConfigure(func(ctx context.Context, config []byte) (store.Store, error) {
+		var c Config
+		dec := json.NewDecoder(bytes.NewReader(config))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return nil, fmt.Errorf("postgres store config: %w", err)
+		}
+		if c.DSN == "" {
+			return nil, fmt.Errorf("postgres store config: dsn is required")
+		}
+		if c.Retention != "" || c.MaxOutputPerMachine > 0 {
+			log.Warn("retention and max_output_per_machine are not enforced yet")
+		}
+		s, err := Open(ctx, Options{DSN: c.DSN})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("store connected")
+		return s, nil
+	})
+}

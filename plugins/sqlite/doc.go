@@ -1,0 +1,86 @@
+// Package sqlite is the embedded default store: run state in one SQLite
+// file, through the pure-Go driver modernc.org/sqlite (no cgo; the binary
+// stays static). Store implements sdk/store.Store and passes
+// sdktest.TestStore.
+//
+// # What it owns
+//
+// The database file (store "sqlite" { path = … }), the SQLite files beside
+// it (path-wal, path-shm) and the lock file path.lock. Tables: runs (with
+// run_actions), machines (one result per machine of a run, with its
+// output_bytes and next_seq), output_chunks keyed by (run_id, machine,
+// seq), and overrides. Each chunk row keeps its offset in the machine's
+// whole output and in its stream, so ReadOutput from an offset seeks to
+// its chunk through an index instead of reading the chunks before it;
+// a chunk, the machine's next_seq and its output_bytes change in one
+// transaction.
+//
+// # Opening
+//
+// Open takes an exclusive flock on path.lock first, so that one process at
+// a time has the database (a second gets "database X is in use by pid N");
+// Close or the process's death releases it. It then checks an existing
+// file without writing to it: the header, the size the header promises,
+// and PRAGMA quick_check (integrity_check with Options.FullCheck) on a
+// read-only connection. A corrupt or truncated file is refused with an
+// error naming it, and left exactly as it was: restore a backup, or move
+// the file away to start empty. A new file gets auto_vacuum = INCREMENTAL
+// before its first table (it cannot be turned on later without a VACUUM),
+// then journal_mode = WAL. Schema migrations are numbered (PRAGMA
+// user_version) and applied in one transaction; a file whose schema is
+// newer than the binary is refused, naming both versions.
+//
+// Every connection runs with foreign_keys on and a busy_timeout. Writes go
+// through one connection, so writers queue in Go (honouring their
+// contexts) rather than contending for SQLite's lock; reads use a pool and,
+// in WAL mode, neither block the writer nor wait for it.
+//
+// # Durability: Options.Synchronous
+//
+// A write returns only after its transaction committed (AppendOutput's
+// ack is after the commit).
+//
+//   - "normal" (the default): a commit is appended to the WAL without an
+//     fsync. Everything acknowledged survives the process being killed
+//     (tested with SIGKILL mid-stream). A power cut or kernel crash may
+//     lose the transactions acknowledged since the WAL was last synced
+//     (at each checkpoint: by default every 1000 pages, about 4 MB of
+//     writes); the database stays consistent, never half-written.
+//   - "full": the WAL is fsynced at every commit, so what was acknowledged
+//     survives a power cut too, at the cost of one fsync per commit (the
+//     plugin adapter's batching, AppendOutputBatch, spreads it over many
+//     chunks).
+//
+// # Backing up while the core runs
+//
+// The database is the .db file AND its -wal file: recent commits may live
+// only in the WAL until a checkpoint moves them. A plain cp of the .db
+// alone can therefore miss data or copy a torn, inconsistent file. Use
+// SQLite's own online copy, which reads a consistent snapshot while the
+// core keeps writing:
+//
+//	sqlite3 /var/lib/saltpeter/saltpeter.db ".backup /backups/saltpeter.db"
+//
+// or, from any SQLite client, VACUUM INTO, which also compacts the copy:
+//
+//	sqlite3 /var/lib/saltpeter/saltpeter.db "VACUUM INTO '/backups/saltpeter-$(date +%F).db'"
+//
+// Both take only a read transaction; run them against the live path with
+// the -wal and -shm files in place (never delete those). To restore, stop
+// the core, replace the .db, remove the old -wal and -shm, and start it.
+// Copying the files is only safe with the core stopped.
+//
+// # Times
+//
+// Times are stored as integer unix nanoseconds (UTC), NULL for the zero
+// time, and read back equal (in UTC); times outside 1678–2262 are refused
+// rather than stored inexactly.
+//
+// # Later migrations
+//
+// The schema leaves room for fire records (a fires table with UNIQUE (job,
+// slot)), maintenance settings, and retention pruning: deleting runs by
+// sort_at (indexed) cascades to their machines, actions and output, and
+// auto_vacuum = INCREMENTAL lets PRAGMA incremental_vacuum hand the pages
+// back to the file system.
+package sqlite

@@ -1,0 +1,584 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/saltpeter/saltpeter/sdk/store"
+)
+
+// enc turns times into stored values: unix nanoseconds, NULL for the zero
+// time. It keeps the first time it cannot store exactly.
+type enc struct{ err error }
+
+// minTime and maxTime bound what an int64 of nanoseconds holds.
+var (
+	minTime = time.Unix(0, -1<<63+1)
+	maxTime = time.Unix(0, 1<<63-1)
+)
+
+func (e *enc) t(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		if e.err == nil {
+			e.err = fmt.Errorf("time %s outside what the store keeps (years 1678 to 2262)", t)
+		}
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func (e *enc) tp(t *time.Time) any { return e.t(*t) }
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+func intPtr(n sql.NullInt64) *int {
+	if !n.Valid {
+		return nil
+	}
+	v := int(n.Int64)
+	return &v
+}
+
+func nullInt(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return int64(*p)
+}
+
+// write runs fn in a write transaction and commits it; fn's error rolls it
+// back.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.dbErr(ctx, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return s.dbErr(ctx, err)
+	}
+	return nil
+}
+
+// read runs fn in a read transaction, so that what it reads is one
+// snapshot.
+func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return s.dbErr(ctx, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only
+	return fn(tx)
+}
+
+// dbErr wraps a database error with the file, preferring the context's
+// error when it is done.
+func (s *Store) dbErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w (%v)", cerr, err)
+	}
+	return fmt.Errorf("sqlite store %s: %w", s.path, wrapErr(err))
+}
+
+// CreateRun stores a new run with its machines.
+func (s *Store) CreateRun(ctx context.Context, run store.Run) error {
+	if run.ID == "" {
+		return errors.New("create run: empty id")
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var one int
+		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, run.ID).Scan(&one); {
+		case err == nil:
+			return fmt.Errorf("create run %s: %w", run.ID, store.ErrExists)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("create run %s: %w", run.ID, s.dbErr(ctx, err))
+		}
+		var e enc
+		args := []any{run.ID, run.Job, run.Trigger, e.t(run.ScheduledFor), e.t(run.StartedAt), e.t(run.FinishedAt),
+			run.Status, run.Reason, run.RequestedBy, run.KilledBy, e.t(run.KilledAt), run.Spec}
+		if e.err != nil {
+			return fmt.Errorf("create run %s: %w", run.ID, e.err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (id, job, trigger, scheduled_for, started_at,
+			finished_at, status, reason, requested_by, killed_by, killed_at, spec)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+			return fmt.Errorf("create run %s: %w", run.ID, s.dbErr(ctx, err))
+		}
+		for _, a := range run.Actions {
+			if err := addAction(ctx, tx, run.ID, a); err != nil {
+				return fmt.Errorf("create run %s: %w", run.ID, s.dbErr(ctx, err))
+			}
+		}
+		if err := s.addMachines(ctx, tx, run.ID, run.Machines); err != nil {
+			return fmt.Errorf("create run %s: %w", run.ID, err)
+		}
+		return nil
+	})
+}
+
+func addAction(ctx context.Context, tx *sql.Tx, runID string, a store.Action) error {
+	var e enc
+	at := e.t(a.At)
+	if e.err != nil {
+		return e.err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO run_actions (run_id, n, kind, machine, signal, grace_ns, by, at)
+		VALUES (?1, (SELECT coalesce(max(n) + 1, 0) FROM run_actions WHERE run_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)`,
+		runID, a.Kind, a.Machine, a.Signal, int64(a.Grace), a.By, at)
+	return err
+}
+
+// addMachines adds machines to a run, all or none.
+func (s *Store) addMachines(ctx context.Context, tx *sql.Tx, runID string, machines []store.Machine) error {
+	seen := map[string]bool{}
+	for _, m := range machines {
+		if m.Machine == "" {
+			return errors.New("machine with empty name")
+		}
+		if seen[m.Machine] {
+			return fmt.Errorf("machine %s: %w", m.Machine, store.ErrExists)
+		}
+		seen[m.Machine] = true
+		var one int
+		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM machines WHERE run_id = ? AND machine = ?`,
+			runID, m.Machine).Scan(&one); {
+		case err == nil:
+			return fmt.Errorf("machine %s: %w", m.Machine, store.ErrExists)
+		case !errors.Is(err, sql.ErrNoRows):
+			return s.dbErr(ctx, err)
+		}
+	}
+	for _, m := range machines {
+		status := m.Status
+		if status == "" {
+			status = store.StatusPending
+		}
+		var e enc
+		args := []any{runID, m.Machine, status, nullInt(m.ExitCode), m.Reason, m.SignalName, m.Error, m.PID,
+			e.t(m.DispatchedAt), e.t(m.ConnectedAt), e.t(m.StartedAt), e.t(m.FinishedAt), e.t(m.LastHeartbeat),
+			m.WrapperVersion, m.Protocol, nullInt(m.LateExitCode), m.LateReason}
+		if e.err != nil {
+			return fmt.Errorf("machine %s: %w", m.Machine, e.err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO machines (run_id, n, machine, status, exit_code, reason,
+			signal_name, error, pid, dispatched_at, connected_at, started_at, finished_at, last_heartbeat,
+			wrapper_version, protocol, late_exit_code, late_reason)
+			VALUES (?1, (SELECT coalesce(max(n) + 1, 0) FROM machines WHERE run_id = ?1),
+			?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)`, args...); err != nil {
+			return fmt.Errorf("machine %s: %w", m.Machine, s.dbErr(ctx, err))
+		}
+	}
+	return nil
+}
+
+// runExists fails with store.ErrNotFound when the run is missing.
+func (s *Store) runExists(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, runID string) error {
+	var one int
+	switch err := q.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, runID).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("run %s: %w", runID, store.ErrNotFound)
+	case err != nil:
+		return s.dbErr(ctx, err)
+	}
+	return nil
+}
+
+// AddMachines adds machines to a run, in pending status unless set; all
+// or none.
+func (s *Store) AddMachines(ctx context.Context, runID string, machines []store.Machine) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := s.runExists(ctx, tx, runID); err != nil {
+			return fmt.Errorf("add machines: %w", err)
+		}
+		if err := s.addMachines(ctx, tx, runID, machines); err != nil {
+			return fmt.Errorf("add machines to run %s: %w", runID, err)
+		}
+		return nil
+	})
+}
+
+// sets collects the assignments of an UPDATE.
+type sets struct {
+	cols []string
+	args []any
+}
+
+func (u *sets) add(col string, v any) {
+	u.cols = append(u.cols, col+" = ?")
+	u.args = append(u.args, v)
+}
+
+func setIf[T any](u *sets, col string, p *T, conv func(*T) any) {
+	if p == nil {
+		return
+	}
+	if conv == nil {
+		u.add(col, *p)
+		return
+	}
+	u.add(col, conv(p))
+}
+
+// UpdateRun changes the fields u sets.
+func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := s.runExists(ctx, tx, runID); err != nil {
+			return fmt.Errorf("update run: %w", err)
+		}
+		var e enc
+		var st sets
+		setIf(&st, "status", u.Status, nil)
+		setIf(&st, "reason", u.Reason, nil)
+		setIf(&st, "started_at", u.StartedAt, e.tp)
+		setIf(&st, "finished_at", u.FinishedAt, e.tp)
+		setIf(&st, "killed_by", u.KilledBy, nil)
+		setIf(&st, "killed_at", u.KilledAt, e.tp)
+		if e.err != nil {
+			return fmt.Errorf("update run %s: %w", runID, e.err)
+		}
+		if len(st.cols) > 0 {
+			if _, err := tx.ExecContext(ctx, "UPDATE runs SET "+strings.Join(st.cols, ", ")+" WHERE id = ?",
+				append(st.args, runID)...); err != nil {
+				return fmt.Errorf("update run %s: %w", runID, s.dbErr(ctx, err))
+			}
+		}
+		if u.AddAction != nil {
+			if err := addAction(ctx, tx, runID, *u.AddAction); err != nil {
+				return fmt.Errorf("update run %s: add action: %w", runID, s.dbErr(ctx, err))
+			}
+		}
+		return nil
+	})
+}
+
+// machineRow reads what a write to a machine needs, failing with
+// store.ErrNotFound for a missing run or machine.
+func (s *Store) machineRow(ctx context.Context, tx *sql.Tx, runID, machine string, dst ...any) error {
+	err := tx.StmtContext(ctx, s.stmts.machine).QueryRowContext(ctx, runID, machine).Scan(dst...)
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := s.runExists(ctx, tx, runID); err != nil {
+			return err
+		}
+		return fmt.Errorf("machine %s of run %s: %w", machine, runID, store.ErrNotFound)
+	}
+	if err != nil {
+		return s.dbErr(ctx, err)
+	}
+	return nil
+}
+
+// UpdateMachine changes the fields u sets; with OnlyIfNotFinal it fails
+// with store.ErrFinal, changing nothing, when the machine is final.
+func (s *Store) UpdateMachine(ctx context.Context, runID, machine string, u store.MachineUpdate) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var status string
+		var next, size int64
+		if err := s.machineRow(ctx, tx, runID, machine, &status, &next, &size); err != nil {
+			return fmt.Errorf("update machine: %w", err)
+		}
+		if u.OnlyIfNotFinal && store.Final(status) {
+			return fmt.Errorf("update machine %s of run %s (%s): %w", machine, runID, status, store.ErrFinal)
+		}
+		var e enc
+		var st sets
+		setIf(&st, "status", u.Status, nil)
+		setIf(&st, "exit_code", u.ExitCode, func(p *int) any { return int64(*p) })
+		setIf(&st, "reason", u.Reason, nil)
+		setIf(&st, "signal_name", u.SignalName, nil)
+		setIf(&st, "error", u.Error, nil)
+		setIf(&st, "pid", u.PID, nil)
+		setIf(&st, "dispatched_at", u.DispatchedAt, e.tp)
+		setIf(&st, "connected_at", u.ConnectedAt, e.tp)
+		setIf(&st, "started_at", u.StartedAt, e.tp)
+		setIf(&st, "finished_at", u.FinishedAt, e.tp)
+		setIf(&st, "last_heartbeat", u.LastHeartbeat, e.tp)
+		setIf(&st, "wrapper_version", u.WrapperVersion, nil)
+		setIf(&st, "protocol", u.Protocol, nil)
+		setIf(&st, "late_exit_code", u.LateExitCode, func(p *int) any { return int64(*p) })
+		setIf(&st, "late_reason", u.LateReason, nil)
+		if e.err != nil {
+			return fmt.Errorf("update machine %s of run %s: %w", machine, runID, e.err)
+		}
+		if len(st.cols) == 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE machines SET "+strings.Join(st.cols, ", ")+
+			" WHERE run_id = ? AND machine = ?", append(st.args, runID, machine)...); err != nil {
+			return fmt.Errorf("update machine %s of run %s: %w", machine, runID, s.dbErr(ctx, err))
+		}
+		return nil
+	})
+}
+
+const runCols = `id, job, trigger, scheduled_for, started_at, finished_at, status, reason,
+	requested_by, killed_by, killed_at, spec`
+
+type scanner interface{ Scan(...any) error }
+
+func scanRun(sc scanner) (store.Run, error) {
+	var r store.Run
+	var sched, started, finished, killed sql.NullInt64
+	if err := sc.Scan(&r.ID, &r.Job, &r.Trigger, &sched, &started, &finished, &r.Status, &r.Reason,
+		&r.RequestedBy, &r.KilledBy, &killed, &r.Spec); err != nil {
+		return r, err
+	}
+	r.ScheduledFor, r.StartedAt, r.FinishedAt, r.KilledAt =
+		fromNanos(sched), fromNanos(started), fromNanos(finished), fromNanos(killed)
+	return r, nil
+}
+
+const machCols = `run_id, machine, status, exit_code, reason, signal_name, error, pid, dispatched_at,
+	connected_at, started_at, finished_at, last_heartbeat, wrapper_version, protocol, output_bytes,
+	next_seq, late_exit_code, late_reason`
+
+func scanMachine(sc scanner) (store.Machine, error) {
+	var m store.Machine
+	var exit, late, disp, conn, started, finished, hb sql.NullInt64
+	if err := sc.Scan(&m.RunID, &m.Machine, &m.Status, &exit, &m.Reason, &m.SignalName, &m.Error, &m.PID,
+		&disp, &conn, &started, &finished, &hb, &m.WrapperVersion, &m.Protocol, &m.OutputBytes,
+		&m.NextSeq, &late, &m.LateReason); err != nil {
+		return m, err
+	}
+	m.ExitCode, m.LateExitCode = intPtr(exit), intPtr(late)
+	m.DispatchedAt, m.ConnectedAt, m.StartedAt, m.FinishedAt, m.LastHeartbeat =
+		fromNanos(disp), fromNanos(conn), fromNanos(started), fromNanos(finished), fromNanos(hb)
+	return m, nil
+}
+
+// GetRun returns a run with its machines.
+func (s *Store) GetRun(ctx context.Context, runID string) (store.Run, error) {
+	var run store.Run
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		run, err = scanRun(tx.QueryRowContext(ctx, "SELECT "+runCols+" FROM runs WHERE id = ?", runID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("get run %s: %w", runID, store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("get run %s: %w", runID, s.dbErr(ctx, err))
+		}
+		runs := []*store.Run{&run}
+		if err := s.fill(ctx, tx, runs); err != nil {
+			return fmt.Errorf("get run %s: %w", runID, err)
+		}
+		return nil
+	})
+	return run, err
+}
+
+// fill loads the machines and actions of runs.
+func (s *Store) fill(ctx context.Context, tx *sql.Tx, runs []*store.Run) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	byID := make(map[string]*store.Run, len(runs))
+	marks := make([]string, len(runs))
+	ids := make([]any, len(runs))
+	for i, r := range runs {
+		byID[r.ID] = r
+		r.Machines = []store.Machine{}
+		marks[i], ids[i] = "?", r.ID
+	}
+	in := "(" + strings.Join(marks, ", ") + ")"
+	rows, err := tx.QueryContext(ctx, "SELECT "+machCols+" FROM machines WHERE run_id IN "+in+" ORDER BY run_id, n", ids...)
+	if err != nil {
+		return s.dbErr(ctx, err)
+	}
+	for rows.Next() {
+		m, err := scanMachine(rows)
+		if err != nil {
+			rows.Close()
+			return s.dbErr(ctx, err)
+		}
+		r := byID[m.RunID]
+		r.Machines = append(r.Machines, m)
+	}
+	if err := rows.Close(); err != nil {
+		return s.dbErr(ctx, err)
+	}
+	if err := rows.Err(); err != nil {
+		return s.dbErr(ctx, err)
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT run_id, kind, machine, signal, grace_ns, by, at FROM run_actions
+		WHERE run_id IN `+in+` ORDER BY run_id, n`, ids...)
+	if err != nil {
+		return s.dbErr(ctx, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var a store.Action
+		var grace int64
+		var at sql.NullInt64
+		if err := rows.Scan(&id, &a.Kind, &a.Machine, &a.Signal, &grace, &a.By, &at); err != nil {
+			return s.dbErr(ctx, err)
+		}
+		a.Grace, a.At = time.Duration(grace), fromNanos(at)
+		r := byID[id]
+		r.Actions = append(r.Actions, a)
+	}
+	if err := rows.Err(); err != nil {
+		return s.dbErr(ctx, err)
+	}
+	return nil
+}
+
+// ListRuns returns the runs f selects, newest first: by StartedAt, or
+// ScheduledFor while StartedAt is zero, ties broken by creation order
+// (newest first). Before keeps runs whose time is strictly before it.
+func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, error) {
+	var where []string
+	var args []any
+	if f.Job != "" {
+		where, args = append(where, "job = ?"), append(args, f.Job)
+	}
+	if f.Status != "" {
+		where, args = append(where, "status = ?"), append(args, f.Status)
+	}
+	if f.Active {
+		where = append(where, "active = 1")
+	}
+	if !f.Before.IsZero() {
+		var e enc
+		b := e.t(f.Before)
+		if e.err != nil {
+			// Beyond the range: every stored time is before it, or none.
+			if f.Before.After(maxTime) {
+				b = int64(1<<63 - 1)
+			} else {
+				return []store.Run{}, nil
+			}
+		}
+		where, args = append(where, "sort_at < ?"), append(args, b)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	q := "SELECT " + runCols + " FROM runs"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY sort_at DESC, seq DESC LIMIT ?"
+	args = append(args, limit)
+	var out []store.Run
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("list runs: %w", s.dbErr(ctx, err))
+		}
+		for rows.Next() {
+			r, err := scanRun(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("list runs: %w", s.dbErr(ctx, err))
+			}
+			out = append(out, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("list runs: %w", s.dbErr(ctx, err))
+		}
+		ptrs := make([]*store.Run, len(out))
+		for i := range out {
+			ptrs[i] = &out[i]
+		}
+		if err := s.fill(ctx, tx, ptrs); err != nil {
+			return fmt.Errorf("list runs: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []store.Run{}
+	}
+	return out, nil
+}
+
+// SetOverride stores or replaces a job's override.
+func (s *Store) SetOverride(ctx context.Context, o store.JobOverride) error {
+	if o.Job == "" {
+		return errors.New("set override: empty job name")
+	}
+	var e enc
+	at := e.t(o.SetAt)
+	if e.err != nil {
+		return fmt.Errorf("set override %s: %w", o.Job, e.err)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO overrides (job, enabled, set_by, set_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (job) DO UPDATE SET enabled = excluded.enabled, set_by = excluded.set_by, set_at = excluded.set_at`,
+			o.Job, o.Enabled, o.SetBy, at); err != nil {
+			return fmt.Errorf("set override %s: %w", o.Job, s.dbErr(ctx, err))
+		}
+		return nil
+	})
+}
+
+// DeleteOverride drops a job's override; none is fine.
+func (s *Store) DeleteOverride(ctx context.Context, job string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM overrides WHERE job = ?`, job); err != nil {
+			return fmt.Errorf("delete override %s: %w", job, s.dbErr(ctx, err))
+		}
+		return nil
+	})
+}
+
+// Overrides lists every override in job name order.
+func (s *Store) Overrides(ctx context.Context) ([]store.JobOverride, error) {
+	out := []store.JobOverride{}
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT job, enabled, set_by, set_at FROM overrides ORDER BY job`)
+		if err != nil {
+			return fmt.Errorf("overrides: %w", s.dbErr(ctx, err))
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var o store.JobOverride
+			var at sql.NullInt64
+			if err := rows.Scan(&o.Job, &o.Enabled, &o.SetBy, &at); err != nil {
+				return fmt.Errorf("overrides: %w", s.dbErr(ctx, err))
+			}
+			o.SetAt = fromNanos(at)
+			out = append(out, o)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("overrides: %w", s.dbErr(ctx, err))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,147 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order; migration i brings the schema to
+// version i+1, which PRAGMA user_version records in the same transaction.
+// Never edit one that has shipped: append a new one. Later ones are
+// expected to add fire records (a fires table with UNIQUE (job, slot)),
+// maintenance settings, and what retention pruning needs (it can already
+// delete runs by sort_at: machines, actions and output cascade).
+var migrations = []string{
+	// 1: runs, their machines, actions and output; job overrides.
+	`
+CREATE TABLE runs (
+	seq           INTEGER PRIMARY KEY AUTOINCREMENT, -- creation order, breaks ListRuns ties
+	id            TEXT    NOT NULL UNIQUE,
+	job           TEXT    NOT NULL,
+	trigger       TEXT    NOT NULL DEFAULT '',
+	scheduled_for INTEGER,          -- unix nanoseconds UTC; NULL: zero time
+	started_at    INTEGER,
+	finished_at   INTEGER,
+	status        TEXT    NOT NULL DEFAULT '',
+	reason        TEXT    NOT NULL DEFAULT '',
+	requested_by  TEXT    NOT NULL DEFAULT '',
+	killed_by     TEXT    NOT NULL DEFAULT '',
+	killed_at     INTEGER,
+	spec          BLOB,
+	-- The time ListRuns orders and bounds by: started_at, or scheduled_for
+	-- while that is zero; the zero time sorts first.
+	sort_at INTEGER NOT NULL GENERATED ALWAYS AS
+		(coalesce(started_at, scheduled_for, -9223372036854775808)) STORED,
+	active  INTEGER NOT NULL GENERATED ALWAYS AS
+		(status IN ('', 'pending', 'running')) STORED
+);
+CREATE INDEX runs_sort   ON runs (sort_at, seq);
+CREATE INDEX runs_job    ON runs (job, sort_at, seq);
+CREATE INDEX runs_status ON runs (status, sort_at, seq);
+CREATE INDEX runs_active ON runs (sort_at, seq) WHERE active = 1;
+
+CREATE TABLE run_actions (
+	run_id   TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	n        INTEGER NOT NULL,
+	kind     TEXT    NOT NULL,
+	machine  TEXT    NOT NULL DEFAULT '',
+	signal   TEXT    NOT NULL DEFAULT '',
+	grace_ns INTEGER NOT NULL DEFAULT 0,
+	by       TEXT    NOT NULL DEFAULT '',
+	at       INTEGER,
+	PRIMARY KEY (run_id, n)
+) WITHOUT ROWID;
+
+CREATE TABLE machines (
+	run_id          TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	machine         TEXT    NOT NULL,
+	n               INTEGER NOT NULL, -- order added
+	status          TEXT    NOT NULL,
+	exit_code       INTEGER,
+	reason          TEXT    NOT NULL DEFAULT '',
+	signal_name     TEXT    NOT NULL DEFAULT '',
+	error           TEXT    NOT NULL DEFAULT '',
+	pid             INTEGER NOT NULL DEFAULT 0,
+	dispatched_at   INTEGER,
+	connected_at    INTEGER,
+	started_at      INTEGER,
+	finished_at     INTEGER,
+	last_heartbeat  INTEGER,
+	wrapper_version TEXT    NOT NULL DEFAULT '',
+	protocol        INTEGER NOT NULL DEFAULT 0,
+	output_bytes    INTEGER NOT NULL DEFAULT 0, -- sum of the stored chunks' sizes
+	next_seq        INTEGER NOT NULL DEFAULT 0, -- first seq not stored
+	late_exit_code  INTEGER,
+	late_reason     TEXT    NOT NULL DEFAULT '',
+	PRIMARY KEY (run_id, machine)
+);
+CREATE UNIQUE INDEX machines_order ON machines (run_id, n);
+
+-- One row per output chunk. end_off is the offset just past the chunk in
+-- the machine's whole output, stream_end the same within its stream: both
+-- grow with seq, so a read from an offset seeks straight to its chunk.
+CREATE TABLE output_chunks (
+	run_id     TEXT    NOT NULL,
+	machine    TEXT    NOT NULL,
+	seq        INTEGER NOT NULL,
+	stream     TEXT    NOT NULL,
+	at         INTEGER,
+	size       INTEGER NOT NULL,
+	end_off    INTEGER NOT NULL,
+	stream_end INTEGER NOT NULL,
+	data       BLOB    NOT NULL, -- last: big values overflow without moving the rest
+	PRIMARY KEY (run_id, machine, seq),
+	FOREIGN KEY (run_id, machine) REFERENCES machines (run_id, machine) ON DELETE CASCADE
+);
+CREATE INDEX output_chunks_off    ON output_chunks (run_id, machine, end_off, seq);
+CREATE INDEX output_chunks_stream ON output_chunks (run_id, machine, stream, stream_end, seq);
+
+CREATE TABLE overrides (
+	job     TEXT    PRIMARY KEY,
+	enabled INTEGER NOT NULL,
+	set_by  TEXT    NOT NULL DEFAULT '',
+	set_at  INTEGER
+) WITHOUT ROWID;
+`,
+}
+
+// schemaVersion is the version this binary brings a database to.
+var schemaVersion = len(migrations)
+
+// migrate applies the migrations the database lacks, in one transaction.
+func migrate(ctx context.Context, db *sql.DB, path string) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate sqlite store %s: %w", path, wrapErr(err))
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("migrate sqlite store %s: %w", path, wrapErr(err))
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("sqlite store %s has schema version %d, newer than this binary's %d: run a newer saltpeter, or restore a backup made for this version",
+			path, version, schemaVersion)
+	}
+	if version == schemaVersion {
+		return tx.Rollback()
+	}
+	for v := version; v < schemaVersion; v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("migrate sqlite store %s to version %d: %w", path, v+1, wrapErr(err))
+		}
+	}
+	// PRAGMA takes no parameters; schemaVersion is ours, not input.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("migrate sqlite store %s: set version: %w", path, wrapErr(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate sqlite store %s: commit: %w", path, wrapErr(err))
+	}
+	return nil
+}

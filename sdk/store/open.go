@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// OpenOnConfigure returns a Store that opens the real one when the core
+// configures it: a plugin's factory runs before the core has sent the
+// plugin block's config, and a durable store cannot open without it
+// (a path, a DSN). Until Configure succeeds every call fails with
+// ErrUnavailable. A second Configure (the core configures again after a
+// plugin restart, or a reload) closes the store it had and opens anew.
+// The returned store is a Batcher when the opened one is.
+func OpenOnConfigure(open func(ctx context.Context, config []byte) (Store, error)) Store {
+	return &lazy{open: open}
+}
+
+type lazy struct {
+	open func(ctx context.Context, config []byte) (Store, error)
+	mu   sync.RWMutex
+	s    Store
+}
+
+var (
+	_ Configurer = (*lazy)(nil)
+	_ Batcher    = (*lazy)(nil)
+)
+
+func (l *lazy) Configure(ctx context.Context, config []byte) error {
+	s, err := l.open(ctx, config)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	old := l.s
+	l.s = s
+	l.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return nil
+}
+
+func (l *lazy) get() (Store, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.s == nil {
+		return nil, fmt.Errorf("store not configured yet: %w", ErrUnavailable)
+	}
+	return l.s, nil
+}
+
+func (l *lazy) CreateRun(ctx context.Context, run Run) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.CreateRun(ctx, run)
+}
+
+func (l *lazy) AddMachines(ctx context.Context, runID string, machines []Machine) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.AddMachines(ctx, runID, machines)
+}
+
+func (l *lazy) UpdateRun(ctx context.Context, runID string, u RunUpdate) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.UpdateRun(ctx, runID, u)
+}
+
+func (l *lazy) UpdateMachine(ctx context.Context, runID, machine string, u MachineUpdate) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.UpdateMachine(ctx, runID, machine, u)
+}
+
+func (l *lazy) GetRun(ctx context.Context, runID string) (Run, error) {
+	s, err := l.get()
+	if err != nil {
+		return Run{}, err
+	}
+	return s.GetRun(ctx, runID)
+}
+
+func (l *lazy) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.ListRuns(ctx, f)
+}
+
+func (l *lazy) AppendOutput(ctx context.Context, runID, machine string, c Chunk) (int64, error) {
+	s, err := l.get()
+	if err != nil {
+		return 0, err
+	}
+	return s.AppendOutput(ctx, runID, machine, c)
+}
+
+// AppendOutputBatch uses the opened store's batches, or appends one by one.
+func (l *lazy) AppendOutputBatch(ctx context.Context, batch []Append) []AppendResult {
+	out := make([]AppendResult, len(batch))
+	s, err := l.get()
+	if err != nil {
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	if b, ok := s.(Batcher); ok {
+		return b.AppendOutputBatch(ctx, batch)
+	}
+	for i, a := range batch {
+		out[i].Next, out[i].Err = s.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
+	}
+	return out
+}
+
+func (l *lazy) ReadOutput(ctx context.Context, q OutputQuery) ([]byte, int64, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, 0, err
+	}
+	return s.ReadOutput(ctx, q)
+}
+
+func (l *lazy) SetOverride(ctx context.Context, o JobOverride) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.SetOverride(ctx, o)
+}
+
+func (l *lazy) DeleteOverride(ctx context.Context, job string) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.DeleteOverride(ctx, job)
+}
+
+func (l *lazy) Overrides(ctx context.Context) ([]JobOverride, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Overrides(ctx)
+}
+
+func (l *lazy) Ping(ctx context.Context) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.Ping(ctx)
+}
+
+func (l *lazy) Close() error {
+	l.mu.Lock()
+	s := l.s
+	l.s = nil
+	l.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return s.Close()
+}

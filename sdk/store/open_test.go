@@ -1,0 +1,57 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+func TestOpenOnConfigure(t *testing.T) {
+	ctx := context.Background()
+	var opened []*fakeStore
+	var configs []string
+	s := OpenOnConfigure(func(_ context.Context, config []byte) (Store, error) {
+		if string(config) == `{"bad":true}` {
+			return nil, errors.New("bad config")
+		}
+		f := &fakeStore{}
+		opened = append(opened, f)
+		configs = append(configs, string(config))
+		return f, nil
+	})
+	if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("before Configure: %v, want ErrUnavailable", err)
+	}
+	res := s.(Batcher).AppendOutputBatch(ctx, []Append{{RunID: "r", Machine: "m"}})
+	if len(res) != 1 || !errors.Is(res[0].Err, ErrUnavailable) {
+		t.Fatalf("batch before Configure: %+v", res)
+	}
+	c := s.(Configurer)
+	if err := c.Configure(ctx, []byte(`{"bad":true}`)); err == nil {
+		t.Fatal("a refused open configured the store")
+	}
+	if err := c.Configure(ctx, []byte(`{"path":"a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRun(ctx, Run{ID: "r1"}); err != nil || opened[0].run.ID != "r1" {
+		t.Fatalf("CreateRun after Configure: %v, reached %+v", err, opened[0].run)
+	}
+	// A store without batches gets the chunks one by one.
+	res = s.(Batcher).AppendOutputBatch(ctx, []Append{{RunID: "r1", Machine: "m", Chunk: Chunk{Seq: 0, Data: []byte("x")}}})
+	if len(res) != 1 || res[0].Err != nil || len(opened[0].chunks) != 1 {
+		t.Fatalf("batch after Configure: %+v, chunks %d", res, len(opened[0].chunks))
+	}
+	// Configured again (a plugin restart, a reload): the old store closes.
+	if err := c.Configure(ctx, []byte(`{"path":"b"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if !opened[0].closed || len(opened) != 2 || configs[1] != `{"path":"b"}` {
+		t.Fatalf("reconfigure: first closed %v, opened %d, configs %q", opened[0].closed, len(opened), configs)
+	}
+	if err := s.Close(); err != nil || !opened[1].closed {
+		t.Fatalf("Close: %v, closed %v", err, opened[1].closed)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after Close: %v, want ErrUnavailable", err)
+	}
+}
