@@ -74,19 +74,33 @@ func coreBlock(extra string) string {
 func startCore(t testing.TB, hcl string) *core {
 	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "config.hcl")
-	if err := os.WriteFile(path, []byte(hcl), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "config.hcl"), []byte(hcl), 0o644); err != nil {
 		t.Fatalf("write config: %v", err)
 	}
 	c := &core{t: t, dir: dir, logs: &lockedBuffer{}}
-	c.cmd = exec.Command(filepath.Join(binDir, "saltpeter"), "serve", "-config", path, "-log-json", "-log-level", "debug")
-	c.cmd.Dir = dir
+	t.Cleanup(func() {
+		c.stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("core log:\n%s", c.logs.String())
+		}
+	})
+	c.launch()
+	return c
+}
+
+// launch starts a core process on the folder's config and waits until it
+// serves.
+func (c *core) launch() {
+	c.t.Helper()
+	c.cmd = exec.Command(filepath.Join(binDir, "saltpeter"), "serve", "-config", filepath.Join(c.dir, "config.hcl"),
+		"-log-json", "-log-level", "debug")
+	c.cmd.Dir = c.dir
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
-		t.Fatalf("stderr pipe: %v", err)
+		c.t.Fatalf("stderr pipe: %v", err)
 	}
 	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("start core: %v", err)
+		c.t.Fatalf("start core: %v", err)
 	}
 	ready := make(chan string, 1)
 	go func() {
@@ -107,30 +121,41 @@ func startCore(t testing.TB, hcl string) *core {
 		}
 		close(ready)
 	}()
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = c.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = c.cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("core log:\n%s", c.logs.String())
-		}
-	})
 	select {
 	case a, ok := <-ready:
 		if !ok {
-			t.Fatalf("core exited before serving:\n%s", c.logs.String())
+			c.t.Fatalf("core exited before serving:\n%s", c.logs.String())
 		}
 		c.addr = a
 	case <-time.After(30 * time.Second):
-		t.Fatalf("core did not serve within 30s:\n%s", c.logs.String())
+		c.t.Fatalf("core did not serve within 30s:\n%s", c.logs.String())
 	}
-	return c
+}
+
+// stop sends sig to the core process and waits for it (SIGKILL after
+// 10s); a process already gone is fine.
+func (c *core) stop(sig syscall.Signal) {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+	c.cmd = nil
+}
+
+// restart stops the core with sig and starts it again on the same folder
+// (its data directory included); the address changes.
+func (c *core) restart(sig syscall.Signal) {
+	c.t.Helper()
+	c.stop(sig)
+	c.launch()
 }
 
 func (c *core) url(path string) string { return "http://" + c.addr + path }

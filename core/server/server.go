@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +31,7 @@ import (
 	"github.com/saltpeter/saltpeter/core/schedule"
 	"github.com/saltpeter/saltpeter/core/store/memory"
 	"github.com/saltpeter/saltpeter/sdk/store"
+	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
 // Options start a core.
@@ -63,12 +66,6 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	tokens := auth.NewTokens(secret)
 
-	st, err := openStore(conf, log)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-
 	ln, err := net.Listen("tcp", conf.Core.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", conf.Core.Listen, err)
@@ -82,11 +79,26 @@ func Run(ctx context.Context, opts Options) error {
 
 	bus := events.New()
 	kills := killq.New()
-	plugins, err := pluginhost.New(pluginhost.Config{Logger: log.Named("plugins"), Plugins: conf.Plugins})
+	storeBlock, err := storePlugin(conf)
+	if err != nil {
+		return err
+	}
+	pluginBlocks := conf.Plugins
+	if storeBlock != nil {
+		pluginBlocks = append(slices.Clone(conf.Plugins), *storeBlock)
+	}
+	plugins, err := pluginhost.New(pluginhost.Config{Logger: log.Named("plugins"), Plugins: pluginBlocks})
 	if err != nil {
 		return fmt.Errorf("start plugin host: %w", err)
 	}
 	defer plugins.Close()
+	st, err := openStore(ctx, plugins, storeBlock)
+	if err != nil {
+		return err
+	}
+	// Deferred after plugins.Close, so it runs first: the store plugin
+	// closes its database before the host stops the process.
+	defer st.Close()
 
 	firings := make(chan schedule.Firing)
 	sched := schedule.NewScheduler(schedule.Config{Logger: log.Named("schedule"), Firings: firings})
@@ -218,13 +230,53 @@ func load(path string) (*config.Config, error) {
 	return conf, nil
 }
 
-func openStore(conf *config.Config, log hclog.Logger) (store.Store, error) {
-	if conf.Store != nil && conf.Store.Kind != "memory" {
-		// Durable stores are the next step (issue 3); say so rather than
-		// silently keeping state in memory.
-		log.Warn("store kind not built yet, keeping run state in memory", "kind", conf.Store.Kind)
+// storePlugin turns the store block into the plugin block of the store
+// plugin that serves it; nil for the in-process memory store. Without a
+// store block the store is SQLite in the data directory.
+func storePlugin(conf *config.Config) (*config.Plugin, error) {
+	s := conf.Store
+	if s == nil {
+		s = &config.Store{Kind: "sqlite", Path: filepath.Join(conf.Core.DataDir, "saltpeter.db")}
 	}
-	return memory.New(), nil
+	if s.Kind == "memory" {
+		return nil, nil
+	}
+	c := map[string]any{}
+	switch s.Kind {
+	case "sqlite":
+		c["path"] = s.Path
+	case "postgres":
+		c["dsn"] = s.DSN
+	}
+	if s.Retention > 0 {
+		c["retention"] = wire.FormatDuration(s.Retention)
+	}
+	if s.MaxOutputPerMachine > 0 {
+		c["max_output_per_machine"] = s.MaxOutputPerMachine
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode the store block: %w", err)
+	}
+	return &config.Plugin{Kind: "store", Name: s.Kind, Config: b}, nil
+}
+
+// openStore starts the store plugin (or the memory store) and waits until
+// it opened its database: a store that cannot open stops the core at
+// start, naming the file or server, rather than leaving it half-working.
+func openStore(ctx context.Context, plugins *pluginhost.Host, block *config.Plugin) (store.Store, error) {
+	if block == nil {
+		return memory.New(), nil
+	}
+	st, err := plugins.Store(ctx, block.Name)
+	if err != nil {
+		return nil, fmt.Errorf("open the %s store: %w", block.Name, err)
+	}
+	if err := st.Ping(ctx); err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("open the %s store: %w", block.Name, err)
+	}
+	return st, nil
 }
 
 // advertised returns the URLs wrappers dial, each ending in /ws.
