@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"fmt"
+	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,5 +52,98 @@ func TestHistorySurvivesRestarts(t *testing.T) {
 	// The store still takes writes after the crash.
 	if r := c.waitFinal(c.runNow("hello"), 30*time.Second); r.Status != "failed" {
 		t.Fatalf("a run after the restarts: %+v", r)
+	}
+}
+
+// freePort returns a loopback port nothing listens on now, so that a core
+// restarted on it is where its wrappers left it.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestRunSurvivesACoreCrash: a job prints 150 numbered lines over six
+// seconds; the core is SIGKILLed in the middle and started again. The
+// wrapper resumes with the new core, which takes the run over from the
+// store: the run ends succeeded and its output is the 150 lines, once
+// each.
+func TestRunSurvivesACoreCrash(t *testing.T) {
+	t.Parallel()
+	block := fmt.Sprintf(`core {
+  listen             = "127.0.0.1:%d"
+  heartbeat_interval = "500ms"
+  heartbeat_timeout  = "15s"
+  connect_deadline   = "20s"
+}
+`, freePort(t))
+	c := startCore(t, block+job("count", `i=1; while [ $i -le 150 ]; do echo "line $i"; i=$((i+1)); sleep 0.04; done`, ""))
+	host := hostname(t)
+	id := c.runNow("count")
+	c.followUntil(id, host, "line 40\n")
+	c.restart(syscall.SIGKILL)
+
+	r := c.waitFinal(id, 60*time.Second)
+	if r.Status != "succeeded" || deref(r.Machines[0].ExitCode) != 0 {
+		t.Fatalf("run after the crash: %+v", r)
+	}
+	var want strings.Builder
+	for i := 1; i <= 150; i++ {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	if got := c.output(id, host, "stdout"); got != want.String() {
+		t.Fatalf("output after the crash differs from the job's at byte %d: %d bytes, want %d",
+			firstDiff(got, want.String()), len(got), want.Len())
+	}
+}
+
+// TestKillAnsweredBeforeACrashStillLands: the wrapper is cut off, an
+// operator's kill is answered 202 and the core is SIGKILLed before it
+// could deliver it. The restarted core finds the kill in the store and
+// delivers it when the wrapper comes back: the job ends killed.
+func TestKillAnsweredBeforeACrashStillLands(t *testing.T) {
+	t.Parallel()
+	p := newCutProxy(t)
+	port := freePort(t)
+	block := fmt.Sprintf(`core {
+  listen             = "127.0.0.1:%d"
+  advertise          = [%q]
+  heartbeat_interval = "500ms"
+  heartbeat_timeout  = "15s"
+  connect_deadline   = "20s"
+}
+`, port, "ws://"+p.ln.Addr().String())
+	c := startCore(t, block+job("victim", `echo "pids $$"; echo ready; while :; do sleep 0.1; done`, ""))
+	p.setBackend(c.addr)
+	_, host, pids := c.startReady(t, "victim")
+	runs := listRuns(t, c, "victim")
+	id := runs[0].ID
+
+	p.hold()
+	if st := c.call(http.MethodPost, "/api/v1/runs/"+id+"/kill", nil, nil); st != http.StatusAccepted {
+		t.Fatalf("kill: %d", st)
+	}
+	c.restart(syscall.SIGKILL)
+	if a := alive(pids); len(a) != len(pids) {
+		t.Fatalf("the job died before any kill could reach it: alive %v of %v", a, pids)
+	}
+	p.release()
+
+	r := c.waitFinal(id, 60*time.Second)
+	if r.Status != "killed" || deref(r.Machines[0].ExitCode) != 143 || r.KilledBy != "local" {
+		t.Fatalf("run after the crash: %+v", r)
+	}
+	if sys := c.output(id, host, "system"); !strings.Contains(sys, "[Job terminated by user request]") {
+		t.Errorf("system stream: %q", sys)
+	}
+	if a := alive(pids); len(a) > 0 {
+		t.Fatalf("survivors: %v", a)
+	}
+	if !strings.Contains(c.logs.String(), "kill queued again after a restart") {
+		t.Fatal("the restarted core did not queue the stored kill: the kill reached the job another way")
 	}
 }

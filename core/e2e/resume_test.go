@@ -16,6 +16,7 @@ type cutProxy struct {
 	ln      net.Listener
 	mu      sync.Mutex
 	backend string
+	held    bool
 	open    []net.Conn
 	accepts chan struct{}
 }
@@ -45,6 +46,11 @@ func (p *cutProxy) serve() {
 			return
 		}
 		p.mu.Lock()
+		if p.held {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
 		b, err := net.Dial("tcp", p.backend)
 		if err != nil {
 			p.mu.Unlock()
@@ -57,6 +63,20 @@ func (p *cutProxy) serve() {
 		go func() { _, _ = io.Copy(b, c); b.Close() }()
 		go func() { _, _ = io.Copy(c, b); c.Close() }()
 	}
+}
+
+// hold cuts every connection and refuses new ones until release.
+func (p *cutProxy) hold() {
+	p.mu.Lock()
+	p.held = true
+	p.mu.Unlock()
+	p.cut()
+}
+
+func (p *cutProxy) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = false
 }
 
 // cut closes every open connection.

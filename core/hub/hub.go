@@ -239,6 +239,11 @@ type (
 		e     Expectation
 		reply chan error
 	}
+	recoverMsg struct {
+		run             store.Run
+		connectDeadline time.Duration
+		reply           chan int
+	}
 	registerMsg struct{ c *conn }
 	unregMsg    struct{ c *conn }
 	bindReq     struct {
@@ -303,6 +308,8 @@ func (h *Hub) handle(m any) {
 	switch m := m.(type) {
 	case expectMsg:
 		m.reply <- h.expect(m.e)
+	case recoverMsg:
+		m.reply <- h.recoverRun(m.run, m.connectDeadline)
 	case registerMsg:
 		h.conns[m.c] = nil
 	case unregMsg:
@@ -605,6 +612,73 @@ func (h *Hub) busy(run string) bool {
 
 // Expect registers a (run, machine) before the runner dispatches its
 // wrapper; its machine row already exists in the store as pending.
+// Recover takes over, after a restart of the core, the machines the store
+// holds as not final: their heartbeat clocks start again now, so a
+// wrapper that resumes within the heartbeat timeout carries on, and one
+// that does not is lost (253) as if the core had never stopped; a
+// machine still pending gets connectDeadline to connect. It returns how
+// many machines it took over. Call it after Run started, before anything
+// dispatches.
+func (h *Hub) Recover(ctx context.Context, connectDeadline time.Duration) (int, error) {
+	runs, err := h.cfg.Store.ListRuns(ctx, store.RunFilter{Active: true, Limit: 1 << 20})
+	if err != nil {
+		return 0, fmt.Errorf("recover runs in flight: %w", err)
+	}
+	total := 0
+	for _, run := range runs {
+		reply := make(chan int, 1)
+		select {
+		case h.in <- recoverMsg{run: run, connectDeadline: connectDeadline, reply: reply}:
+		case <-h.done:
+			return total, fmt.Errorf("recover runs in flight: %w", ErrNotRunning)
+		case <-ctx.Done():
+			return total, ctx.Err()
+		}
+		total += <-reply
+	}
+	return total, nil
+}
+
+// recoverRun adds the run's machines the hub does not know yet, as
+// rebuild does for one that connects.
+func (h *Hub) recoverRun(run store.Run, connectDeadline time.Duration) int {
+	now := h.now()
+	n := 0
+	for _, m := range run.Machines {
+		k := key{run.ID, m.Machine}
+		if _, known := h.machines[k]; known {
+			continue
+		}
+		switch m.Status {
+		case store.StatusPending, store.StatusRunning, store.StatusLost:
+		default:
+			continue
+		}
+		e := Expectation{RunID: run.ID, Job: run.Job, Machine: m.Machine, Protocol: m.Protocol}
+		if e.Protocol == 0 {
+			e.Protocol = wire.ProtocolV2
+		}
+		if len(run.Spec) > 0 {
+			if err := json.Unmarshal(run.Spec, &e.Spec); err != nil {
+				h.log.Warn("stored spec does not decode", "run_id", run.ID, "error", err)
+			}
+		}
+		if d, err := wire.ParseDuration(e.Spec.Timeout); err == nil {
+			e.Timeout = d
+		}
+		if m.Status == store.StatusPending && connectDeadline > 0 {
+			e.ConnectDeadline = now.Add(connectDeadline)
+		}
+		h.add(&mstate{key: k, exp: e, status: m.Status, expectedAt: now,
+			startedAt: m.StartedAt, connectedAt: m.ConnectedAt, lastSeen: now})
+		n++
+	}
+	if n > 0 {
+		h.log.Info("took over machines in flight", "run_id", run.ID, "job", run.Job, "machines", n)
+	}
+	return n
+}
+
 func (h *Hub) Expect(ctx context.Context, e Expectation) error {
 	if e.RunID == "" || e.Machine == "" {
 		return fmt.Errorf("expect: run id and machine are required")

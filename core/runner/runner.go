@@ -125,6 +125,9 @@ func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error 
 	for _, o := range ovs {
 		st.overrides[o.Job] = o
 	}
+	if err := r.resume(ctx, st); err != nil {
+		return err
+	}
 	r.reschedule(st)
 	defer r.work.Wait()
 	defer close(r.stopped)
@@ -142,6 +145,32 @@ func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error 
 
 // errStopped is returned for requests that reach a runner that stopped.
 var errStopped = errors.New("runner stopped")
+
+// resume takes over the runs a previous core left in flight: they count
+// for overlap again (the hub, told by Recover, knows whether they are
+// still busy), and the kills an operator was answered 202 for are queued
+// again, so that they reach the wrappers when they resume.
+func (r *Runner) resume(ctx context.Context, st *state) error {
+	runs, err := r.cfg.Store.ListRuns(ctx, store.RunFilter{Active: true, Limit: 1 << 20})
+	if err != nil {
+		return fmt.Errorf("list runs in flight: %w", err)
+	}
+	for _, run := range runs {
+		st.active[run.Job] = append(st.active[run.Job], &activeRun{id: run.ID, dispatched: true})
+		for _, a := range run.Actions {
+			if a.Kind != killq.Kill {
+				continue
+			}
+			r.cfg.Kills.Push(killq.Request{Kind: killq.Kill, RunID: run.ID, Machine: a.Machine,
+				Signal: a.Signal, Grace: a.Grace, By: a.By, At: a.At})
+			r.log.Info("kill queued again after a restart", "job", run.Job, "run_id", run.ID, "machine", a.Machine, "by", a.By)
+		}
+	}
+	if len(runs) > 0 {
+		r.log.Info("runs in flight taken over", "runs", len(runs))
+	}
+	return nil
+}
 
 // do runs f on the loop and waits for it.
 func (r *Runner) do(ctx context.Context, f func(*state)) error {

@@ -137,6 +137,13 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	go kills.Run(ctx.Done())
 	goPart("hub", func() error { return h.Run(ctx) })
+	// Machines a previous core left in flight get their heartbeat clocks
+	// back before anything fires or dispatches.
+	if n, err := h.Recover(ctx, conf.Core.ConnectDeadline); err != nil {
+		return fmt.Errorf("take over runs in flight: %w", err)
+	} else if n > 0 {
+		log.Info("took over machines in flight", "machines", n)
+	}
 	goPart("scheduler", func() error { return sched.Run(ctx) })
 	goPart("runner", func() error { return run.Run(ctx, firings) })
 	goPart("http server", func() error {
