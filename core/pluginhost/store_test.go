@@ -54,7 +54,7 @@ func TestStoreErrors(t *testing.T) {
 	}{
 		{"config refused", []config.Plugin{fakeStorePlugin(t, "mem", `{"fail":"no database"}`)}, "mem", "no database"},
 		{"bad config json", []config.Plugin{fakeStorePlugin(t, "mem", `[1]`)}, "mem", "fake store config"},
-		{"not declared and not built in", nil, "sqlite", `no store plugin "sqlite"`},
+		{"not declared and not built in", nil, "nosuch", `no store plugin "nosuch"`},
 		{"a target is not a store", []config.Plugin{fakePlugin(t, "fake", `{"machines":["a"]}`)}, "fake", `no store plugin "fake"`},
 	}
 	for _, tc := range cases {

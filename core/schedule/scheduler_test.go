@@ -182,6 +182,7 @@ func TestSchedulerDisableAndReenable(t *testing.T) {
 	if st, ok := h.s.State("b"); !ok || st.Enabled || !st.Last.Equal(slot(2)) {
 		t.Errorf("State(b) = %+v, %v; want disabled, last 10:00:02", st, ok)
 	}
+	collect(t, h.clock, h.out) // parked on the new timer before the clock moves
 	h.clock.set(slot(4))
 	got, _ = collect(t, h.clock, h.out)
 	sameFirings(t, got, firings("a", 4))
@@ -224,6 +225,11 @@ func TestSchedulerSetKeepsLastSlots(t *testing.T) {
 		{Name: "new", Schedule: mustParse(t, "@every 3s"), Enabled: true},
 		{Name: "manual", Schedule: mustParse(t, "@manually"), Enabled: true},
 	})
+	// Wait for the loop to park on its new timer before the clock moves:
+	// a timer armed after the move would count from the new time.
+	if got, _ := collect(t, h.clock, h.out); len(got) != 0 {
+		t.Fatalf("the reload fired %v", got)
+	}
 	for name, want := range map[string]struct{ last, next time.Time }{
 		"same":    {slot(2), slot(4)},
 		"changed": {slot(2), slot(5)},
@@ -297,6 +303,7 @@ func TestSchedulerSlowReceiver(t *testing.T) {
 		{Name: "tick", Schedule: every2, Enabled: true},
 		{Name: "guard", Schedule: mustParse(t, "@hourly"), Enabled: true},
 	})
+	collect(t, h.clock, h.out) // parked on the new timer before the clock moves
 	h.clock.set(slot(6))
 	awaitBlocked(schedule.Firing{Job: "tick", Slot: slot(6)})
 	h.s.Set([]schedule.Entry{
