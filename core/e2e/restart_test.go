@@ -67,37 +67,49 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// TestRunSurvivesACoreCrash: a job prints 150 numbered lines over six
-// seconds; the core is SIGKILLed in the middle and started again. The
+// TestRunSurvivesACoreRestart: a job prints 150 numbered lines over six
+// seconds; the core is stopped in the middle, gracefully (SIGTERM) or not
+// (SIGKILL), and started again. The job keeps running meanwhile, its
 // wrapper resumes with the new core, which takes the run over from the
 // store: the run ends succeeded and its output is the 150 lines, once
 // each.
-func TestRunSurvivesACoreCrash(t *testing.T) {
+func TestRunSurvivesACoreRestart(t *testing.T) {
 	t.Parallel()
-	block := fmt.Sprintf(`core {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			block := fmt.Sprintf(`core {
   listen             = "127.0.0.1:%d"
   heartbeat_interval = "500ms"
   heartbeat_timeout  = "15s"
   connect_deadline   = "20s"
 }
 `, freePort(t))
-	c := startCore(t, block+job("count", `i=1; while [ $i -le 150 ]; do echo "line $i"; i=$((i+1)); sleep 0.04; done`, ""))
-	host := hostname(t)
-	id := c.runNow("count")
-	c.followUntil(id, host, "line 40\n")
-	c.restart(syscall.SIGKILL)
+			c := startCore(t, block+job("count", `echo "pids $$"; i=1; while [ $i -le 150 ]; do echo "line $i"; i=$((i+1)); sleep 0.04; done`, ""))
+			host := hostname(t)
+			id := c.runNow("count")
+			pids := treePIDs(t, c.followUntil(id, host, "line 40\n"))
+			t.Cleanup(func() { killPIDs(pids) })
+			c.stop(sig)
+			if a := alive(pids); len(a) != len(pids) {
+				t.Fatalf("stopping the core with %s stopped the job", sig)
+			}
+			c.launch()
 
-	r := c.waitFinal(id, 60*time.Second)
-	if r.Status != "succeeded" || deref(r.Machines[0].ExitCode) != 0 {
-		t.Fatalf("run after the crash: %+v", r)
-	}
-	var want strings.Builder
-	for i := 1; i <= 150; i++ {
-		fmt.Fprintf(&want, "line %d\n", i)
-	}
-	if got := c.output(id, host, "stdout"); got != want.String() {
-		t.Fatalf("output after the crash differs from the job's at byte %d: %d bytes, want %d",
-			firstDiff(got, want.String()), len(got), want.Len())
+			r := c.waitFinal(id, 60*time.Second)
+			if r.Status != "succeeded" || deref(r.Machines[0].ExitCode) != 0 {
+				t.Fatalf("run after the restart: %+v", r)
+			}
+			var want strings.Builder
+			fmt.Fprintf(&want, "pids %d\n", pids[0])
+			for i := 1; i <= 150; i++ {
+				fmt.Fprintf(&want, "line %d\n", i)
+			}
+			if got := c.output(id, host, "stdout"); got != want.String() {
+				t.Fatalf("output after the restart differs from the job's at byte %d: %d bytes, want %d",
+					firstDiff(got, want.String()), len(got), want.Len())
+			}
+		})
 	}
 }
 

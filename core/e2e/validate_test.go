@@ -125,3 +125,33 @@ func TestReloadKeepsTheRunningConfigurationWhenTheNewOneIsBad(t *testing.T) {
 		t.Fatalf("the reloaded job's run: %+v", r)
 	}
 }
+
+// TestServeRefusesACorruptStore: a database file that is not one stops
+// the core at start with the file named, and the file is left as it was.
+func TestServeRefusesACorruptStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.hcl")
+	if err := os.WriteFile(path, []byte(coreBlock("")+job("x", "true", "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "data", "saltpeter.db")
+	if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	garbage := []byte(strings.Repeat("not a database, but someone's precious bytes\n", 200))
+	if err := os.WriteFile(db, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "saltpeter"), "serve", "-config", path)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("serve on a corrupt store: exit %v, want 1; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), db) {
+		t.Fatalf("the refusal does not name %s:\n%s", db, out)
+	}
+	if after, err := os.ReadFile(db); err != nil || string(after) != string(garbage) {
+		t.Fatalf("the corrupt file was changed (%v)", err)
+	}
+}
