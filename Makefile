@@ -31,7 +31,10 @@ test: deps vet build
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./core/e2e/ ./wrapper/proc/
+	$(GO) test -run '^$$' -bench 'KillLatency|RunTrue' -benchtime 20x -count 1 ./core/e2e/
+	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./wrapper/proc/
+	$(GO) test -run '^$$' -bench 'OutputThroughput' -benchtime 2x -count 1 ./core/e2e/
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./plugins/sqlite/
 
 # A short run of every fuzz target, beyond the checked-in seeds that
 # `make test` replays.

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -81,4 +83,57 @@ func BenchmarkRunTrue(b *testing.B) {
 	b.ReportMetric(ms(sum.wall), "ms/api-wall")
 	b.ReportMetric(ms(direct), "ms/sh-direct")
 	b.ReportMetric(float64(sum.total)/float64(direct), "x-of-direct")
+}
+
+// BenchmarkOutputThroughput pushes 64 MiB of job output through wrapper →
+// core → store, for the default SQLite store plugin and for the in-memory
+// store (the path without a store's cost), and reports each beside `cat`
+// of the same bytes into /dev/null measured in the same run.
+func BenchmarkOutputThroughput(b *testing.B) {
+	const size = 64 << 20
+	src := filepath.Join(b.TempDir(), "payload")
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte('a' + i%26)
+		if i%100 == 99 {
+			payload[i] = '\n'
+		}
+	}
+	if err := os.WriteFile(src, payload, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for _, st := range []struct{ name, block string }{
+		{"sqlite", ""},
+		{"memory", `store "memory" {}` + "\n"},
+	} {
+		b.Run(st.name, func(b *testing.B) {
+			c := startCore(b, coreBlock("")+st.block+job("spew", "cat "+src, `overlap = "allow"`))
+			var through, direct time.Duration
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				id := c.runNow("spew")
+				r := c.waitFinal(id, 10*time.Minute)
+				through += time.Since(t0)
+				if r.Status != "succeeded" || r.Machines[0].OutputBytes != size {
+					b.Fatalf("run %s stored %d bytes, want %d", r.Status, r.Machines[0].OutputBytes, size)
+				}
+				t1 := time.Now()
+				cmd := exec.Command("cat", src)
+				devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cmd.Stdout = devnull
+				if err := cmd.Run(); err != nil {
+					b.Fatal(err)
+				}
+				devnull.Close()
+				direct += time.Since(t1)
+			}
+			mb := float64(size) / (1 << 20) * float64(b.N)
+			b.ReportMetric(mb/through.Seconds(), "MiB/s-stored")
+			b.ReportMetric(mb/direct.Seconds(), "MiB/s-cat")
+			b.ReportMetric(direct.Seconds()/through.Seconds(), "fraction-of-cat")
+		})
+	}
 }
