@@ -126,6 +126,15 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fresh {
+		// Job output can hold secrets: the file is the owner's alone, and
+		// SQLite gives its -wal and -shm files the database's mode.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create sqlite store %s: %w", path, err)
+		}
+		f.Close()
+	}
 
 	pragmas := []string{
 		fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()),

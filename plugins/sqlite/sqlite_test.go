@@ -544,3 +544,21 @@ func TestAppendOutputBatch(t *testing.T) {
 		t.Errorf("a cancelled batch stored something: next %d", r.Machines[0].NextSeq)
 	}
 }
+
+// TestNewFileIsTheOwnersAlone: job output can hold secrets.
+func TestNewFileIsTheOwnersAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sp.db")
+	s := openTest(t, path)
+	if err := s.CreateRun(context.Background(), store.Run{ID: "r", Job: "j"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for group and others", p, fi.Mode().Perm())
+		}
+	}
+}
