@@ -159,3 +159,66 @@ func TestKillAnsweredBeforeACrashStillLands(t *testing.T) {
 		t.Fatal("the restarted core did not queue the stored kill: the kill reached the job another way")
 	}
 }
+
+// TestCatchUpLatestAfterDowntime: a job firing every two seconds; the
+// core is down for three or more of its slots. On restart the job's
+// default catch_up = "latest" fires the latest missed slot once, with
+// trigger catch_up, and the schedule goes on; no slot fires twice.
+func TestCatchUpLatestAfterDowntime(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock("")+`
+job "tick" {
+  schedule = "*/2 * * * * *"
+  command  = "true"
+  overlap  = "allow"
+  target "local" {}
+}
+`)
+	waitRuns(t, c, "tick", 1, 20*time.Second)
+	c.stop(syscall.SIGTERM)
+	down := time.Now()
+	// The downtime is the scenario itself: three slots must pass.
+	time.Sleep(7 * time.Second)
+	c.launch()
+	up := time.Now()
+
+	var runs []run
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		runs = listRuns(t, c, "tick")
+		caught := 0
+		for _, r := range runs {
+			if r.Trigger == "catch_up" {
+				caught++
+			}
+		}
+		if caught > 0 && runs[0].Trigger == "schedule" && runs[0].ScheduledFor.After(up) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no catch-up and scheduled run after the restart: %+v", runs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	seen := map[time.Time]string{}
+	var caught []run
+	for _, r := range runs {
+		if prev, dup := seen[r.ScheduledFor]; dup {
+			t.Fatalf("slot %s fired twice: runs %s and %s", r.ScheduledFor, prev, r.ID)
+		}
+		seen[r.ScheduledFor] = r.ID
+		if r.Trigger == "catch_up" {
+			caught = append(caught, r)
+		}
+	}
+	if len(caught) != 1 {
+		t.Fatalf("%d catch-up runs, want 1 (latest): %+v", len(caught), caught)
+	}
+	slot := caught[0].ScheduledFor
+	if !slot.After(down) || slot.After(up) || slot.Second()%2 != 0 {
+		t.Fatalf("caught-up slot %s is not the latest slot missed between %s and %s", slot, down, up)
+	}
+	if up.Sub(slot) >= 2*time.Second+500*time.Millisecond {
+		t.Fatalf("caught-up slot %s is not the latest before the restart at %s", slot, up)
+	}
+}

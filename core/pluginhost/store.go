@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/saltpeter/saltpeter/sdk/store"
 )
@@ -16,7 +17,8 @@ import (
 // committed it, then crashed before answering), so each method says why
 // its retry is safe:
 //
-//   - reads (GetRun, ListRuns, ReadOutput, Overrides, Ping) change nothing;
+//   - reads (GetRun, ListRuns, ReadOutput, Overrides, LastFire, Ping)
+//     change nothing;
 //   - AppendOutput is idempotent: a chunk below the machine's next seq is
 //     a duplicate that returns the next seq and stores nothing;
 //   - SetOverride, DeleteOverride and UpdateMachine set values, so doing
@@ -29,7 +31,13 @@ import (
 //     trigger, schedule and spec, with the same machines, is this run);
 //   - UpdateRun with AddAction appends, so before retrying it checks
 //     whether the run's last action is already that action and, if so,
-//     retries without it.
+//     retries without it;
+//   - RecordFire may meet its own first try and answer false. That would
+//     count as true only when the recorded fire is this runID, but the
+//     store cannot read a fire's run back, so a retried RecordFire that
+//     answers false stands as false: "already fired". At worst that skips
+//     one firing of the slot and never fires it twice, which is the safe
+//     direction (a slot fires at most once).
 type hostedStore struct {
 	m *managed
 }
@@ -223,6 +231,35 @@ func (s *hostedStore) Overrides(ctx context.Context) ([]store.JobOverride, error
 		return err
 	})
 	return os, err
+}
+
+// RecordFire implements store.Store. A retry after the plugin died that
+// answers false is returned as false (see hostedStore): the first try may
+// have recorded this very fire, but a skipped slot is safer than a doubled
+// one.
+func (s *hostedStore) RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error) {
+	var ok bool
+	retried, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		ok, err = st.RecordFire(ctx, job, slot, runID)
+		return err
+	})
+	if retried && err == nil && !ok {
+		s.m.log.Warn("RecordFire retried after the plugin died found the slot recorded; treating it as already fired",
+			"job", job, "slot", slot, "run", runID)
+	}
+	return ok, err
+}
+
+// LastFire implements store.Store.
+func (s *hostedStore) LastFire(ctx context.Context, job string) (time.Time, error) {
+	var last time.Time
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		last, err = st.LastFire(ctx, job)
+		return err
+	})
+	return last, err
 }
 
 // Ping implements store.Store. A dead plugin is started again, so Ping

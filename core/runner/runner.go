@@ -129,6 +129,7 @@ func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error 
 		return err
 	}
 	r.reschedule(st)
+	r.catchUp(ctx, st)
 	defer r.work.Wait()
 	defer close(r.stopped)
 	for {
@@ -229,13 +230,16 @@ func (r *Runner) busy(st *state, job string) bool {
 }
 
 // reserve decides on the loop whether job may start a run now and, if so,
-// records it as active under a fresh id.
-func (r *Runner) reserve(st *state, job *config.Job) (*activeRun, error) {
+// records it as active under id (a fresh one when empty).
+func (r *Runner) reserve(st *state, job *config.Job, id string) (*activeRun, error) {
 	// busy also forgets runs that ended, for every overlap policy.
 	if r.busy(st, job.Name) && job.Overlap != config.OverlapAllow {
 		return nil, fmt.Errorf("job %s is still running (overlap = %q): %w", job.Name, job.Overlap, control.ErrOverlap)
 	}
-	a := &activeRun{id: newRunID(r.cfg.Now())}
+	if id == "" {
+		id = newRunID(r.cfg.Now())
+	}
+	a := &activeRun{id: id}
 	st.active[job.Name] = append(st.active[job.Name], a)
 	return a, nil
 }
@@ -245,13 +249,84 @@ func (r *Runner) fire(ctx context.Context, st *state, f schedule.Firing) {
 	if job == nil || !st.enabled(job) {
 		return
 	}
-	a, err := r.reserve(st, job)
+	r.fireSlot(ctx, st, job, f.Slot, store.TriggerSchedule)
+}
+
+// fireSlot starts the run of one scheduled slot, once: the slot is
+// recorded in the store first, and a slot already recorded (by this core
+// before a restart, or by another core) is not fired again. A slot the
+// overlap policy skips stays recorded, so it is not caught up later.
+func (r *Runner) fireSlot(ctx context.Context, st *state, job *config.Job, slot time.Time, trigger string) {
+	id := newRunID(r.cfg.Now())
+	first, err := r.cfg.Store.RecordFire(ctx, job.Name, slot, id)
 	if err != nil {
-		r.log.Info("scheduled run skipped", "job", job.Name, "slot", f.Slot, "reason", err)
+		// Without the record the slot could fire twice; without the store
+		// the run could not be recorded either.
+		r.log.Error("slot not fired: cannot record it", "job", job.Name, "slot", slot, "error", err)
 		return
 	}
-	if err := r.start(ctx, st.conf.Core, job, a, store.TriggerSchedule, f.Slot, "scheduler"); err != nil {
-		r.log.Error("scheduled run not started", "job", job.Name, "slot", f.Slot, "error", err)
+	if !first {
+		r.log.Info("slot already fired", "job", job.Name, "slot", slot)
+		return
+	}
+	a, err := r.reserve(st, job, id)
+	if err != nil {
+		r.log.Info("scheduled run skipped", "job", job.Name, "slot", slot, "trigger", trigger, "reason", err)
+		return
+	}
+	if err := r.start(ctx, st.conf.Core, job, a, trigger, slot, "scheduler"); err != nil {
+		r.log.Error("scheduled run not started", "job", job.Name, "slot", slot, "error", err)
+	}
+}
+
+// maxCatchUp bounds catch_up = "all": a core down for a week must not
+// start a week of runs at once.
+const maxCatchUp = 100
+
+// catchUp fires, per the job's catch_up policy, the slots that passed
+// since the job's last recorded slot while no core was firing: none, the
+// latest one, or all of them (bounded), each as a run with trigger
+// catch_up. A job that never fired has nothing to catch up.
+func (r *Runner) catchUp(ctx context.Context, st *state) {
+	now := r.cfg.Now()
+	for _, job := range st.conf.Jobs {
+		if job.CatchUp == "none" || !st.enabled(job) || job.ParsedSchedule == nil || job.ParsedSchedule.Manual() {
+			continue
+		}
+		last, err := r.cfg.Store.LastFire(ctx, job.Name)
+		if err != nil {
+			r.log.Error("read the last fired slot", "job", job.Name, "error", err)
+			continue
+		}
+		if last.IsZero() {
+			continue
+		}
+		// Slots that passed while the job was disabled are missed, not
+		// caught up: count from its re-enabling when that is later.
+		if o, ok := st.overrides[job.Name]; ok && o.Enabled && o.SetAt.After(last) {
+			last = o.SetAt
+		}
+		loc := job.Location
+		if loc == nil {
+			loc = time.UTC
+		}
+		var missed []time.Time
+		for s := job.ParsedSchedule.Next(last.In(loc)); !s.IsZero() && !s.After(now); s = job.ParsedSchedule.Next(s) {
+			missed = append(missed, s)
+			if len(missed) > maxCatchUp {
+				missed = missed[1:]
+			}
+		}
+		if len(missed) == 0 {
+			continue
+		}
+		if job.CatchUp != "all" {
+			missed = missed[len(missed)-1:]
+		}
+		r.log.Info("catching up missed slots", "job", job.Name, "policy", job.CatchUp, "slots", len(missed), "last_fired", last)
+		for _, s := range missed {
+			r.fireSlot(ctx, st, job, s, store.TriggerCatchUp)
+		}
 	}
 }
 
@@ -270,7 +345,7 @@ func (r *Runner) RunNow(ctx context.Context, name, by string) (string, error) {
 			err = fmt.Errorf("job %q: %w", name, control.ErrUnknownJob)
 			return
 		}
-		a, err = r.reserve(st, job)
+		a, err = r.reserve(st, job, "")
 	}); e != nil {
 		return "", e
 	}

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -372,5 +373,73 @@ func TestEnableOverrideReschedules(t *testing.T) {
 	}
 	if err := f.r.SetEnabled(ctx, "nope", true, "x"); !errors.Is(err, control.ErrUnknownJob) {
 		t.Fatalf("unknown job: %v", err)
+	}
+}
+
+func TestCatchUp(t *testing.T) {
+	every := func(t *testing.T) schedule.Schedule {
+		t.Helper()
+		s, err := schedule.Parse("@every 1m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	base := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		policy string
+		want   []time.Time
+	}{
+		{"none", nil},
+		{"latest", []time.Time{base.Add(3 * time.Minute)}},
+		{"all", []time.Time{base.Add(time.Minute), base.Add(2 * time.Minute), base.Add(3 * time.Minute)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.policy, func(t *testing.T) {
+			j := &config.Job{Name: "j", Command: "x", Enabled: true, Schedule: "@every 1m", ParsedSchedule: every(t),
+				CatchUp: tc.policy, Overlap: config.OverlapAllow, Location: time.UTC, Target: config.Target{Plugin: "fake"}}
+			st := memory.New()
+			// The last core fired 10:00 and went down; it is 10:03:30.
+			if ok, err := st.RecordFire(context.Background(), "j", base, "old"); !ok || err != nil {
+				t.Fatal(ok, err)
+			}
+			f := &fixture{
+				hub:   &fakeHub{failed: make(chan [2]string, 16), busy: map[string]bool{}},
+				tgt:   &fakeTarget{machines: []string{"a"}, dispatched: make(chan target.DispatchRequest, 16)},
+				store: st, kills: killq.New(), sched: &fakeScheduler{},
+			}
+			conf := &config.Config{Jobs: []*config.Job{j}, Core: config.Core{HeartbeatInterval: time.Second, ConnectDeadline: time.Minute}}
+			f.r = New(Config{Logger: hclog.NewNullLogger(), Store: st, Hub: f.hub, Targets: fakeTargets{f.tgt},
+				Tokens: fakeTokens{}, Kills: f.kills, Scheduler: f.sched, URLs: []string{"ws://c/ws"},
+				Now: func() time.Time { return base.Add(3*time.Minute + 30*time.Second) }}, conf)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- f.r.Run(ctx, make(chan schedule.Firing)) }()
+			defer func() { cancel(); <-done }()
+			f.dispatches(t, len(tc.want))
+			// The loop answers only after catching up.
+			if err := f.r.do(context.Background(), func(*state) {}); err != nil {
+				t.Fatal(err)
+			}
+			runs, err := st.ListRuns(context.Background(), store.RunFilter{Job: "j"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []time.Time
+			for _, r := range runs {
+				if r.Trigger != store.TriggerCatchUp {
+					t.Errorf("run %s has trigger %s, want catch_up", r.ID, r.Trigger)
+				}
+				got = append(got, r.ScheduledFor)
+			}
+			slices.SortFunc(got, func(a, b time.Time) int { return a.Compare(b) })
+			if !slices.EqualFunc(got, tc.want, func(a, b time.Time) bool { return a.Equal(b) }) {
+				t.Fatalf("caught up %v, want %v", got, tc.want)
+			}
+			// A second core start catches up nothing more: the slots are recorded.
+			if last, _ := st.LastFire(context.Background(), "j"); len(tc.want) > 0 && !last.Equal(tc.want[len(tc.want)-1]) {
+				t.Fatalf("last fire %v", last)
+			}
+		})
 	}
 }

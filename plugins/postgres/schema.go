@@ -8,9 +8,8 @@ import (
 )
 
 // migrations are applied in order; migrations[i] takes the schema from
-// version i to i+1. Never edit one that has shipped: add another. Fire
-// records ((job, slot) UNIQUE), maintenance settings and retention come
-// as later entries.
+// version i to i+1. Never edit one that has shipped: add another.
+// Maintenance settings and retention come as later entries.
 var migrations = []string{
 	// 1: runs, machines, output, overrides.
 	`
@@ -102,6 +101,19 @@ CREATE TABLE overrides (
 	set_at_ns bigint
 );
 `,
+	// 2: fire records. The primary key, not a check in Go, is what lets a
+	// (job, slot) fire once across restarts and cores sharing the
+	// database; slot is the scheduled instant in unix nanoseconds (UTC),
+	// so one instant in any zone is one slot.
+	`
+CREATE TABLE fires (
+	job         text NOT NULL,
+	slot        bigint NOT NULL,
+	run_id      text NOT NULL,
+	recorded_at bigint NOT NULL,
+	PRIMARY KEY (job, slot)
+);
+`,
 }
 
 // SchemaVersion is the schema version this binary writes and reads.
@@ -114,9 +126,20 @@ const migrateLockKey int64 = 0x73616c7470657465
 // migrate brings the database's schema to SchemaVersion in one
 // transaction, under an advisory lock so that several cores starting
 // together migrate once. A database newer than the binary is refused.
-func migrate(ctx context.Context, conn interface {
+func migrate(ctx context.Context, conn beginner) error {
+	return migrateTo(ctx, conn, SchemaVersion)
+}
+
+type beginner interface {
 	Begin(context.Context) (pgx.Tx, error)
-}) error {
+}
+
+// migrateTo is migrate to schema version target (at most SchemaVersion),
+// for tests that need a database an older binary left.
+func migrateTo(ctx context.Context, conn beginner, target int) error {
+	if target < 0 || target > SchemaVersion {
+		return fmt.Errorf("no schema version %d: this binary knows 0 to %d", target, SchemaVersion)
+	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return err
@@ -139,7 +162,7 @@ CREATE TABLE IF NOT EXISTS saltpeter_migrations (
 	if have > SchemaVersion {
 		return fmt.Errorf("database schema version %d is newer than this binary's %d: upgrade saltpeter", have, SchemaVersion)
 	}
-	for v := have + 1; v <= SchemaVersion; v++ {
+	for v := have + 1; v <= target; v++ {
 		if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
 			return fmt.Errorf("apply schema migration %d: %w", v, err)
 		}

@@ -9,9 +9,9 @@ import (
 // migrations are applied in order; migration i brings the schema to
 // version i+1, which PRAGMA user_version records in the same transaction.
 // Never edit one that has shipped: append a new one. Later ones are
-// expected to add fire records (a fires table with UNIQUE (job, slot)),
-// maintenance settings, and what retention pruning needs (it can already
-// delete runs by sort_at: machines, actions and output cascade).
+// expected to add maintenance settings and what retention pruning needs
+// (it can already delete runs by sort_at: machines, actions and output
+// cascade).
 var migrations = []string{
 	// 1: runs, their machines, actions and output; job overrides.
 	`
@@ -102,6 +102,17 @@ CREATE TABLE overrides (
 	enabled INTEGER NOT NULL,
 	set_by  TEXT    NOT NULL DEFAULT '',
 	set_at  INTEGER
+) WITHOUT ROWID;
+`,
+	// 2: fire records, one per (job, slot), so that a slot fires at most
+	// once across restarts and cores.
+	`
+CREATE TABLE fires (
+	job         TEXT    NOT NULL,
+	slot        INTEGER NOT NULL, -- unix nanoseconds UTC
+	run_id      TEXT    NOT NULL DEFAULT '',
+	recorded_at INTEGER,
+	PRIMARY KEY (job, slot)
 ) WITHOUT ROWID;
 `,
 }

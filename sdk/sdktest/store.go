@@ -28,6 +28,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ReadOutput", testReadOutput},
 		{"ListRuns", testListRuns},
 		{"Overrides", testOverrides},
+		{"Fires", testFires},
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"CancelledContext", testCancelledContext},
 		{"PingClose", testPingClose},
@@ -531,5 +532,59 @@ func testPingClose(t *testing.T, s store.Store) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+}
+
+func testFires(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	slot := t0.Add(90 * time.Second).Add(123 * time.Nanosecond)
+	if last, err := s.LastFire(ctx, "backup"); err != nil || !last.IsZero() {
+		t.Fatalf("LastFire before any fire = %v, %v; want zero", last, err)
+	}
+	for i, c := range []struct {
+		job, run string
+		slot     time.Time
+		want     bool
+	}{
+		{"backup", "r1", slot, true},
+		{"backup", "r2", slot, false},                               // the same slot again: refused
+		{"backup", "r3", slot.In(time.FixedZone("X", 3600)), false}, // the same instant in another zone
+		{"other", "r4", slot, true},                                 // another job's slot
+		{"backup", "r5", slot.Add(time.Second), true},
+		{"backup", "r6", slot.Add(-time.Minute), true}, // an older slot (catch-up) is still new
+	} {
+		got, err := s.RecordFire(ctx, c.job, c.slot, c.run)
+		if err != nil || got != c.want {
+			t.Fatalf("fire %d: RecordFire(%s, %s) = %v, %v; want %v", i, c.job, c.slot, got, err, c.want)
+		}
+	}
+	last, err := s.LastFire(ctx, "backup")
+	if err != nil || !last.Equal(slot.Add(time.Second)) {
+		t.Fatalf("LastFire = %v, %v; want %v (the latest slot, not the latest recorded)", last, err, slot.Add(time.Second))
+	}
+	// Many cores racing for one slot: exactly one wins.
+	var wg sync.WaitGroup
+	wins := make(chan bool, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.RecordFire(ctx, "race", slot, fmt.Sprintf("run-%d", i))
+			if err != nil {
+				t.Errorf("racing RecordFire: %v", err)
+			}
+			wins <- ok
+		}()
+	}
+	wg.Wait()
+	close(wins)
+	n := 0
+	for ok := range wins {
+		if ok {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d of 8 racing RecordFire calls won the same slot, want 1", n)
 	}
 }

@@ -32,6 +32,11 @@ type fakeStore struct {
 	overrides  []JobOverride
 	config     []byte
 	closed     bool
+	// fire is the last RecordFire that reached the store; fireOK its
+	// answer; lastFire LastFire's answer.
+	fire     fireCall
+	fireOK   bool
+	lastFire time.Time
 
 	// appendGate, when set, holds the AppendOutput of seq 0 until closed,
 	// after sending on appendEntered.
@@ -118,6 +123,31 @@ func (f *fakeStore) Overrides(context.Context) ([]JobOverride, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.overrides, f.err
+}
+
+type fireCall struct {
+	job   string
+	slot  time.Time
+	runID string
+}
+
+func (f *fakeStore) RecordFire(_ context.Context, job string, slot time.Time, runID string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fire = fireCall{job, slot, runID}
+	if f.err != nil {
+		return false, f.err
+	}
+	return f.fireOK, nil
+}
+
+func (f *fakeStore) LastFire(context.Context, string) (time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return time.Time{}, f.err
+	}
+	return f.lastFire, nil
 }
 
 func (f *fakeStore) Ping(context.Context) error { return f.fail() }
@@ -224,6 +254,8 @@ func TestErrorsCrossTheWire(t *testing.T) {
 		{"GetRun", func() error { _, err := c.client.GetRun(ctx, "r1"); return err }},
 		{"UpdateMachine", func() error { return c.client.UpdateMachine(ctx, "r1", "a", MachineUpdate{}) }},
 		{"Ping", func() error { return c.client.Ping(ctx) }},
+		{"RecordFire", func() error { _, err := c.client.RecordFire(ctx, "j", time.Unix(60, 0), "r1"); return err }},
+		{"LastFire", func() error { _, err := c.client.LastFire(ctx, "j"); return err }},
 		{"AppendOutput", func() error { _, err := c.client.AppendOutput(ctx, "r1", "a", Chunk{Seq: 1}); return err }},
 	}
 	for _, tc := range cases {
@@ -282,6 +314,8 @@ func TestTransportFailureIsUnavailable(t *testing.T) {
 	c.server.Stop()
 	calls := map[string]func() error{
 		"GetRun":       func() error { _, err := c.client.GetRun(ctx, "r1"); return err },
+		"RecordFire":   func() error { _, err := c.client.RecordFire(ctx, "j", time.Unix(60, 0), "r1"); return err },
+		"LastFire":     func() error { _, err := c.client.LastFire(ctx, "j"); return err },
 		"AppendOutput": func() error { _, err := c.client.AppendOutput(ctx, "r", "m", Chunk{Seq: 1}); return err },
 	}
 	for name, call := range calls {
@@ -615,6 +649,57 @@ func TestConfigure(t *testing.T) {
 			}
 			if cs, ok := tc.impl.(*configurableStore); ok && string(cs.config) != tc.config {
 				t.Errorf("store got config %q", cs.config)
+			}
+		})
+	}
+}
+
+func TestFiresRoundTrip(t *testing.T) {
+	// Slots to the nanosecond, in another zone than UTC: they arrive as
+	// the same instant, in UTC; the zero time stays zero both ways.
+	zone := time.FixedZone("X", -(3*3600 + 1800))
+	local := time.Date(2026, 3, 1, 8, 59, 0, 123456789, zone)
+	old := time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC) // just past the zero time
+	cases := []struct {
+		name   string
+		job    string
+		slot   time.Time
+		runID  string
+		fireOK bool
+	}{
+		{"recorded", "backup", local, "r1", true},
+		{"refused", "backup", local, "r2", false},
+		{"zero slot", "", time.Time{}, "", true},
+		{"near zero", "j", old, "r3", false},
+	}
+	f := &fakeStore{}
+	c := dial(t, f)
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f.mu.Lock()
+			f.fireOK, f.lastFire = tc.fireOK, tc.slot
+			f.mu.Unlock()
+			ok, err := c.client.RecordFire(ctx, tc.job, tc.slot, tc.runID)
+			if err != nil || ok != tc.fireOK {
+				t.Fatalf("RecordFire = %v, %v; want %v", ok, err, tc.fireOK)
+			}
+			want := fireCall{tc.job, tc.slot.UTC(), tc.runID}
+			if tc.slot.IsZero() {
+				want.slot = time.Time{}
+			}
+			f.mu.Lock()
+			got := f.fire
+			f.mu.Unlock()
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("store got %+v, want %+v", got, want)
+			}
+			last, err := c.client.LastFire(ctx, tc.job)
+			if err != nil {
+				t.Fatalf("LastFire: %v", err)
+			}
+			if !reflect.DeepEqual(last, want.slot) {
+				t.Errorf("LastFire = %v (%#v), want %v", last, last, want.slot)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"math"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -123,6 +124,24 @@ func (c *GRPCClient) Overrides(ctx context.Context) ([]JobOverride, error) {
 		os = append(os, goOverride(o))
 	}
 	return os, nil
+}
+
+// RecordFire implements Store.
+func (c *GRPCClient) RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error) {
+	resp, err := c.client.RecordFire(ctx, &storepb.RecordFireRequest{Job: job, Slot: pbTime(slot), RunId: runID})
+	if err != nil {
+		return false, fromStatus(err)
+	}
+	return resp.GetRecorded(), nil
+}
+
+// LastFire implements Store.
+func (c *GRPCClient) LastFire(ctx context.Context, job string) (time.Time, error) {
+	resp, err := c.client.LastFire(ctx, &storepb.LastFireRequest{Job: job})
+	if err != nil {
+		return time.Time{}, fromStatus(err)
+	}
+	return goTime(resp.GetSlot()), nil
 }
 
 // Ping implements Store.

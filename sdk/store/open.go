@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // OpenOnConfigure returns a Store that opens the real one when the core
@@ -157,6 +158,22 @@ func (l *lazy) Overrides(ctx context.Context) ([]JobOverride, error) {
 		return nil, err
 	}
 	return s.Overrides(ctx)
+}
+
+func (l *lazy) RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error) {
+	s, err := l.get()
+	if err != nil {
+		return false, err
+	}
+	return s.RecordFire(ctx, job, slot, runID)
+}
+
+func (l *lazy) LastFire(ctx context.Context, job string) (time.Time, error) {
+	s, err := l.get()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return s.LastFire(ctx, job)
 }
 
 func (l *lazy) Ping(ctx context.Context) error {

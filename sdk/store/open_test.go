@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestOpenOnConfigure(t *testing.T) {
@@ -22,6 +23,12 @@ func TestOpenOnConfigure(t *testing.T) {
 	if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("before Configure: %v, want ErrUnavailable", err)
 	}
+	if _, err := s.RecordFire(ctx, "j", time.Unix(60, 0), "r0"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("RecordFire before Configure: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.LastFire(ctx, "j"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("LastFire before Configure: %v, want ErrUnavailable", err)
+	}
 	res := s.(Batcher).AppendOutputBatch(ctx, []Append{{RunID: "r", Machine: "m"}})
 	if len(res) != 1 || !errors.Is(res[0].Err, ErrUnavailable) {
 		t.Fatalf("batch before Configure: %+v", res)
@@ -35,6 +42,14 @@ func TestOpenOnConfigure(t *testing.T) {
 	}
 	if err := s.CreateRun(ctx, Run{ID: "r1"}); err != nil || opened[0].run.ID != "r1" {
 		t.Fatalf("CreateRun after Configure: %v, reached %+v", err, opened[0].run)
+	}
+	slot := time.Unix(60, 5)
+	opened[0].fireOK, opened[0].lastFire = true, slot
+	if ok, err := s.RecordFire(ctx, "j", slot, "r1"); err != nil || !ok || opened[0].fire != (fireCall{"j", slot, "r1"}) {
+		t.Fatalf("RecordFire after Configure: %v, %v, reached %+v", ok, err, opened[0].fire)
+	}
+	if last, err := s.LastFire(ctx, "j"); err != nil || !last.Equal(slot) {
+		t.Fatalf("LastFire after Configure: %v, %v", last, err)
 	}
 	// A store without batches gets the chunks one by one.
 	res = s.(Batcher).AppendOutputBatch(ctx, []Append{{RunID: "r1", Machine: "m", Chunk: Chunk{Seq: 0, Data: []byte("x")}}})

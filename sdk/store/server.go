@@ -171,6 +171,24 @@ func (s *GRPCServer) Overrides(ctx context.Context, _ *storepb.Empty) (*storepb.
 	return resp, nil
 }
 
+// RecordFire implements the gRPC service.
+func (s *GRPCServer) RecordFire(ctx context.Context, req *storepb.RecordFireRequest) (*storepb.RecordFireResponse, error) {
+	ok, err := s.Impl.RecordFire(ctx, req.GetJob(), goTime(req.GetSlot()), req.GetRunId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.RecordFireResponse{Recorded: ok}, nil
+}
+
+// LastFire implements the gRPC service.
+func (s *GRPCServer) LastFire(ctx context.Context, req *storepb.LastFireRequest) (*storepb.LastFireResponse, error) {
+	slot, err := s.Impl.LastFire(ctx, req.GetJob())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.LastFireResponse{Slot: pbTime(slot)}, nil
+}
+
 // Ping implements the gRPC service.
 func (s *GRPCServer) Ping(ctx context.Context, _ *storepb.Empty) (*storepb.Empty, error) {
 	return empty(s.Impl.Ping(ctx))

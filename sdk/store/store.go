@@ -243,6 +243,15 @@ type Store interface {
 	DeleteOverride(ctx context.Context, job string) error
 	Overrides(ctx context.Context) ([]JobOverride, error)
 
+	// RecordFire records that job fired for the scheduled slot, making
+	// the run runID. It returns false, recording nothing, when that
+	// (job, slot) is already recorded, by this core or by another sharing
+	// the store: a unique key in the store, not a flag in memory, is what
+	// makes a slot fire at most once across restarts and cores.
+	RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error)
+	// LastFire returns the latest slot recorded for job, zero when none.
+	LastFire(ctx context.Context, job string) (time.Time, error)
+
 	// Ping reports whether the store can be reached, for /healthz.
 	Ping(ctx context.Context) error
 	Close() error

@@ -35,6 +35,9 @@ type Store struct {
 	seq       int64 // creation counter
 	runs      map[string]*runRec
 	overrides map[string]store.JobOverride
+	// fires holds each job's recorded slots, as unix nanoseconds: the
+	// instant, whatever zone the slot came in.
+	fires map[string]map[int64]string
 }
 
 type runRec struct {
@@ -53,7 +56,7 @@ var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{runs: map[string]*runRec{}, overrides: map[string]store.JobOverride{}}
+	return &Store{runs: map[string]*runRec{}, overrides: map[string]store.JobOverride{}, fires: map[string]map[int64]string{}}
 }
 
 // check returns the error a call must fail with before doing anything.
@@ -410,6 +413,46 @@ func (s *Store) Overrides(ctx context.Context) ([]store.JobOverride, error) {
 	}
 	slices.SortFunc(out, func(a, b store.JobOverride) int { return cmp.Compare(a.Job, b.Job) })
 	return out, nil
+}
+
+// RecordFire records (job, slot) once.
+func (s *Store) RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return false, err
+	}
+	slots := s.fires[job]
+	if slots == nil {
+		slots = map[int64]string{}
+		s.fires[job] = slots
+	}
+	k := slot.UnixNano()
+	if _, done := slots[k]; done {
+		return false, nil
+	}
+	slots[k] = runID
+	return true, nil
+}
+
+// LastFire returns the job's latest recorded slot.
+func (s *Store) LastFire(ctx context.Context, job string) (time.Time, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return time.Time{}, err
+	}
+	var last int64
+	found := false
+	for k := range s.fires[job] {
+		if !found || k > last {
+			last, found = k, true
+		}
+	}
+	if !found {
+		return time.Time{}, nil
+	}
+	return time.Unix(0, last).UTC(), nil
 }
 
 // Ping fails only after Close.

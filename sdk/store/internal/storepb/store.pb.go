@@ -1886,6 +1886,199 @@ func (x *OverridesResponse) GetOverrides() []*JobOverride {
 	return nil
 }
 
+type RecordFireRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Slot          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=slot,proto3" json:"slot,omitempty"`
+	RunId         string                 `protobuf:"bytes,3,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordFireRequest) Reset() {
+	*x = RecordFireRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordFireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordFireRequest) ProtoMessage() {}
+
+func (x *RecordFireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordFireRequest.ProtoReflect.Descriptor instead.
+func (*RecordFireRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RecordFireRequest) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *RecordFireRequest) GetSlot() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Slot
+	}
+	return nil
+}
+
+func (x *RecordFireRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+type RecordFireResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Recorded      bool                   `protobuf:"varint,1,opt,name=recorded,proto3" json:"recorded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordFireResponse) Reset() {
+	*x = RecordFireResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordFireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordFireResponse) ProtoMessage() {}
+
+func (x *RecordFireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordFireResponse.ProtoReflect.Descriptor instead.
+func (*RecordFireResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RecordFireResponse) GetRecorded() bool {
+	if x != nil {
+		return x.Recorded
+	}
+	return false
+}
+
+type LastFireRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LastFireRequest) Reset() {
+	*x = LastFireRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LastFireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LastFireRequest) ProtoMessage() {}
+
+func (x *LastFireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LastFireRequest.ProtoReflect.Descriptor instead.
+func (*LastFireRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *LastFireRequest) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+// LastFireResponse: an absent slot is none recorded.
+type LastFireResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Slot          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=slot,proto3" json:"slot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LastFireResponse) Reset() {
+	*x = LastFireResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LastFireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LastFireResponse) ProtoMessage() {}
+
+func (x *LastFireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LastFireResponse.ProtoReflect.Descriptor instead.
+func (*LastFireResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *LastFireResponse) GetSlot() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Slot
+	}
+	return nil
+}
+
 var File_store_proto_store_proto protoreflect.FileDescriptor
 
 const file_store_proto_store_proto_rawDesc = "" +
@@ -2061,7 +2254,17 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x15DeleteOverrideRequest\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\"R\n" +
 	"\x11OverridesResponse\x12=\n" +
-	"\toverrides\x18\x01 \x03(\v2\x1f.saltpeter.store.v1.JobOverrideR\toverrides*\xe2\x01\n" +
+	"\toverrides\x18\x01 \x03(\v2\x1f.saltpeter.store.v1.JobOverrideR\toverrides\"l\n" +
+	"\x11RecordFireRequest\x12\x10\n" +
+	"\x03job\x18\x01 \x01(\tR\x03job\x12.\n" +
+	"\x04slot\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04slot\x12\x15\n" +
+	"\x06run_id\x18\x03 \x01(\tR\x05runId\"0\n" +
+	"\x12RecordFireResponse\x12\x1a\n" +
+	"\brecorded\x18\x01 \x01(\bR\brecorded\"#\n" +
+	"\x0fLastFireRequest\x12\x10\n" +
+	"\x03job\x18\x01 \x01(\tR\x03job\"B\n" +
+	"\x10LastFireResponse\x12.\n" +
+	"\x04slot\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04slot*\xe2\x01\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ERROR_KIND_NOT_FOUND\x10\x01\x12\x15\n" +
@@ -2070,7 +2273,8 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x17ERROR_KIND_OUT_OF_ORDER\x10\x04\x12\x1a\n" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x05\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\x06\x12 \n" +
-	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a2\xda\b\n" +
+	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a2\x8e\n" +
+	"\n" +
 	"\x05Store\x12X\n" +
 	"\tConfigure\x12$.saltpeter.store.v1.ConfigureRequest\x1a%.saltpeter.store.v1.ConfigureResponse\x12L\n" +
 	"\tCreateRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12P\n" +
@@ -2084,7 +2288,10 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"ReadOutput\x12\x1f.saltpeter.store.v1.OutputQuery\x1a&.saltpeter.store.v1.ReadOutputResponse\x12I\n" +
 	"\vSetOverride\x12\x1f.saltpeter.store.v1.JobOverride\x1a\x19.saltpeter.store.v1.Empty\x12V\n" +
 	"\x0eDeleteOverride\x12).saltpeter.store.v1.DeleteOverrideRequest\x1a\x19.saltpeter.store.v1.Empty\x12M\n" +
-	"\tOverrides\x12\x19.saltpeter.store.v1.Empty\x1a%.saltpeter.store.v1.OverridesResponse\x12<\n" +
+	"\tOverrides\x12\x19.saltpeter.store.v1.Empty\x1a%.saltpeter.store.v1.OverridesResponse\x12[\n" +
+	"\n" +
+	"RecordFire\x12%.saltpeter.store.v1.RecordFireRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12U\n" +
+	"\bLastFire\x12#.saltpeter.store.v1.LastFireRequest\x1a$.saltpeter.store.v1.LastFireResponse\x12<\n" +
 	"\x04Ping\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.Empty\x12=\n" +
 	"\x05Close\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.EmptyBCZAgithub.com/saltpeter/saltpeter/sdk/store/internal/storepb;storepbb\x06proto3"
 
@@ -2101,7 +2308,7 @@ func file_store_proto_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_store_proto_store_proto_goTypes = []any{
 	(ErrorKind)(0),                // 0: saltpeter.store.v1.ErrorKind
 	(*Empty)(nil),                 // 1: saltpeter.store.v1.Empty
@@ -2130,77 +2337,87 @@ var file_store_proto_store_proto_goTypes = []any{
 	(*JobOverride)(nil),           // 24: saltpeter.store.v1.JobOverride
 	(*DeleteOverrideRequest)(nil), // 25: saltpeter.store.v1.DeleteOverrideRequest
 	(*OverridesResponse)(nil),     // 26: saltpeter.store.v1.OverridesResponse
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*RecordFireRequest)(nil),     // 27: saltpeter.store.v1.RecordFireRequest
+	(*RecordFireResponse)(nil),    // 28: saltpeter.store.v1.RecordFireResponse
+	(*LastFireRequest)(nil),       // 29: saltpeter.store.v1.LastFireRequest
+	(*LastFireResponse)(nil),      // 30: saltpeter.store.v1.LastFireResponse
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
 }
 var file_store_proto_store_proto_depIdxs = []int32{
 	0,  // 0: saltpeter.store.v1.ErrorDetail.kind:type_name -> saltpeter.store.v1.ErrorKind
-	27, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
-	27, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
-	27, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
-	27, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
-	27, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
-	27, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
-	27, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
-	27, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	27, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
-	27, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
+	31, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
+	31, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
+	31, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
+	31, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
+	31, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
+	31, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
+	31, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
+	31, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	31, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
+	31, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 11: saltpeter.store.v1.Run.actions:type_name -> saltpeter.store.v1.Action
 	6,  // 12: saltpeter.store.v1.Run.machines:type_name -> saltpeter.store.v1.Machine
 	7,  // 13: saltpeter.store.v1.CreateRunRequest.run:type_name -> saltpeter.store.v1.Run
 	6,  // 14: saltpeter.store.v1.AddMachinesRequest.machines:type_name -> saltpeter.store.v1.Machine
-	27, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
-	27, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	27, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
+	31, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
+	31, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	31, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 18: saltpeter.store.v1.RunUpdate.add_action:type_name -> saltpeter.store.v1.Action
 	10, // 19: saltpeter.store.v1.UpdateRunRequest.update:type_name -> saltpeter.store.v1.RunUpdate
-	27, // 20: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
-	27, // 21: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
-	27, // 22: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
-	27, // 23: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	27, // 24: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
+	31, // 20: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
+	31, // 21: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
+	31, // 22: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
+	31, // 23: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	31, // 24: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
 	12, // 25: saltpeter.store.v1.UpdateMachineRequest.update:type_name -> saltpeter.store.v1.MachineUpdate
-	27, // 26: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
+	31, // 26: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
 	7,  // 27: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
-	27, // 28: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
+	31, // 28: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
 	17, // 29: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
 	18, // 30: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
 	0,  // 31: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
 	20, // 32: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
-	27, // 33: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
+	31, // 33: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
 	24, // 34: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
-	3,  // 35: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
-	8,  // 36: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	9,  // 37: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
-	11, // 38: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
-	13, // 39: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
-	14, // 40: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
-	15, // 41: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
-	19, // 42: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
-	22, // 43: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
-	24, // 44: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
-	25, // 45: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
-	1,  // 46: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
-	1,  // 47: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
-	1,  // 48: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
-	4,  // 49: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
-	1,  // 50: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 51: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
-	1,  // 52: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 53: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
-	7,  // 54: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
-	16, // 55: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
-	21, // 56: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
-	23, // 57: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
-	1,  // 58: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
-	1,  // 59: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
-	26, // 60: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
-	1,  // 61: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
-	1,  // 62: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
-	49, // [49:63] is the sub-list for method output_type
-	35, // [35:49] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	31, // 35: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
+	31, // 36: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
+	3,  // 37: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
+	8,  // 38: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	9,  // 39: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
+	11, // 40: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
+	13, // 41: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
+	14, // 42: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
+	15, // 43: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
+	19, // 44: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
+	22, // 45: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
+	24, // 46: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
+	25, // 47: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
+	1,  // 48: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
+	27, // 49: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
+	29, // 50: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
+	1,  // 51: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
+	1,  // 52: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
+	4,  // 53: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
+	1,  // 54: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 55: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
+	1,  // 56: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 57: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
+	7,  // 58: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
+	16, // 59: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
+	21, // 60: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
+	23, // 61: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
+	1,  // 62: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
+	1,  // 63: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
+	26, // 64: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
+	28, // 65: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
+	30, // 66: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
+	1,  // 67: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
+	1,  // 68: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
+	53, // [53:69] is the sub-list for method output_type
+	37, // [37:53] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_store_proto_init() }
@@ -2219,7 +2436,7 @@ func file_store_proto_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_store_proto_rawDesc), len(file_store_proto_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

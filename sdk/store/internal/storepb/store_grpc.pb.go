@@ -31,6 +31,8 @@ const (
 	Store_SetOverride_FullMethodName    = "/saltpeter.store.v1.Store/SetOverride"
 	Store_DeleteOverride_FullMethodName = "/saltpeter.store.v1.Store/DeleteOverride"
 	Store_Overrides_FullMethodName      = "/saltpeter.store.v1.Store/Overrides"
+	Store_RecordFire_FullMethodName     = "/saltpeter.store.v1.Store/RecordFire"
+	Store_LastFire_FullMethodName       = "/saltpeter.store.v1.Store/LastFire"
 	Store_Ping_FullMethodName           = "/saltpeter.store.v1.Store/Ping"
 	Store_Close_FullMethodName          = "/saltpeter.store.v1.Store/Close"
 )
@@ -70,6 +72,10 @@ type StoreClient interface {
 	SetOverride(ctx context.Context, in *JobOverride, opts ...grpc.CallOption) (*Empty, error)
 	DeleteOverride(ctx context.Context, in *DeleteOverrideRequest, opts ...grpc.CallOption) (*Empty, error)
 	Overrides(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*OverridesResponse, error)
+	// RecordFire answers recorded false, recording nothing, when the
+	// (job, slot) is already recorded: the unique key is in the store.
+	RecordFire(ctx context.Context, in *RecordFireRequest, opts ...grpc.CallOption) (*RecordFireResponse, error)
+	LastFire(ctx context.Context, in *LastFireRequest, opts ...grpc.CallOption) (*LastFireResponse, error)
 	Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 	Close(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 }
@@ -205,6 +211,26 @@ func (c *storeClient) Overrides(ctx context.Context, in *Empty, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *storeClient) RecordFire(ctx context.Context, in *RecordFireRequest, opts ...grpc.CallOption) (*RecordFireResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordFireResponse)
+	err := c.cc.Invoke(ctx, Store_RecordFire_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) LastFire(ctx context.Context, in *LastFireRequest, opts ...grpc.CallOption) (*LastFireResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LastFireResponse)
+	err := c.cc.Invoke(ctx, Store_LastFire_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storeClient) Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
@@ -260,6 +286,10 @@ type StoreServer interface {
 	SetOverride(context.Context, *JobOverride) (*Empty, error)
 	DeleteOverride(context.Context, *DeleteOverrideRequest) (*Empty, error)
 	Overrides(context.Context, *Empty) (*OverridesResponse, error)
+	// RecordFire answers recorded false, recording nothing, when the
+	// (job, slot) is already recorded: the unique key is in the store.
+	RecordFire(context.Context, *RecordFireRequest) (*RecordFireResponse, error)
+	LastFire(context.Context, *LastFireRequest) (*LastFireResponse, error)
 	Ping(context.Context, *Empty) (*Empty, error)
 	Close(context.Context, *Empty) (*Empty, error)
 	mustEmbedUnimplementedStoreServer()
@@ -307,6 +337,12 @@ func (UnimplementedStoreServer) DeleteOverride(context.Context, *DeleteOverrideR
 }
 func (UnimplementedStoreServer) Overrides(context.Context, *Empty) (*OverridesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Overrides not implemented")
+}
+func (UnimplementedStoreServer) RecordFire(context.Context, *RecordFireRequest) (*RecordFireResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RecordFire not implemented")
+}
+func (UnimplementedStoreServer) LastFire(context.Context, *LastFireRequest) (*LastFireResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method LastFire not implemented")
 }
 func (UnimplementedStoreServer) Ping(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Ping not implemented")
@@ -540,6 +576,42 @@ func _Store_Overrides_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Store_RecordFire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordFireRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).RecordFire(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_RecordFire_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).RecordFire(ctx, req.(*RecordFireRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_LastFire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LastFireRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).LastFire(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_LastFire_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).LastFire(ctx, req.(*LastFireRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Store_Ping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(Empty)
 	if err := dec(in); err != nil {
@@ -626,6 +698,14 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Overrides",
 			Handler:    _Store_Overrides_Handler,
+		},
+		{
+			MethodName: "RecordFire",
+			Handler:    _Store_RecordFire_Handler,
+		},
+		{
+			MethodName: "LastFire",
+			Handler:    _Store_LastFire_Handler,
 		},
 		{
 			MethodName: "Ping",

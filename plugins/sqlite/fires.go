@@ -1,0 +1,63 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// RecordFire records that job fired for slot, making the run runID. It
+// returns false, recording nothing, when (job, slot) is already recorded:
+// the table's primary key, not a check before the insert, decides, so
+// racing callers (in this process or, sharing the file, in another) get
+// exactly one true. The slot is stored as its instant, whatever its zone.
+func (s *Store) RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error) {
+	if job == "" {
+		return false, errors.New("record fire: empty job name")
+	}
+	if slot.IsZero() {
+		return false, fmt.Errorf("record fire %s: zero slot", job)
+	}
+	var e enc
+	at := e.t(slot)
+	now := e.t(time.Now())
+	if e.err != nil {
+		return false, fmt.Errorf("record fire %s: %w", job, e.err)
+	}
+	var inserted bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO fires (job, slot, run_id, recorded_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (job, slot) DO NOTHING`, job, at, runID, now)
+		if err != nil {
+			return fmt.Errorf("record fire %s at %s: %w", job, slot, s.dbErr(ctx, err))
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("record fire %s at %s: %w", job, slot, s.dbErr(ctx, err))
+		}
+		inserted = n == 1
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return inserted, nil
+}
+
+// LastFire returns the latest slot recorded for job (not the one recorded
+// last), the zero time when none.
+func (s *Store) LastFire(ctx context.Context, job string) (time.Time, error) {
+	var last sql.NullInt64
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT max(slot) FROM fires WHERE job = ?`, job).Scan(&last); err != nil {
+			return fmt.Errorf("last fire %s: %w", job, s.dbErr(ctx, err))
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fromNanos(last), nil
+}
