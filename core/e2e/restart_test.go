@@ -266,3 +266,33 @@ func TestStorePluginDeathLosesNothing(t *testing.T) {
 		t.Fatalf("the store plugin %d was not restarted", first)
 	}
 }
+
+// TestRetentionPrunesOldRuns: a core (re)starting prunes the runs that
+// finished longer ago than the store block's retention, and keeps the
+// ones in flight.
+func TestRetentionPrunesOldRuns(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock("")+`
+store "sqlite" {
+  retention = "1s"
+}
+`+job("quick", "true", "")+job("slow", `echo "pids $$"; echo ready; sleep 1000`, `overlap = "allow"`))
+	old := c.waitFinal(c.runNow("quick"), 30*time.Second)
+	_, _, pids := c.startReady(t, "slow")
+	c.stop(syscall.SIGTERM)
+	// Let the finished run age past the retention: the scenario, not
+	// synchronisation.
+	time.Sleep(time.Until(old.FinishedAt.Add(1500 * time.Millisecond)))
+	c.launch()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(listRuns(t, c, "quick")) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the run finished at %s was not pruned with a 1s retention", old.FinishedAt)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if runs := listRuns(t, c, "slow"); len(runs) != 1 {
+		t.Fatalf("the run in flight was pruned or duplicated: %+v", runs)
+	}
+	killPIDs(pids)
+}

@@ -37,7 +37,11 @@ import (
 //     store cannot read a fire's run back, so a retried RecordFire that
 //     answers false stands as false: "already fired". At worst that skips
 //     one firing of the slot and never fires it twice, which is the safe
-//     direction (a slot fires at most once).
+//     direction (a slot fires at most once);
+//   - PruneRuns deletes what finished before a fixed time, so pruning
+//     twice deletes nothing more than pruning once. The retry's count is
+//     only what the retry deleted: runs the first try deleted before the
+//     plugin died are not counted again.
 type hostedStore struct {
 	m *managed
 }
@@ -260,6 +264,19 @@ func (s *hostedStore) LastFire(ctx context.Context, job string) (time.Time, erro
 		return err
 	})
 	return last, err
+}
+
+// PruneRuns implements store.Store. A retry after the plugin died is
+// safe (see hostedStore): pruning twice deletes nothing more, though the
+// count then leaves out what the first try deleted.
+func (s *hostedStore) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, error) {
+	var n int
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		n, err = st.PruneRuns(ctx, finishedBefore)
+		return err
+	})
+	return n, err
 }
 
 // Ping implements store.Store. A dead plugin is started again, so Ping

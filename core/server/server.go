@@ -27,11 +27,11 @@ import (
 	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/core/killq"
 	"github.com/saltpeter/saltpeter/core/pluginhost"
+	"github.com/saltpeter/saltpeter/core/retention"
 	"github.com/saltpeter/saltpeter/core/runner"
 	"github.com/saltpeter/saltpeter/core/schedule"
 	"github.com/saltpeter/saltpeter/core/store/memory"
 	"github.com/saltpeter/saltpeter/sdk/store"
-	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
 // Options start a core.
@@ -79,20 +79,20 @@ func Run(ctx context.Context, opts Options) error {
 
 	bus := events.New()
 	kills := killq.New()
-	storeBlock, err := storePlugin(conf)
+	storePlug, err := storePlugin(conf)
 	if err != nil {
 		return err
 	}
 	pluginBlocks := conf.Plugins
-	if storeBlock != nil {
-		pluginBlocks = append(slices.Clone(conf.Plugins), *storeBlock)
+	if storePlug != nil {
+		pluginBlocks = append(slices.Clone(conf.Plugins), *storePlug)
 	}
 	plugins, err := pluginhost.New(pluginhost.Config{Logger: log.Named("plugins"), Plugins: pluginBlocks})
 	if err != nil {
 		return fmt.Errorf("start plugin host: %w", err)
 	}
 	defer plugins.Close()
-	st, err := openStore(ctx, plugins, storeBlock)
+	st, err := openStore(ctx, plugins, storePlug)
 	if err != nil {
 		return err
 	}
@@ -136,6 +136,9 @@ func Run(ctx context.Context, opts Options) error {
 		go func() { stops <- stopped{name, f()} }()
 	}
 	go kills.Run(ctx.Done())
+	if keep := storeBlock(conf).Retention; keep > 0 {
+		go retention.Run(ctx, log.Named("retention"), st, keep, retention.Interval(keep), nil)
+	}
 	goPart("hub", func() error { return h.Run(ctx) })
 	// Machines a previous core left in flight get their heartbeat clocks
 	// back before anything fires or dispatches.
@@ -237,14 +240,24 @@ func load(path string) (*config.Config, error) {
 	return conf, nil
 }
 
+// defaultRetention applies when there is no store block: the same as a
+// store block without retention.
+const defaultRetention = 30 * 24 * time.Hour
+
+// storeBlock is the configuration's store block, or the default one:
+// SQLite in the data directory.
+func storeBlock(conf *config.Config) *config.Store {
+	if conf.Store != nil {
+		return conf.Store
+	}
+	return &config.Store{Kind: "sqlite", Path: filepath.Join(conf.Core.DataDir, "saltpeter.db"), Retention: defaultRetention}
+}
+
 // storePlugin turns the store block into the plugin block of the store
 // plugin that serves it; nil for the in-process memory store. Without a
 // store block the store is SQLite in the data directory.
 func storePlugin(conf *config.Config) (*config.Plugin, error) {
-	s := conf.Store
-	if s == nil {
-		s = &config.Store{Kind: "sqlite", Path: filepath.Join(conf.Core.DataDir, "saltpeter.db")}
-	}
+	s := storeBlock(conf)
 	if s.Kind == "memory" {
 		return nil, nil
 	}
@@ -254,9 +267,6 @@ func storePlugin(conf *config.Config) (*config.Plugin, error) {
 		c["path"] = s.Path
 	case "postgres":
 		c["dsn"] = s.DSN
-	}
-	if s.Retention > 0 {
-		c["retention"] = wire.FormatDuration(s.Retention)
 	}
 	if s.MaxOutputPerMachine > 0 {
 		c["max_output_per_machine"] = s.MaxOutputPerMachine

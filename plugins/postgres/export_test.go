@@ -16,3 +16,11 @@ func MigrateTo(ctx context.Context, dsn string, target int) error {
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	return migrateTo(ctx, conn, target)
 }
+
+// SetPruneBatch sets how many runs a PruneRuns transaction deletes at
+// most, until the test ends.
+func SetPruneBatch(t interface{ Cleanup(func()) }, n int) {
+	old := pruneBatch
+	pruneBatch = n
+	t.Cleanup(func() { pruneBatch = old })
+}

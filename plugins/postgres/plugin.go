@@ -17,8 +17,9 @@ const Name = "postgres"
 // Config is the store block's config as the core sends it.
 type Config struct {
 	DSN string `json:"dsn"`
-	// Retention and MaxOutputPerMachine are accepted and not yet
-	// enforced: pruning and the output cap come with a later migration.
+	// Retention is accepted for older cores: the core itself prunes,
+	// calling PruneRuns. MaxOutputPerMachine is accepted and not yet
+	// enforced.
 	Retention           string `json:"retention"`
 	MaxOutputPerMachine int64  `json:"max_output_per_machine"`
 }
@@ -36,8 +37,8 @@ func NewPlugin(log hclog.Logger) store.Store {
 		if c.DSN == "" {
 			return nil, fmt.Errorf("postgres store config: dsn is required")
 		}
-		if c.Retention != "" || c.MaxOutputPerMachine > 0 {
-			log.Warn("retention and max_output_per_machine are not enforced yet")
+		if c.MaxOutputPerMachine > 0 {
+			log.Warn("max_output_per_machine is not enforced yet", "max_output_per_machine", c.MaxOutputPerMachine)
 		}
 		s, err := Open(ctx, Options{DSN: c.DSN})
 		if err != nil {

@@ -114,6 +114,11 @@ CREATE TABLE fires (
 	PRIMARY KEY (job, slot)
 );
 `,
+	// 3: PruneRuns picks finished runs by finish time, oldest first.
+	`
+CREATE INDEX runs_finished ON runs (finished_at_ns)
+	WHERE status NOT IN ('', 'pending', 'running');
+`,
 }
 
 // SchemaVersion is the schema version this binary writes and reads.

@@ -18,8 +18,9 @@ const Name = "sqlite"
 type Config struct {
 	Path        string `json:"path"`
 	Synchronous string `json:"synchronous"`
-	// Retention and MaxOutputPerMachine are accepted and not yet
-	// enforced: pruning and the output cap come with a later migration.
+	// Retention is accepted for older cores: the core itself prunes,
+	// calling PruneRuns. MaxOutputPerMachine is accepted and not yet
+	// enforced.
 	Retention           string `json:"retention"`
 	MaxOutputPerMachine int64  `json:"max_output_per_machine"`
 }
@@ -37,9 +38,8 @@ func NewPlugin(log hclog.Logger) store.Store {
 		if c.Path == "" {
 			return nil, fmt.Errorf("sqlite store config: path is required")
 		}
-		if c.Retention != "" || c.MaxOutputPerMachine > 0 {
-			log.Warn("retention and max_output_per_machine are not enforced yet", "retention", c.Retention,
-				"max_output_per_machine", c.MaxOutputPerMachine)
+		if c.MaxOutputPerMachine > 0 {
+			log.Warn("max_output_per_machine is not enforced yet", "max_output_per_machine", c.MaxOutputPerMachine)
 		}
 		s, err := Open(ctx, Options{Path: c.Path, Synchronous: c.Synchronous})
 		if err != nil {

@@ -115,6 +115,11 @@ CREATE TABLE fires (
 	PRIMARY KEY (job, slot)
 ) WITHOUT ROWID;
 `,
+	// 3: retention. PruneRuns finds finished runs by finished_at among
+	// the runs no longer active; unfinished ones are never in this index.
+	`
+CREATE INDEX runs_finished ON runs (finished_at, seq) WHERE active = 0;
+`,
 }
 
 // schemaVersion is the version this binary brings a database to.

@@ -29,6 +29,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListRuns", testListRuns},
 		{"Overrides", testOverrides},
 		{"Fires", testFires},
+		{"PruneRuns", testPruneRuns},
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"CancelledContext", testCancelledContext},
 		{"PingClose", testPingClose},
@@ -586,5 +587,53 @@ func testFires(t *testing.T, s store.Store) {
 	}
 	if n != 1 {
 		t.Fatalf("%d of 8 racing RecordFire calls won the same slot, want 1", n)
+	}
+}
+
+func testPruneRuns(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	finish := func(id string, at time.Time) {
+		t.Helper()
+		st := store.StatusSucceeded
+		if err := s.UpdateRun(ctx, id, store.RunUpdate{Status: &st, FinishedAt: &at}); err != nil {
+			t.Fatalf("finish %s: %v", id, err)
+		}
+	}
+	mustCreate(t, s, "old", "a")
+	mustCreate(t, s, "old2")
+	mustCreate(t, s, "recent", "a")
+	mustCreate(t, s, "running", "a") // old, but not finished: never pruned
+	if _, err := s.AppendOutput(ctx, "old", "a", store.Chunk{Seq: 0, Stream: "stdout", Data: []byte("bye")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordFire(ctx, "backup", t0, "old"); err != nil {
+		t.Fatal(err)
+	}
+	finish("old", t0.Add(time.Hour))
+	finish("old2", t0.Add(2*time.Hour))
+	finish("recent", t0.Add(48*time.Hour))
+
+	n, err := s.PruneRuns(ctx, t0.Add(24*time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("PruneRuns = %d, %v; want 2", n, err)
+	}
+	for _, id := range []string{"old", "old2"} {
+		if _, err := s.GetRun(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("pruned run %s: GetRun = %v, want ErrNotFound", id, err)
+		}
+	}
+	if _, _, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "old", Machine: "a"}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("pruned output: ReadOutput = %v, want ErrNotFound", err)
+	}
+	for _, id := range []string{"recent", "running"} {
+		if _, err := s.GetRun(ctx, id); err != nil {
+			t.Errorf("run %s should stay: %v", id, err)
+		}
+	}
+	if last, err := s.LastFire(ctx, "backup"); err != nil || !last.Equal(t0) {
+		t.Errorf("fire records must survive pruning: LastFire = %v, %v", last, err)
+	}
+	if n, err := s.PruneRuns(ctx, t0.Add(24*time.Hour)); err != nil || n != 0 {
+		t.Errorf("second PruneRuns = %d, %v; want 0", n, err)
 	}
 }

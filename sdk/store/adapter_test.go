@@ -37,6 +37,9 @@ type fakeStore struct {
 	fire     fireCall
 	fireOK   bool
 	lastFire time.Time
+	// pruneBefore is the time the last PruneRuns got; pruned its answer.
+	pruneBefore time.Time
+	pruned      int
 
 	// appendGate, when set, holds the AppendOutput of seq 0 until closed,
 	// after sending on appendEntered.
@@ -150,6 +153,16 @@ func (f *fakeStore) LastFire(context.Context, string) (time.Time, error) {
 	return f.lastFire, nil
 }
 
+func (f *fakeStore) PruneRuns(_ context.Context, finishedBefore time.Time) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pruneBefore = finishedBefore
+	if f.err != nil {
+		return 0, f.err
+	}
+	return f.pruned, nil
+}
+
 func (f *fakeStore) Ping(context.Context) error { return f.fail() }
 
 func (f *fakeStore) Close() error {
@@ -256,6 +269,7 @@ func TestErrorsCrossTheWire(t *testing.T) {
 		{"Ping", func() error { return c.client.Ping(ctx) }},
 		{"RecordFire", func() error { _, err := c.client.RecordFire(ctx, "j", time.Unix(60, 0), "r1"); return err }},
 		{"LastFire", func() error { _, err := c.client.LastFire(ctx, "j"); return err }},
+		{"PruneRuns", func() error { _, err := c.client.PruneRuns(ctx, time.Unix(60, 0)); return err }},
 		{"AppendOutput", func() error { _, err := c.client.AppendOutput(ctx, "r1", "a", Chunk{Seq: 1}); return err }},
 	}
 	for _, tc := range cases {
@@ -316,6 +330,7 @@ func TestTransportFailureIsUnavailable(t *testing.T) {
 		"GetRun":       func() error { _, err := c.client.GetRun(ctx, "r1"); return err },
 		"RecordFire":   func() error { _, err := c.client.RecordFire(ctx, "j", time.Unix(60, 0), "r1"); return err },
 		"LastFire":     func() error { _, err := c.client.LastFire(ctx, "j"); return err },
+		"PruneRuns":    func() error { _, err := c.client.PruneRuns(ctx, time.Unix(60, 0)); return err },
 		"AppendOutput": func() error { _, err := c.client.AppendOutput(ctx, "r", "m", Chunk{Seq: 1}); return err },
 	}
 	for name, call := range calls {
@@ -700,6 +715,47 @@ func TestFiresRoundTrip(t *testing.T) {
 			}
 			if !reflect.DeepEqual(last, want.slot) {
 				t.Errorf("LastFire = %v (%#v), want %v", last, last, want.slot)
+			}
+		})
+	}
+}
+
+func TestPruneRunsRoundTrip(t *testing.T) {
+	// The time arrives as the same instant, in UTC, to the nanosecond; the
+	// zero time stays zero; the count comes back whole.
+	zone := time.FixedZone("X", -(3*3600 + 1800))
+	cases := []struct {
+		name   string
+		before time.Time
+		pruned int
+	}{
+		{"some", time.Date(2026, 3, 1, 8, 59, 0, 123456789, zone), 3},
+		{"none", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), 0},
+		{"zero time", time.Time{}, 0},
+		{"near zero", time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), 1},
+		{"many", time.Unix(1<<33, 7), 1<<20 + 5},
+	}
+	f := &fakeStore{}
+	c := dial(t, f)
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f.mu.Lock()
+			f.pruned = tc.pruned
+			f.mu.Unlock()
+			n, err := c.client.PruneRuns(ctx, tc.before)
+			if err != nil || n != tc.pruned {
+				t.Fatalf("PruneRuns = %d, %v; want %d", n, err, tc.pruned)
+			}
+			want := tc.before.UTC()
+			if tc.before.IsZero() {
+				want = time.Time{}
+			}
+			f.mu.Lock()
+			got := f.pruneBefore
+			f.mu.Unlock()
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("store got %v (%#v), want %v", got, got, want)
 			}
 		})
 	}

@@ -144,6 +144,15 @@ func (c *GRPCClient) LastFire(ctx context.Context, job string) (time.Time, error
 	return goTime(resp.GetSlot()), nil
 }
 
+// PruneRuns implements Store.
+func (c *GRPCClient) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, error) {
+	resp, err := c.client.PruneRuns(ctx, &storepb.PruneRunsRequest{FinishedBefore: pbTime(finishedBefore)})
+	if err != nil {
+		return 0, fromStatus(err)
+	}
+	return int(resp.GetDeleted()), nil
+}
+
 // Ping implements Store.
 func (c *GRPCClient) Ping(ctx context.Context) error {
 	_, err := c.client.Ping(ctx, &storepb.Empty{})

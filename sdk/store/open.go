@@ -176,6 +176,14 @@ func (l *lazy) LastFire(ctx context.Context, job string) (time.Time, error) {
 	return s.LastFire(ctx, job)
 }
 
+func (l *lazy) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, error) {
+	s, err := l.get()
+	if err != nil {
+		return 0, err
+	}
+	return s.PruneRuns(ctx, finishedBefore)
+}
+
 func (l *lazy) Ping(ctx context.Context) error {
 	s, err := l.get()
 	if err != nil {

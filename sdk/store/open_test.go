@@ -29,6 +29,9 @@ func TestOpenOnConfigure(t *testing.T) {
 	if _, err := s.LastFire(ctx, "j"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("LastFire before Configure: %v, want ErrUnavailable", err)
 	}
+	if _, err := s.PruneRuns(ctx, time.Unix(60, 0)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("PruneRuns before Configure: %v, want ErrUnavailable", err)
+	}
 	res := s.(Batcher).AppendOutputBatch(ctx, []Append{{RunID: "r", Machine: "m"}})
 	if len(res) != 1 || !errors.Is(res[0].Err, ErrUnavailable) {
 		t.Fatalf("batch before Configure: %+v", res)
@@ -50,6 +53,10 @@ func TestOpenOnConfigure(t *testing.T) {
 	}
 	if last, err := s.LastFire(ctx, "j"); err != nil || !last.Equal(slot) {
 		t.Fatalf("LastFire after Configure: %v, %v", last, err)
+	}
+	opened[0].pruned = 2
+	if n, err := s.PruneRuns(ctx, slot); err != nil || n != 2 || !opened[0].pruneBefore.Equal(slot) {
+		t.Fatalf("PruneRuns after Configure: %d, %v, reached %v", n, err, opened[0].pruneBefore)
 	}
 	// A store without batches gets the chunks one by one.
 	res = s.(Batcher).AppendOutputBatch(ctx, []Append{{RunID: "r1", Machine: "m", Chunk: Chunk{Seq: 0, Data: []byte("x")}}})

@@ -189,6 +189,15 @@ func (s *GRPCServer) LastFire(ctx context.Context, req *storepb.LastFireRequest)
 	return &storepb.LastFireResponse{Slot: pbTime(slot)}, nil
 }
 
+// PruneRuns implements the gRPC service.
+func (s *GRPCServer) PruneRuns(ctx context.Context, req *storepb.PruneRunsRequest) (*storepb.PruneRunsResponse, error) {
+	n, err := s.Impl.PruneRuns(ctx, goTime(req.GetFinishedBefore()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.PruneRunsResponse{Deleted: int64(n)}, nil
+}
+
 // Ping implements the gRPC service.
 func (s *GRPCServer) Ping(ctx context.Context, _ *storepb.Empty) (*storepb.Empty, error) {
 	return empty(s.Impl.Ping(ctx))

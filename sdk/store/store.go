@@ -252,6 +252,14 @@ type Store interface {
 	// LastFire returns the latest slot recorded for job, zero when none.
 	LastFire(ctx context.Context, job string) (time.Time, error)
 
+	// PruneRuns deletes the runs that finished before the given time,
+	// with their machines, actions and output, and returns how many it
+	// deleted. Runs not finished are never pruned, however old; fire
+	// records stay (they are what keeps a slot from firing twice). A store
+	// gives the freed space back in its own time; PruneRuns must not
+	// block other writers for long: delete in bounded batches.
+	PruneRuns(ctx context.Context, finishedBefore time.Time) (int, error)
+
 	// Ping reports whether the store can be reached, for /healthz.
 	Ping(ctx context.Context) error
 	Close() error

@@ -415,6 +415,23 @@ func (s *Store) Overrides(ctx context.Context) ([]store.JobOverride, error) {
 	return out, nil
 }
 
+// PruneRuns deletes finished runs older than finishedBefore.
+func (s *Store) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	n := 0
+	for id, r := range s.runs {
+		if store.Final(r.run.Status) && !r.run.FinishedAt.IsZero() && r.run.FinishedAt.Before(finishedBefore) {
+			delete(s.runs, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
 // RecordFire records (job, slot) once.
 func (s *Store) RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error) {
 	s.mu.Lock()

@@ -2079,6 +2079,96 @@ func (x *LastFireResponse) GetSlot() *timestamppb.Timestamp {
 	return nil
 }
 
+// PruneRunsRequest: an absent finished_before is the zero time, before
+// which no run finished.
+type PruneRunsRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	FinishedBefore *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=finished_before,json=finishedBefore,proto3" json:"finished_before,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PruneRunsRequest) Reset() {
+	*x = PruneRunsRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneRunsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneRunsRequest) ProtoMessage() {}
+
+func (x *PruneRunsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneRunsRequest.ProtoReflect.Descriptor instead.
+func (*PruneRunsRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *PruneRunsRequest) GetFinishedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedBefore
+	}
+	return nil
+}
+
+type PruneRunsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       int64                  `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneRunsResponse) Reset() {
+	*x = PruneRunsResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneRunsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneRunsResponse) ProtoMessage() {}
+
+func (x *PruneRunsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneRunsResponse.ProtoReflect.Descriptor instead.
+func (*PruneRunsResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PruneRunsResponse) GetDeleted() int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
 var File_store_proto_store_proto protoreflect.FileDescriptor
 
 const file_store_proto_store_proto_rawDesc = "" +
@@ -2264,7 +2354,11 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x0fLastFireRequest\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\"B\n" +
 	"\x10LastFireResponse\x12.\n" +
-	"\x04slot\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04slot*\xe2\x01\n" +
+	"\x04slot\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04slot\"W\n" +
+	"\x10PruneRunsRequest\x12C\n" +
+	"\x0ffinished_before\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x0efinishedBefore\"-\n" +
+	"\x11PruneRunsResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\x03R\adeleted*\xe2\x01\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ERROR_KIND_NOT_FOUND\x10\x01\x12\x15\n" +
@@ -2273,7 +2367,7 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x17ERROR_KIND_OUT_OF_ORDER\x10\x04\x12\x1a\n" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x05\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\x06\x12 \n" +
-	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a2\x8e\n" +
+	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a2\xe8\n" +
 	"\n" +
 	"\x05Store\x12X\n" +
 	"\tConfigure\x12$.saltpeter.store.v1.ConfigureRequest\x1a%.saltpeter.store.v1.ConfigureResponse\x12L\n" +
@@ -2291,7 +2385,8 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\tOverrides\x12\x19.saltpeter.store.v1.Empty\x1a%.saltpeter.store.v1.OverridesResponse\x12[\n" +
 	"\n" +
 	"RecordFire\x12%.saltpeter.store.v1.RecordFireRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12U\n" +
-	"\bLastFire\x12#.saltpeter.store.v1.LastFireRequest\x1a$.saltpeter.store.v1.LastFireResponse\x12<\n" +
+	"\bLastFire\x12#.saltpeter.store.v1.LastFireRequest\x1a$.saltpeter.store.v1.LastFireResponse\x12X\n" +
+	"\tPruneRuns\x12$.saltpeter.store.v1.PruneRunsRequest\x1a%.saltpeter.store.v1.PruneRunsResponse\x12<\n" +
 	"\x04Ping\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.Empty\x12=\n" +
 	"\x05Close\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.EmptyBCZAgithub.com/saltpeter/saltpeter/sdk/store/internal/storepb;storepbb\x06proto3"
 
@@ -2308,7 +2403,7 @@ func file_store_proto_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_store_proto_store_proto_goTypes = []any{
 	(ErrorKind)(0),                // 0: saltpeter.store.v1.ErrorKind
 	(*Empty)(nil),                 // 1: saltpeter.store.v1.Empty
@@ -2341,83 +2436,88 @@ var file_store_proto_store_proto_goTypes = []any{
 	(*RecordFireResponse)(nil),    // 28: saltpeter.store.v1.RecordFireResponse
 	(*LastFireRequest)(nil),       // 29: saltpeter.store.v1.LastFireRequest
 	(*LastFireResponse)(nil),      // 30: saltpeter.store.v1.LastFireResponse
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*PruneRunsRequest)(nil),      // 31: saltpeter.store.v1.PruneRunsRequest
+	(*PruneRunsResponse)(nil),     // 32: saltpeter.store.v1.PruneRunsResponse
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
 }
 var file_store_proto_store_proto_depIdxs = []int32{
 	0,  // 0: saltpeter.store.v1.ErrorDetail.kind:type_name -> saltpeter.store.v1.ErrorKind
-	31, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
-	31, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
-	31, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
-	31, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
-	31, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
-	31, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
-	31, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
-	31, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	31, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
-	31, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
+	33, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
+	33, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
+	33, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
+	33, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
+	33, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
+	33, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
+	33, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
+	33, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	33, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
+	33, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 11: saltpeter.store.v1.Run.actions:type_name -> saltpeter.store.v1.Action
 	6,  // 12: saltpeter.store.v1.Run.machines:type_name -> saltpeter.store.v1.Machine
 	7,  // 13: saltpeter.store.v1.CreateRunRequest.run:type_name -> saltpeter.store.v1.Run
 	6,  // 14: saltpeter.store.v1.AddMachinesRequest.machines:type_name -> saltpeter.store.v1.Machine
-	31, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
-	31, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	31, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
+	33, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
+	33, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	33, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 18: saltpeter.store.v1.RunUpdate.add_action:type_name -> saltpeter.store.v1.Action
 	10, // 19: saltpeter.store.v1.UpdateRunRequest.update:type_name -> saltpeter.store.v1.RunUpdate
-	31, // 20: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
-	31, // 21: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
-	31, // 22: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
-	31, // 23: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	31, // 24: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
+	33, // 20: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
+	33, // 21: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
+	33, // 22: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
+	33, // 23: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	33, // 24: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
 	12, // 25: saltpeter.store.v1.UpdateMachineRequest.update:type_name -> saltpeter.store.v1.MachineUpdate
-	31, // 26: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
+	33, // 26: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
 	7,  // 27: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
-	31, // 28: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
+	33, // 28: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
 	17, // 29: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
 	18, // 30: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
 	0,  // 31: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
 	20, // 32: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
-	31, // 33: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
+	33, // 33: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
 	24, // 34: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
-	31, // 35: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
-	31, // 36: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
-	3,  // 37: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
-	8,  // 38: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	9,  // 39: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
-	11, // 40: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
-	13, // 41: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
-	14, // 42: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
-	15, // 43: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
-	19, // 44: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
-	22, // 45: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
-	24, // 46: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
-	25, // 47: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
-	1,  // 48: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
-	27, // 49: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
-	29, // 50: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
-	1,  // 51: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
-	1,  // 52: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
-	4,  // 53: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
-	1,  // 54: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 55: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
-	1,  // 56: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 57: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
-	7,  // 58: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
-	16, // 59: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
-	21, // 60: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
-	23, // 61: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
-	1,  // 62: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
-	1,  // 63: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
-	26, // 64: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
-	28, // 65: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
-	30, // 66: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
-	1,  // 67: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
-	1,  // 68: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
-	53, // [53:69] is the sub-list for method output_type
-	37, // [37:53] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	33, // 35: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
+	33, // 36: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
+	33, // 37: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
+	3,  // 38: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
+	8,  // 39: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	9,  // 40: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
+	11, // 41: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
+	13, // 42: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
+	14, // 43: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
+	15, // 44: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
+	19, // 45: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
+	22, // 46: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
+	24, // 47: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
+	25, // 48: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
+	1,  // 49: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
+	27, // 50: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
+	29, // 51: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
+	31, // 52: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
+	1,  // 53: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
+	1,  // 54: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
+	4,  // 55: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
+	1,  // 56: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 57: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
+	1,  // 58: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 59: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
+	7,  // 60: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
+	16, // 61: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
+	21, // 62: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
+	23, // 63: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
+	1,  // 64: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
+	1,  // 65: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
+	26, // 66: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
+	28, // 67: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
+	30, // 68: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
+	32, // 69: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
+	1,  // 70: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
+	1,  // 71: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
+	55, // [55:72] is the sub-list for method output_type
+	38, // [38:55] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_store_proto_init() }
@@ -2436,7 +2536,7 @@ func file_store_proto_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_store_proto_rawDesc), len(file_store_proto_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

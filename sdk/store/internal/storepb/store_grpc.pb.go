@@ -33,6 +33,7 @@ const (
 	Store_Overrides_FullMethodName      = "/saltpeter.store.v1.Store/Overrides"
 	Store_RecordFire_FullMethodName     = "/saltpeter.store.v1.Store/RecordFire"
 	Store_LastFire_FullMethodName       = "/saltpeter.store.v1.Store/LastFire"
+	Store_PruneRuns_FullMethodName      = "/saltpeter.store.v1.Store/PruneRuns"
 	Store_Ping_FullMethodName           = "/saltpeter.store.v1.Store/Ping"
 	Store_Close_FullMethodName          = "/saltpeter.store.v1.Store/Close"
 )
@@ -76,6 +77,9 @@ type StoreClient interface {
 	// (job, slot) is already recorded: the unique key is in the store.
 	RecordFire(ctx context.Context, in *RecordFireRequest, opts ...grpc.CallOption) (*RecordFireResponse, error)
 	LastFire(ctx context.Context, in *LastFireRequest, opts ...grpc.CallOption) (*LastFireResponse, error)
+	// PruneRuns deletes the runs finished before finished_before and
+	// answers how many it deleted; fire records stay.
+	PruneRuns(ctx context.Context, in *PruneRunsRequest, opts ...grpc.CallOption) (*PruneRunsResponse, error)
 	Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 	Close(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 }
@@ -231,6 +235,16 @@ func (c *storeClient) LastFire(ctx context.Context, in *LastFireRequest, opts ..
 	return out, nil
 }
 
+func (c *storeClient) PruneRuns(ctx context.Context, in *PruneRunsRequest, opts ...grpc.CallOption) (*PruneRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PruneRunsResponse)
+	err := c.cc.Invoke(ctx, Store_PruneRuns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storeClient) Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
@@ -290,6 +304,9 @@ type StoreServer interface {
 	// (job, slot) is already recorded: the unique key is in the store.
 	RecordFire(context.Context, *RecordFireRequest) (*RecordFireResponse, error)
 	LastFire(context.Context, *LastFireRequest) (*LastFireResponse, error)
+	// PruneRuns deletes the runs finished before finished_before and
+	// answers how many it deleted; fire records stay.
+	PruneRuns(context.Context, *PruneRunsRequest) (*PruneRunsResponse, error)
 	Ping(context.Context, *Empty) (*Empty, error)
 	Close(context.Context, *Empty) (*Empty, error)
 	mustEmbedUnimplementedStoreServer()
@@ -343,6 +360,9 @@ func (UnimplementedStoreServer) RecordFire(context.Context, *RecordFireRequest) 
 }
 func (UnimplementedStoreServer) LastFire(context.Context, *LastFireRequest) (*LastFireResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method LastFire not implemented")
+}
+func (UnimplementedStoreServer) PruneRuns(context.Context, *PruneRunsRequest) (*PruneRunsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PruneRuns not implemented")
 }
 func (UnimplementedStoreServer) Ping(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Ping not implemented")
@@ -612,6 +632,24 @@ func _Store_LastFire_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Store_PruneRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PruneRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).PruneRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_PruneRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).PruneRuns(ctx, req.(*PruneRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Store_Ping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(Empty)
 	if err := dec(in); err != nil {
@@ -706,6 +744,10 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LastFire",
 			Handler:    _Store_LastFire_Handler,
+		},
+		{
+			MethodName: "PruneRuns",
+			Handler:    _Store_PruneRuns_Handler,
 		},
 		{
 			MethodName: "Ping",
