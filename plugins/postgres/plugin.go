@@ -1,9 +1,7 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/hashicorp/go-hclog"
@@ -29,10 +27,8 @@ type Config struct {
 func NewPlugin(log hclog.Logger) store.Store {
 	return store.OpenOnConfigure(func(ctx context.Context, config []byte) (store.Store, error) {
 		var c Config
-		dec := json.NewDecoder(bytes.NewReader(config))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return nil, fmt.Errorf("postgres store config: %w", err)
+		if err := store.DecodeConfig(config, &c); err != nil {
+			return nil, fmt.Errorf("postgres store: %w", err)
 		}
 		if c.DSN == "" {
 			return nil, fmt.Errorf("postgres store config: dsn is required")

@@ -1,9 +1,7 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,10 +28,8 @@ type Config struct {
 func NewPlugin(log hclog.Logger) store.Store {
 	return store.OpenOnConfigure(func(ctx context.Context, config []byte) (store.Store, error) {
 		var c Config
-		dec := json.NewDecoder(bytes.NewReader(config))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return nil, fmt.Errorf("sqlite store config: %w", err)
+		if err := store.DecodeConfig(config, &c); err != nil {
+			return nil, fmt.Errorf("sqlite store: %w", err)
 		}
 		if c.Path == "" {
 			return nil, fmt.Errorf("sqlite store config: path is required")

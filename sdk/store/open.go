@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -201,4 +203,19 @@ func (l *lazy) Close() error {
 		return nil
 	}
 	return s.Close()
+}
+
+// DecodeConfig decodes a store block's config (a JSON object; empty is
+// "{}") into v, refusing unknown keys: an operator's typo must be an
+// error, not a silently ignored setting.
+func DecodeConfig(config []byte, v any) error {
+	if len(bytes.TrimSpace(config)) == 0 {
+		config = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(config))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode store config: %w", err)
+	}
+	return nil
 }

@@ -77,3 +77,18 @@ func TestOpenOnConfigure(t *testing.T) {
 		t.Fatalf("after Close: %v, want ErrUnavailable", err)
 	}
 }
+
+func TestDecodeConfig(t *testing.T) {
+	var c struct {
+		Path string `json:"path"`
+	}
+	for _, tc := range []struct {
+		in      string
+		wantErr bool
+	}{{`{"path":"a"}`, false}, {``, false}, {`{"pth":"a"}`, true}, {`[1]`, true}} {
+		err := DecodeConfig([]byte(tc.in), &c)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("DecodeConfig(%q) = %v, want error %v", tc.in, err, tc.wantErr)
+		}
+	}
+}
