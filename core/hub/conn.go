@@ -49,6 +49,16 @@ type conn struct {
 // which ends the read pump.
 func (c *conn) abort() { c.quitOnce.Do(func() { close(c.quit) }) }
 
+// stop ends the connection once its handling decided so: a connection
+// closing after a last frame (a refusal) is closed by the write pump once
+// that frame is out; any other is aborted now. Either closes the socket,
+// which ends the read pump.
+func (c *conn) stop() {
+	if !c.closing.Load() {
+		c.abort()
+	}
+}
+
 // enqueue queues a frame without blocking; a full buffer drops the
 // connection (the wrapper will resume). It reports whether the frame was
 // queued.
@@ -139,6 +149,19 @@ func (h *Hub) readPump(c *conn) {
 		c.abort()
 		h.post(unregMsg{c})
 	}()
+	// Reading and handling are two goroutines joined by a queue in frame
+	// order: while a batch of output is being stored, the next frames are
+	// read, and the output among them is stored as the next batch.
+	frames := make(chan inbound, frameQueue)
+	handled := make(chan struct{})
+	go func() {
+		defer close(handled)
+		h.handleFrames(c, frames)
+	}()
+	defer func() {
+		close(frames)
+		<-handled
+	}()
 	for {
 		_ = c.ws.SetReadDeadline(time.Now().Add(h.cfg.HeartbeatTimeout))
 		mt, r, err := c.ws.NextReader()
@@ -151,7 +174,69 @@ func (h *Hub) readPump(c *conn) {
 			c.log.Debug("connection ended mid-frame", "error", err)
 			return
 		}
-		if !h.receive(c, classify(mt, data)) {
+		select {
+		case frames <- classify(mt, data):
+		case <-handled:
+			return
+		}
+	}
+}
+
+// frameQueue bounds the frames read ahead of their handling; a wrapper
+// that sends faster than the store commits waits in its own spool.
+const frameQueue = 256
+
+// maxBatch bounds the output chunks stored in one batch.
+const maxBatch = 256
+
+// handleFrames handles a connection's frames in order until one ends the
+// connection or the reader stops. Consecutive binary output frames
+// already queued are stored as one batch.
+func (h *Hub) handleFrames(c *conn, frames <-chan inbound) {
+	defer func() {
+		for range frames { // let the reader finish
+		}
+	}()
+	var next *inbound
+	for {
+		var in inbound
+		if next != nil {
+			in, next = *next, nil
+		} else {
+			f, ok := <-frames
+			if !ok {
+				return
+			}
+			in = f
+		}
+		if !c.bound || !in.binary || in.kind != inOutput {
+			if !h.receive(c, in) {
+				c.stop()
+				return
+			}
+			continue
+		}
+		batch := []inbound{in}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case f, ok := <-frames:
+				if !ok {
+					break more
+				}
+				if f.binary && f.kind == inOutput {
+					batch = append(batch, f)
+					continue
+				}
+				next = &f
+				break more
+			default:
+				break more
+			}
+		}
+		c.lastSeen.Store(h.now().UnixNano())
+		if !h.outputs(c, batch) {
+			c.stop()
 			return
 		}
 	}
@@ -382,6 +467,39 @@ func (h *Hub) output(c *conn, in inbound) bool {
 	now := h.now()
 	next, err := h.cfg.Store.AppendOutput(h.ctx, c.key.run, c.key.machine,
 		store.Chunk{Seq: in.seq, Stream: in.stream, Data: in.data, At: now})
+	return h.stored(c, in, now, next, err)
+}
+
+// outputs stores a batch of output chunks, in one call when the store
+// takes batches, and answers each as output does.
+func (h *Hub) outputs(c *conn, batch []inbound) bool {
+	b, ok := h.cfg.Store.(store.Batcher)
+	if !ok || len(batch) == 1 {
+		for _, in := range batch {
+			if !h.output(c, in) {
+				return false
+			}
+		}
+		return true
+	}
+	now := h.now()
+	appends := make([]store.Append, len(batch))
+	for i, in := range batch {
+		appends[i] = store.Append{RunID: c.key.run, Machine: c.key.machine,
+			Chunk: store.Chunk{Seq: in.seq, Stream: in.stream, Data: in.data, At: now}}
+	}
+	res := b.AppendOutputBatch(h.ctx, appends)
+	for i, in := range batch {
+		if !h.stored(c, in, now, res[i].Next, res[i].Err) {
+			return false
+		}
+	}
+	return true
+}
+
+// stored answers one chunk from what the store said: ack, nack, or an
+// error that ends the connection.
+func (h *Hub) stored(c *conn, in inbound, now time.Time, next int64, err error) bool {
 	switch {
 	case errors.Is(err, store.ErrOutOfOrder):
 		c.next = max(c.next, next)

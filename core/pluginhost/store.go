@@ -202,6 +202,41 @@ func (s *hostedStore) AppendOutput(ctx context.Context, runID, machine string, c
 	return next, err
 }
 
+// AppendOutputBatch implements store.Batcher: one round trip and, in a
+// store that can, one commit for the whole batch. A batch whose first
+// failure is the plugin's death is retried whole on the restarted plugin:
+// appends are idempotent, so the chunks it had stored come back as
+// duplicates.
+func (s *hostedStore) AppendOutputBatch(ctx context.Context, batch []store.Append) []store.AppendResult {
+	var res []store.AppendResult
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		if b, ok := st.(store.Batcher); ok {
+			res = b.AppendOutputBatch(ctx, batch)
+		} else {
+			res = make([]store.AppendResult, len(batch))
+			for i, a := range batch {
+				res[i].Next, res[i].Err = st.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
+			}
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				// The first failure decides whether the host retries.
+				return r.Err
+			}
+		}
+		return nil
+	})
+	if res == nil {
+		res = make([]store.AppendResult, len(batch))
+		for i := range res {
+			res[i].Err = err
+		}
+	}
+	return res
+}
+
+var _ store.Batcher = (*hostedStore)(nil)
+
 // ReadOutput implements store.Store.
 func (s *hostedStore) ReadOutput(ctx context.Context, q store.OutputQuery) ([]byte, int64, error) {
 	var data []byte

@@ -109,6 +109,61 @@ func (a *appender) append(ctx context.Context, item *storepb.AppendItem) (int64,
 	}
 }
 
+// appendAll queues items together, in order, and waits for every result.
+func (a *appender) appendAll(ctx context.Context, items []*storepb.AppendItem) []AppendResult {
+	out := make([]AppendResult, len(items))
+	if err := ctx.Err(); err != nil {
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	calls := make([]*appendCall, len(items))
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		for i := range out {
+			out[i].Err = errClientClosed
+		}
+		return out
+	}
+	for i, item := range items {
+		a.nextID++
+		item.Id = a.nextID
+		calls[i] = &appendCall{item: item, done: make(chan appendResult, 1)}
+	}
+	a.queue = append(a.queue, calls...)
+	if a.sess == nil {
+		a.start()
+	}
+	select {
+	case a.sess.wake <- struct{}{}:
+	default:
+	}
+	if a.onQueue != nil {
+		a.onQueue(len(a.queue))
+	}
+	a.mu.Unlock()
+
+	for i, call := range calls {
+		select {
+		case r := <-call.done:
+			out[i] = AppendResult{Next: r.next, Err: r.err}
+		case <-ctx.Done():
+			a.mu.Lock()
+			for _, c := range calls[i:] {
+				c.abandoned = true
+			}
+			a.mu.Unlock()
+			for j := i; j < len(out); j++ {
+				out[j].Err = ctx.Err()
+			}
+			return out
+		}
+	}
+	return out
+}
+
 // start opens a session; a.mu is held.
 func (a *appender) start() {
 	ctx, cancel := context.WithCancel(context.Background())

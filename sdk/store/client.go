@@ -90,6 +90,19 @@ func (c *GRPCClient) AppendOutput(ctx context.Context, runID, machine string, ch
 	return c.out.append(ctx, &storepb.AppendItem{RunId: runID, Machine: machine, Chunk: pbChunk(ch)})
 }
 
+// AppendOutputBatch implements Batcher: the chunks join the output
+// stream's queue together and in order, so the plugin commits them in one
+// batch (and in their order: one machine's chunks must be).
+func (c *GRPCClient) AppendOutputBatch(ctx context.Context, batch []Append) []AppendResult {
+	items := make([]*storepb.AppendItem, len(batch))
+	for i, a := range batch {
+		items[i] = &storepb.AppendItem{RunId: a.RunID, Machine: a.Machine, Chunk: pbChunk(a.Chunk)}
+	}
+	return c.out.appendAll(ctx, items)
+}
+
+var _ Batcher = (*GRPCClient)(nil)
+
 // ReadOutput implements Store. The answer may exceed gRPC's default 4 MB
 // limit (a whole machine's output), so the client accepts any size.
 func (c *GRPCClient) ReadOutput(ctx context.Context, q OutputQuery) ([]byte, int64, error) {
