@@ -70,6 +70,9 @@ type opts struct {
 	clock      *fakeClock
 	sendBuffer int
 	store      *memory.Store // shared with another harness: a restarted core
+	// wrap, when set, is the store the hub gets, made from the memory
+	// store (a batching store, a slow one).
+	wrap func(*memory.Store) store.Store
 }
 
 type harness struct {
@@ -108,7 +111,7 @@ func newHarness(t *testing.T, o opts) *harness {
 	h := &harness{t: t, store: st, tokens: tk, kills: q, sub: sub, finals: make(chan final, 100), logs: logs}
 	cfg := hub.Config{
 		Logger:  hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace}),
-		Store:   st,
+		Store:   hubStore(st, o.wrap),
 		Tokens:  tk,
 		Kills:   q.C(),
 		Publish: bus.Publish,
@@ -463,4 +466,11 @@ func (c *client) sync() int64 {
 		c.t.Fatalf("sync_response without last_seq")
 	}
 	return *r.LastSeq
+}
+
+func hubStore(st *memory.Store, wrap func(*memory.Store) store.Store) store.Store {
+	if wrap == nil {
+		return st
+	}
+	return wrap(st)
 }

@@ -1,0 +1,75 @@
+package hub_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/saltpeter/saltpeter/core/store/memory"
+	"github.com/saltpeter/saltpeter/sdk/store"
+	"github.com/saltpeter/saltpeter/sdk/wire"
+)
+
+// batchingStore is the memory store with batches, counting them; gate,
+// while held, keeps the first batch from committing so that the frames
+// behind it queue up.
+type batchingStore struct {
+	*memory.Store
+	mu      sync.Mutex
+	batches []int
+	gate    chan struct{}
+	once    sync.Once
+}
+
+func (b *batchingStore) AppendOutputBatch(ctx context.Context, batch []store.Append) []store.AppendResult {
+	b.once.Do(func() { <-b.gate })
+	b.mu.Lock()
+	b.batches = append(b.batches, len(batch))
+	b.mu.Unlock()
+	out := make([]store.AppendResult, len(batch))
+	for i, a := range batch {
+		out[i].Next, out[i].Err = b.Store.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
+	}
+	return out
+}
+
+// TestOutputIsStoredInBatches: binary output frames that queue while the
+// store commits are stored as one batch, in order, each acked after.
+func TestOutputIsStoredInBatches(t *testing.T) {
+	bs := &batchingStore{gate: make(chan struct{})}
+	h := newHarness(t, opts{wrap: func(m *memory.Store) store.Store { bs.Store = m; return bs }})
+	h.expect(exp{run: "r1", machine: "m"})
+	c := h.dial("r1", "m")
+	c.connect()
+	const n = 50
+	var want strings.Builder
+	c.outBinary(0, wire.StreamStdout, []byte("chunk 0\n"))
+	want.WriteString("chunk 0\n")
+	for i := int64(1); i < n; i++ {
+		data := fmt.Sprintf("chunk %d\n", i)
+		c.outBinary(i, wire.StreamStdout, []byte(data))
+		want.WriteString(data)
+	}
+	// The first batch waits at the gate while the rest queue behind it.
+	close(bs.gate)
+	for i := int64(0); i < n; i++ {
+		c.ackOutput(i)
+	}
+	if got := h.output("r1", "m", ""); got != want.String() {
+		t.Fatalf("stored %q, want %q", got, want.String())
+	}
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	total, biggest := 0, 0
+	for _, b := range bs.batches {
+		total += b
+		biggest = max(biggest, b)
+	}
+	// A chunk alone in the queue goes by AppendOutput: at most the first.
+	if total < n-1 || biggest < 2 {
+		t.Fatalf("batches %v: %d of %d chunks in batches, biggest %d; want all but at most one, some batch bigger than 1",
+			bs.batches, total, n, biggest)
+	}
+}
