@@ -6,21 +6,28 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/core/store/memory"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
 // batchingStore is the memory store with batches, counting them; gate,
-// while held, keeps the first batch from committing so that the frames
-// behind it queue up.
+// while held, keeps the first write (alone or in a batch) from committing
+// so that the frames behind it queue up.
 type batchingStore struct {
 	*memory.Store
 	mu      sync.Mutex
 	batches []int
 	gate    chan struct{}
 	once    sync.Once
+}
+
+func (b *batchingStore) AppendOutput(ctx context.Context, runID, machine string, c store.Chunk) (int64, error) {
+	b.once.Do(func() { <-b.gate })
+	return b.Store.AppendOutput(ctx, runID, machine, c)
 }
 
 func (b *batchingStore) AppendOutputBatch(ctx context.Context, batch []store.Append) []store.AppendResult {
@@ -39,10 +46,14 @@ func (b *batchingStore) AppendOutputBatch(ctx context.Context, batch []store.App
 // store commits are stored as one batch, in order, each acked after.
 func TestOutputIsStoredInBatches(t *testing.T) {
 	bs := &batchingStore{gate: make(chan struct{})}
+	queued := make(chan struct{}, 1024)
+	hub.SetFrameQueued(func() { queued <- struct{}{} })
+	t.Cleanup(func() { hub.SetFrameQueued(nil) })
 	h := newHarness(t, opts{wrap: func(m *memory.Store) store.Store { bs.Store = m; return bs }})
 	h.expect(exp{run: "r1", machine: "m"})
 	c := h.dial("r1", "m")
 	c.connect()
+	<-queued // the connect
 	const n = 50
 	var want strings.Builder
 	c.outBinary(0, wire.StreamStdout, []byte("chunk 0\n"))
@@ -52,7 +63,14 @@ func TestOutputIsStoredInBatches(t *testing.T) {
 		c.outBinary(i, wire.StreamStdout, []byte(data))
 		want.WriteString(data)
 	}
-	// The first batch waits at the gate while the rest queue behind it.
+	// The first write waits at the gate until every frame is queued.
+	for range n {
+		select {
+		case <-queued:
+		case <-time.After(wait):
+			t.Fatal("the hub did not read the output frames")
+		}
+	}
 	close(bs.gate)
 	for i := int64(0); i < n; i++ {
 		c.ackOutput(i)
@@ -67,7 +85,7 @@ func TestOutputIsStoredInBatches(t *testing.T) {
 		total += b
 		biggest = max(biggest, b)
 	}
-	// A chunk alone in the queue goes by AppendOutput: at most the first.
+	// The first chunk may go alone (by AppendOutput); the rest were queued.
 	if total < n-1 || biggest < 2 {
 		t.Fatalf("batches %v: %d of %d chunks in batches, biggest %d; want all but at most one, some batch bigger than 1",
 			bs.batches, total, n, biggest)

@@ -176,11 +176,18 @@ func (h *Hub) readPump(c *conn) {
 		}
 		select {
 		case frames <- classify(mt, data):
+			if frameQueued != nil {
+				frameQueued()
+			}
 		case <-handled:
 			return
 		}
 	}
 }
+
+// frameQueued, set only by tests, is told of every frame queued for
+// handling: the one event a test of batching must await.
+var frameQueued func()
 
 // frameQueue bounds the frames read ahead of their handling; a wrapper
 // that sends faster than the store commits waits in its own spool.
