@@ -62,18 +62,20 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
 }
 
-func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+// send makes a request and returns the response, or the API's error for
+// a status of 400 and up.
+func (c *client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
+			return nil, fmt.Errorf("encode request: %w", err)
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.addr+path, rd)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return nil, fmt.Errorf("build request: %w", err)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -83,19 +85,30 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		e := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Message == "" {
+			e.Message = string(bytes.TrimSpace(data))
+		}
+		return nil, e
+	}
+	return resp, nil
+}
+
+// do makes a request and decodes a JSON answer into out (if set).
+func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return fmt.Errorf("read response of %s %s: %w", method, path, err)
-	}
-	if resp.StatusCode >= 400 {
-		e := &apiError{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Message == "" {
-			e.Message = string(bytes.TrimSpace(data))
-		}
-		return e
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -321,26 +334,12 @@ func cmdOutput(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := ctxWithSignals()
 	defer cancel()
-	c := newClient(*addr)
 	path := "/api/v1/runs/" + url.PathEscape(fs.Arg(0)) + "/machines/" + url.PathEscape(fs.Arg(1)) + "/output?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.addr+path, nil)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
+	resp, err := newClient(*addr).send(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return fail(stderr, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		data, _ := io.ReadAll(resp.Body)
-		e := &apiError{Status: resp.StatusCode}
-		_ = json.Unmarshal(data, e)
-		return fail(stderr, e)
-	}
 	if _, err := io.Copy(stdout, resp.Body); err != nil && ctx.Err() == nil {
 		return fail(stderr, fmt.Errorf("read output: %w", err))
 	}

@@ -74,39 +74,8 @@ func newAppender(client storepb.StoreClient) *appender {
 }
 
 func (a *appender) append(ctx context.Context, item *storepb.AppendItem) (int64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	call := &appendCall{item: item, done: make(chan appendResult, 1)}
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return 0, errClientClosed
-	}
-	a.nextID++
-	item.Id = a.nextID
-	a.queue = append(a.queue, call)
-	if a.sess == nil {
-		a.start()
-	}
-	select {
-	case a.sess.wake <- struct{}{}:
-	default:
-	}
-	if a.onQueue != nil {
-		a.onQueue(len(a.queue))
-	}
-	a.mu.Unlock()
-
-	select {
-	case r := <-call.done:
-		return r.next, r.err
-	case <-ctx.Done():
-		a.mu.Lock()
-		call.abandoned = true
-		a.mu.Unlock()
-		return 0, ctx.Err()
-	}
+	r := a.appendAll(ctx, []*storepb.AppendItem{item})[0]
+	return r.Next, r.Err
 }
 
 // appendAll queues items together, in order, and waits for every result.
