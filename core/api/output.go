@@ -67,7 +67,9 @@ func (a *API) output(w http.ResponseWriter, r *http.Request) {
 	if !follow {
 		if err := o.copy(); err != nil {
 			o.failed(err)
+			return
 		}
+		o.finish()
 		return
 	}
 	for {
@@ -79,6 +81,7 @@ func (a *API) output(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if final {
+			o.finish()
 			return
 		}
 		if !a.awaitOutput(r.Context(), &sub, &cancel, id, m) {
@@ -169,10 +172,21 @@ func (o *outputWriter) start(total int64) {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	// Where the selection ended at the first read: a client that did not
-	// follow continues from its offset plus the bytes it got.
+	// The selection's size at the first read, dropped bytes included.
 	h.Set("X-Output-Total", strconv.FormatInt(total, 10))
+	// Where to continue from comes at the end, as a trailer: the body
+	// may hold more than was stored at the first read, and a marker of
+	// dropped output in place of many bytes, so neither the total nor
+	// the offset plus the body's length says it.
+	h.Set("Trailer", "X-Output-Next")
 	o.w.WriteHeader(http.StatusOK)
+}
+
+// finish sets the trailer saying where a later request continues from.
+func (o *outputWriter) finish() {
+	if o.started {
+		o.w.Header().Set("X-Output-Next", strconv.FormatInt(o.q.Offset, 10))
+	}
 }
 
 // copy writes everything stored from the current offset on, and flushes.
@@ -180,21 +194,24 @@ func (o *outputWriter) copy() error {
 	for {
 		q := o.q
 		q.Limit = outputChunk
-		data, total, err := o.api.store.ReadOutput(o.r.Context(), q)
+		out, err := o.api.store.ReadOutput(o.r.Context(), q)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return errorf(http.StatusNotFound, CodeMachineNotFound, "Run %q has no machine %q.", q.RunID, q.Machine)
 			}
 			return err
 		}
-		o.start(total)
-		if len(data) > 0 {
-			if _, err := o.w.Write(data); err != nil {
+		o.start(out.Total)
+		if len(out.Data) > 0 {
+			if _, err := o.w.Write(out.Data); err != nil {
 				return err
 			}
-			o.q.Offset += int64(len(data))
 		}
-		if len(data) == 0 || o.q.Offset >= total {
+		// Next, not the bytes written: a marker of dropped output is
+		// not in the offsets, the dropped bytes are.
+		progressed := out.Next > o.q.Offset
+		o.q.Offset = max(o.q.Offset, out.Next)
+		if !progressed || o.q.Offset >= out.Total {
 			if err := http.NewResponseController(o.w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 				return err
 			}

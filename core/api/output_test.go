@@ -88,6 +88,57 @@ func TestOutput(t *testing.T) {
 	}
 }
 
+// TestOutputDropped: a machine past its output cap shows the dropped
+// middle as one marker; the trailer says where the dropped bytes end, so
+// a client continues there and not at its offset plus the body's length.
+func TestOutputDropped(t *testing.T) {
+	e := newEnv(t)
+	e.addRun(store.Run{ID: "r1", Job: "backup", Status: store.StatusRunning, StartedAt: t0,
+		Machines: []store.Machine{{Machine: "db1", Status: store.StatusRunning, OutputCap: 100}}})
+	var chunks []string
+	for i := range 8 {
+		chunks = append(chunks, string(bytes.Repeat([]byte{byte('a' + i)}, 20)))
+		e.appendOutput("r1", "db1", "stdout", []byte(chunks[i]))
+	}
+	// A cap of 100 keeps the chunks starting before byte 50 and a tail:
+	// 3 chunks, then 60 bytes dropped, then 2.
+	want := chunks[0] + chunks[1] + chunks[2] + string(store.DroppedMarker(60)) + chunks[6] + chunks[7]
+	for _, tt := range []struct{ name, query, want, next string }{
+		{"whole", "", want, "160"},
+		{"from inside the hole", "?offset=70", string(store.DroppedMarker(50)) + chunks[6] + chunks[7], "160"},
+		{"following a final machine", "?follow=1", want, "160"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.query == "?follow=1" {
+				if err := e.store.UpdateMachine(context.Background(), "r1", "db1", store.MachineUpdate{Status: ptr(store.StatusSucceeded)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			resp := e.openStream("/api/v1/runs/r1/machines/db1/output" + tt.query)
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(body) != tt.want {
+				t.Errorf("body = %q\nwant   %q", body, tt.want)
+			}
+			if got := resp.Header.Get("X-Output-Total"); got != "160" {
+				t.Errorf("X-Output-Total = %q, want 160", got)
+			}
+			if got := resp.Trailer.Get("X-Output-Next"); got != tt.next {
+				t.Errorf("trailer X-Output-Next = %q, want %q", got, tt.next)
+			}
+		})
+	}
+	r := e.do(req{Method: "GET", Path: "/api/v1/runs/r1"})
+	wantStatus(t, r, 200)
+	for _, field := range []string{`"output_bytes":160`, `"output_dropped_bytes":60`} {
+		if !bytes.Contains(r.Body, []byte(field)) {
+			t.Errorf("run JSON lacks %s: %s", field, r.Body)
+		}
+	}
+}
+
 // openStream starts a request and returns its response with the body still
 // open; the request ends with the test.
 func (e *env) openStream(path string) *http.Response {

@@ -42,8 +42,11 @@ type machineJSON struct {
 	WrapperVersion string  `json:"wrapper_version"`
 	Protocol       int     `json:"protocol"`
 	OutputBytes    int64   `json:"output_bytes"`
-	LateExitCode   *int    `json:"late_exit_code"`
-	LateReason     string  `json:"late_reason,omitempty"`
+	// OutputDroppedBytes is how much of output_bytes the output cap
+	// dropped from the middle (max_output_per_machine).
+	OutputDroppedBytes int64  `json:"output_dropped_bytes"`
+	LateExitCode       *int   `json:"late_exit_code"`
+	LateReason         string `json:"late_reason,omitempty"`
 }
 
 type runJSON struct {
@@ -98,22 +101,23 @@ func toRunJSON(run store.Run) runJSON {
 	}
 	for _, m := range run.Machines {
 		mj := machineJSON{
-			Machine:        m.Machine,
-			Status:         m.Status,
-			ExitCode:       m.ExitCode,
-			Reason:         m.Reason,
-			SignalName:     m.SignalName,
-			Error:          m.Error,
-			DispatchedAt:   ts(m.DispatchedAt),
-			ConnectedAt:    ts(m.ConnectedAt),
-			StartedAt:      ts(m.StartedAt),
-			FinishedAt:     ts(m.FinishedAt),
-			LastHeartbeat:  ts(m.LastHeartbeat),
-			WrapperVersion: m.WrapperVersion,
-			Protocol:       m.Protocol,
-			OutputBytes:    m.OutputBytes,
-			LateExitCode:   m.LateExitCode,
-			LateReason:     m.LateReason,
+			Machine:            m.Machine,
+			Status:             m.Status,
+			ExitCode:           m.ExitCode,
+			Reason:             m.Reason,
+			SignalName:         m.SignalName,
+			Error:              m.Error,
+			DispatchedAt:       ts(m.DispatchedAt),
+			ConnectedAt:        ts(m.ConnectedAt),
+			StartedAt:          ts(m.StartedAt),
+			FinishedAt:         ts(m.FinishedAt),
+			LastHeartbeat:      ts(m.LastHeartbeat),
+			WrapperVersion:     m.WrapperVersion,
+			Protocol:           m.Protocol,
+			OutputBytes:        m.OutputBytes,
+			OutputDroppedBytes: m.OutputDropped,
+			LateExitCode:       m.LateExitCode,
+			LateReason:         m.LateReason,
 		}
 		if m.PID != 0 {
 			// 0 is "not known yet", never a real process.

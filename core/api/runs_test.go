@@ -120,11 +120,11 @@ func TestGetRun(t *testing.T) {
 				"dispatched_at": "2025-03-01T02:59:58Z", "connected_at": "2025-03-01T02:59:59Z",
 				"started_at": "2025-03-01T03:00:00Z", "finished_at": "2025-03-01T03:01:30Z",
 				"last_heartbeat": "2025-03-01T03:01:20Z", "wrapper_version": "2.0.1", "protocol": float64(2),
-				"output_bytes": float64(5), "late_exit_code": nil},
+				"output_bytes": float64(5), "output_dropped_bytes": float64(0), "late_exit_code": nil},
 			map[string]any{"machine": "db2", "status": "pending", "exit_code": nil, "reason": "",
 				"signal_name": "", "error": "", "pid": nil, "dispatched_at": nil, "connected_at": nil,
 				"started_at": nil, "finished_at": nil, "last_heartbeat": nil, "wrapper_version": "",
-				"protocol": float64(0), "output_bytes": float64(0), "late_exit_code": nil},
+				"protocol": float64(0), "output_bytes": float64(0), "output_dropped_bytes": float64(0), "late_exit_code": nil},
 		},
 	}
 	if got := r.JSON(t); !reflect.DeepEqual(got, want) {

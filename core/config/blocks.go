@@ -204,6 +204,9 @@ const (
 const (
 	DefaultRetention           = 30 * 24 * time.Hour
 	DefaultMaxOutputPerMachine = 64 << 20
+	// MinMaxOutputPerMachine keeps a head and a tail of at least a full
+	// output chunk (32 KiB) each: a smaller cap could not be held.
+	MinMaxOutputPerMachine = 64 << 10
 )
 
 var storeSchemas = map[string]*hcl.BodySchema{
@@ -229,7 +232,9 @@ func (l *loader) decodeStore(b *hcl.Block) {
 		}
 	}
 	l.positiveDuration(attrs, "retention", &s.Retention)
-	l.size(attrs, "max_output_per_machine", &s.MaxOutputPerMachine)
+	if a := l.size(attrs, "max_output_per_machine", &s.MaxOutputPerMachine); a != nil && s.MaxOutputPerMachine < MinMaxOutputPerMachine {
+		l.attrError(a, "Output cap too small", fmt.Sprintf("max_output_per_machine is at least 64KiB (it keeps a head and a tail of whole output chunks of up to 32KiB), not %d bytes.", s.MaxOutputPerMachine))
+	}
 	l.cfg.Store = s
 }
 

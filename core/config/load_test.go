@@ -121,6 +121,8 @@ func TestLoadMistakes(t *testing.T) {
 			[]wantDiag{{Summary: "Invalid duration", Detail: "connect_deadline must be longer than zero", File: "main.hcl", Line: 1, Col: 27}}},
 		{"bad size", "store \"sqlite\" {\n  max_output_per_machine = \"64MB\"\n}\n",
 			[]wantDiag{{Summary: "Invalid size", Detail: `"64MB" is not a positive whole number of bytes, KiB, MiB or GiB`, File: "main.hcl", Line: 2, Col: 28}}},
+		{"output cap below two chunks", "store \"sqlite\" {\n  max_output_per_machine = \"32KiB\"\n}\n",
+			[]wantDiag{{Summary: "Output cap too small", Detail: "at least 64KiB", File: "main.hcl", Line: 2, Col: 28}}},
 		{"bad cron field", strings.Replace(job(), `"@hourly"`, `"61 * * * *"`, 1),
 			[]wantDiag{{Summary: "Invalid schedule", Detail: `minute field "61": end of range (61) above maximum (59)`, File: "main.hcl", Line: 2, Col: 14}}},
 		{"cron with 4 fields", strings.Replace(job(), `"@hourly"`, `"* * * *"`, 1),

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -21,6 +22,17 @@ type Config struct {
 	// Files holds the parsed sources, for printing diagnostics with the
 	// source line under them.
 	Files map[string]*hcl.File
+}
+
+// StoreOrDefault returns the store block, or the one the core uses when
+// there is none: SQLite in the data directory, with the default retention
+// and output cap.
+func (c *Config) StoreOrDefault() Store {
+	if c.Store != nil {
+		return *c.Store
+	}
+	return Store{Kind: StoreSQLite, Path: filepath.Join(c.Core.DataDir, "saltpeter.db"),
+		Retention: DefaultRetention, MaxOutputPerMachine: DefaultMaxOutputPerMachine}
 }
 
 // Job returns the named job, or nil.
@@ -62,7 +74,7 @@ type APIToken struct {
 	SHA256 string // lower-case hex
 }
 
-// Store is the store block (durable stores arrive with issue 3).
+// Store is the store block.
 type Store struct {
 	Kind                string
 	Path                string

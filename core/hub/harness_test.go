@@ -226,7 +226,8 @@ func (h *harness) machine(run, machine string) store.Machine {
 
 func (h *harness) output(run, machine, stream string) string {
 	h.t.Helper()
-	b, _, err := h.store.ReadOutput(context.Background(), store.OutputQuery{RunID: run, Machine: machine, Stream: stream})
+	out, err := h.store.ReadOutput(context.Background(), store.OutputQuery{RunID: run, Machine: machine, Stream: stream})
+	b := out.Data
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -17,14 +17,15 @@ import (
 // committed it, then crashed before answering), so each method says why
 // its retry is safe:
 //
-//   - reads (GetRun, ListRuns, ReadOutput, Overrides, LastFire, Ping)
-//     change nothing;
+//   - reads (GetRun, ListRuns, ReadOutput, Overrides, GetMaintenance,
+//     LastFire, Ping) change nothing;
 //   - AppendOutput is idempotent: a chunk below the machine's next seq is
 //     a duplicate that returns the next seq and stores nothing;
-//   - SetOverride, DeleteOverride and UpdateMachine set values, so doing
-//     them twice is doing them once; UpdateMachine with OnlyIfNotFinal may
-//     then meet its own final status and answer ErrFinal, which counts as
-//     success when the stored status is the one asked for;
+//   - SetOverride, DeleteOverride, SetMaintenance, DeleteMaintenance and
+//     UpdateMachine set values, so doing them twice is doing them once;
+//     UpdateMachine with OnlyIfNotFinal may then meet its own final
+//     status and answer ErrFinal, which counts as success when the stored
+//     status is the one asked for;
 //   - CreateRun and AddMachines may meet their own first try and answer
 //     ErrExists, which counts as success only when what is stored is what
 //     was asked for (a run's id is unique per firing, so the same id, job,
@@ -238,15 +239,14 @@ func (s *hostedStore) AppendOutputBatch(ctx context.Context, batch []store.Appen
 var _ store.Batcher = (*hostedStore)(nil)
 
 // ReadOutput implements store.Store.
-func (s *hostedStore) ReadOutput(ctx context.Context, q store.OutputQuery) ([]byte, int64, error) {
-	var data []byte
-	var total int64
+func (s *hostedStore) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Output, error) {
+	var out store.Output
 	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
 		var err error
-		data, total, err = st.ReadOutput(ctx, q)
+		out, err = st.ReadOutput(ctx, q)
 		return err
 	})
-	return data, total, err
+	return out, err
 }
 
 // SetOverride implements store.Store.
@@ -270,6 +270,29 @@ func (s *hostedStore) Overrides(ctx context.Context) ([]store.JobOverride, error
 		return err
 	})
 	return os, err
+}
+
+// SetMaintenance implements store.Store.
+func (s *hostedStore) SetMaintenance(ctx context.Context, m store.Maintenance) error {
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error { return st.SetMaintenance(ctx, m) })
+	return err
+}
+
+// GetMaintenance implements store.Store.
+func (s *hostedStore) GetMaintenance(ctx context.Context) (store.Maintenance, error) {
+	var m store.Maintenance
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		m, err = st.GetMaintenance(ctx)
+		return err
+	})
+	return m, err
+}
+
+// DeleteMaintenance implements store.Store.
+func (s *hostedStore) DeleteMaintenance(ctx context.Context) error {
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error { return st.DeleteMaintenance(ctx) })
+	return err
 }
 
 // RecordFire implements store.Store. A retry after the plugin died that

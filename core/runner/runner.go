@@ -274,7 +274,7 @@ func (r *Runner) fireSlot(ctx context.Context, st *state, job *config.Job, slot 
 		r.log.Info("scheduled run skipped", "job", job.Name, "slot", slot, "trigger", trigger, "reason", err)
 		return
 	}
-	if err := r.start(ctx, st.conf.Core, job, a, trigger, slot, "scheduler"); err != nil {
+	if err := r.start(ctx, st.conf, job, a, trigger, slot, "scheduler"); err != nil {
 		r.log.Error("scheduled run not started", "job", job.Name, "slot", slot, "error", err)
 	}
 }
@@ -334,12 +334,12 @@ func (r *Runner) catchUp(ctx context.Context, st *state) {
 func (r *Runner) RunNow(ctx context.Context, name, by string) (string, error) {
 	var (
 		job  *config.Job
-		core config.Core
+		conf *config.Config
 		a    *activeRun
 		err  error
 	)
 	if e := r.do(ctx, func(st *state) {
-		core = st.conf.Core
+		conf = st.conf
 		job = st.conf.Job(name)
 		if job == nil {
 			err = fmt.Errorf("job %q: %w", name, control.ErrUnknownJob)
@@ -353,7 +353,7 @@ func (r *Runner) RunNow(ctx context.Context, name, by string) (string, error) {
 		return "", err
 	}
 	now := r.cfg.Now().UTC()
-	if err := r.start(ctx, core, job, a, store.TriggerManual, now, by); err != nil {
+	if err := r.start(ctx, conf, job, a, store.TriggerManual, now, by); err != nil {
 		return "", err
 	}
 	return a.id, nil
@@ -362,8 +362,8 @@ func (r *Runner) RunNow(ctx context.Context, name, by string) (string, error) {
 // start records the run, then resolves and dispatches in the background.
 // It may run on the loop (scheduled firings) so it must not block long:
 // the store write is the only synchronous step.
-func (r *Runner) start(ctx context.Context, core config.Core, job *config.Job, a *activeRun, trigger string, slot time.Time, by string) error {
-	spec := specOf(job, core.HeartbeatInterval)
+func (r *Runner) start(ctx context.Context, conf *config.Config, job *config.Job, a *activeRun, trigger string, slot time.Time, by string) error {
+	spec := specOf(job, conf.Core.HeartbeatInterval)
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return fmt.Errorf("encode spec of %s: %w", job.Name, err)
@@ -382,7 +382,7 @@ func (r *Runner) start(ctx context.Context, core config.Core, job *config.Job, a
 		defer r.work.Done()
 		// The run outlives the request that asked for it.
 		dctx := context.WithoutCancel(ctx)
-		r.dispatch(dctx, job, spec, a, core.ConnectDeadline)
+		r.dispatch(dctx, job, spec, a, conf.Core.ConnectDeadline, conf.StoreOrDefault().MaxOutputPerMachine)
 		r.markDispatched(job.Name, a.id)
 		r.finalize(dctx, a.id)
 	}()
@@ -415,7 +415,7 @@ func (r *Runner) markDispatched(job, id string) {
 }
 
 // dispatch resolves the job's machines and starts a wrapper on each.
-func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, a *activeRun, connectDeadline time.Duration) {
+func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, a *activeRun, connectDeadline time.Duration, outputCap int64) {
 	log := r.log.With("job", job.Name, "run_id", a.id)
 	tgt, err := r.cfg.Targets.Target(ctx, job.Target.Plugin)
 	if err != nil {
@@ -438,7 +438,7 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 	}
 	rows := make([]store.Machine, len(machines))
 	for i, m := range machines {
-		rows[i] = store.Machine{RunID: a.id, Machine: m, Status: store.StatusPending, Protocol: protocol}
+		rows[i] = store.Machine{RunID: a.id, Machine: m, Status: store.StatusPending, Protocol: protocol, OutputCap: outputCap}
 	}
 	if err := r.cfg.Store.AddMachines(ctx, a.id, rows); err != nil {
 		r.failRun(ctx, a.id, fmt.Sprintf("record machines: %v", err))

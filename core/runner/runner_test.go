@@ -239,6 +239,13 @@ func TestRunNowDispatchesEveryMachineOnce(t *testing.T) {
 			if run.Trigger != store.TriggerManual || run.RequestedBy != "alice" || len(run.Machines) != 2 {
 				t.Fatalf("stored run %+v", run)
 			}
+			// Without a store block the default cap applies, and the run
+			// keeps it whatever a reload says later.
+			for _, m := range run.Machines {
+				if m.OutputCap != config.DefaultMaxOutputPerMachine {
+					t.Errorf("machine %s stored with output cap %d, want %d", m.Machine, m.OutputCap, config.DefaultMaxOutputPerMachine)
+				}
+			}
 			f.hub.mu.Lock()
 			defer f.hub.mu.Unlock()
 			if len(f.hub.expected) != 2 || f.hub.expected[0].Spec.Kill.Grace != "5s" || f.hub.expected[0].Spec.Heartbeat != "5s" {

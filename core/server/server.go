@@ -136,7 +136,7 @@ func Run(ctx context.Context, opts Options) error {
 		go func() { stops <- stopped{name, f()} }()
 	}
 	go kills.Run(ctx.Done())
-	if keep := storeBlock(conf).Retention; keep > 0 {
+	if keep := conf.StoreOrDefault().Retention; keep > 0 {
 		go retention.Run(ctx, log.Named("retention"), st, keep, retention.Interval(keep), nil)
 	}
 	goPart("hub", func() error { return h.Run(ctx) })
@@ -240,36 +240,20 @@ func load(path string) (*config.Config, error) {
 	return conf, nil
 }
 
-// defaultRetention applies when there is no store block: the same as a
-// store block without retention.
-const defaultRetention = 30 * 24 * time.Hour
-
-// storeBlock is the configuration's store block, or the default one:
-// SQLite in the data directory.
-func storeBlock(conf *config.Config) *config.Store {
-	if conf.Store != nil {
-		return conf.Store
-	}
-	return &config.Store{Kind: "sqlite", Path: filepath.Join(conf.Core.DataDir, "saltpeter.db"), Retention: defaultRetention}
-}
-
 // storePlugin turns the store block into the plugin block of the store
 // plugin that serves it; nil for the in-process memory store. Without a
 // store block the store is SQLite in the data directory.
 func storePlugin(conf *config.Config) (*config.Plugin, error) {
-	s := storeBlock(conf)
-	if s.Kind == "memory" {
+	s := conf.StoreOrDefault()
+	if s.Kind == config.StoreMemory {
 		return nil, nil
 	}
 	c := map[string]any{}
 	switch s.Kind {
-	case "sqlite":
+	case config.StoreSQLite:
 		c["path"] = s.Path
-	case "postgres":
+	case config.StorePostgres:
 		c["dsn"] = s.DSN
-	}
-	if s.MaxOutputPerMachine > 0 {
-		c["max_output_per_machine"] = s.MaxOutputPerMachine
 	}
 	b, err := json.Marshal(c)
 	if err != nil {

@@ -3,13 +3,14 @@
 //
 // # What it owns
 //
-// The tables runs, run_actions, machines, output and overrides, and
-// saltpeter_migrations, which records the schema version. Open applies
-// the migrations the database lacks in one transaction under
-// pg_advisory_xact_lock, so cores starting together migrate once; a
-// database whose schema is newer than the binary is refused, naming both
-// versions. Later migrations will add fire records ((job, slot) UNIQUE),
-// maintenance settings and retention.
+// The tables runs, run_actions, machines, output, output_streams (each
+// stream's size, which the output cap must not lose with the chunk that
+// ended it), overrides, maintenance (one row), fires ((job, slot) is the
+// primary key), and saltpeter_migrations, which records the schema
+// version. Open applies the migrations the database lacks in one
+// transaction under pg_advisory_xact_lock, so cores starting together
+// migrate once; a database whose schema is newer than the binary is
+// refused, naming both versions.
 //
 // Times are unix nanoseconds in bigint columns, because timestamptz keeps
 // only microseconds and the store must return what it was given; the zero

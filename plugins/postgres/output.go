@@ -121,10 +121,11 @@ func (s *Store) AppendOutputBatch(ctx context.Context, batch []Append) []AppendR
 // key make a second store of a seq impossible even so.
 func appendTx(ctx context.Context, tx pgx.Tx, a Append) (int64, error) {
 	c := a.Chunk
-	var next, size int64
+	var next, size, stored, capBytes int64
 	err := tx.QueryRow(ctx, `
-SELECT next_seq, output_bytes FROM machines WHERE run_id = $1 AND machine = $2 FOR UPDATE`,
-		a.RunID, a.Machine).Scan(&next, &size)
+SELECT next_seq, output_bytes, stored_bytes, output_cap FROM machines
+WHERE run_id = $1 AND machine = $2 FOR UPDATE`,
+		a.RunID, a.Machine).Scan(&next, &size, &stored, &capBytes)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, refusal{fmt.Errorf("append output: machine %s of run %s: %w", a.Machine, a.RunID, store.ErrNotFound)}
 	}
@@ -147,16 +148,28 @@ SELECT next_seq, output_bytes FROM machines WHERE run_id = $1 AND machine = $2 F
 		data = []byte{}
 	}
 	n := int64(len(data))
+	// The stream's size grows and gives the chunk its stream offset in
+	// the same statement.
 	if _, err := tx.Exec(ctx, `
+WITH s AS (
+	INSERT INTO output_streams (run_id, machine, stream, bytes) VALUES ($1, $2, $4, $8)
+	ON CONFLICT (run_id, machine, stream) DO UPDATE SET bytes = output_streams.bytes + EXCLUDED.bytes
+	RETURNING bytes
+)
 INSERT INTO output (run_id, machine, seq, stream, data, at_ns, end_off, stream_end)
-SELECT $1, $2, $3, $4, $5, $6, $7, COALESCE(max(stream_end), 0) + $8
-FROM output WHERE run_id = $1 AND machine = $2 AND stream = $4`,
+SELECT $1, $2, $3, $4, $5, $6, $7, s.bytes FROM s`,
 		a.RunID, a.Machine, c.Seq, c.Stream, data, at, size+n, n); err != nil {
 		return next, err
 	}
+	stored += n
+	if capBytes > 0 && stored > capBytes {
+		if stored, err = capOutput(ctx, tx, a.RunID, a.Machine, c.Seq, capBytes, stored); err != nil {
+			return next, err
+		}
+	}
 	tag, err := tx.Exec(ctx, `
-UPDATE machines SET next_seq = next_seq + 1, output_bytes = output_bytes + $4
-WHERE run_id = $1 AND machine = $2 AND next_seq = $3`, a.RunID, a.Machine, c.Seq, n)
+UPDATE machines SET next_seq = next_seq + 1, output_bytes = output_bytes + $4, stored_bytes = $5
+WHERE run_id = $1 AND machine = $2 AND next_seq = $3`, a.RunID, a.Machine, c.Seq, n, stored)
 	if err != nil {
 		return next, err
 	}
@@ -166,12 +179,56 @@ WHERE run_id = $1 AND machine = $2 AND next_seq = $3`, a.RunID, a.Machine, c.Seq
 	return next + 1, nil
 }
 
+// capOutput drops the oldest chunks past the head, never the newest
+// (newest), while the machine stores more than its cap, and returns what
+// it then stores (see the output cap in sdk/store's package doc). Past
+// its cap a machine drops about one chunk per chunk appended, so a few
+// candidates at a time are plenty.
+func capOutput(ctx context.Context, tx pgx.Tx, runID, machine string, newest, capBytes, stored int64) (int64, error) {
+	head := store.HeadBytes(capBytes)
+	for stored > capBytes {
+		rows, err := tx.Query(ctx, `
+SELECT seq, octet_length(data) FROM output
+WHERE run_id = $1 AND machine = $2 AND end_off > $3 AND end_off - octet_length(data) >= $3 AND seq < $4
+ORDER BY end_off LIMIT 32`, runID, machine, head, newest)
+		if err != nil {
+			return 0, err
+		}
+		var seqs, sizes []int64
+		for rows.Next() {
+			var seq, size int64
+			if err := rows.Scan(&seq, &size); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			seqs, sizes = append(seqs, seq), append(sizes, size)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		n, freed := store.ToDrop(capBytes, stored, sizes)
+		if n == 0 {
+			return stored, nil
+		}
+		// Droppable chunks are the machine's after its head, so the
+		// oldest n of them are every chunk in their seq range.
+		if _, err := tx.Exec(ctx, `DELETE FROM output WHERE run_id = $1 AND machine = $2 AND seq BETWEEN $3 AND $4`,
+			runID, machine, seqs[0], seqs[n-1]); err != nil {
+			return 0, err
+		}
+		stored -= freed
+	}
+	return stored, nil
+}
+
 // ReadOutput returns the selected bytes from q.Offset (at most q.Limit of
-// them) and the selection's total size, from one snapshot. The chunks'
-// stored end offsets let it seek to q.Offset through an index.
-func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) ([]byte, int64, error) {
+// them, dropped stretches marked), where to read on from, and the
+// selection's whole size, from one snapshot. The chunks' stored end
+// offsets let it seek to q.Offset through an index.
+func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Output, error) {
 	if err := s.check(ctx); err != nil {
-		return nil, 0, err
+		return store.Output{}, err
 	}
 	off := max(q.Offset, 0)
 	stop := int64(math.MaxInt64)
@@ -185,23 +242,23 @@ func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) ([]byte, in
 		endCol, filter = "stream_end", " AND stream = $5"
 		args = append(args, q.Stream)
 	}
-	var total int64
-	out := []byte{}
+	var out store.Output
 	err := s.inTx(ctx, readOnly, func(tx pgx.Tx) error {
-		var bytes int64
+		var total int64
 		err := tx.QueryRow(ctx, `SELECT output_bytes FROM machines WHERE run_id = $1 AND machine = $2`,
-			q.RunID, q.Machine).Scan(&bytes)
+			q.RunID, q.Machine).Scan(&total)
 		if err != nil {
 			return err
 		}
-		total = bytes
 		if q.Stream != "" {
 			if err := tx.QueryRow(ctx, `
-SELECT COALESCE(max(stream_end), 0) FROM output
-WHERE run_id = $1 AND machine = $2 AND stream = $3`, q.RunID, q.Machine, q.Stream).Scan(&total); err != nil {
+SELECT COALESCE((SELECT bytes FROM output_streams WHERE run_id = $1 AND machine = $2 AND stream = $3), 0)`,
+				q.RunID, q.Machine, q.Stream).Scan(&total); err != nil {
 				return err
 			}
 		}
+		plan := store.NewReadPlan(q, total)
+		defer func() { out = plan.Done() }()
 		if off >= total {
 			return nil
 		}
@@ -224,20 +281,17 @@ ORDER BY seq`, args...)
 			if err := rows.Scan(&data, &end); err != nil {
 				return err
 			}
-			start := end - int64(len(data))
-			part := data[max(off-start, 0):]
-			if room := stop - off - int64(len(out)); int64(len(part)) > room {
-				part = part[:room]
+			if !plan.Add(end-int64(len(data)), data) {
+				break
 			}
-			out = append(out, part...)
 		}
 		return rows.Err()
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return nil, 0, fmt.Errorf("read output: machine %s of run %s: %w", q.Machine, q.RunID, store.ErrNotFound)
+		return store.Output{}, fmt.Errorf("read output: machine %s of run %s: %w", q.Machine, q.RunID, store.ErrNotFound)
 	case err != nil:
-		return nil, 0, s.fail(fmt.Sprintf("read output of %s of run %s", q.Machine, q.RunID), err)
+		return store.Output{}, s.fail(fmt.Sprintf("read output of %s of run %s", q.Machine, q.RunID), err)
 	}
-	return out, total, nil
+	return out, nil
 }

@@ -16,10 +16,9 @@ const Name = "postgres"
 type Config struct {
 	DSN string `json:"dsn"`
 	// Retention is accepted for older cores: the core itself prunes,
-	// calling PruneRuns. MaxOutputPerMachine is accepted and not yet
-	// enforced.
-	Retention           string `json:"retention"`
-	MaxOutputPerMachine int64  `json:"max_output_per_machine"`
+	// calling PruneRuns. The output cap comes with each machine, not
+	// here: a run keeps the cap it started with.
+	Retention string `json:"retention"`
 }
 
 // NewPlugin returns the store the plugin serves: it connects when the
@@ -32,9 +31,6 @@ func NewPlugin(log hclog.Logger) store.Store {
 		}
 		if c.DSN == "" {
 			return nil, fmt.Errorf("postgres store config: dsn is required")
-		}
-		if c.MaxOutputPerMachine > 0 {
-			log.Warn("max_output_per_machine is not enforced yet", "max_output_per_machine", c.MaxOutputPerMachine)
 		}
 		s, err := Open(ctx, Options{DSN: c.DSN})
 		if err != nil {

@@ -54,7 +54,8 @@ func TestReopenKeepsState(t *testing.T) {
 		len(got.Machines) != 1 || got.Machines[0].NextSeq != 1 {
 		t.Errorf("after reopen: %+v", got)
 	}
-	data, total, err := s2.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a"})
+	out, err := s2.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a"})
+	data, total := out.Data, out.Total
 	if err != nil || string(data) != "hi\n" || total != 3 {
 		t.Errorf("ReadOutput after reopen = %q, %d, %v", data, total, err)
 	}
@@ -146,7 +147,8 @@ func TestTwoCores(t *testing.T) {
 					t.Errorf("%s: count, distinct, min, max seq = %v, want %d chunks 0..%d once each", m, stats[0], chunks, chunks-1)
 				}
 				for _, s := range cores {
-					data, total, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: m})
+					out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: m})
+					data, total := out.Data, out.Total
 					if err != nil || string(data) != want || total != int64(len(want)) {
 						t.Errorf("%s: ReadOutput = %q, %d, %v; want %q", m, data, total, err, want)
 					}
@@ -209,8 +211,8 @@ func TestAppendOutputBatchResults(t *testing.T) {
 			t.Errorf("chunk %d (%s seq %d): next %d, want %d", i, b.a.Machine, b.a.Chunk.Seq, res[i].Next, b.wantNext)
 		}
 	}
-	if data, _, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a"}); err != nil || string(data) != "a0a1a2" {
-		t.Errorf("a output %q, %v; want a0a1a2", data, err)
+	if out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a"}); err != nil || string(out.Data) != "a0a1a2" {
+		t.Errorf("a output %q, %v; want a0a1a2", out.Data, err)
 	}
 	// A cancelled context fails every chunk and stores none.
 	cctx, cancel := context.WithCancel(ctx)

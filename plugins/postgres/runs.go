@@ -98,10 +98,11 @@ func insertMachines(ctx context.Context, tx pgx.Tx, runID string, machines []sto
 		if _, err := tx.Exec(ctx, `
 INSERT INTO machines (run_id, machine, status, exit_code, reason, signal_name, error, pid,
 	dispatched_at_ns, connected_at_ns, started_at_ns, finished_at_ns, last_heartbeat_ns,
-	wrapper_version, protocol, late_exit_code, late_reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+	wrapper_version, protocol, late_exit_code, late_reason, output_cap)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 			runID, m.Machine, m.Status, m.ExitCode, m.Reason, m.SignalName, m.Error, m.PID,
-			disp, conn, start, fin, hb, m.WrapperVersion, m.Protocol, m.LateExitCode, m.LateReason); err != nil {
+			disp, conn, start, fin, hb, m.WrapperVersion, m.Protocol, m.LateExitCode, m.LateReason,
+			max(m.OutputCap, 0)); err != nil {
 			return fmt.Errorf("machine %s: %w", m.Machine, err)
 		}
 	}
@@ -281,14 +282,15 @@ func scanRun(row pgx.Row) (store.Run, error) {
 
 const machineCols = `run_id, machine, status, exit_code, reason, signal_name, error, pid,
 	dispatched_at_ns, connected_at_ns, started_at_ns, finished_at_ns, last_heartbeat_ns,
-	wrapper_version, protocol, output_bytes, next_seq, late_exit_code, late_reason`
+	wrapper_version, protocol, output_bytes, next_seq, late_exit_code, late_reason,
+	output_bytes - stored_bytes, output_cap`
 
 func scanMachine(row pgx.Row) (store.Machine, error) {
 	var m store.Machine
 	var disp, conn, start, fin, hb *int64
 	err := row.Scan(&m.RunID, &m.Machine, &m.Status, &m.ExitCode, &m.Reason, &m.SignalName, &m.Error,
 		&m.PID, &disp, &conn, &start, &fin, &hb, &m.WrapperVersion, &m.Protocol, &m.OutputBytes,
-		&m.NextSeq, &m.LateExitCode, &m.LateReason)
+		&m.NextSeq, &m.LateExitCode, &m.LateReason, &m.OutputDropped, &m.OutputCap)
 	m.DispatchedAt, m.ConnectedAt, m.StartedAt, m.FinishedAt, m.LastHeartbeat = fromNanos(disp),
 		fromNanos(conn), fromNanos(start), fromNanos(fin), fromNanos(hb)
 	return m, err

@@ -9,7 +9,6 @@ import (
 
 // migrations are applied in order; migrations[i] takes the schema from
 // version i to i+1. Never edit one that has shipped: add another.
-// Maintenance settings and retention come as later entries.
 var migrations = []string{
 	// 1: runs, machines, output, overrides.
 	`
@@ -118,6 +117,34 @@ CREATE TABLE fires (
 	`
 CREATE INDEX runs_finished ON runs (finished_at_ns)
 	WHERE status NOT IN ('', 'pending', 'running');
+`,
+	// 4: the output cap and the maintenance override. A machine keeps the
+	// cap it was added with and how many bytes it stores; each stream's
+	// size moves to a table of its own, because the chunk that held a
+	// stream's end may be dropped. The maintenance override is one row.
+	`
+ALTER TABLE machines ADD COLUMN output_cap bigint NOT NULL DEFAULT 0 CHECK (output_cap >= 0);
+ALTER TABLE machines ADD COLUMN stored_bytes bigint NOT NULL DEFAULT 0 CHECK (stored_bytes >= 0);
+UPDATE machines SET stored_bytes = output_bytes;
+
+CREATE TABLE output_streams (
+	run_id  text NOT NULL,
+	machine text NOT NULL,
+	stream  text NOT NULL,
+	bytes   bigint NOT NULL, -- the stream's size, dropped bytes included
+	PRIMARY KEY (run_id, machine, stream),
+	FOREIGN KEY (run_id, machine) REFERENCES machines (run_id, machine) ON DELETE CASCADE
+);
+INSERT INTO output_streams (run_id, machine, stream, bytes)
+	SELECT run_id, machine, stream, max(stream_end) FROM output GROUP BY run_id, machine, stream;
+
+CREATE TABLE maintenance (
+	id        integer PRIMARY KEY CHECK (id = 1),
+	global    boolean NOT NULL,
+	machines  text[] NOT NULL DEFAULT '{}',
+	set_by    text NOT NULL DEFAULT '',
+	set_at_ns bigint
+);
 `,
 }
 

@@ -171,7 +171,8 @@ func checkContiguous(t *testing.T, s *Store, acked int64) {
 	if want != m.NextSeq || size != m.OutputBytes {
 		t.Errorf("%d chunks of %d bytes stored, machine says next %d and %d bytes", want, size, m.NextSeq, m.OutputBytes)
 	}
-	data, total, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "crash", Machine: "m"})
+	out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "crash", Machine: "m"})
+	data, total := out.Data, out.Total
 	if err != nil || total != size || int64(len(data)) != size {
 		t.Errorf("ReadOutput = %d bytes of %d, %v; want %d", len(data), total, err, size)
 	}

@@ -8,12 +8,14 @@
 // The database file (store "sqlite" { path = … }), the SQLite files beside
 // it (path-wal, path-shm) and the lock file path.lock. Tables: runs (with
 // run_actions), machines (one result per machine of a run, with its
-// output_bytes and next_seq), output_chunks keyed by (run_id, machine,
-// seq), and overrides. Each chunk row keeps its offset in the machine's
-// whole output and in its stream, so ReadOutput from an offset seeks to
-// its chunk through an index instead of reading the chunks before it;
-// a chunk, the machine's next_seq and its output_bytes change in one
-// transaction.
+// output_bytes, stored_bytes, output_cap and next_seq), output_chunks
+// keyed by (run_id, machine, seq), output_streams (each stream's size),
+// overrides, maintenance (one row) and fires. Each chunk row keeps its
+// offset in the machine's whole output and in its stream, so ReadOutput
+// from an offset seeks to its chunk through an index instead of reading
+// the chunks before it; a chunk, its stream's size, the machine's
+// next_seq and sizes, and what the output cap drops change in one
+// transaction (sdk/store's package doc says what the cap keeps).
 //
 // # Opening
 //
@@ -76,11 +78,9 @@
 // time, and read back equal (in UTC); times outside 1678–2262 are refused
 // rather than stored inexactly.
 //
-// # Later migrations
+// # Pruning
 //
-// The schema leaves room for fire records (a fires table with UNIQUE (job,
-// slot)), maintenance settings, and retention pruning: deleting runs by
-// sort_at (indexed) cascades to their machines, actions and output, and
-// auto_vacuum = INCREMENTAL lets PRAGMA incremental_vacuum hand the pages
-// back to the file system.
+// Deleting a run cascades to its machines, actions, output and stream
+// sizes; auto_vacuum = INCREMENTAL lets PRAGMA incremental_vacuum hand the
+// pages back to the file system.
 package sqlite

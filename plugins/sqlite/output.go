@@ -84,14 +84,14 @@ func (s *Store) AppendBatch(ctx context.Context, batch []Append) ([]AppendResult
 // appendTx stores one chunk in tx. The chunk's own refusal is in the
 // result; the error is the transaction's failure.
 func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, a Append) (AppendResult, error) {
-	var status string
-	var next, size int64
-	if err := s.machineRow(ctx, tx, a.RunID, a.Machine, &status, &next, &size); err != nil {
+	row, err := s.machineRow(ctx, tx, a.RunID, a.Machine)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return AppendResult{Err: fmt.Errorf("append output: %w", err)}, nil
 		}
 		return AppendResult{}, fmt.Errorf("append output to %s of run %s: %w", a.Machine, a.RunID, err)
 	}
+	next, size := row.next, row.size
 	c := a.Chunk
 	switch {
 	case c.Seq < next:
@@ -106,36 +106,87 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, a Append) (AppendResul
 		return AppendResult{Next: next, Err: fmt.Errorf("append output seq %d to %s of run %s: %w",
 			c.Seq, a.Machine, a.RunID, e.err)}, nil
 	}
-	var streamEnd int64
-	if err := tx.StmtContext(ctx, s.stmts.streamEnd).QueryRowContext(ctx, a.RunID, a.Machine, c.Stream).Scan(&streamEnd); err != nil {
-		return AppendResult{}, fmt.Errorf("append output to %s of run %s: %w", a.Machine, a.RunID, s.dbErr(ctx, err))
-	}
 	n := int64(len(c.Data))
 	data := c.Data
 	if data == nil {
 		data = []byte{}
 	}
-	if _, err := tx.StmtContext(ctx, s.stmts.insertChunk).ExecContext(ctx, a.RunID, a.Machine, c.Seq, c.Stream, at, n, size+n, streamEnd+n, data); err != nil {
+	fail := func(err error) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("append output to %s of run %s: %w", a.Machine, a.RunID, s.dbErr(ctx, err))
 	}
-	if _, err := tx.StmtContext(ctx, s.stmts.advance).ExecContext(ctx, next+1, size+n, a.RunID, a.Machine); err != nil {
-		return AppendResult{}, fmt.Errorf("append output to %s of run %s: %w", a.Machine, a.RunID, s.dbErr(ctx, err))
+	var streamEnd int64
+	if err := tx.StmtContext(ctx, s.stmts.streamEnd).QueryRowContext(ctx, a.RunID, a.Machine, c.Stream, n).Scan(&streamEnd); err != nil {
+		return fail(err)
+	}
+	if _, err := tx.StmtContext(ctx, s.stmts.insertChunk).ExecContext(ctx, a.RunID, a.Machine, c.Seq, c.Stream, at, n, size+n, streamEnd, data); err != nil {
+		return fail(err)
+	}
+	stored := row.stored + n
+	if row.cap > 0 && stored > row.cap {
+		var err error
+		if stored, err = s.capOutput(ctx, tx, a.RunID, a.Machine, c.Seq, row.cap, stored); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := tx.StmtContext(ctx, s.stmts.advance).ExecContext(ctx, next+1, size+n, stored, a.RunID, a.Machine); err != nil {
+		return fail(err)
 	}
 	return AppendResult{Next: next + 1}, nil
 }
 
+// capOutput drops the oldest chunks past the head, never the newest
+// (newest), while the machine stores more than its cap, and returns what
+// it then stores (see the output cap in sdk/store's package doc). Past
+// its cap a machine drops about one chunk per chunk appended, so a few
+// candidates at a time are plenty.
+func (s *Store) capOutput(ctx context.Context, tx *sql.Tx, runID, machine string, newest, capBytes, stored int64) (int64, error) {
+	head := store.HeadBytes(capBytes)
+	for stored > capBytes {
+		rows, err := tx.StmtContext(ctx, s.stmts.droppable).QueryContext(ctx, runID, machine, head, newest)
+		if err != nil {
+			return 0, err
+		}
+		var seqs, sizes []int64
+		for rows.Next() {
+			var seq, size int64
+			if err := rows.Scan(&seq, &size); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			seqs, sizes = append(seqs, seq), append(sizes, size)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		n, freed := store.ToDrop(capBytes, stored, sizes)
+		if n == 0 {
+			return stored, nil
+		}
+		// Droppable chunks are the machine's after its head, so the
+		// oldest n of them are every chunk in their seq range.
+		if _, err := tx.StmtContext(ctx, s.stmts.drop).ExecContext(ctx, runID, machine, seqs[0], seqs[n-1]); err != nil {
+			return 0, err
+		}
+		stored -= freed
+	}
+	return stored, nil
+}
+
 // ReadOutput returns the selected bytes from q.Offset (at most q.Limit of
-// them) and the selection's total size. A negative offset reads from 0.
-// It seeks to the chunk holding the offset through an index rather than
-// reading the chunks before it.
-func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) ([]byte, int64, error) {
-	var out []byte
-	var total int64
+// them, dropped stretches marked), where to read on from, and the
+// selection's whole size. A negative offset reads from 0. It seeks to the
+// chunk holding the offset through an index rather than reading the
+// chunks before it.
+func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Output, error) {
+	var out store.Output
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		var status string
-		var next int64
-		err := tx.QueryRowContext(ctx, `SELECT status, next_seq, output_bytes FROM machines
-			WHERE run_id = ? AND machine = ?`, q.RunID, q.Machine).Scan(&status, &next, &total)
+		fail := func(err error) error {
+			return fmt.Errorf("read output of %s of run %s: %w", q.Machine, q.RunID, s.dbErr(ctx, err))
+		}
+		var total int64
+		err := tx.QueryRowContext(ctx, `SELECT output_bytes FROM machines
+			WHERE run_id = ? AND machine = ?`, q.RunID, q.Machine).Scan(&total)
 		if errors.Is(err, sql.ErrNoRows) {
 			if err := s.runExists(ctx, tx, q.RunID); err != nil {
 				return fmt.Errorf("read output: %w", err)
@@ -143,67 +194,61 @@ func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) ([]byte, in
 			return fmt.Errorf("read output: machine %s of run %s: %w", q.Machine, q.RunID, store.ErrNotFound)
 		}
 		if err != nil {
-			return fmt.Errorf("read output of %s of run %s: %w", q.Machine, q.RunID, s.dbErr(ctx, err))
+			return fail(err)
+		}
+		if q.Stream != "" {
+			err := tx.QueryRowContext(ctx, `SELECT bytes FROM output_streams
+				WHERE run_id = ? AND machine = ? AND stream = ?`, q.RunID, q.Machine, q.Stream).Scan(&total)
+			if errors.Is(err, sql.ErrNoRows) {
+				total, err = 0, nil
+			}
+			if err != nil {
+				return fail(err)
+			}
+		}
+		plan := store.NewReadPlan(q, total)
+		defer func() { out = plan.Done() }()
+		if plan.Offset() >= total {
+			return nil
 		}
 		var rows *sql.Rows
-		off := max(q.Offset, 0)
 		if q.Stream == "" {
-			if off >= total {
-				return nil
-			}
 			rows, err = tx.QueryContext(ctx, `SELECT end_off - size, data FROM output_chunks
-				WHERE run_id = ? AND machine = ? AND end_off > ? ORDER BY end_off, seq`, q.RunID, q.Machine, off)
+				WHERE run_id = ? AND machine = ? AND end_off > ? ORDER BY end_off, seq`, q.RunID, q.Machine, plan.Offset())
 		} else {
-			if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(stream_end), 0) FROM output_chunks
-				WHERE run_id = ? AND machine = ? AND stream = ?`, q.RunID, q.Machine, q.Stream).Scan(&total); err != nil {
-				return fmt.Errorf("read output of %s of run %s: %w", q.Machine, q.RunID, s.dbErr(ctx, err))
-			}
-			if off >= total {
-				return nil
-			}
 			rows, err = tx.QueryContext(ctx, `SELECT stream_end - size, data FROM output_chunks
 				WHERE run_id = ? AND machine = ? AND stream = ? AND stream_end > ? ORDER BY stream_end, seq`,
-				q.RunID, q.Machine, q.Stream, off)
+				q.RunID, q.Machine, q.Stream, plan.Offset())
 		}
 		if err != nil {
-			return fmt.Errorf("read output of %s of run %s: %w", q.Machine, q.RunID, s.dbErr(ctx, err))
+			return fail(err)
 		}
 		defer rows.Close()
-		want := total - off
-		if q.Limit > 0 {
-			want = min(want, q.Limit)
-		}
-		out = make([]byte, 0, want)
-		for int64(len(out)) < want && rows.Next() {
+		for rows.Next() {
 			var start int64
 			var data []byte
 			if err := rows.Scan(&start, &data); err != nil {
-				return fmt.Errorf("read output of %s of run %s: %w", q.Machine, q.RunID, s.dbErr(ctx, err))
+				return fail(err)
 			}
-			part := data[max(off-start, 0):]
-			if room := want - int64(len(out)); int64(len(part)) > room {
-				part = part[:room]
+			if !plan.Add(start, data) {
+				break
 			}
-			out = append(out, part...)
 		}
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read output of %s of run %s: %w", q.Machine, q.RunID, s.dbErr(ctx, err))
+			return fail(err)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, 0, err
+		return store.Output{}, err
 	}
-	if out == nil {
-		out = []byte{}
-	}
-	return out, total, nil
+	return out, nil
 }
 
 // appendStmts are the writer's prepared statements for the output path,
 // parsed once rather than per chunk.
 type appendStmts struct {
-	machine, streamEnd, insertChunk, advance *sql.Stmt
+	machine, streamEnd, insertChunk, advance, droppable, drop *sql.Stmt
 }
 
 func (a *appendStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -211,12 +256,22 @@ func (a *appendStmts) prepare(ctx context.Context, db *sql.DB) error {
 		dst **sql.Stmt
 		q   string
 	}{
-		{&a.machine, `SELECT status, next_seq, output_bytes FROM machines WHERE run_id = ? AND machine = ?`},
-		{&a.streamEnd, `SELECT coalesce(max(stream_end), 0) FROM output_chunks
-			WHERE run_id = ? AND machine = ? AND stream = ?`},
+		{&a.machine, `SELECT status, next_seq, output_bytes, stored_bytes, output_cap FROM machines
+			WHERE run_id = ? AND machine = ?`},
+		// Grows the stream by the chunk's size and answers its new end.
+		{&a.streamEnd, `INSERT INTO output_streams (run_id, machine, stream, bytes) VALUES (?1, ?2, ?3, ?4)
+			ON CONFLICT (run_id, machine, stream) DO UPDATE SET bytes = bytes + excluded.bytes
+			RETURNING bytes`},
 		{&a.insertChunk, `INSERT INTO output_chunks (run_id, machine, seq, stream, at, size, end_off, stream_end, data)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&a.advance, `UPDATE machines SET next_seq = ?, output_bytes = ? WHERE run_id = ? AND machine = ?`},
+		{&a.advance, `UPDATE machines SET next_seq = ?, output_bytes = ?, stored_bytes = ? WHERE run_id = ? AND machine = ?`},
+		// The oldest chunks the cap may drop: past the head (starting at
+		// or after ?3, so ending after it: the index bound), not the
+		// newest.
+		{&a.droppable, `SELECT seq, size FROM output_chunks
+			WHERE run_id = ?1 AND machine = ?2 AND end_off > ?3 AND end_off - size >= ?3 AND seq < ?4
+			ORDER BY end_off, seq LIMIT 32`},
+		{&a.drop, `DELETE FROM output_chunks WHERE run_id = ? AND machine = ? AND seq BETWEEN ? AND ?`},
 	} {
 		st, err := db.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -228,7 +283,7 @@ func (a *appendStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (a *appendStmts) close() {
-	for _, st := range []*sql.Stmt{a.machine, a.streamEnd, a.insertChunk, a.advance} {
+	for _, st := range []*sql.Stmt{a.machine, a.streamEnd, a.insertChunk, a.advance, a.droppable, a.drop} {
 		if st != nil {
 			_ = st.Close()
 		}

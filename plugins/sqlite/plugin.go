@@ -17,10 +17,9 @@ type Config struct {
 	Path        string `json:"path"`
 	Synchronous string `json:"synchronous"`
 	// Retention is accepted for older cores: the core itself prunes,
-	// calling PruneRuns. MaxOutputPerMachine is accepted and not yet
-	// enforced.
-	Retention           string `json:"retention"`
-	MaxOutputPerMachine int64  `json:"max_output_per_machine"`
+	// calling PruneRuns. The output cap comes with each machine, not
+	// here: a run keeps the cap it started with.
+	Retention string `json:"retention"`
 }
 
 // NewPlugin returns the store the plugin serves: it opens the database
@@ -33,9 +32,6 @@ func NewPlugin(log hclog.Logger) store.Store {
 		}
 		if c.Path == "" {
 			return nil, fmt.Errorf("sqlite store config: path is required")
-		}
-		if c.MaxOutputPerMachine > 0 {
-			log.Warn("max_output_per_machine is not enforced yet", "max_output_per_machine", c.MaxOutputPerMachine)
 		}
 		s, err := Open(ctx, Options{Path: c.Path, Synchronous: c.Synchronous})
 		if err != nil {

@@ -138,7 +138,8 @@ func TestPruneRunsShrinks(t *testing.T) {
 			t.Errorf("GetRun(%s) = %d machines, %v; want it kept", id, len(r.Machines), err)
 			continue
 		}
-		got, _, err := s.ReadOutput(ctx, store.OutputQuery{RunID: id, Machine: "a"})
+		out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: id, Machine: "a"})
+		got := out.Data
 		if err != nil || string(got) != string(data) {
 			t.Errorf("ReadOutput(%s) = %d bytes, %v", id, len(got), err)
 		}

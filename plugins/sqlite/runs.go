@@ -181,15 +181,15 @@ func (s *Store) addMachines(ctx context.Context, tx *sql.Tx, runID string, machi
 		var e enc
 		args := []any{runID, m.Machine, status, nullInt(m.ExitCode), m.Reason, m.SignalName, m.Error, m.PID,
 			e.t(m.DispatchedAt), e.t(m.ConnectedAt), e.t(m.StartedAt), e.t(m.FinishedAt), e.t(m.LastHeartbeat),
-			m.WrapperVersion, m.Protocol, nullInt(m.LateExitCode), m.LateReason}
+			m.WrapperVersion, m.Protocol, nullInt(m.LateExitCode), m.LateReason, max(m.OutputCap, 0)}
 		if e.err != nil {
 			return fmt.Errorf("machine %s: %w", m.Machine, e.err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO machines (run_id, n, machine, status, exit_code, reason,
 			signal_name, error, pid, dispatched_at, connected_at, started_at, finished_at, last_heartbeat,
-			wrapper_version, protocol, late_exit_code, late_reason)
+			wrapper_version, protocol, late_exit_code, late_reason, output_cap)
 			VALUES (?1, (SELECT coalesce(max(n) + 1, 0) FROM machines WHERE run_id = ?1),
-			?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)`, args...); err != nil {
+			?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)`, args...); err != nil {
 			return fmt.Errorf("machine %s: %w", m.Machine, s.dbErr(ctx, err))
 		}
 	}
@@ -278,33 +278,41 @@ func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) 
 	})
 }
 
+// machRow is what a write to a machine reads first.
+type machRow struct {
+	status string
+	// next is the next output seq; size the whole output's size; stored
+	// what the output cap (0: none) left of it.
+	next, size, stored, cap int64
+}
+
 // machineRow reads what a write to a machine needs, failing with
 // store.ErrNotFound for a missing run or machine.
-func (s *Store) machineRow(ctx context.Context, tx *sql.Tx, runID, machine string, dst ...any) error {
-	err := tx.StmtContext(ctx, s.stmts.machine).QueryRowContext(ctx, runID, machine).Scan(dst...)
+func (s *Store) machineRow(ctx context.Context, tx *sql.Tx, runID, machine string) (machRow, error) {
+	var r machRow
+	err := tx.StmtContext(ctx, s.stmts.machine).QueryRowContext(ctx, runID, machine).Scan(&r.status, &r.next, &r.size, &r.stored, &r.cap)
 	if errors.Is(err, sql.ErrNoRows) {
 		if err := s.runExists(ctx, tx, runID); err != nil {
-			return err
+			return r, err
 		}
-		return fmt.Errorf("machine %s of run %s: %w", machine, runID, store.ErrNotFound)
+		return r, fmt.Errorf("machine %s of run %s: %w", machine, runID, store.ErrNotFound)
 	}
 	if err != nil {
-		return s.dbErr(ctx, err)
+		return r, s.dbErr(ctx, err)
 	}
-	return nil
+	return r, nil
 }
 
 // UpdateMachine changes the fields u sets; with OnlyIfNotFinal it fails
 // with store.ErrFinal, changing nothing, when the machine is final.
 func (s *Store) UpdateMachine(ctx context.Context, runID, machine string, u store.MachineUpdate) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		var status string
-		var next, size int64
-		if err := s.machineRow(ctx, tx, runID, machine, &status, &next, &size); err != nil {
+		row, err := s.machineRow(ctx, tx, runID, machine)
+		if err != nil {
 			return fmt.Errorf("update machine: %w", err)
 		}
-		if u.OnlyIfNotFinal && store.Final(status) {
-			return fmt.Errorf("update machine %s of run %s (%s): %w", machine, runID, status, store.ErrFinal)
+		if u.OnlyIfNotFinal && store.Final(row.status) {
+			return fmt.Errorf("update machine %s of run %s (%s): %w", machine, runID, row.status, store.ErrFinal)
 		}
 		var e enc
 		var st sets
@@ -356,14 +364,14 @@ func scanRun(sc scanner) (store.Run, error) {
 
 const machCols = `run_id, machine, status, exit_code, reason, signal_name, error, pid, dispatched_at,
 	connected_at, started_at, finished_at, last_heartbeat, wrapper_version, protocol, output_bytes,
-	next_seq, late_exit_code, late_reason`
+	next_seq, late_exit_code, late_reason, output_bytes - stored_bytes, output_cap`
 
 func scanMachine(sc scanner) (store.Machine, error) {
 	var m store.Machine
 	var exit, late, disp, conn, started, finished, hb sql.NullInt64
 	if err := sc.Scan(&m.RunID, &m.Machine, &m.Status, &exit, &m.Reason, &m.SignalName, &m.Error, &m.PID,
 		&disp, &conn, &started, &finished, &hb, &m.WrapperVersion, &m.Protocol, &m.OutputBytes,
-		&m.NextSeq, &late, &m.LateReason); err != nil {
+		&m.NextSeq, &late, &m.LateReason, &m.OutputDropped, &m.OutputCap); err != nil {
 		return m, err
 	}
 	m.ExitCode, m.LateExitCode = intPtr(exit), intPtr(late)

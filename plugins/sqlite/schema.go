@@ -8,10 +8,7 @@ import (
 
 // migrations are applied in order; migration i brings the schema to
 // version i+1, which PRAGMA user_version records in the same transaction.
-// Never edit one that has shipped: append a new one. Later ones are
-// expected to add maintenance settings and what retention pruning needs
-// (it can already delete runs by sort_at: machines, actions and output
-// cascade).
+// Never edit one that has shipped: append a new one.
 var migrations = []string{
 	// 1: runs, their machines, actions and output; job overrides.
 	`
@@ -119,6 +116,34 @@ CREATE TABLE fires (
 	// the runs no longer active; unfinished ones are never in this index.
 	`
 CREATE INDEX runs_finished ON runs (finished_at, seq) WHERE active = 0;
+`,
+	// 4: the output cap and the maintenance override. A machine keeps the
+	// cap it was added with and how many bytes it stores; each stream's
+	// size moves to a table of its own, because the chunk that held a
+	// stream's end may be dropped. The maintenance override is one row.
+	`
+ALTER TABLE machines ADD COLUMN output_cap   INTEGER NOT NULL DEFAULT 0; -- 0: no cap
+ALTER TABLE machines ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0; -- output_bytes less what the cap dropped
+UPDATE machines SET stored_bytes = output_bytes;
+
+CREATE TABLE output_streams (
+	run_id  TEXT    NOT NULL,
+	machine TEXT    NOT NULL,
+	stream  TEXT    NOT NULL,
+	bytes   INTEGER NOT NULL, -- the stream's size, dropped bytes included
+	PRIMARY KEY (run_id, machine, stream),
+	FOREIGN KEY (run_id, machine) REFERENCES machines (run_id, machine) ON DELETE CASCADE
+) WITHOUT ROWID;
+INSERT INTO output_streams (run_id, machine, stream, bytes)
+	SELECT run_id, machine, stream, max(stream_end) FROM output_chunks GROUP BY run_id, machine, stream;
+
+CREATE TABLE maintenance (
+	id       INTEGER PRIMARY KEY CHECK (id = 1),
+	global   INTEGER NOT NULL,
+	machines TEXT    NOT NULL DEFAULT '[]', -- JSON array of machine ids
+	set_by   TEXT    NOT NULL DEFAULT '',
+	set_at   INTEGER
+);
 `,
 }
 

@@ -164,12 +164,14 @@ func checkFixture(t *testing.T, s *Store, f fixture) {
 		}
 	}
 	for m, want := range f.output {
-		got, total, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: m})
+		out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: m})
+		got, total := out.Data, out.Total
 		if err != nil || !bytes.Equal(got, want) || total != int64(len(want)) {
 			t.Errorf("ReadOutput(%s) = %d bytes (total %d), %v; want %d bytes", m, len(got), total, err, len(want))
 		}
 	}
-	got, total, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a", Stream: "stderr", Offset: 100, Limit: 5000})
+	out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a", Stream: "stderr", Offset: 100, Limit: 5000})
+	got, total := out.Data, out.Total
 	if want := f.stderr[100:5100]; err != nil || !bytes.Equal(got, want) || total != int64(len(f.stderr)) {
 		t.Errorf("ReadOutput(a stderr 100+5000) = %d bytes (total %d), %v; want %d of %d", len(got), total, err, len(want), len(f.stderr))
 	}
@@ -222,7 +224,8 @@ func TestReopen(t *testing.T) {
 			t.Errorf("AppendOutput seq %d after reopen = %d, %v; want %d, %v", st.seq, next, err, st.wantNext, st.wantErr)
 		}
 	}
-	got, total, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a", Offset: int64(len(f.output["a"]))})
+	out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a", Offset: int64(len(f.output["a"]))})
+	got, total := out.Data, out.Total
 	if err != nil || string(got) != "more" || total != int64(len(f.output["a"]))+4 {
 		t.Errorf("ReadOutput of the tail = %q, %d, %v", got, total, err)
 	}
@@ -530,7 +533,8 @@ func TestAppendOutputBatch(t *testing.T) {
 		}
 	}
 	for m, want := range map[string]string{"a": "a0a1", "b": "b0b1"} {
-		got, _, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: m})
+		out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: m})
+		got := out.Data
 		if err != nil || string(got) != want {
 			t.Errorf("output of %s = %q, %v; want %q", m, got, err, want)
 		}

@@ -28,6 +28,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ReadOutput", testReadOutput},
 		{"ListRuns", testListRuns},
 		{"Overrides", testOverrides},
+		{"Maintenance", testMaintenance},
+		{"OutputCap", testOutputCap},
 		{"Fires", testFires},
 		{"PruneRuns", testPruneRuns},
 		{"ConcurrentAppend", testConcurrentAppend},
@@ -312,9 +314,9 @@ func testAppendOutput(t *testing.T, s store.Store) {
 	if a.NextSeq != 4 || a.OutputBytes != int64(len("hello world!")) {
 		t.Errorf("a: next_seq %d output_bytes %d, want 4 and 12", a.NextSeq, a.OutputBytes)
 	}
-	data, total, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a"})
-	if err != nil || string(data) != "hello world!" || total != 12 {
-		t.Errorf("ReadOutput = %q, %d, %v", data, total, err)
+	out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a"})
+	if err != nil || string(out.Data) != "hello world!" || out.Total != 12 || out.Next != 12 {
+		t.Errorf("ReadOutput = %q, next %d, total %d, %v", out.Data, out.Next, out.Total, err)
 	}
 	// The stored bytes are a copy.
 	buf := []byte("abc")
@@ -322,9 +324,9 @@ func testAppendOutput(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	buf[0] = 'X'
-	data, _, _ = s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "b"})
-	if string(data) != "b0abc" {
-		t.Errorf("b output %q, want b0abc", data)
+	out, _ = s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "b"})
+	if string(out.Data) != "b0abc" {
+		t.Errorf("b output %q, want b0abc", out.Data)
 	}
 	// A final machine still takes output (a lost wrapper's late chunks).
 	if err := s.UpdateMachine(ctx, "r1", "b", store.MachineUpdate{Status: ptr(store.StatusLost)}); err != nil {
@@ -354,24 +356,26 @@ func testReadOutput(t *testing.T, s store.Store) {
 		name      string
 		q         store.OutputQuery
 		want      string
+		wantNext  int64
 		wantTotal int64
 		wantErr   error
 	}{
-		{"all", store.OutputQuery{}, all, int64(len(all)), nil},
-		{"stdout", store.OutputQuery{Stream: "stdout"}, "out1\n\xff\xfe\n", 8, nil},
-		{"stderr", store.OutputQuery{Stream: "stderr"}, "err1\n", 5, nil},
-		{"system", store.OutputQuery{Stream: "system"}, "[note]\n", 7, nil},
-		{"unknown stream", store.OutputQuery{Stream: "nope"}, "", 0, nil},
-		{"offset mid chunk", store.OutputQuery{Offset: 3}, all[3:], int64(len(all)), nil},
-		{"offset on boundary", store.OutputQuery{Offset: 5}, all[5:], int64(len(all)), nil},
-		{"offset stream", store.OutputQuery{Stream: "stdout", Offset: 6}, "\xfe\n", 8, nil},
-		{"offset at end", store.OutputQuery{Offset: int64(len(all))}, "", int64(len(all)), nil},
-		{"offset past end", store.OutputQuery{Offset: 1000}, "", int64(len(all)), nil},
-		{"limit", store.OutputQuery{Offset: 2, Limit: 6}, all[2:8], int64(len(all)), nil},
-		{"limit past end", store.OutputQuery{Offset: 20, Limit: 100}, all[20:], int64(len(all)), nil},
-		{"empty machine", store.OutputQuery{Machine: "empty"}, "", 0, nil},
-		{"unknown machine", store.OutputQuery{Machine: "nope"}, "", 0, store.ErrNotFound},
-		{"unknown run", store.OutputQuery{RunID: "nope"}, "", 0, store.ErrNotFound},
+		{"all", store.OutputQuery{}, all, 20, 20, nil},
+		{"stdout", store.OutputQuery{Stream: "stdout"}, "out1\n\xff\xfe\n", 8, 8, nil},
+		{"stderr", store.OutputQuery{Stream: "stderr"}, "err1\n", 5, 5, nil},
+		{"system", store.OutputQuery{Stream: "system"}, "[note]\n", 7, 7, nil},
+		{"unknown stream", store.OutputQuery{Stream: "nope"}, "", 0, 0, nil},
+		{"offset mid chunk", store.OutputQuery{Offset: 3}, all[3:], 20, 20, nil},
+		{"offset on boundary", store.OutputQuery{Offset: 5}, all[5:], 20, 20, nil},
+		{"offset stream", store.OutputQuery{Stream: "stdout", Offset: 6}, "\xfe\n", 8, 8, nil},
+		{"offset at end", store.OutputQuery{Offset: 20}, "", 20, 20, nil},
+		{"offset past end", store.OutputQuery{Offset: 1000}, "", 1000, 20, nil},
+		{"negative offset", store.OutputQuery{Offset: -4}, all, 20, 20, nil},
+		{"limit", store.OutputQuery{Offset: 2, Limit: 6}, all[2:8], 8, 20, nil},
+		{"limit past end", store.OutputQuery{Offset: 20, Limit: 100}, all[20:], 20, 20, nil},
+		{"empty machine", store.OutputQuery{Machine: "empty"}, "", 0, 0, nil},
+		{"unknown machine", store.OutputQuery{Machine: "nope"}, "", 0, 0, store.ErrNotFound},
+		{"unknown run", store.OutputQuery{RunID: "nope"}, "", 0, 0, store.ErrNotFound},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -382,13 +386,14 @@ func testReadOutput(t *testing.T, s store.Store) {
 			if q.Machine == "" {
 				q.Machine = "a"
 			}
-			data, total, err := s.ReadOutput(ctx, q)
+			out, err := s.ReadOutput(ctx, q)
 			wantErr(t, "ReadOutput", err, c.wantErr)
 			if c.wantErr != nil {
 				return
 			}
-			if !bytes.Equal(data, []byte(c.want)) || total != c.wantTotal {
-				t.Errorf("ReadOutput = %q, %d; want %q, %d", data, total, c.want, c.wantTotal)
+			if !bytes.Equal(out.Data, []byte(c.want)) || out.Next != c.wantNext || out.Total != c.wantTotal {
+				t.Errorf("ReadOutput = %q, next %d, total %d; want %q, %d, %d",
+					out.Data, out.Next, out.Total, c.want, c.wantNext, c.wantTotal)
 			}
 		})
 	}
@@ -622,7 +627,7 @@ func testPruneRuns(t *testing.T, s store.Store) {
 			t.Errorf("pruned run %s: GetRun = %v, want ErrNotFound", id, err)
 		}
 	}
-	if _, _, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "old", Machine: "a"}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "old", Machine: "a"}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("pruned output: ReadOutput = %v, want ErrNotFound", err)
 	}
 	for _, id := range []string{"recent", "running"} {

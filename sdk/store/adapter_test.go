@@ -109,9 +109,17 @@ func (f *fakeStore) AppendOutput(_ context.Context, runID, machine string, c Chu
 	return c.Seq + 1, err
 }
 
-func (f *fakeStore) ReadOutput(context.Context, OutputQuery) ([]byte, int64, error) {
-	return nil, 0, f.fail()
+func (f *fakeStore) ReadOutput(context.Context, OutputQuery) (Output, error) {
+	return Output{}, f.fail()
 }
+
+func (f *fakeStore) SetMaintenance(context.Context, Maintenance) error { return f.fail() }
+
+func (f *fakeStore) GetMaintenance(context.Context) (Maintenance, error) {
+	return Maintenance{}, f.fail()
+}
+
+func (f *fakeStore) DeleteMaintenance(context.Context) error { return f.fail() }
 
 func (f *fakeStore) SetOverride(_ context.Context, o JobOverride) error {
 	f.mu.Lock()

@@ -105,13 +105,22 @@ var _ Batcher = (*GRPCClient)(nil)
 
 // ReadOutput implements Store. The answer may exceed gRPC's default 4 MB
 // limit (a whole machine's output), so the client accepts any size.
-func (c *GRPCClient) ReadOutput(ctx context.Context, q OutputQuery) ([]byte, int64, error) {
+func (c *GRPCClient) ReadOutput(ctx context.Context, q OutputQuery) (Output, error) {
 	resp, err := c.client.ReadOutput(ctx, &storepb.OutputQuery{RunId: q.RunID, Machine: q.Machine,
 		Stream: q.Stream, Offset: q.Offset, Limit: q.Limit}, grpc.MaxCallRecvMsgSize(math.MaxInt32))
 	if err != nil {
-		return nil, 0, fromStatus(err)
+		return Output{}, fromStatus(err)
 	}
-	return resp.GetData(), resp.GetTotal(), nil
+	out := Output{Data: resp.GetData(), Next: resp.GetNext(), Total: resp.GetTotal()}
+	if out.Data == nil {
+		out.Data = []byte{}
+	}
+	if out.Next == 0 {
+		// A plugin built before next existed: it drops nothing, so its
+		// data are exactly the bytes from the offset.
+		out.Next = max(q.Offset, 0) + int64(len(out.Data))
+	}
+	return out, nil
 }
 
 // SetOverride implements Store.
@@ -137,6 +146,27 @@ func (c *GRPCClient) Overrides(ctx context.Context) ([]JobOverride, error) {
 		os = append(os, goOverride(o))
 	}
 	return os, nil
+}
+
+// SetMaintenance implements Store.
+func (c *GRPCClient) SetMaintenance(ctx context.Context, m Maintenance) error {
+	_, err := c.client.SetMaintenance(ctx, pbMaintenance(m))
+	return fromStatus(err)
+}
+
+// GetMaintenance implements Store.
+func (c *GRPCClient) GetMaintenance(ctx context.Context) (Maintenance, error) {
+	resp, err := c.client.GetMaintenance(ctx, &storepb.Empty{})
+	if err != nil {
+		return Maintenance{}, fromStatus(err)
+	}
+	return goMaintenance(resp), nil
+}
+
+// DeleteMaintenance implements Store.
+func (c *GRPCClient) DeleteMaintenance(ctx context.Context) error {
+	_, err := c.client.DeleteMaintenance(ctx, &storepb.Empty{})
+	return fromStatus(err)
 }
 
 // RecordFire implements Store.

@@ -96,6 +96,7 @@ func pbMachine(m Machine) *storepb.Machine {
 		LastHeartbeat: pbTime(m.LastHeartbeat), WrapperVersion: m.WrapperVersion,
 		Protocol: int64(m.Protocol), OutputBytes: m.OutputBytes, NextSeq: m.NextSeq,
 		LateExitCode: pbIntPtr(m.LateExitCode), LateReason: m.LateReason,
+		OutputDropped: m.OutputDropped, OutputCap: m.OutputCap,
 	}
 }
 
@@ -108,6 +109,7 @@ func goMachine(m *storepb.Machine) Machine {
 		LastHeartbeat: goTime(m.GetLastHeartbeat()), WrapperVersion: m.GetWrapperVersion(),
 		Protocol: int(m.GetProtocol()), OutputBytes: m.GetOutputBytes(), NextSeq: m.GetNextSeq(),
 		LateExitCode: goIntPtr(m.LateExitCode), LateReason: m.GetLateReason(),
+		OutputDropped: m.GetOutputDropped(), OutputCap: m.GetOutputCap(),
 	}
 }
 
@@ -223,4 +225,12 @@ func pbOverride(o JobOverride) *storepb.JobOverride {
 
 func goOverride(o *storepb.JobOverride) JobOverride {
 	return JobOverride{Job: o.GetJob(), Enabled: o.GetEnabled(), SetBy: o.GetSetBy(), SetAt: goTime(o.GetSetAt())}
+}
+
+func pbMaintenance(m Maintenance) *storepb.Maintenance {
+	return &storepb.Maintenance{Global: m.Global, Machines: m.Machines, SetBy: m.SetBy, SetAt: pbTime(m.SetAt)}
+}
+
+func goMaintenance(m *storepb.Maintenance) Maintenance {
+	return Maintenance{Global: m.GetGlobal(), Machines: m.GetMachines(), SetBy: m.GetSetBy(), SetAt: goTime(m.GetSetAt())}
 }

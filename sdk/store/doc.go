@@ -23,4 +23,27 @@
 // client sends chunks in batches on one long-lived stream, one batch in
 // flight at a time, so concurrent writers share a round trip (and a
 // store's commit) while each still gets its own result.
+//
+// # Output cap
+//
+// A machine added with an OutputCap keeps at most about that many bytes of
+// output; every store does it the same way (capping.go has the parts that
+// are not SQL, and the conformance suite checks the rest):
+//
+//   - Offsets are those of the machine's whole output, whatever is
+//     dropped: a chunk keeps the offsets it was stored at, in the whole
+//     output and in its stream, so a follower's offset never moves.
+//   - A chunk that starts before HeadBytes(cap) is in the head and is never
+//     dropped, nor is the machine's newest chunk.
+//   - After each append, while the stored bytes exceed the cap, the oldest
+//     chunk that may be dropped is, in the append's transaction: the middle
+//     goes, the head and a tail of about half the cap stay. The cap holds
+//     to a chunk's size (a wrapper sends at most 32 KiB in one).
+//   - OutputBytes still counts every byte; OutputDropped the dropped ones.
+//   - ReadOutput shows each run of dropped bytes as one DroppedMarker.
+//
+// Dropping in the append's transaction costs about one extra delete per
+// chunk once a machine is past its cap, and nothing before: the write path
+// never waits for a separate clean-up, and a crash never leaves a machine
+// above its cap.
 package store

@@ -130,10 +130,10 @@ func (l *lazy) AppendOutputBatch(ctx context.Context, batch []Append) []AppendRe
 	return out
 }
 
-func (l *lazy) ReadOutput(ctx context.Context, q OutputQuery) ([]byte, int64, error) {
+func (l *lazy) ReadOutput(ctx context.Context, q OutputQuery) (Output, error) {
 	s, err := l.get()
 	if err != nil {
-		return nil, 0, err
+		return Output{}, err
 	}
 	return s.ReadOutput(ctx, q)
 }
@@ -160,6 +160,30 @@ func (l *lazy) Overrides(ctx context.Context) ([]JobOverride, error) {
 		return nil, err
 	}
 	return s.Overrides(ctx)
+}
+
+func (l *lazy) SetMaintenance(ctx context.Context, m Maintenance) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.SetMaintenance(ctx, m)
+}
+
+func (l *lazy) GetMaintenance(ctx context.Context) (Maintenance, error) {
+	s, err := l.get()
+	if err != nil {
+		return Maintenance{}, err
+	}
+	return s.GetMaintenance(ctx)
+}
+
+func (l *lazy) DeleteMaintenance(ctx context.Context) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.DeleteMaintenance(ctx)
 }
 
 func (l *lazy) RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error) {

@@ -140,12 +140,12 @@ func (s *GRPCServer) appendBatch(ctx context.Context, batch []Append) []AppendRe
 
 // ReadOutput implements the gRPC service.
 func (s *GRPCServer) ReadOutput(ctx context.Context, req *storepb.OutputQuery) (*storepb.ReadOutputResponse, error) {
-	data, total, err := s.Impl.ReadOutput(ctx, OutputQuery{RunID: req.GetRunId(), Machine: req.GetMachine(),
+	out, err := s.Impl.ReadOutput(ctx, OutputQuery{RunID: req.GetRunId(), Machine: req.GetMachine(),
 		Stream: req.GetStream(), Offset: req.GetOffset(), Limit: req.GetLimit()})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &storepb.ReadOutputResponse{Data: data, Total: total}, nil
+	return &storepb.ReadOutputResponse{Data: out.Data, Total: out.Total, Next: out.Next}, nil
 }
 
 // SetOverride implements the gRPC service.
@@ -169,6 +169,25 @@ func (s *GRPCServer) Overrides(ctx context.Context, _ *storepb.Empty) (*storepb.
 		resp.Overrides[i] = pbOverride(o)
 	}
 	return resp, nil
+}
+
+// SetMaintenance implements the gRPC service.
+func (s *GRPCServer) SetMaintenance(ctx context.Context, req *storepb.Maintenance) (*storepb.Empty, error) {
+	return empty(s.Impl.SetMaintenance(ctx, goMaintenance(req)))
+}
+
+// GetMaintenance implements the gRPC service.
+func (s *GRPCServer) GetMaintenance(ctx context.Context, _ *storepb.Empty) (*storepb.Maintenance, error) {
+	m, err := s.Impl.GetMaintenance(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return pbMaintenance(m), nil
+}
+
+// DeleteMaintenance implements the gRPC service.
+func (s *GRPCServer) DeleteMaintenance(ctx context.Context, _ *storepb.Empty) (*storepb.Empty, error) {
+	return empty(s.Impl.DeleteMaintenance(ctx))
 }
 
 // RecordFire implements the gRPC service.

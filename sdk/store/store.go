@@ -119,7 +119,16 @@ type Machine struct {
 	LastHeartbeat  time.Time `json:"last_heartbeat"`
 	WrapperVersion string    `json:"wrapper_version,omitempty"`
 	Protocol       int       `json:"protocol,omitempty"`
-	OutputBytes    int64     `json:"output_bytes"`
+	// OutputBytes is the size of everything the machine printed, dropped
+	// bytes included; OutputDropped is how much of it the output cap
+	// dropped from the middle.
+	OutputBytes   int64 `json:"output_bytes"`
+	OutputDropped int64 `json:"output_dropped_bytes,omitempty"`
+	// OutputCap is the most output bytes kept for this machine, 0 for no
+	// limit; set when the machine is added, so that a run keeps the cap it
+	// started with whatever the configuration says later (see the
+	// package doc's Output cap).
+	OutputCap int64 `json:"-"`
 	// NextSeq is the first output seq not stored.
 	NextSeq int64 `json:"-"`
 	// Late holds a complete that arrived after the machine was marked
@@ -200,12 +209,36 @@ type OutputQuery struct {
 	Limit   int64  // 0: everything
 }
 
+// Output is what ReadOutput answers.
+type Output struct {
+	// Data are the selected bytes from the query's offset on, with a
+	// DroppedMarker where the output cap dropped bytes, so len(Data) need
+	// not be Next minus the offset.
+	Data []byte
+	// Next is the offset to read on from: past the last byte Data holds,
+	// and past any dropped bytes it marks.
+	Next int64
+	// Total is the selection's whole size, dropped bytes included: a
+	// follower has everything once Next reaches it.
+	Total int64
+}
+
 // JobOverride is an API-set override of a job's HCL enabled flag.
 type JobOverride struct {
 	Job     string    `json:"job"`
 	Enabled bool      `json:"enabled"`
 	SetBy   string    `json:"set_by"`
 	SetAt   time.Time `json:"set_at"`
+}
+
+// Maintenance is the API-set override of the HCL maintenance block: once
+// stored it wins over the HCL, across restarts and reloads, until it is
+// deleted through the API.
+type Maintenance struct {
+	Global   bool      `json:"global"`
+	Machines []string  `json:"machines"`
+	SetBy    string    `json:"set_by"`
+	SetAt    time.Time `json:"set_at"`
 }
 
 // Errors a Store returns; wrap them, callers test with errors.Is.
@@ -233,15 +266,24 @@ type Store interface {
 	// AppendOutput stores a chunk and returns the machine's next expected
 	// seq. A chunk below it is a duplicate: nothing is stored and the
 	// current next seq is returned. A chunk above it returns
-	// ErrOutOfOrder with the expected seq.
+	// ErrOutOfOrder with the expected seq. When the machine has an
+	// OutputCap, the store drops output from the middle in the same
+	// transaction, as the package doc's Output cap says.
 	AppendOutput(ctx context.Context, runID, machine string, c Chunk) (next int64, err error)
-	// ReadOutput returns stored bytes from q.Offset and the total size of
-	// the selection, so a follower knows where to go on from.
-	ReadOutput(ctx context.Context, q OutputQuery) (data []byte, total int64, err error)
+	// ReadOutput returns stored bytes from q.Offset on, where to read on
+	// from, and the selection's whole size; see Output and ReadPlan.
+	ReadOutput(ctx context.Context, q OutputQuery) (Output, error)
 
 	SetOverride(ctx context.Context, o JobOverride) error
 	DeleteOverride(ctx context.Context, job string) error
 	Overrides(ctx context.Context) ([]JobOverride, error)
+
+	// SetMaintenance stores the maintenance override, replacing any.
+	SetMaintenance(ctx context.Context, m Maintenance) error
+	// GetMaintenance returns the stored override, ErrNotFound when none.
+	GetMaintenance(ctx context.Context) (Maintenance, error)
+	// DeleteMaintenance drops the override; none is fine.
+	DeleteMaintenance(ctx context.Context) error
 
 	// RecordFire records that job fired for the scheduled slot, making
 	// the run runID. It returns false, recording nothing, when that

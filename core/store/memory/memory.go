@@ -38,6 +38,8 @@ type Store struct {
 	// fires holds each job's recorded slots, as unix nanoseconds: the
 	// instant, whatever zone the slot came in.
 	fires map[string]map[int64]string
+	// maintenance is the stored override, nil when none.
+	maintenance *store.Maintenance
 }
 
 type runRec struct {
@@ -48,8 +50,21 @@ type runRec struct {
 }
 
 type machRec struct {
-	m      store.Machine
-	chunks []store.Chunk
+	m store.Machine
+	// chunks are the stored chunks in seq order; the output cap may have
+	// dropped some between the head and the tail.
+	chunks []memChunk
+	// streamEnd is each stream's size, dropped bytes included: a stream's
+	// dropped newest chunk must not move the offsets of its next.
+	streamEnd map[string]int64
+	stored    int64
+}
+
+// memChunk is a stored chunk with its offsets in the machine's whole
+// output and in its stream.
+type memChunk struct {
+	store.Chunk
+	start, streamStart int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -115,8 +130,8 @@ func (r *runRec) add(machines []store.Machine) error {
 		if m.Status == "" {
 			m.Status = store.StatusPending
 		}
-		m.NextSeq, m.OutputBytes = 0, 0
-		rec := &machRec{m: m}
+		m.NextSeq, m.OutputBytes, m.OutputDropped = 0, 0, 0
+		rec := &machRec{m: m, streamEnd: map[string]int64{}}
 		r.machines = append(r.machines, rec)
 		r.byName[m.Machine] = rec
 	}
@@ -326,53 +341,77 @@ func (s *Store) AppendOutput(ctx context.Context, runID, machine string, c store
 			c.Seq, machine, runID, next, store.ErrOutOfOrder)
 	}
 	c.Data = bytes.Clone(c.Data)
-	rec.chunks = append(rec.chunks, c)
+	n := int64(len(c.Data))
+	rec.chunks = append(rec.chunks, memChunk{Chunk: c, start: rec.m.OutputBytes, streamStart: rec.streamEnd[c.Stream]})
+	rec.streamEnd[c.Stream] += n
 	rec.m.NextSeq++
-	rec.m.OutputBytes += int64(len(c.Data))
+	rec.m.OutputBytes += n
+	rec.stored += n
+	rec.capOutput()
 	return rec.m.NextSeq, nil
 }
 
+// capOutput drops the oldest chunks past the head, never the newest,
+// while the machine stores more than its cap (see store's package doc).
+func (rec *machRec) capOutput() {
+	limit := rec.m.OutputCap
+	if limit <= 0 || rec.stored <= limit {
+		return
+	}
+	head := store.HeadBytes(limit)
+	first := 0
+	for first < len(rec.chunks) && rec.chunks[first].start < head {
+		first++
+	}
+	if first >= len(rec.chunks)-1 {
+		return
+	}
+	var sizes []int64
+	for _, c := range rec.chunks[first : len(rec.chunks)-1] {
+		sizes = append(sizes, int64(len(c.Data)))
+	}
+	n, freed := store.ToDrop(limit, rec.stored, sizes)
+	rec.chunks = slices.Delete(rec.chunks, first, first+n)
+	rec.stored -= freed
+	rec.m.OutputDropped += freed
+}
+
 // ReadOutput returns the selected bytes from q.Offset (at most q.Limit of
-// them) and the selection's total size. A negative offset reads from 0.
-func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) ([]byte, int64, error) {
+// them, dropped stretches marked), where to read on from, and the
+// selection's whole size. A negative offset reads from 0.
+func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Output, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.check(ctx); err != nil {
-		return nil, 0, err
+		return store.Output{}, err
 	}
 	rec, err := s.machine(q.RunID, q.Machine)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read output: %w", err)
+		return store.Output{}, fmt.Errorf("read output: %w", err)
 	}
-	off := max(q.Offset, 0)
-	var total int64
-	var out []byte
-	for _, c := range rec.chunks {
-		if q.Stream != "" && c.Stream != q.Stream {
-			continue
-		}
-		start, end := total, total+int64(len(c.Data))
-		total = end
-		if end <= off {
-			continue
-		}
-		from := max(off-start, 0)
-		part := c.Data[from:]
-		if q.Limit > 0 {
-			room := q.Limit - int64(len(out))
-			if room <= 0 {
+	total := rec.m.OutputBytes
+	if q.Stream != "" {
+		total = rec.streamEnd[q.Stream]
+	}
+	plan := store.NewReadPlan(q, total)
+	// The first chunk ending past the offset, found by halving: chunks
+	// are in offset order.
+	from, _ := slices.BinarySearchFunc(rec.chunks, plan.Offset(), func(c memChunk, off int64) int {
+		return cmp.Compare(c.start+int64(len(c.Data)), off+1)
+	})
+	for _, c := range rec.chunks[from:] {
+		start := c.start
+		if q.Stream != "" {
+			if c.Stream != q.Stream {
 				continue
 			}
-			if int64(len(part)) > room {
-				part = part[:room]
-			}
+			start = c.streamStart
 		}
-		out = append(out, part...)
+		if !plan.Add(start, c.Data) {
+			break
+		}
 	}
-	if out == nil {
-		out = []byte{}
-	}
-	return out, total, nil
+	return plan.Done(), nil
 }
 
 // SetOverride stores or replaces a job's override.
@@ -413,6 +452,44 @@ func (s *Store) Overrides(ctx context.Context) ([]store.JobOverride, error) {
 	}
 	slices.SortFunc(out, func(a, b store.JobOverride) int { return cmp.Compare(a.Job, b.Job) })
 	return out, nil
+}
+
+// SetMaintenance stores the maintenance override, replacing any.
+func (s *Store) SetMaintenance(ctx context.Context, m store.Maintenance) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	m.Machines = slices.Clone(m.Machines)
+	s.maintenance = &m
+	return nil
+}
+
+// GetMaintenance returns the stored override, store.ErrNotFound when none.
+func (s *Store) GetMaintenance(ctx context.Context) (store.Maintenance, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return store.Maintenance{}, err
+	}
+	if s.maintenance == nil {
+		return store.Maintenance{}, fmt.Errorf("maintenance override: %w", store.ErrNotFound)
+	}
+	m := *s.maintenance
+	m.Machines = slices.Clone(m.Machines)
+	return m, nil
+}
+
+// DeleteMaintenance drops the override; none is fine.
+func (s *Store) DeleteMaintenance(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	s.maintenance = nil
+	return nil
 }
 
 // PruneRuns deletes finished runs older than finishedBefore.

@@ -353,6 +353,8 @@ type Machine struct {
 	NextSeq        int64                  `protobuf:"varint,17,opt,name=next_seq,json=nextSeq,proto3" json:"next_seq,omitempty"`
 	LateExitCode   *int64                 `protobuf:"varint,18,opt,name=late_exit_code,json=lateExitCode,proto3,oneof" json:"late_exit_code,omitempty"`
 	LateReason     string                 `protobuf:"bytes,19,opt,name=late_reason,json=lateReason,proto3" json:"late_reason,omitempty"`
+	OutputDropped  int64                  `protobuf:"varint,20,opt,name=output_dropped,json=outputDropped,proto3" json:"output_dropped,omitempty"`
+	OutputCap      int64                  `protobuf:"varint,21,opt,name=output_cap,json=outputCap,proto3" json:"output_cap,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -518,6 +520,20 @@ func (x *Machine) GetLateReason() string {
 		return x.LateReason
 	}
 	return ""
+}
+
+func (x *Machine) GetOutputDropped() int64 {
+	if x != nil {
+		return x.OutputDropped
+	}
+	return 0
+}
+
+func (x *Machine) GetOutputCap() int64 {
+	if x != nil {
+		return x.OutputCap
+	}
+	return 0
 }
 
 type Run struct {
@@ -1679,9 +1695,12 @@ func (x *OutputQuery) GetLimit() int64 {
 }
 
 type ReadOutputResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
-	Total         int64                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Total int64                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// next is where to read on from; data may hold markers of dropped
+	// bytes, so it is not always offset + len(data).
+	Next          int64 `protobuf:"varint,3,opt,name=next,proto3" json:"next,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1730,6 +1749,81 @@ func (x *ReadOutputResponse) GetTotal() int64 {
 	return 0
 }
 
+func (x *ReadOutputResponse) GetNext() int64 {
+	if x != nil {
+		return x.Next
+	}
+	return 0
+}
+
+type Maintenance struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Global        bool                   `protobuf:"varint,1,opt,name=global,proto3" json:"global,omitempty"`
+	Machines      []string               `protobuf:"bytes,2,rep,name=machines,proto3" json:"machines,omitempty"`
+	SetBy         string                 `protobuf:"bytes,3,opt,name=set_by,json=setBy,proto3" json:"set_by,omitempty"`
+	SetAt         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=set_at,json=setAt,proto3" json:"set_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Maintenance) Reset() {
+	*x = Maintenance{}
+	mi := &file_store_proto_store_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Maintenance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Maintenance) ProtoMessage() {}
+
+func (x *Maintenance) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Maintenance.ProtoReflect.Descriptor instead.
+func (*Maintenance) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Maintenance) GetGlobal() bool {
+	if x != nil {
+		return x.Global
+	}
+	return false
+}
+
+func (x *Maintenance) GetMachines() []string {
+	if x != nil {
+		return x.Machines
+	}
+	return nil
+}
+
+func (x *Maintenance) GetSetBy() string {
+	if x != nil {
+		return x.SetBy
+	}
+	return ""
+}
+
+func (x *Maintenance) GetSetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SetAt
+	}
+	return nil
+}
+
 type JobOverride struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Job           string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
@@ -1742,7 +1836,7 @@ type JobOverride struct {
 
 func (x *JobOverride) Reset() {
 	*x = JobOverride{}
-	mi := &file_store_proto_store_proto_msgTypes[23]
+	mi := &file_store_proto_store_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +1848,7 @@ func (x *JobOverride) String() string {
 func (*JobOverride) ProtoMessage() {}
 
 func (x *JobOverride) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[23]
+	mi := &file_store_proto_store_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +1861,7 @@ func (x *JobOverride) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOverride.ProtoReflect.Descriptor instead.
 func (*JobOverride) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{23}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *JobOverride) GetJob() string {
@@ -1807,7 +1901,7 @@ type DeleteOverrideRequest struct {
 
 func (x *DeleteOverrideRequest) Reset() {
 	*x = DeleteOverrideRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[24]
+	mi := &file_store_proto_store_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +1913,7 @@ func (x *DeleteOverrideRequest) String() string {
 func (*DeleteOverrideRequest) ProtoMessage() {}
 
 func (x *DeleteOverrideRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[24]
+	mi := &file_store_proto_store_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +1926,7 @@ func (x *DeleteOverrideRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOverrideRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOverrideRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{24}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteOverrideRequest) GetJob() string {
@@ -1851,7 +1945,7 @@ type OverridesResponse struct {
 
 func (x *OverridesResponse) Reset() {
 	*x = OverridesResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[25]
+	mi := &file_store_proto_store_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +1957,7 @@ func (x *OverridesResponse) String() string {
 func (*OverridesResponse) ProtoMessage() {}
 
 func (x *OverridesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[25]
+	mi := &file_store_proto_store_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +1970,7 @@ func (x *OverridesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverridesResponse.ProtoReflect.Descriptor instead.
 func (*OverridesResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{25}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *OverridesResponse) GetOverrides() []*JobOverride {
@@ -1897,7 +1991,7 @@ type RecordFireRequest struct {
 
 func (x *RecordFireRequest) Reset() {
 	*x = RecordFireRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[26]
+	mi := &file_store_proto_store_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +2003,7 @@ func (x *RecordFireRequest) String() string {
 func (*RecordFireRequest) ProtoMessage() {}
 
 func (x *RecordFireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[26]
+	mi := &file_store_proto_store_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +2016,7 @@ func (x *RecordFireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordFireRequest.ProtoReflect.Descriptor instead.
 func (*RecordFireRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{26}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RecordFireRequest) GetJob() string {
@@ -1955,7 +2049,7 @@ type RecordFireResponse struct {
 
 func (x *RecordFireResponse) Reset() {
 	*x = RecordFireResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[27]
+	mi := &file_store_proto_store_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1967,7 +2061,7 @@ func (x *RecordFireResponse) String() string {
 func (*RecordFireResponse) ProtoMessage() {}
 
 func (x *RecordFireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[27]
+	mi := &file_store_proto_store_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1980,7 +2074,7 @@ func (x *RecordFireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordFireResponse.ProtoReflect.Descriptor instead.
 func (*RecordFireResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{27}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RecordFireResponse) GetRecorded() bool {
@@ -1999,7 +2093,7 @@ type LastFireRequest struct {
 
 func (x *LastFireRequest) Reset() {
 	*x = LastFireRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[28]
+	mi := &file_store_proto_store_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2105,7 @@ func (x *LastFireRequest) String() string {
 func (*LastFireRequest) ProtoMessage() {}
 
 func (x *LastFireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[28]
+	mi := &file_store_proto_store_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2118,7 @@ func (x *LastFireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFireRequest.ProtoReflect.Descriptor instead.
 func (*LastFireRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{28}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LastFireRequest) GetJob() string {
@@ -2044,7 +2138,7 @@ type LastFireResponse struct {
 
 func (x *LastFireResponse) Reset() {
 	*x = LastFireResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[29]
+	mi := &file_store_proto_store_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2150,7 @@ func (x *LastFireResponse) String() string {
 func (*LastFireResponse) ProtoMessage() {}
 
 func (x *LastFireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[29]
+	mi := &file_store_proto_store_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2163,7 @@ func (x *LastFireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFireResponse.ProtoReflect.Descriptor instead.
 func (*LastFireResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{29}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LastFireResponse) GetSlot() *timestamppb.Timestamp {
@@ -2090,7 +2184,7 @@ type PruneRunsRequest struct {
 
 func (x *PruneRunsRequest) Reset() {
 	*x = PruneRunsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[30]
+	mi := &file_store_proto_store_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2196,7 @@ func (x *PruneRunsRequest) String() string {
 func (*PruneRunsRequest) ProtoMessage() {}
 
 func (x *PruneRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[30]
+	mi := &file_store_proto_store_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2209,7 @@ func (x *PruneRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRunsRequest.ProtoReflect.Descriptor instead.
 func (*PruneRunsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{30}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PruneRunsRequest) GetFinishedBefore() *timestamppb.Timestamp {
@@ -2134,7 +2228,7 @@ type PruneRunsResponse struct {
 
 func (x *PruneRunsResponse) Reset() {
 	*x = PruneRunsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[31]
+	mi := &file_store_proto_store_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2146,7 +2240,7 @@ func (x *PruneRunsResponse) String() string {
 func (*PruneRunsResponse) ProtoMessage() {}
 
 func (x *PruneRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[31]
+	mi := &file_store_proto_store_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2159,7 +2253,7 @@ func (x *PruneRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRunsResponse.ProtoReflect.Descriptor instead.
 func (*PruneRunsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{31}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PruneRunsResponse) GetDeleted() int64 {
@@ -2187,7 +2281,7 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\vgrace_nanos\x18\x04 \x01(\x03R\n" +
 	"graceNanos\x12\x0e\n" +
 	"\x02by\x18\x05 \x01(\tR\x02by\x12*\n" +
-	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x80\x06\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xc6\x06\n" +
 	"\aMachine\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\amachine\x18\x02 \x01(\tR\amachine\x12\x16\n" +
@@ -2212,7 +2306,10 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\bnext_seq\x18\x11 \x01(\x03R\anextSeq\x12)\n" +
 	"\x0elate_exit_code\x18\x12 \x01(\x03H\x01R\flateExitCode\x88\x01\x01\x12\x1f\n" +
 	"\vlate_reason\x18\x13 \x01(\tR\n" +
-	"lateReasonB\f\n" +
+	"lateReason\x12%\n" +
+	"\x0eoutput_dropped\x18\x14 \x01(\x03R\routputDropped\x12\x1d\n" +
+	"\n" +
+	"output_cap\x18\x15 \x01(\x03R\toutputCapB\f\n" +
 	"\n" +
 	"_exit_codeB\x11\n" +
 	"\x0f_late_exit_code\"\xb4\x04\n" +
@@ -2332,10 +2429,16 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\amachine\x18\x02 \x01(\tR\amachine\x12\x16\n" +
 	"\x06stream\x18\x03 \x01(\tR\x06stream\x12\x16\n" +
 	"\x06offset\x18\x04 \x01(\x03R\x06offset\x12\x14\n" +
-	"\x05limit\x18\x05 \x01(\x03R\x05limit\">\n" +
+	"\x05limit\x18\x05 \x01(\x03R\x05limit\"R\n" +
 	"\x12ReadOutputResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\x03R\x05total\"\x83\x01\n" +
+	"\x05total\x18\x02 \x01(\x03R\x05total\x12\x12\n" +
+	"\x04next\x18\x03 \x01(\x03R\x04next\"\x8b\x01\n" +
+	"\vMaintenance\x12\x16\n" +
+	"\x06global\x18\x01 \x01(\bR\x06global\x12\x1a\n" +
+	"\bmachines\x18\x02 \x03(\tR\bmachines\x12\x15\n" +
+	"\x06set_by\x18\x03 \x01(\tR\x05setBy\x121\n" +
+	"\x06set_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05setAt\"\x83\x01\n" +
 	"\vJobOverride\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12\x15\n" +
@@ -2367,8 +2470,7 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x17ERROR_KIND_OUT_OF_ORDER\x10\x04\x12\x1a\n" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x05\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\x06\x12 \n" +
-	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a2\xe8\n" +
-	"\n" +
+	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a2\xcf\f\n" +
 	"\x05Store\x12X\n" +
 	"\tConfigure\x12$.saltpeter.store.v1.ConfigureRequest\x1a%.saltpeter.store.v1.ConfigureResponse\x12L\n" +
 	"\tCreateRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12P\n" +
@@ -2382,7 +2484,10 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"ReadOutput\x12\x1f.saltpeter.store.v1.OutputQuery\x1a&.saltpeter.store.v1.ReadOutputResponse\x12I\n" +
 	"\vSetOverride\x12\x1f.saltpeter.store.v1.JobOverride\x1a\x19.saltpeter.store.v1.Empty\x12V\n" +
 	"\x0eDeleteOverride\x12).saltpeter.store.v1.DeleteOverrideRequest\x1a\x19.saltpeter.store.v1.Empty\x12M\n" +
-	"\tOverrides\x12\x19.saltpeter.store.v1.Empty\x1a%.saltpeter.store.v1.OverridesResponse\x12[\n" +
+	"\tOverrides\x12\x19.saltpeter.store.v1.Empty\x1a%.saltpeter.store.v1.OverridesResponse\x12L\n" +
+	"\x0eSetMaintenance\x12\x1f.saltpeter.store.v1.Maintenance\x1a\x19.saltpeter.store.v1.Empty\x12L\n" +
+	"\x0eGetMaintenance\x12\x19.saltpeter.store.v1.Empty\x1a\x1f.saltpeter.store.v1.Maintenance\x12I\n" +
+	"\x11DeleteMaintenance\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.Empty\x12[\n" +
 	"\n" +
 	"RecordFire\x12%.saltpeter.store.v1.RecordFireRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12U\n" +
 	"\bLastFire\x12#.saltpeter.store.v1.LastFireRequest\x1a$.saltpeter.store.v1.LastFireResponse\x12X\n" +
@@ -2403,7 +2508,7 @@ func file_store_proto_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_store_proto_store_proto_goTypes = []any{
 	(ErrorKind)(0),                // 0: saltpeter.store.v1.ErrorKind
 	(*Empty)(nil),                 // 1: saltpeter.store.v1.Empty
@@ -2429,95 +2534,103 @@ var file_store_proto_store_proto_goTypes = []any{
 	(*AppendResults)(nil),         // 21: saltpeter.store.v1.AppendResults
 	(*OutputQuery)(nil),           // 22: saltpeter.store.v1.OutputQuery
 	(*ReadOutputResponse)(nil),    // 23: saltpeter.store.v1.ReadOutputResponse
-	(*JobOverride)(nil),           // 24: saltpeter.store.v1.JobOverride
-	(*DeleteOverrideRequest)(nil), // 25: saltpeter.store.v1.DeleteOverrideRequest
-	(*OverridesResponse)(nil),     // 26: saltpeter.store.v1.OverridesResponse
-	(*RecordFireRequest)(nil),     // 27: saltpeter.store.v1.RecordFireRequest
-	(*RecordFireResponse)(nil),    // 28: saltpeter.store.v1.RecordFireResponse
-	(*LastFireRequest)(nil),       // 29: saltpeter.store.v1.LastFireRequest
-	(*LastFireResponse)(nil),      // 30: saltpeter.store.v1.LastFireResponse
-	(*PruneRunsRequest)(nil),      // 31: saltpeter.store.v1.PruneRunsRequest
-	(*PruneRunsResponse)(nil),     // 32: saltpeter.store.v1.PruneRunsResponse
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*Maintenance)(nil),           // 24: saltpeter.store.v1.Maintenance
+	(*JobOverride)(nil),           // 25: saltpeter.store.v1.JobOverride
+	(*DeleteOverrideRequest)(nil), // 26: saltpeter.store.v1.DeleteOverrideRequest
+	(*OverridesResponse)(nil),     // 27: saltpeter.store.v1.OverridesResponse
+	(*RecordFireRequest)(nil),     // 28: saltpeter.store.v1.RecordFireRequest
+	(*RecordFireResponse)(nil),    // 29: saltpeter.store.v1.RecordFireResponse
+	(*LastFireRequest)(nil),       // 30: saltpeter.store.v1.LastFireRequest
+	(*LastFireResponse)(nil),      // 31: saltpeter.store.v1.LastFireResponse
+	(*PruneRunsRequest)(nil),      // 32: saltpeter.store.v1.PruneRunsRequest
+	(*PruneRunsResponse)(nil),     // 33: saltpeter.store.v1.PruneRunsResponse
+	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
 }
 var file_store_proto_store_proto_depIdxs = []int32{
 	0,  // 0: saltpeter.store.v1.ErrorDetail.kind:type_name -> saltpeter.store.v1.ErrorKind
-	33, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
-	33, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
-	33, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
-	33, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
-	33, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
-	33, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
-	33, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
-	33, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	33, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
-	33, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
+	34, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
+	34, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
+	34, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
+	34, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
+	34, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
+	34, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
+	34, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
+	34, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	34, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
+	34, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 11: saltpeter.store.v1.Run.actions:type_name -> saltpeter.store.v1.Action
 	6,  // 12: saltpeter.store.v1.Run.machines:type_name -> saltpeter.store.v1.Machine
 	7,  // 13: saltpeter.store.v1.CreateRunRequest.run:type_name -> saltpeter.store.v1.Run
 	6,  // 14: saltpeter.store.v1.AddMachinesRequest.machines:type_name -> saltpeter.store.v1.Machine
-	33, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
-	33, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	33, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
+	34, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
+	34, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	34, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 18: saltpeter.store.v1.RunUpdate.add_action:type_name -> saltpeter.store.v1.Action
 	10, // 19: saltpeter.store.v1.UpdateRunRequest.update:type_name -> saltpeter.store.v1.RunUpdate
-	33, // 20: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
-	33, // 21: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
-	33, // 22: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
-	33, // 23: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	33, // 24: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
+	34, // 20: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
+	34, // 21: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
+	34, // 22: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
+	34, // 23: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	34, // 24: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
 	12, // 25: saltpeter.store.v1.UpdateMachineRequest.update:type_name -> saltpeter.store.v1.MachineUpdate
-	33, // 26: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
+	34, // 26: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
 	7,  // 27: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
-	33, // 28: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
+	34, // 28: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
 	17, // 29: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
 	18, // 30: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
 	0,  // 31: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
 	20, // 32: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
-	33, // 33: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
-	24, // 34: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
-	33, // 35: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
-	33, // 36: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
-	33, // 37: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
-	3,  // 38: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
-	8,  // 39: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	9,  // 40: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
-	11, // 41: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
-	13, // 42: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
-	14, // 43: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
-	15, // 44: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
-	19, // 45: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
-	22, // 46: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
-	24, // 47: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
-	25, // 48: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
-	1,  // 49: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
-	27, // 50: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
-	29, // 51: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
-	31, // 52: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
-	1,  // 53: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
-	1,  // 54: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
-	4,  // 55: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
-	1,  // 56: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 57: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
-	1,  // 58: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 59: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
-	7,  // 60: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
-	16, // 61: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
-	21, // 62: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
-	23, // 63: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
-	1,  // 64: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
-	1,  // 65: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
-	26, // 66: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
-	28, // 67: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
-	30, // 68: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
-	32, // 69: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
-	1,  // 70: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
-	1,  // 71: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
-	55, // [55:72] is the sub-list for method output_type
-	38, // [38:55] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	34, // 33: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
+	34, // 34: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
+	25, // 35: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
+	34, // 36: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
+	34, // 37: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
+	34, // 38: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
+	3,  // 39: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
+	8,  // 40: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	9,  // 41: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
+	11, // 42: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
+	13, // 43: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
+	14, // 44: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
+	15, // 45: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
+	19, // 46: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
+	22, // 47: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
+	25, // 48: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
+	26, // 49: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
+	1,  // 50: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
+	24, // 51: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
+	1,  // 52: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
+	1,  // 53: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
+	28, // 54: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
+	30, // 55: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
+	32, // 56: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
+	1,  // 57: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
+	1,  // 58: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
+	4,  // 59: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
+	1,  // 60: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 61: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
+	1,  // 62: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 63: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
+	7,  // 64: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
+	16, // 65: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
+	21, // 66: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
+	23, // 67: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
+	1,  // 68: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
+	1,  // 69: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
+	27, // 70: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
+	1,  // 71: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
+	24, // 72: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
+	1,  // 73: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
+	29, // 74: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
+	31, // 75: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
+	33, // 76: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
+	1,  // 77: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
+	1,  // 78: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
+	59, // [59:79] is the sub-list for method output_type
+	39, // [39:59] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_store_proto_init() }
@@ -2536,7 +2649,7 @@ func file_store_proto_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_store_proto_rawDesc), len(file_store_proto_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

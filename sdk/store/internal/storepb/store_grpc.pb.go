@@ -19,23 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Store_Configure_FullMethodName      = "/saltpeter.store.v1.Store/Configure"
-	Store_CreateRun_FullMethodName      = "/saltpeter.store.v1.Store/CreateRun"
-	Store_AddMachines_FullMethodName    = "/saltpeter.store.v1.Store/AddMachines"
-	Store_UpdateRun_FullMethodName      = "/saltpeter.store.v1.Store/UpdateRun"
-	Store_UpdateMachine_FullMethodName  = "/saltpeter.store.v1.Store/UpdateMachine"
-	Store_GetRun_FullMethodName         = "/saltpeter.store.v1.Store/GetRun"
-	Store_ListRuns_FullMethodName       = "/saltpeter.store.v1.Store/ListRuns"
-	Store_AppendOutput_FullMethodName   = "/saltpeter.store.v1.Store/AppendOutput"
-	Store_ReadOutput_FullMethodName     = "/saltpeter.store.v1.Store/ReadOutput"
-	Store_SetOverride_FullMethodName    = "/saltpeter.store.v1.Store/SetOverride"
-	Store_DeleteOverride_FullMethodName = "/saltpeter.store.v1.Store/DeleteOverride"
-	Store_Overrides_FullMethodName      = "/saltpeter.store.v1.Store/Overrides"
-	Store_RecordFire_FullMethodName     = "/saltpeter.store.v1.Store/RecordFire"
-	Store_LastFire_FullMethodName       = "/saltpeter.store.v1.Store/LastFire"
-	Store_PruneRuns_FullMethodName      = "/saltpeter.store.v1.Store/PruneRuns"
-	Store_Ping_FullMethodName           = "/saltpeter.store.v1.Store/Ping"
-	Store_Close_FullMethodName          = "/saltpeter.store.v1.Store/Close"
+	Store_Configure_FullMethodName         = "/saltpeter.store.v1.Store/Configure"
+	Store_CreateRun_FullMethodName         = "/saltpeter.store.v1.Store/CreateRun"
+	Store_AddMachines_FullMethodName       = "/saltpeter.store.v1.Store/AddMachines"
+	Store_UpdateRun_FullMethodName         = "/saltpeter.store.v1.Store/UpdateRun"
+	Store_UpdateMachine_FullMethodName     = "/saltpeter.store.v1.Store/UpdateMachine"
+	Store_GetRun_FullMethodName            = "/saltpeter.store.v1.Store/GetRun"
+	Store_ListRuns_FullMethodName          = "/saltpeter.store.v1.Store/ListRuns"
+	Store_AppendOutput_FullMethodName      = "/saltpeter.store.v1.Store/AppendOutput"
+	Store_ReadOutput_FullMethodName        = "/saltpeter.store.v1.Store/ReadOutput"
+	Store_SetOverride_FullMethodName       = "/saltpeter.store.v1.Store/SetOverride"
+	Store_DeleteOverride_FullMethodName    = "/saltpeter.store.v1.Store/DeleteOverride"
+	Store_Overrides_FullMethodName         = "/saltpeter.store.v1.Store/Overrides"
+	Store_SetMaintenance_FullMethodName    = "/saltpeter.store.v1.Store/SetMaintenance"
+	Store_GetMaintenance_FullMethodName    = "/saltpeter.store.v1.Store/GetMaintenance"
+	Store_DeleteMaintenance_FullMethodName = "/saltpeter.store.v1.Store/DeleteMaintenance"
+	Store_RecordFire_FullMethodName        = "/saltpeter.store.v1.Store/RecordFire"
+	Store_LastFire_FullMethodName          = "/saltpeter.store.v1.Store/LastFire"
+	Store_PruneRuns_FullMethodName         = "/saltpeter.store.v1.Store/PruneRuns"
+	Store_Ping_FullMethodName              = "/saltpeter.store.v1.Store/Ping"
+	Store_Close_FullMethodName             = "/saltpeter.store.v1.Store/Close"
 )
 
 // StoreClient is the client API for Store service.
@@ -73,6 +76,10 @@ type StoreClient interface {
 	SetOverride(ctx context.Context, in *JobOverride, opts ...grpc.CallOption) (*Empty, error)
 	DeleteOverride(ctx context.Context, in *DeleteOverrideRequest, opts ...grpc.CallOption) (*Empty, error)
 	Overrides(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*OverridesResponse, error)
+	SetMaintenance(ctx context.Context, in *Maintenance, opts ...grpc.CallOption) (*Empty, error)
+	// GetMaintenance fails with ERROR_KIND_NOT_FOUND when none is stored.
+	GetMaintenance(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Maintenance, error)
+	DeleteMaintenance(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 	// RecordFire answers recorded false, recording nothing, when the
 	// (job, slot) is already recorded: the unique key is in the store.
 	RecordFire(ctx context.Context, in *RecordFireRequest, opts ...grpc.CallOption) (*RecordFireResponse, error)
@@ -215,6 +222,36 @@ func (c *storeClient) Overrides(ctx context.Context, in *Empty, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *storeClient) SetMaintenance(ctx context.Context, in *Maintenance, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Store_SetMaintenance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) GetMaintenance(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Maintenance, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Maintenance)
+	err := c.cc.Invoke(ctx, Store_GetMaintenance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) DeleteMaintenance(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Store_DeleteMaintenance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storeClient) RecordFire(ctx context.Context, in *RecordFireRequest, opts ...grpc.CallOption) (*RecordFireResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RecordFireResponse)
@@ -300,6 +337,10 @@ type StoreServer interface {
 	SetOverride(context.Context, *JobOverride) (*Empty, error)
 	DeleteOverride(context.Context, *DeleteOverrideRequest) (*Empty, error)
 	Overrides(context.Context, *Empty) (*OverridesResponse, error)
+	SetMaintenance(context.Context, *Maintenance) (*Empty, error)
+	// GetMaintenance fails with ERROR_KIND_NOT_FOUND when none is stored.
+	GetMaintenance(context.Context, *Empty) (*Maintenance, error)
+	DeleteMaintenance(context.Context, *Empty) (*Empty, error)
 	// RecordFire answers recorded false, recording nothing, when the
 	// (job, slot) is already recorded: the unique key is in the store.
 	RecordFire(context.Context, *RecordFireRequest) (*RecordFireResponse, error)
@@ -354,6 +395,15 @@ func (UnimplementedStoreServer) DeleteOverride(context.Context, *DeleteOverrideR
 }
 func (UnimplementedStoreServer) Overrides(context.Context, *Empty) (*OverridesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Overrides not implemented")
+}
+func (UnimplementedStoreServer) SetMaintenance(context.Context, *Maintenance) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetMaintenance not implemented")
+}
+func (UnimplementedStoreServer) GetMaintenance(context.Context, *Empty) (*Maintenance, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetMaintenance not implemented")
+}
+func (UnimplementedStoreServer) DeleteMaintenance(context.Context, *Empty) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteMaintenance not implemented")
 }
 func (UnimplementedStoreServer) RecordFire(context.Context, *RecordFireRequest) (*RecordFireResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RecordFire not implemented")
@@ -596,6 +646,60 @@ func _Store_Overrides_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Store_SetMaintenance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Maintenance)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).SetMaintenance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_SetMaintenance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).SetMaintenance(ctx, req.(*Maintenance))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_GetMaintenance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).GetMaintenance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_GetMaintenance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).GetMaintenance(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_DeleteMaintenance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).DeleteMaintenance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_DeleteMaintenance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).DeleteMaintenance(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Store_RecordFire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RecordFireRequest)
 	if err := dec(in); err != nil {
@@ -736,6 +840,18 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Overrides",
 			Handler:    _Store_Overrides_Handler,
+		},
+		{
+			MethodName: "SetMaintenance",
+			Handler:    _Store_SetMaintenance_Handler,
+		},
+		{
+			MethodName: "GetMaintenance",
+			Handler:    _Store_GetMaintenance_Handler,
+		},
+		{
+			MethodName: "DeleteMaintenance",
+			Handler:    _Store_DeleteMaintenance_Handler,
 		},
 		{
 			MethodName: "RecordFire",

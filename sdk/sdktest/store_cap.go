@@ -1,0 +1,184 @@
+package sdktest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/saltpeter/saltpeter/sdk/store"
+)
+
+func testMaintenance(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if m, err := s.GetMaintenance(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetMaintenance on an empty store = %+v, %v; want ErrNotFound", m, err)
+	}
+	steps := []store.Maintenance{
+		{Global: true, Machines: []string{"db3", "web1"}, SetBy: "alice", SetAt: t0},
+		{Global: false, Machines: []string{"web2"}, SetBy: "bob", SetAt: t0.Add(time.Minute)},
+		{Global: false, SetBy: "carol", SetAt: t0.Add(time.Hour)},
+	}
+	for i, m := range steps {
+		if err := s.SetMaintenance(ctx, m); err != nil {
+			t.Fatalf("SetMaintenance %d: %v", i, err)
+		}
+		got, err := s.GetMaintenance(ctx)
+		if err != nil || got.Global != m.Global || !slices.Equal(got.Machines, m.Machines) ||
+			got.SetBy != m.SetBy || !got.SetAt.Equal(m.SetAt) {
+			t.Errorf("after SetMaintenance %d: GetMaintenance = %+v, %v; want %+v", i, got, err, m)
+		}
+	}
+	for i := range 2 {
+		if err := s.DeleteMaintenance(ctx); err != nil {
+			t.Errorf("DeleteMaintenance %d: %v, want nil", i, err)
+		}
+		if m, err := s.GetMaintenance(ctx); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("after DeleteMaintenance %d: GetMaintenance = %+v, %v; want ErrNotFound", i, m, err)
+		}
+	}
+}
+
+// capChunk is chunk i of the output cap test: 20 bytes saying which it
+// is, so a misplaced one shows.
+func capChunk(i int64, stream string) store.Chunk {
+	return store.Chunk{Seq: i, Stream: stream, Data: bytes.Repeat(fmt.Appendf(nil, "%02d", i), 10), At: t0}
+}
+
+func testOutputCap(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	// A cap of 100 keeps a head of 50: chunks starting before byte 50
+	// (0, 1 and 2) stay; past 100 stored bytes the oldest others go.
+	run := store.Run{ID: "r1", Job: "backup", Trigger: store.TriggerSchedule, StartedAt: t0,
+		Status: store.StatusRunning, Machines: []store.Machine{{Machine: "a", OutputCap: 100}, {Machine: "nocap"}}}
+	if err := s.CreateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddMachines(ctx, "r1", []store.Machine{{Machine: "b", OutputCap: 100}, {Machine: "tiny", OutputCap: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	// Chunk 3 is stderr's newest when it is dropped: chunk 6 must still
+	// get stderr offsets after it.
+	streams := []string{"stdout", "stderr", "stdout", "stderr", "stdout", "stdout", "stderr", "stdout"}
+	var chunks []store.Chunk
+	for i, st := range streams {
+		chunks = append(chunks, capChunk(int64(i), st))
+	}
+	for _, c := range chunks {
+		if _, err := s.AppendOutput(ctx, "r1", "a", c); err != nil {
+			t.Fatalf("append %d to a: %v", c.Seq, err)
+		}
+		if _, err := s.AppendOutput(ctx, "r1", "nocap", c); err != nil {
+			t.Fatalf("append %d to nocap: %v", c.Seq, err)
+		}
+	}
+	// b takes the same chunks in one batch, where the store can.
+	if bt, ok := s.(store.Batcher); ok {
+		batch := make([]store.Append, len(chunks))
+		for i, c := range chunks {
+			batch[i] = store.Append{RunID: "r1", Machine: "b", Chunk: c}
+		}
+		for i, r := range bt.AppendOutputBatch(ctx, batch) {
+			if r.Err != nil || r.Next != int64(i+1) {
+				t.Fatalf("batch append %d to b: next %d, %v", i, r.Next, r.Err)
+			}
+		}
+	} else {
+		for _, c := range chunks {
+			if _, err := s.AppendOutput(ctx, "r1", "b", c); err != nil {
+				t.Fatalf("append %d to b: %v", c.Seq, err)
+			}
+		}
+	}
+	// A duplicate of a dropped chunk stores nothing and brings nothing back.
+	if next, err := s.AppendOutput(ctx, "r1", "a", chunks[4]); err != nil || next != 8 {
+		t.Errorf("duplicate of a dropped chunk: next %d, %v; want 8", next, err)
+	}
+	for i := range int64(3) {
+		if _, err := s.AppendOutput(ctx, "r1", "tiny", capChunk(i, "stdout")); err != nil {
+			t.Fatalf("append %d to tiny: %v", i, err)
+		}
+	}
+
+	join := func(idx ...int) string {
+		var b []byte
+		for _, i := range idx {
+			b = append(b, chunks[i].Data...)
+		}
+		return string(b)
+	}
+	mark := func(n int64) string { return string(store.DroppedMarker(n)) }
+	r := mustGet(t, s, "r1")
+	for _, m := range []struct {
+		name                string
+		cap, dropped, bytes int64
+	}{
+		{"a", 100, 60, 160}, {"b", 100, 60, 160}, {"nocap", 0, 0, 160}, {"tiny", 10, 20, 60},
+	} {
+		got := machineOf(t, r, m.name)
+		if got.OutputCap != m.cap || got.OutputDropped != m.dropped || got.OutputBytes != m.bytes {
+			t.Errorf("machine %s: cap %d, dropped %d, output_bytes %d; want %d, %d, %d",
+				m.name, got.OutputCap, got.OutputDropped, got.OutputBytes, m.cap, m.dropped, m.bytes)
+		}
+	}
+
+	cases := []struct {
+		name, machine     string
+		q                 store.OutputQuery
+		want              string
+		wantNext, wantTot int64
+	}{
+		{"all", "a", store.OutputQuery{}, join(0, 1, 2) + mark(60) + join(6, 7), 160, 160},
+		{"all batched", "b", store.OutputQuery{}, join(0, 1, 2) + mark(60) + join(6, 7), 160, 160},
+		{"nothing dropped", "nocap", store.OutputQuery{}, join(0, 1, 2, 3, 4, 5, 6, 7), 160, 160},
+		{"stdout", "a", store.OutputQuery{Stream: "stdout"}, join(0, 2) + mark(40) + join(7), 100, 100},
+		{"stderr", "a", store.OutputQuery{Stream: "stderr"}, join(1) + mark(20) + join(6), 60, 60},
+		{"from inside the hole", "a", store.OutputQuery{Offset: 70}, mark(50) + join(6, 7), 160, 160},
+		{"stderr from inside the hole", "a", store.OutputQuery{Stream: "stderr", Offset: 30}, mark(10) + join(6), 60, 60},
+		{"limit stops before a marker", "a", store.OutputQuery{Limit: 70}, join(0, 1, 2), 60, 160},
+		{"a marker is never cut", "a", store.OutputQuery{Offset: 60, Limit: 10}, mark(60), 120, 160},
+		{"limit after a marker", "a", store.OutputQuery{Offset: 60, Limit: int64(len(mark(60))) + 5}, mark(60) + join(6)[:5], 125, 160},
+		{"newest is kept", "tiny", store.OutputQuery{}, string(capChunk(0, "").Data) + mark(20) + string(capChunk(2, "").Data), 60, 60},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q := c.q
+			q.RunID, q.Machine = "r1", c.machine
+			out, err := s.ReadOutput(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(out.Data) != c.want || out.Next != c.wantNext || out.Total != c.wantTot {
+				t.Errorf("ReadOutput = %q, next %d, total %d;\nwant %q, next %d, total %d",
+					out.Data, out.Next, out.Total, c.want, c.wantNext, c.wantTot)
+			}
+		})
+	}
+
+	// A follower reading in small steps sees what one read sees.
+	for _, stream := range []string{"", "stdout", "stderr"} {
+		whole, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a", Stream: stream})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		off := int64(0)
+		for step := 0; off < whole.Total; step++ {
+			if step > 100 {
+				t.Fatalf("stream %q: a follower makes no progress at offset %d", stream, off)
+			}
+			out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "a", Stream: stream, Offset: off, Limit: 7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, out.Data...)
+			off = out.Next
+		}
+		if !bytes.Equal(got, whole.Data) {
+			t.Errorf("stream %q read 7 bytes at a time:\n%q\nwhole:\n%q", stream, got, whole.Data)
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package store
+
+import "fmt"
+
+// HeadBytes is the part of cap kept from the start of a machine's output.
+func HeadBytes(cap int64) int64 { return cap / 2 }
+
+// ToDrop says how many of the oldest droppable chunks, whose sizes are
+// given oldest first, to drop so that stored bytes fit in cap, and how
+// many bytes that frees. It drops as few as it can; when even all of them
+// are not enough it drops all of them.
+func ToDrop(cap, stored int64, sizes []int64) (n int, freed int64) {
+	for n < len(sizes) && stored-freed > cap {
+		freed += sizes[n]
+		n++
+	}
+	return n, freed
+}
+
+// DroppedMarker is what ReadOutput shows in place of n dropped bytes. It
+// starts with a newline of its own so that it stands on a line even when
+// the byte before it did not end one.
+func DroppedMarker(n int64) []byte {
+	return fmt.Appendf(nil, "\n[saltpeter: %d bytes of output dropped here by max_output_per_machine]\n", n)
+}
+
+// ReadPlan assembles a ReadOutput answer from the stored chunks of a
+// selection, given in offset order, marking the holes dropped chunks
+// left. A store reads the chunks that end past the query's offset and
+// hands each to Add until Add says the answer is full.
+type ReadPlan struct {
+	limit int64
+	out   Output
+	full  bool
+}
+
+// NewReadPlan starts an answer to q, whose selection is total bytes long
+// (dropped bytes included). A negative offset reads from 0.
+func NewReadPlan(q OutputQuery, total int64) *ReadPlan {
+	off := max(q.Offset, 0)
+	return &ReadPlan{limit: q.Limit, out: Output{Data: []byte{}, Next: off, Total: total}}
+}
+
+// Offset is where the answer has got to: chunks ending at or before it
+// are not needed.
+func (p *ReadPlan) Offset() int64 { return p.out.Next }
+
+// Add takes the stored chunk that starts at offset start of the
+// selection. It reports whether the answer has room for more; once it
+// says false, further chunks are ignored. A chunk ending at or before the
+// answer's offset is skipped.
+func (p *ReadPlan) Add(start int64, data []byte) bool {
+	if p.full {
+		return false
+	}
+	end := start + int64(len(data))
+	if end <= p.out.Next {
+		return true
+	}
+	if start > p.out.Next {
+		marker := DroppedMarker(start - p.out.Next)
+		// A marker is never cut: past the limit it waits for the next
+		// read, unless it would be that read's first byte too.
+		if len(p.out.Data) > 0 && p.limit > 0 && int64(len(p.out.Data)+len(marker)) > p.limit {
+			p.full = true
+			return false
+		}
+		p.out.Data = append(p.out.Data, marker...)
+		p.out.Next = start
+	}
+	part := data[p.out.Next-start:]
+	if p.limit > 0 {
+		room := max(p.limit-int64(len(p.out.Data)), 0)
+		if int64(len(part)) >= room {
+			part = part[:room]
+			p.full = true
+		}
+	}
+	p.out.Data = append(p.out.Data, part...)
+	p.out.Next += int64(len(part))
+	return !p.full
+}
+
+// Done returns the answer.
+func (p *ReadPlan) Done() Output { return p.out }
