@@ -2,12 +2,15 @@ package hub_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/core/store/memory"
 	"github.com/saltpeter/saltpeter/sdk/store"
@@ -89,5 +92,54 @@ func TestOutputIsStoredInBatches(t *testing.T) {
 	if total < n-1 || biggest < 2 {
 		t.Fatalf("batches %v: %d of %d chunks in batches, biggest %d; want all but at most one, some batch bigger than 1",
 			bs.batches, total, n, biggest)
+	}
+}
+
+// TestGracefulStopAcksThenGoesAway: a core stopping gracefully stores and
+// acks the output it had read, even while the store is slow, then closes
+// the connection with "going away"; a wrapper dialling meanwhile is
+// turned away.
+func TestGracefulStopAcksThenGoesAway(t *testing.T) {
+	bs := &batchingStore{gate: make(chan struct{})}
+	queued := make(chan struct{}, 1024)
+	hub.SetFrameQueued(func() { queued <- struct{}{} })
+	draining := make(chan struct{})
+	hub.SetDrainStarted(func() { close(draining) })
+	t.Cleanup(func() { hub.SetFrameQueued(nil); hub.SetDrainStarted(nil) })
+	h := newHarness(t, opts{wrap: func(m *memory.Store) store.Store { bs.Store = m; return bs }})
+	h.expect(exp{run: "r1", machine: "m"})
+	c := h.dial("r1", "m")
+	c.connect()
+	<-queued // the connect
+	const n = 5
+	var want strings.Builder
+	for i := range n {
+		line := fmt.Sprintf("line %d\n", i)
+		want.WriteString(line)
+		c.outBinary(int64(i), wire.StreamStdout, []byte(line))
+		<-queued
+	}
+	// Every chunk is read and waits behind the held store write.
+	stopped := make(chan struct{})
+	go func() { h.stop(); close(stopped) }()
+	<-draining
+	if ws, resp, err := websocket.DefaultDialer.Dial(h.url, nil); err == nil {
+		ws.Close()
+		t.Errorf("a wrapper could connect to a stopping core")
+	} else if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("dialling a stopping core: %v, response %+v; want 503", err, resp)
+	}
+	close(bs.gate)
+	for i := range n {
+		c.ackOutput(int64(i))
+	}
+	_, err := c.read()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("after the acks: %v; want a close with code %d (going away)", err, websocket.CloseGoingAway)
+	}
+	<-stopped
+	if got := h.output("r1", "m", ""); got != want.String() {
+		t.Errorf("stored output %q, want %q", got, want.String())
 	}
 }

@@ -20,8 +20,12 @@ var upgrader = websocket.Upgrader{ReadBufferSize: 16 << 10, WriteBufferSize: 16 
 
 // outFrame is one message for the write pump.
 type outFrame struct {
-	data  []byte
-	close bool // close the connection once written
+	data  []byte // nil: none, only the close
+	close bool   // close the connection once written
+	// code and reason go in the close message; code 0 is a policy
+	// violation (a refusal).
+	code   int
+	reason string
 }
 
 // conn is one wrapper connection. send, quit and lastSeen are shared; the
@@ -33,6 +37,7 @@ type conn struct {
 	quitOnce   sync.Once
 	writerDone chan struct{}
 	closing    atomic.Bool  // a frame with close is queued
+	draining   atomic.Bool  // the core is stopping: read nothing more
 	lastSeen   atomic.Int64 // unix nanoseconds of the last frame
 	log        hclog.Logger
 
@@ -48,6 +53,14 @@ type conn struct {
 // abort drops the connection: the write pump stops and closes the socket,
 // which ends the read pump.
 func (c *conn) abort() { c.quitOnce.Do(func() { close(c.quit) }) }
+
+// goAway starts a graceful close: the read pump stops reading (a read it
+// is waiting in ends now), the frames it had read are handled, and the
+// connection closes with "going away". Safe from any goroutine.
+func (c *conn) goAway() {
+	c.draining.Store(true)
+	_ = c.ws.SetReadDeadline(time.Now())
+}
 
 // stop ends the connection once its handling decided so: a connection
 // closing after a last frame (a refusal) is closed by the write pump once
@@ -95,14 +108,19 @@ func (h *Hub) writePump(c *conn) {
 			return
 		case m := <-c.send:
 			_ = c.ws.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, m.data); err != nil {
-				c.log.Debug("write failed", "error", err)
-				c.abort()
-				return
+			if m.data != nil {
+				if err := c.ws.WriteMessage(websocket.TextMessage, m.data); err != nil {
+					c.log.Debug("write failed", "error", err)
+					c.abort()
+					return
+				}
 			}
 			if m.close {
-				_ = c.ws.WriteControl(websocket.CloseMessage,
-					websocket.FormatCloseMessage(websocket.ClosePolicyViolation, ""),
+				code := m.code
+				if code == 0 {
+					code = websocket.ClosePolicyViolation
+				}
+				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, m.reason),
 					time.Now().Add(h.cfg.WriteTimeout))
 				c.abort()
 				return
@@ -113,11 +131,9 @@ func (h *Hub) writePump(c *conn) {
 
 // ServeHTTP is the /ws endpoint.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	select {
-	case <-h.done:
+	if h.draining.Load() {
 		http.Error(w, "core shutting down", http.StatusServiceUnavailable)
 		return
-	default:
 	}
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -139,6 +155,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Hub) readPump(c *conn) {
 	defer func() {
+		if c.draining.Load() && !c.closing.Load() {
+			// Everything read is handled and acked by now (the deferred
+			// handler wait below ran first): say why the socket closes.
+			c.closeWith(websocket.CloseGoingAway, "core shutting down")
+		}
 		if c.closing.Load() {
 			// Let the write pump deliver the last frame and close.
 			select {
@@ -164,9 +185,14 @@ func (h *Hub) readPump(c *conn) {
 	}()
 	for {
 		_ = c.ws.SetReadDeadline(time.Now().Add(h.cfg.HeartbeatTimeout))
+		// Checked after the deadline is set: goAway sets the flag before
+		// its own deadline, so one of the two stops this read.
+		if c.draining.Load() {
+			return
+		}
 		mt, r, err := c.ws.NextReader()
 		if err != nil {
-			c.log.Debug("connection ended", "error", err)
+			c.log.Debug("connection ended", "error", err, "draining", c.draining.Load())
 			return
 		}
 		data, err := io.ReadAll(io.LimitReader(r, wire.MaxFrameBytes+1))
@@ -253,6 +279,22 @@ func (h *Hub) handleFrames(c *conn, frames <-chan inbound) {
 func (c *conn) refuse(code, text string) bool {
 	c.enqueue(wire.ErrorFrame(code, text), true)
 	return false
+}
+
+// closeWith queues a close message with code and reason after the frames
+// already queued.
+func (c *conn) closeWith(code int, reason string) {
+	select {
+	case <-c.quit:
+		return
+	default:
+	}
+	select {
+	case c.send <- outFrame{close: true, code: code, reason: reason}:
+		c.closing.Store(true)
+	default:
+		c.abort()
+	}
 }
 
 // reply sends a frame; false when the connection was dropped.

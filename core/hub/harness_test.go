@@ -85,6 +85,9 @@ type harness struct {
 	finals chan final
 	url    string
 	logs   *syncBuffer
+	// stop ends the hub's Run (a graceful stop) and waits for it; the
+	// test's cleanup calls it too.
+	stop func()
 
 	mu      sync.Mutex
 	secrets []string // every credential seen, none may be logged
@@ -136,11 +139,17 @@ func newHarness(t *testing.T, o opts) *harness {
 	go func() { runDone <- h.hub.Run(ctx) }()
 	srv := httptest.NewServer(h.hub)
 	h.url = "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+	var stopOnce sync.Once
+	h.stop = func() {
+		stopOnce.Do(func() {
+			cancel()
+			if err := <-runDone; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-runDone; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+		h.stop()
 		srv.Close()
 		close(qdone)
 		unsub()

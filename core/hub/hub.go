@@ -23,6 +23,7 @@ const (
 	DefaultResendInterval   = 500 * time.Millisecond
 	DefaultSendBuffer       = 64
 	DefaultWriteTimeout     = 10 * time.Second
+	DefaultDrainTimeout     = 5 * time.Second
 	// heartbeatWriteEvery spares the store: a heartbeat is written at most
 	// this often per connection (the exact time is kept in memory).
 	heartbeatWriteEvery = 5 * time.Second
@@ -51,6 +52,10 @@ type Config struct {
 	SendBuffer int
 	// WriteTimeout bounds one write to a wrapper. Default 10s.
 	WriteTimeout time.Duration
+	// DrainTimeout bounds a graceful stop: how long the hub waits for its
+	// connections to store and ack what they had read, and to close with
+	// "going away". Default 5s.
+	DrainTimeout time.Duration
 }
 
 // Expectation is a (run, machine) the runner is about to dispatch.
@@ -134,8 +139,9 @@ type Hub struct {
 	log  hclog.Logger
 	tick time.Duration
 
-	in      chan any
-	done    chan struct{} // closed when Run returns
+	in       chan any
+	done     chan struct{} // closed when Run returns
+	draining atomic.Bool   // Run's context ended: no new connections
 	ctx     context.Context
 	cancel  context.CancelFunc
 	running atomic.Bool
@@ -173,6 +179,9 @@ func New(cfg Config) *Hub {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
 	tick := min(cfg.ResendInterval/2, cfg.HeartbeatTimeout/10)
 	tick = max(min(tick, time.Second), 5*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -187,8 +196,44 @@ func New(cfg Config) *Hub {
 
 func (h *Hub) now() time.Time { return h.cfg.Now() }
 
-// Run is the hub goroutine; it returns nil when ctx ends, after closing
-// every connection and waiting for the hub's own store writes.
+// drainStarted, set only by tests, is told when a graceful stop begins.
+var drainStarted func()
+
+// drain is a graceful stop: every connection stops reading, stores and
+// acks the frames it had read, and closes with "going away", so that its
+// wrapper resends nothing it was told is stored and reconnects (with its
+// randomised back-off) to whichever core is up next. The hub keeps
+// handling its messages meanwhile, since that handling needs it; a
+// connection that takes longer than DrainTimeout is dropped, which loses
+// nothing either (the wrapper resends what was not acked).
+func (h *Hub) drain() {
+	h.draining.Store(true)
+	if drainStarted != nil {
+		drainStarted()
+	}
+	if len(h.conns) == 0 {
+		return
+	}
+	h.log.Info("closing wrapper connections", "connections", len(h.conns))
+	for c := range h.conns {
+		c.goAway()
+	}
+	deadline := time.NewTimer(h.cfg.DrainTimeout)
+	defer deadline.Stop()
+	for len(h.conns) > 0 {
+		select {
+		case m := <-h.in:
+			h.handle(m)
+		case <-deadline.C:
+			h.log.Warn("wrapper connections still open after the drain timeout; dropping them",
+				"connections", len(h.conns), "drain_timeout", h.cfg.DrainTimeout)
+			return
+		}
+	}
+}
+
+// Run is the hub goroutine; it returns nil when ctx ends, after draining
+// every connection (see drain) and waiting for the hub's own store writes.
 func (h *Hub) Run(ctx context.Context) error {
 	if !h.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("hub: Run called twice")
@@ -207,6 +252,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			h.drain()
 			return nil
 		case m := <-h.in:
 			h.handle(m)
@@ -312,6 +358,9 @@ func (h *Hub) handle(m any) {
 		m.reply <- h.recoverRun(m.run, m.connectDeadline)
 	case registerMsg:
 		h.conns[m.c] = nil
+		if h.draining.Load() {
+			m.c.goAway()
+		}
 	case unregMsg:
 		h.unregister(m.c)
 	case bindReq:
