@@ -143,3 +143,33 @@ func TestGracefulStopAcksThenGoesAway(t *testing.T) {
 		t.Errorf("stored output %q, want %q", got, want.String())
 	}
 }
+
+// TestBatchAcksLargerThanTheSendBuffer: a batch's acks do not fit in a
+// small send buffer; they wait for room instead of dropping a wrapper
+// that reads them.
+func TestBatchAcksLargerThanTheSendBuffer(t *testing.T) {
+	bs := &batchingStore{gate: make(chan struct{})}
+	queued := make(chan struct{}, 1024)
+	hub.SetFrameQueued(func() { queued <- struct{}{} })
+	t.Cleanup(func() { hub.SetFrameQueued(nil) })
+	h := newHarness(t, opts{sendBuffer: 4, wrap: func(m *memory.Store) store.Store { bs.Store = m; return bs }})
+	h.expect(exp{run: "r1", machine: "m"})
+	c := h.dial("r1", "m")
+	c.connect()
+	<-queued
+	const n = 40
+	for i := range n {
+		c.outBinary(int64(i), wire.StreamStdout, []byte("x"))
+		<-queued
+	}
+	close(bs.gate)
+	for i := range n {
+		c.ackOutput(int64(i))
+	}
+	if logs := h.logs.String(); strings.Contains(logs, "dropping connection") {
+		t.Fatalf("the wrapper was dropped:\n%s", logs)
+	}
+	if got := h.output("r1", "m", ""); got != strings.Repeat("x", n) {
+		t.Errorf("stored %q", got)
+	}
+}

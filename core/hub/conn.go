@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -36,10 +37,12 @@ type conn struct {
 	quit       chan struct{}
 	quitOnce   sync.Once
 	writerDone chan struct{}
-	closing    atomic.Bool  // a frame with close is queued
-	draining   atomic.Bool  // the core is stopping: read nothing more
-	lastSeen   atomic.Int64 // unix nanoseconds of the last frame
-	log        hclog.Logger
+	// writeTimeout bounds a write, and a reply's wait for buffer room.
+	writeTimeout time.Duration
+	closing      atomic.Bool  // a frame with close is queued
+	draining     atomic.Bool  // the core is stopping: read nothing more
+	lastSeen     atomic.Int64 // unix nanoseconds of the last frame
+	log          hclog.Logger
 
 	// Read pump only.
 	bound       bool
@@ -143,6 +146,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &conn{
 		ws: ws, send: make(chan outFrame, h.cfg.SendBuffer), quit: make(chan struct{}),
 		writerDone: make(chan struct{}), log: h.log.With("remote_addr", r.RemoteAddr),
+		writeTimeout: h.cfg.WriteTimeout,
 	}
 	c.lastSeen.Store(h.now().UnixNano())
 	if !h.post(registerMsg{c}) {
@@ -183,6 +187,9 @@ func (h *Hub) readPump(c *conn) {
 		close(frames)
 		<-handled
 	}()
+	// scratch takes each frame, read in pieces; the frame then gets an
+	// allocation of its own exact size rather than a growing one.
+	var scratch bytes.Buffer
 	for {
 		_ = c.ws.SetReadDeadline(time.Now().Add(h.cfg.HeartbeatTimeout))
 		// Checked after the deadline is set: goAway sets the flag before
@@ -195,11 +202,12 @@ func (h *Hub) readPump(c *conn) {
 			c.log.Debug("connection ended", "error", err, "draining", c.draining.Load())
 			return
 		}
-		data, err := io.ReadAll(io.LimitReader(r, wire.MaxFrameBytes+1))
-		if err != nil {
+		scratch.Reset()
+		if _, err := scratch.ReadFrom(io.LimitReader(r, wire.MaxFrameBytes+1)); err != nil {
 			c.log.Debug("connection ended mid-frame", "error", err)
 			return
 		}
+		data := bytes.Clone(scratch.Bytes())
 		select {
 		case frames <- classify(mt, data):
 			if frameQueued != nil {
@@ -297,8 +305,39 @@ func (c *conn) closeWith(code int, reason string) {
 	}
 }
 
-// reply sends a frame; false when the connection was dropped.
-func (c *conn) reply(f wire.Frame) bool { return c.enqueue(f, false) }
+// reply sends a frame from the connection's own handler; false when the
+// connection was dropped. Unlike enqueue it waits for room in the send
+// buffer: the handler acks a whole batch of output at once, more frames
+// than the buffer holds, and waiting holds back only this connection's
+// reading (its wrapper spools meanwhile). A wrapper that reads nothing for
+// the write timeout is dropped.
+func (c *conn) reply(f wire.Frame) bool {
+	b, err := wire.Encode(f)
+	if err != nil {
+		c.log.Error("encode frame", "type", f.Type, "error", err)
+		return false
+	}
+	m := outFrame{data: b}
+	select {
+	case c.send <- m:
+		return true
+	case <-c.quit:
+		return false
+	default:
+	}
+	t := time.NewTimer(c.writeTimeout)
+	defer t.Stop()
+	select {
+	case c.send <- m:
+		return true
+	case <-c.quit:
+		return false
+	case <-t.C:
+		c.log.Warn("dropping connection: the wrapper read nothing for the write timeout", "write_timeout", c.writeTimeout)
+		c.abort()
+		return false
+	}
+}
 
 // receive handles one message; false ends the connection.
 func (h *Hub) receive(c *conn, in inbound) bool {

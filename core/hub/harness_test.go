@@ -65,11 +65,12 @@ func (s *syncBuffer) String() string {
 type final struct{ run, machine, status string }
 
 type opts struct {
-	legacy     bool
-	hb         time.Duration
-	clock      *fakeClock
-	sendBuffer int
-	store      *memory.Store // shared with another harness: a restarted core
+	legacy       bool
+	hb           time.Duration
+	clock        *fakeClock
+	sendBuffer   int
+	writeTimeout time.Duration
+	store        *memory.Store // shared with another harness: a restarted core
 	// wrap, when set, is the store the hub gets, made from the memory
 	// store (a batching store, a slow one).
 	wrap func(*memory.Store) store.Store
@@ -129,6 +130,7 @@ func newHarness(t *testing.T, o opts) *harness {
 		HeartbeatTimeout: o.hb,
 		ResendInterval:   50 * time.Millisecond,
 		SendBuffer:       o.sendBuffer,
+		WriteTimeout:     o.writeTimeout,
 	}
 	if o.clock != nil {
 		cfg.Now = o.clock.Now
