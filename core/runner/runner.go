@@ -274,10 +274,19 @@ func (r *Runner) fireSlot(ctx context.Context, st *state, job *config.Job, slot 
 		r.log.Info("scheduled run skipped", "job", job.Name, "slot", slot, "trigger", trigger, "reason", err)
 		return
 	}
-	if err := r.start(ctx, st.conf, job, a, trigger, slot, "scheduler"); err != nil {
+	// The slot is recorded as fired: its run must be recorded too, even
+	// when the core is stopping meanwhile, or the slot is lost (it would
+	// count as fired and never be caught up).
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
+	if err := r.start(sctx, st.conf, job, a, trigger, slot, "scheduler"); err != nil {
 		r.log.Error("scheduled run not started", "job", job.Name, "slot", slot, "error", err)
 	}
 }
+
+// startTimeout bounds recording a fired slot's run once the core is
+// stopping.
+const startTimeout = 10 * time.Second
 
 // maxCatchUp bounds catch_up = "all": a core down for a week must not
 // start a week of runs at once.

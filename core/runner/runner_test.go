@@ -450,3 +450,53 @@ func TestCatchUp(t *testing.T) {
 		})
 	}
 }
+
+// cancellingStore cancels the core's context as soon as a fire is
+// recorded: the core is stopping between the record and the run.
+type cancellingStore struct {
+	*memory.Store
+	cancel context.CancelFunc
+}
+
+func (s cancellingStore) RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error) {
+	ok, err := s.Store.RecordFire(ctx, job, slot, runID)
+	s.cancel()
+	return ok, err
+}
+
+// TestFiredSlotGetsItsRunWhenStopping: a slot recorded as fired gets its
+// run recorded even when the core starts stopping in between; otherwise
+// the slot would count as fired and never run, nor be caught up.
+func TestFiredSlotGetsItsRunWhenStopping(t *testing.T) {
+	sched, err := schedule.Parse("@every 1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	j := &config.Job{Name: "j", Command: "x", Enabled: true, Schedule: "@every 1m", ParsedSchedule: sched,
+		CatchUp: "latest", Overlap: config.OverlapAllow, Location: time.UTC, Target: config.Target{Plugin: "fake"}}
+	mem := memory.New()
+	if ok, err := mem.RecordFire(context.Background(), "j", base, "old"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := cancellingStore{Store: mem, cancel: cancel}
+	tgt := &fakeTarget{machines: []string{"a"}, dispatched: make(chan target.DispatchRequest, 16)}
+	conf := &config.Config{Jobs: []*config.Job{j}, Core: config.Core{HeartbeatInterval: time.Second, ConnectDeadline: time.Minute}}
+	r := New(Config{Logger: hclog.NewNullLogger(), Store: st, Hub: &fakeHub{failed: make(chan [2]string, 16), busy: map[string]bool{}},
+		Targets: fakeTargets{tgt}, Tokens: fakeTokens{}, Kills: killq.New(), Scheduler: &fakeScheduler{}, URLs: []string{"ws://c/ws"},
+		Now: func() time.Time { return base.Add(90 * time.Second) }}, conf)
+	// Run returns once the context is cancelled and the runs it started
+	// are dispatched.
+	if err := r.Run(ctx, make(chan schedule.Firing)); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	runs, err := mem.ListRuns(context.Background(), store.RunFilter{Job: "j"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || !runs[0].ScheduledFor.Equal(base.Add(time.Minute)) || runs[0].Trigger != store.TriggerCatchUp {
+		t.Fatalf("runs after stopping = %+v; want the 10:01 catch-up run", runs)
+	}
+}
