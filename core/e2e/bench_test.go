@@ -85,29 +85,31 @@ func BenchmarkRunTrue(b *testing.B) {
 	b.ReportMetric(float64(sum.total)/float64(direct), "x-of-direct")
 }
 
-// BenchmarkOutputThroughput pushes 64 MiB of job output through wrapper →
-// core → store, for the default SQLite store plugin and for the in-memory
-// store (the path without a store's cost), and reports each beside `cat`
-// of the same bytes into /dev/null measured in the same run.
+// BenchmarkOutputThroughput pushes 256 MiB of one job's output through
+// wrapper → core → store, for the default SQLite store plugin, the
+// PostgreSQL one and the in-memory store (the path without a store's
+// cost), each with the output cap raised above the payload, and reports
+// each beside `cat` of the same bytes into /dev/null measured in the same
+// run.
 func BenchmarkOutputThroughput(b *testing.B) {
-	const size = 64 << 20
+	const size = 256 << 20
 	src := filepath.Join(b.TempDir(), "payload")
-	payload := make([]byte, size)
-	for i := range payload {
-		payload[i] = byte('a' + i%26)
-		if i%100 == 99 {
-			payload[i] = '\n'
-		}
-	}
-	if err := os.WriteFile(src, payload, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	for _, st := range []struct{ name, block string }{
-		{"sqlite", ""},
-		{"memory", `store "memory" {}` + "\n"},
+	writePayload(b, src, size)
+	// Every store caps what one machine may store; the cap must not cut
+	// the payload short.
+	const capAttr = "  max_output_per_machine = \"1GiB\"\n"
+	for _, st := range []struct {
+		name  string
+		block func(b *testing.B) string
+	}{
+		// The explicit block only raises the cap: its path defaults to
+		// the data directory, as with no block.
+		{"sqlite", func(*testing.B) string { return "store \"sqlite\" {\n" + capAttr + "}\n" }},
+		{"postgres", func(b *testing.B) string { return postgresStore(b, capAttr) }},
+		{"memory", func(*testing.B) string { return "store \"memory\" {\n" + capAttr + "}\n" }},
 	} {
 		b.Run(st.name, func(b *testing.B) {
-			c := startCore(b, coreBlock("")+st.block+job("spew", "cat "+src, `overlap = "allow"`))
+			c := startCore(b, coreBlock("")+st.block(b)+job("spew", "cat "+src, `overlap = "allow"`))
 			var through, direct time.Duration
 			for i := 0; i < b.N; i++ {
 				t0 := time.Now()
@@ -135,5 +137,34 @@ func BenchmarkOutputThroughput(b *testing.B) {
 			b.ReportMetric(mb/direct.Seconds(), "MiB/s-cat")
 			b.ReportMetric(direct.Seconds()/through.Seconds(), "fraction-of-cat")
 		})
+	}
+}
+
+// writePayload writes size bytes of lowercase letters, a newline every
+// 100th byte, to path, a MiB at a time so that the payload is never
+// whole in memory.
+func writePayload(b *testing.B, path string, size int) {
+	b.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for off := 0; off < size; off += len(buf) {
+		chunk := buf[:min(len(buf), size-off)]
+		for j := range chunk {
+			i := off + j
+			chunk[j] = byte('a' + i%26)
+			if i%100 == 99 {
+				chunk[j] = '\n'
+			}
+		}
+		if _, err := f.Write(chunk); err != nil {
+			b.Fatalf("write payload: %v", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		b.Fatalf("write payload: %v", err)
 	}
 }

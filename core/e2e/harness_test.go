@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/saltpeter/saltpeter/plugins/postgres/pgtest"
 )
 
 // binDir holds saltpeter and saltpeter-wrapper side by side, built once
@@ -42,7 +44,9 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	code := m.Run()
+	// pgtest.Main runs the tests with a PostgreSQL server for the ones
+	// whose core is on the postgres store.
+	code := pgtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

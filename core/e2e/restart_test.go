@@ -17,7 +17,14 @@ import (
 // core is SIGKILLed.
 func TestHistorySurvivesRestarts(t *testing.T) {
 	t.Parallel()
-	c := startCore(t, coreBlock("")+job("hello", `printf 'out\n'; printf 'err\n' >&2; exit 3`, "")+job("later", "true", ""))
+	historySurvivesRestarts(t, "")
+}
+
+// historySurvivesRestarts is TestHistorySurvivesRestarts with the core on
+// the store storeBlock declares ("" for the default).
+func historySurvivesRestarts(t *testing.T, storeBlock string) {
+	t.Helper()
+	c := startCore(t, coreBlock("")+storeBlock+job("hello", `printf 'out\n'; printf 'err\n' >&2; exit 3`, "")+job("later", "true", ""))
 	host := hostname(t)
 	id := c.runNow("hello")
 	before := c.waitFinal(id, 30*time.Second)
@@ -76,6 +83,14 @@ func freePort(t *testing.T) int {
 // each.
 func TestRunSurvivesACoreRestart(t *testing.T) {
 	t.Parallel()
+	runSurvivesACoreRestart(t, func(*testing.T) string { return "" })
+}
+
+// runSurvivesACoreRestart is TestRunSurvivesACoreRestart with the core on
+// the store storeBlock declares for each subtest ("" for the default); a
+// function, since each subtest's core needs a store of its own.
+func runSurvivesACoreRestart(t *testing.T, storeBlock func(t *testing.T) string) {
+	t.Helper()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
@@ -86,7 +101,7 @@ func TestRunSurvivesACoreRestart(t *testing.T) {
   connect_deadline   = "20s"
 }
 `, freePort(t))
-			c := startCore(t, block+job("count", `echo "pids $$"; i=1; while [ $i -le 150 ]; do echo "line $i"; i=$((i+1)); sleep 0.04; done`, ""))
+			c := startCore(t, block+storeBlock(t)+job("count", `echo "pids $$"; i=1; while [ $i -le 150 ]; do echo "line $i"; i=$((i+1)); sleep 0.04; done`, ""))
 			host := hostname(t)
 			id := c.runNow("count")
 			pids := treePIDs(t, c.followUntil(id, host, "line 40\n"))
