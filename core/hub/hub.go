@@ -142,10 +142,10 @@ type Hub struct {
 	in       chan any
 	done     chan struct{} // closed when Run returns
 	draining atomic.Bool   // Run's context ended: no new connections
-	ctx     context.Context
-	cancel  context.CancelFunc
-	running atomic.Bool
-	wg      sync.WaitGroup // the hub's own store writers
+	ctx      context.Context
+	cancel   context.CancelFunc
+	running  atomic.Bool
+	wg       sync.WaitGroup // the hub's own store writers
 
 	// Owned by the Run goroutine.
 	machines map[key]*mstate
