@@ -10,18 +10,23 @@ import (
 	"time"
 )
 
-// TestOutputCapKeepsHeadAndTail: a job prints 220,000 bytes under a cap
-// of 64 KiB. The run succeeds, the API counts every byte and the dropped
+// TestOutputCapKeepsHeadAndTail: a job prints 1,200,000 bytes under a cap
+// of 256 KiB. The run succeeds, the API counts every byte and the dropped
 // ones, and the stored output is the job's first bytes, one marker
 // saying how many were dropped, and its last bytes, which add up to the
-// whole.
+// whole: a head of at least half the cap, a tail of at least the cap
+// less the head, and no more than the cap and one chunk (32 KiB) kept.
 func TestOutputCapKeepsHeadAndTail(t *testing.T) {
 	t.Parallel()
-	const lines = 20000 // "line 00001\n" … "line 20000\n", 11 bytes each
+	const (
+		lines    = 100000 // "line 000001\n" … "line 100000\n", 12 bytes each
+		capBytes = 256 << 10
+		chunkMax = 32 << 10
+	)
 	c := startCore(t, coreBlock("")+`store "sqlite" {
-  max_output_per_machine = "64KiB"
+  max_output_per_machine = "256KiB"
 }
-`+job("spew", fmt.Sprintf("seq -f 'line %%05g' 1 %d", lines), ""))
+`+job("spew", fmt.Sprintf("seq -f 'line %%06g' 1 %d", lines), ""))
 	host := hostname(t)
 	id := c.runNow("spew")
 	r := c.waitFinal(id, 60*time.Second)
@@ -30,7 +35,7 @@ func TestOutputCapKeepsHeadAndTail(t *testing.T) {
 	}
 	var full strings.Builder
 	for i := 1; i <= lines; i++ {
-		fmt.Fprintf(&full, "line %05d\n", i)
+		fmt.Fprintf(&full, "line %06d\n", i)
 	}
 	want := full.String()
 
@@ -44,9 +49,9 @@ func TestOutputCapKeepsHeadAndTail(t *testing.T) {
 		t.Fatalf("get run: status %d, %+v", st, detail)
 	}
 	m := detail.Machines[0]
-	if m.OutputBytes != int64(len(want)) || m.OutputDropped <= 0 || m.OutputBytes-m.OutputDropped > 64<<10 {
-		t.Fatalf("output_bytes %d, output_dropped_bytes %d; want %d in all, some dropped, at most 64 KiB kept",
-			m.OutputBytes, m.OutputDropped, len(want))
+	if m.OutputBytes != int64(len(want)) || m.OutputDropped <= 0 || m.OutputBytes-m.OutputDropped > capBytes+chunkMax {
+		t.Fatalf("output_bytes %d, output_dropped_bytes %d; want %d in all, some dropped, at most %d kept",
+			m.OutputBytes, m.OutputDropped, len(want), capBytes+chunkMax)
 	}
 
 	got := c.output(id, host, "")
@@ -64,7 +69,8 @@ func TestOutputCapKeepsHeadAndTail(t *testing.T) {
 	if len(head)+dropped+len(tail) != len(want) || int64(dropped) != m.OutputDropped {
 		t.Fatalf("head %d + dropped %d + tail %d != %d (API says %d dropped)", len(head), dropped, len(tail), len(want), m.OutputDropped)
 	}
-	if len(head) < 32<<10 || len(tail) < 16<<10 {
-		t.Errorf("kept a head of %d and a tail of %d bytes of a 64 KiB cap; want about half each", len(head), len(tail))
+	if len(head) < capBytes/2 || len(tail) < capBytes-len(head) {
+		t.Errorf("kept a head of %d and a tail of %d bytes of a %d cap; want a head of half the cap and a tail of the rest",
+			len(head), len(tail), capBytes)
 	}
 }

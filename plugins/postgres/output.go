@@ -180,13 +180,13 @@ WHERE run_id = $1 AND machine = $2 AND next_seq = $3`, a.RunID, a.Machine, c.Seq
 }
 
 // capOutput drops the oldest chunks past the head, never the newest
-// (newest), while the machine stores more than its cap, and returns what
-// it then stores (see the output cap in sdk/store's package doc). Past
+// (newest), while what stays is at least the cap (store.ToDrop), and
+// returns what the machine then stores (see the output cap in sdk/store's package doc). Past
 // its cap a machine drops about one chunk per chunk appended, so a few
 // candidates at a time are plenty.
 func capOutput(ctx context.Context, tx pgx.Tx, runID, machine string, newest, capBytes, stored int64) (int64, error) {
 	head := store.HeadBytes(capBytes)
-	for stored > capBytes {
+	for {
 		rows, err := tx.Query(ctx, `
 SELECT seq, octet_length(data) FROM output
 WHERE run_id = $1 AND machine = $2 AND end_off > $3 AND end_off - octet_length(data) >= $3 AND seq < $4
@@ -218,8 +218,10 @@ ORDER BY end_off LIMIT 32`, runID, machine, head, newest)
 			return 0, err
 		}
 		stored -= freed
+		if n < len(sizes) {
+			return stored, nil
+		}
 	}
-	return stored, nil
 }
 
 // ReadOutput returns the selected bytes from q.Offset (at most q.Limit of

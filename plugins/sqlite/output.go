@@ -135,13 +135,13 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, a Append) (AppendResul
 }
 
 // capOutput drops the oldest chunks past the head, never the newest
-// (newest), while the machine stores more than its cap, and returns what
-// it then stores (see the output cap in sdk/store's package doc). Past
+// (newest), while what stays is at least the cap (store.ToDrop), and
+// returns what the machine then stores (see the output cap in sdk/store's package doc). Past
 // its cap a machine drops about one chunk per chunk appended, so a few
 // candidates at a time are plenty.
 func (s *Store) capOutput(ctx context.Context, tx *sql.Tx, runID, machine string, newest, capBytes, stored int64) (int64, error) {
 	head := store.HeadBytes(capBytes)
-	for stored > capBytes {
+	for {
 		rows, err := tx.StmtContext(ctx, s.stmts.droppable).QueryContext(ctx, runID, machine, head, newest)
 		if err != nil {
 			return 0, err
@@ -169,8 +169,10 @@ func (s *Store) capOutput(ctx context.Context, tx *sql.Tx, runID, machine string
 			return 0, err
 		}
 		stored -= freed
+		if n < len(sizes) {
+			return stored, nil
+		}
 	}
-	return stored, nil
 }
 
 // ReadOutput returns the selected bytes from q.Offset (at most q.Limit of

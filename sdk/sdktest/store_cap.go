@@ -57,7 +57,8 @@ func testOutputCap(t *testing.T, s store.Store) {
 	if err := s.CreateRun(ctx, run); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddMachines(ctx, "r1", []store.Machine{{Machine: "b", OutputCap: 100}, {Machine: "tiny", OutputCap: 10}}); err != nil {
+	if err := s.AddMachines(ctx, "r1", []store.Machine{{Machine: "b", OutputCap: 100}, {Machine: "tiny", OutputCap: 10},
+		{Machine: "wide", OutputCap: 100}}); err != nil {
 		t.Fatal(err)
 	}
 	// Chunk 3 is stderr's newest when it is dropped: chunk 6 must still
@@ -103,6 +104,18 @@ func testOutputCap(t *testing.T, s store.Store) {
 		}
 	}
 
+	// Chunks of 30 against a cap of 100: chunks 0 and 1 are the head; a
+	// chunk goes only while at least the cap stays, so the tail is never
+	// just the newest chunk.
+	wide := func(i int64) store.Chunk {
+		return store.Chunk{Seq: i, Stream: "stdout", Data: bytes.Repeat([]byte{byte('A' + i)}, 30), At: t0}
+	}
+	for i := range int64(5) {
+		if _, err := s.AppendOutput(ctx, "r1", "wide", wide(i)); err != nil {
+			t.Fatalf("append %d to wide: %v", i, err)
+		}
+	}
+
 	join := func(idx ...int) string {
 		var b []byte
 		for _, i := range idx {
@@ -116,7 +129,7 @@ func testOutputCap(t *testing.T, s store.Store) {
 		name                string
 		cap, dropped, bytes int64
 	}{
-		{"a", 100, 60, 160}, {"b", 100, 60, 160}, {"nocap", 0, 0, 160}, {"tiny", 10, 20, 60},
+		{"a", 100, 60, 160}, {"b", 100, 60, 160}, {"nocap", 0, 0, 160}, {"tiny", 10, 20, 60}, {"wide", 100, 30, 150},
 	} {
 		got := machineOf(t, r, m.name)
 		if got.OutputCap != m.cap || got.OutputDropped != m.dropped || got.OutputBytes != m.bytes {
@@ -141,6 +154,8 @@ func testOutputCap(t *testing.T, s store.Store) {
 		{"limit stops before a marker", "a", store.OutputQuery{Limit: 70}, join(0, 1, 2), 60, 160},
 		{"a marker is never cut", "a", store.OutputQuery{Offset: 60, Limit: 10}, mark(60), 120, 160},
 		{"limit after a marker", "a", store.OutputQuery{Offset: 60, Limit: int64(len(mark(60))) + 5}, mark(60) + join(6)[:5], 125, 160},
+		{"at least the cap stays", "wide", store.OutputQuery{},
+			string(wide(0).Data) + string(wide(1).Data) + mark(30) + string(wide(3).Data) + string(wide(4).Data), 150, 150},
 		{"newest is kept", "tiny", store.OutputQuery{}, string(capChunk(0, "").Data) + mark(20) + string(capChunk(2, "").Data), 60, 60},
 	}
 	for _, c := range cases {

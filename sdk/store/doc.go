@@ -35,10 +35,11 @@
 //     output and in its stream, so a follower's offset never moves.
 //   - A chunk that starts before HeadBytes(cap) is in the head and is never
 //     dropped, nor is the machine's newest chunk.
-//   - After each append, while the stored bytes exceed the cap, the oldest
-//     chunk that may be dropped is, in the append's transaction: the middle
-//     goes, the head and a tail of about half the cap stay. The cap holds
-//     to a chunk's size (a wrapper sends at most 32 KiB in one).
+//   - After each append, the oldest chunk that may be dropped is dropped,
+//     in the append's transaction, as long as the bytes left stored are at
+//     least the cap (see ToDrop): the middle goes, the head and a tail of
+//     at least the cap less the head stay, and a machine stores at most
+//     the cap plus one chunk (a wrapper sends at most 32 KiB in one).
 //   - OutputBytes still counts every byte; OutputDropped the dropped ones.
 //   - ReadOutput shows each run of dropped bytes as one DroppedMarker.
 //

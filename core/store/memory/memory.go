@@ -352,7 +352,7 @@ func (s *Store) AppendOutput(ctx context.Context, runID, machine string, c store
 }
 
 // capOutput drops the oldest chunks past the head, never the newest,
-// while the machine stores more than its cap (see store's package doc).
+// while what stays is at least the cap (see store's package doc).
 func (rec *machRec) capOutput() {
 	limit := rec.m.OutputCap
 	if limit <= 0 || rec.stored <= limit {
