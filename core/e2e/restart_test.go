@@ -311,3 +311,42 @@ store "sqlite" {
 	}
 	killPIDs(pids)
 }
+
+// TestNoSlotFiresTwiceAcrossQuickRestarts: a job firing every second;
+// the core is SIGKILLed just after a slot fired and started again at
+// once, within about that second, three times over. Whatever the new
+// core's scheduler and catch-up offer, no slot has two runs.
+func TestNoSlotFiresTwiceAcrossQuickRestarts(t *testing.T) {
+	t.Parallel()
+	// A fixed port: wrappers cut off by a kill come back to the next core.
+	block := fmt.Sprintf(`core {
+  listen             = "127.0.0.1:%d"
+  heartbeat_interval = "500ms"
+  heartbeat_timeout  = "15s"
+  connect_deadline   = "20s"
+}
+`, freePort(t))
+	c := startCore(t, block+`
+job "tick" {
+  schedule = "* * * * * *"
+  command  = "true"
+  overlap  = "allow"
+  catch_up = "all"
+  target "local" {}
+}
+`)
+	want := 1
+	for range 3 {
+		waitRuns(t, c, "tick", want, 20*time.Second)
+		c.restart(syscall.SIGKILL)
+		want = len(listRuns(t, c, "tick")) + 2
+	}
+	runs := waitRuns(t, c, "tick", want, 20*time.Second)
+	seen := map[time.Time]string{}
+	for _, r := range runs {
+		if prev, dup := seen[r.ScheduledFor]; dup {
+			t.Fatalf("slot %s fired twice: runs %s and %s", r.ScheduledFor, prev, r.ID)
+		}
+		seen[r.ScheduledFor] = r.ID
+	}
+}

@@ -500,3 +500,47 @@ func TestFiredSlotGetsItsRunWhenStopping(t *testing.T) {
 		t.Fatalf("runs after stopping = %+v; want the 10:01 catch-up run", runs)
 	}
 }
+
+// TestSlotRecordedByAnEarlierCoreDoesNotFireAgain: the core before a
+// restart fired 10:00:00 and died within that second; the new core's
+// scheduler offers the same slot again. The store's record refuses it:
+// no second run, no dispatch. The next slot fires as usual.
+func TestSlotRecordedByAnEarlierCoreDoesNotFireAgain(t *testing.T) {
+	sched, err := schedule.Parse("* * * * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	j := &config.Job{Name: "j", Command: "x", Enabled: true, Schedule: "* * * * * *", ParsedSchedule: sched,
+		CatchUp: "none", Overlap: config.OverlapAllow, Location: time.UTC, Target: config.Target{Plugin: "fake"}}
+	st := memory.New()
+	if ok, err := st.RecordFire(context.Background(), "j", slot, "earlier-core"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	tgt := &fakeTarget{machines: []string{"a"}, dispatched: make(chan target.DispatchRequest, 16)}
+	conf := &config.Config{Jobs: []*config.Job{j}, Core: config.Core{HeartbeatInterval: time.Second, ConnectDeadline: time.Minute}}
+	r := New(Config{Logger: hclog.NewNullLogger(), Store: st, Hub: &fakeHub{failed: make(chan [2]string, 16), busy: map[string]bool{}},
+		Targets: fakeTargets{tgt}, Tokens: fakeTokens{}, Kills: killq.New(), Scheduler: &fakeScheduler{}, URLs: []string{"ws://c/ws"},
+		Now: func() time.Time { return slot.Add(400 * time.Millisecond) }}, conf)
+	ctx, cancel := context.WithCancel(context.Background())
+	firings := make(chan schedule.Firing)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, firings) }()
+	defer func() { cancel(); <-done }()
+
+	firings <- schedule.Firing{Job: "j", Slot: slot}
+	firings <- schedule.Firing{Job: "j", Slot: slot.Add(time.Second)}
+	got := (&fixture{tgt: tgt}).dispatches(t, 1)
+	runs, err := st.ListRuns(context.Background(), store.RunFilter{Job: "j"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || !runs[0].ScheduledFor.Equal(slot.Add(time.Second)) || got["a"].RunID != runs[0].ID {
+		t.Fatalf("runs %+v, dispatches %+v; want only the 10:00:01 run", runs, got)
+	}
+	select {
+	case req := <-tgt.dispatched:
+		t.Fatalf("a second dispatch: %+v", req)
+	default:
+	}
+}
