@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/saltpeter/saltpeter/core/store/memory"
 	"github.com/saltpeter/saltpeter/plugins/builtin"
+	"github.com/saltpeter/saltpeter/plugins/sqlite"
 	"github.com/saltpeter/saltpeter/sdk"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
@@ -140,21 +142,25 @@ func (f *fakeTarget) Dispatch(_ context.Context, req target.DispatchRequest) (ta
 }
 
 // fakeStore is a third-party store plugin for the tests: the memory
-// store, with a config.
+// store, or SQLite, with a config.
 //
-// Config: {"fail": "text"} makes Configure fail. An AppendOutput whose
-// chunk's stream is "crash_once" and whose data names an existing file
-// removes the file and kills the plugin mid-call.
+// Config: {"fail": "text"} makes Configure fail; {"sqlite": PATH} keeps
+// the state in a SQLite file, so that it outlives the process. An
+// AppendOutput whose chunk's stream is "crash_once" and whose data names
+// an existing file removes the file and kills the plugin mid-call; a
+// FireRun whose run's reason is "crash_once:PATH" does the same once the
+// run is stored, before answering.
 type fakeStore struct {
-	*memory.Store
+	store.Store
 	log hclog.Logger
 }
 
 var _ store.Configurer = (*fakeStore)(nil)
 
-func (f *fakeStore) Configure(_ context.Context, config []byte) error {
+func (f *fakeStore) Configure(ctx context.Context, config []byte) error {
 	var c struct {
-		Fail string `json:"fail"`
+		Fail   string `json:"fail"`
+		SQLite string `json:"sqlite"`
 	}
 	if err := json.Unmarshal(config, &c); err != nil {
 		return fmt.Errorf("fake store config: %w", err)
@@ -162,7 +168,26 @@ func (f *fakeStore) Configure(_ context.Context, config []byte) error {
 	if c.Fail != "" {
 		return errors.New(c.Fail)
 	}
+	if c.SQLite != "" {
+		s, err := sqlite.Open(ctx, sqlite.Options{Path: c.SQLite})
+		if err != nil {
+			return err
+		}
+		f.Store = s
+	}
 	return nil
+}
+
+func (f *fakeStore) FireRun(ctx context.Context, run store.Run) (bool, error) {
+	ok, err := f.Store.FireRun(ctx, run)
+	if path, crash := strings.CutPrefix(run.Reason, "crash_once:"); crash {
+		if os.Remove(path) == nil {
+			f.log.Warn("crashing as asked, the run stored")
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+	return ok, err
 }
 
 func (f *fakeStore) AppendOutput(ctx context.Context, runID, machine string, c store.Chunk) (int64, error) {

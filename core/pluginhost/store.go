@@ -26,6 +26,8 @@ import (
 //     UpdateMachine with OnlyIfNotFinal may then meet its own final
 //     status and answer ErrFinal, which counts as success when the stored
 //     status is the one asked for;
+//   - FireRun may meet its own first try and answer false; the run it
+//     finds stored then tells (see FireRun);
 //   - CreateRun and AddMachines may meet their own first try and answer
 //     ErrExists, which counts as success only when what is stored is what
 //     was asked for (a run's id is unique per firing, so the same id, job,
@@ -293,6 +295,25 @@ func (s *hostedStore) GetMaintenance(ctx context.Context) (store.Maintenance, er
 func (s *hostedStore) DeleteMaintenance(ctx context.Context) error {
 	_, err := s.callStore(ctx, func(st store.Store, _ int) error { return st.DeleteMaintenance(ctx) })
 	return err
+}
+
+// FireRun implements store.Store. A retry after the plugin died that
+// finds the slot recorded looks for the run: when it is this very run,
+// the first try stored both (they go together) and the answer is true.
+func (s *hostedStore) FireRun(ctx context.Context, run store.Run) (bool, error) {
+	var ok bool
+	_, err := s.callStore(ctx, func(st store.Store, attempt int) error {
+		var err error
+		ok, err = st.FireRun(ctx, run)
+		if attempt > 1 && err == nil && !ok {
+			if stored, gerr := st.GetRun(ctx, run.ID); gerr == nil && sameRun(stored, run) {
+				s.m.log.Debug("FireRun retried after the plugin died met the run it had created", "run", run.ID)
+				ok = true
+			}
+		}
+		return err
+	})
+	return ok, err
 }
 
 // RecordFire implements store.Store. A retry after the plugin died that

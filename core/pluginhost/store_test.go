@@ -2,10 +2,12 @@ package pluginhost
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/sdk/sdktest"
@@ -105,5 +107,38 @@ func TestStoreRetryWhenPluginDiesMidAppend(t *testing.T) {
 	// The new process works.
 	if err := s.CreateRun(c, store.Run{ID: "r2", Job: "j"}); err != nil {
 		t.Errorf("CreateRun on the restarted plugin: %v", err)
+	}
+}
+
+// TestFireRunRetryMeetsItsOwnRun: the plugin stores a fired run and dies
+// before answering. The retry on the restarted plugin finds the slot
+// recorded, and the run there is this very run: the answer is true, as
+// the first try's would have been, and the slot has one run.
+func TestFireRunRetryMeetsItsOwnRun(t *testing.T) {
+	dir := t.TempDir()
+	h, _ := newHost(t, fakeStorePlugin(t, "lite", fmt.Sprintf(`{"sqlite": %q}`, filepath.Join(dir, "state.db"))))
+	c := ctx(t)
+	s, err := h.Store(c, "lite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flag := filepath.Join(dir, "crash")
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	slot := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	run := store.Run{ID: "r1", Job: "j", Trigger: store.TriggerSchedule, ScheduledFor: slot,
+		Reason: "crash_once:" + flag, Machines: []store.Machine{{Machine: "a"}}}
+	ok, err := s.FireRun(c, run)
+	if err != nil || !ok {
+		t.Fatalf("FireRun across a crash after the commit = %v, %v; want true", ok, err)
+	}
+	if n := storeLaunches(h, "lite"); n != 2 {
+		t.Fatalf("launches = %d, want 2: the plugin did not die mid-call", n)
+	}
+	// Another run for the slot is still refused.
+	run.ID, run.Reason = "r2", ""
+	if ok, err := s.FireRun(c, run); err != nil || ok {
+		t.Errorf("FireRun of the same slot again = %v, %v; want false", ok, err)
 	}
 }

@@ -252,37 +252,39 @@ func (r *Runner) fire(ctx context.Context, st *state, f schedule.Firing) {
 	r.fireSlot(ctx, st, job, f.Slot, store.TriggerSchedule)
 }
 
-// fireSlot starts the run of one scheduled slot, once: the slot is
-// recorded in the store first, and a slot already recorded (by this core
-// before a restart, or by another core) is not fired again. A slot the
-// overlap policy skips stays recorded, so it is not caught up later.
+// fireSlot starts the run of one scheduled slot, once: the store records
+// the slot and creates its run in one transaction (FireRun), and a slot
+// already recorded (by this core before a restart, or by another core)
+// fires nothing. A slot the overlap policy skips is recorded too, with no
+// run, so that it is not caught up later.
 func (r *Runner) fireSlot(ctx context.Context, st *state, job *config.Job, slot time.Time, trigger string) {
-	id := newRunID(r.cfg.Now())
-	first, err := r.cfg.Store.RecordFire(ctx, job.Name, slot, id)
+	a, err := r.reserve(st, job, "")
 	if err != nil {
-		// Without the record the slot could fire twice; without the store
-		// the run could not be recorded either.
-		r.log.Error("slot not fired: cannot record it", "job", job.Name, "slot", slot, "error", err)
+		first, rerr := r.cfg.Store.RecordFire(ctx, job.Name, slot, "")
+		switch {
+		case rerr != nil:
+			r.log.Error("skipped slot not recorded: it may be caught up later", "job", job.Name, "slot", slot, "error", rerr)
+		case !first:
+			r.log.Info("slot already fired", "job", job.Name, "slot", slot)
+		default:
+			r.log.Info("scheduled run skipped", "job", job.Name, "slot", slot, "trigger", trigger, "reason", err)
+		}
 		return
 	}
-	if !first {
-		r.log.Info("slot already fired", "job", job.Name, "slot", slot)
-		return
-	}
-	a, err := r.reserve(st, job, id)
-	if err != nil {
-		r.log.Info("scheduled run skipped", "job", job.Name, "slot", slot, "trigger", trigger, "reason", err)
-		return
-	}
-	// The slot is recorded as fired: its run must be recorded too, even
-	// when the core is stopping meanwhile, or the slot is lost (it would
-	// count as fired and never be caught up).
+	// Once started, the firing is not cut short by the core stopping: a
+	// slot and its run are recorded together or not at all.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
 	defer cancel()
-	if err := r.start(sctx, st.conf, job, a, trigger, slot, "scheduler"); err != nil {
+	switch err := r.start(sctx, st.conf, job, a, trigger, slot, "scheduler"); {
+	case errors.Is(err, errSlotTaken):
+		r.log.Info("slot already fired", "job", job.Name, "slot", slot)
+	case err != nil:
 		r.log.Error("scheduled run not started", "job", job.Name, "slot", slot, "error", err)
 	}
 }
+
+// errSlotTaken is start's answer for a slot the store had recorded.
+var errSlotTaken = errors.New("slot already fired")
 
 // startTimeout bounds recording a fired slot's run once the core is
 // stopping.
@@ -380,7 +382,15 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, job *config.Job
 	now := r.cfg.Now().UTC()
 	run := store.Run{ID: a.id, Job: job.Name, Trigger: trigger, ScheduledFor: slot.UTC(),
 		StartedAt: now, Status: store.StatusRunning, RequestedBy: by, Spec: specJSON}
-	if err := r.cfg.Store.CreateRun(ctx, run); err != nil {
+	if trigger == store.TriggerManual {
+		err = r.cfg.Store.CreateRun(ctx, run)
+	} else {
+		var fired bool
+		if fired, err = r.cfg.Store.FireRun(ctx, run); err == nil && !fired {
+			err = errSlotTaken
+		}
+	}
+	if err != nil {
 		r.forget(job.Name, a.id)
 		return fmt.Errorf("record run of %s: %w", job.Name, err)
 	}

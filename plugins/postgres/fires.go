@@ -2,8 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // RecordFire records that job fired for slot as run runID. The insert
@@ -25,13 +31,66 @@ func (s *Store) RecordFire(ctx context.Context, job string, slot time.Time, runI
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}
-	tag, err := s.pool.Exec(ctx, `
-INSERT INTO fires (job, slot, run_id, recorded_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (job, slot) DO NOTHING`, job, *at, runID, time.Now().UnixNano())
+	ok, err := recordFire(ctx, s.pool, job, *at, runID)
 	if err != nil {
 		return false, s.fail(op, err)
 	}
+	return ok, nil
+}
+
+// recordFire inserts the fire record unless its slot holds one.
+func recordFire(ctx context.Context, db interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, job string, slot int64, runID string) (bool, error) {
+	tag, err := db.Exec(ctx, `
+INSERT INTO fires (job, slot, run_id, recorded_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (job, slot) DO NOTHING`, job, slot, runID, time.Now().UnixNano())
+	if err != nil {
+		return false, err
+	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// errSlotTaken rolls FireRun's transaction back when the slot is
+// recorded already.
+var errSlotTaken = errors.New("slot already recorded")
+
+// FireRun records the run's slot and creates the run in one transaction,
+// both or neither; false when the slot is recorded already, by this core
+// or another.
+func (s *Store) FireRun(ctx context.Context, run store.Run) (bool, error) {
+	if err := s.check(ctx); err != nil {
+		return false, err
+	}
+	op := "fire run " + run.ID
+	if run.ID == "" || run.Job == "" || run.ScheduledFor.IsZero() {
+		return false, fmt.Errorf("%s: needs an id, a job and a slot", op)
+	}
+	var c times
+	slot := c.ns(run.ScheduledFor)
+	c.ns(run.StartedAt)
+	c.ns(run.FinishedAt)
+	c.ns(run.KilledAt)
+	if c.err != nil {
+		return false, fmt.Errorf("%s: %w", op, c.err)
+	}
+	err := s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		ok, err := recordFire(ctx, tx, run.Job, *slot, run.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errSlotTaken
+		}
+		return createRunTx(ctx, tx, run)
+	})
+	switch {
+	case errors.Is(err, errSlotTaken):
+		return false, nil
+	case err != nil:
+		return false, s.fail(op, err)
+	}
+	return true, nil
 }
 
 // LastFire returns the latest slot recorded for job (not the one

@@ -42,30 +42,37 @@ func (s *Store) CreateRun(ctx context.Context, run store.Run) error {
 		return fmt.Errorf("create run: empty id")
 	}
 	var c times
-	sched, started, finished, killed := c.ns(run.ScheduledFor), c.ns(run.StartedAt), c.ns(run.FinishedAt), c.ns(run.KilledAt)
+	c.ns(run.ScheduledFor)
+	c.ns(run.StartedAt)
+	c.ns(run.FinishedAt)
+	c.ns(run.KilledAt)
 	if c.err != nil {
 		return fmt.Errorf("create run %s: %w", run.ID, c.err)
 	}
-	err := s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `
-INSERT INTO runs (id, job, trigger, scheduled_for_ns, started_at_ns, finished_at_ns, status,
-	reason, requested_by, killed_by, killed_at_ns, spec)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			run.ID, run.Job, run.Trigger, sched, started, finished, run.Status,
-			run.Reason, run.RequestedBy, run.KilledBy, killed, run.Spec); err != nil {
-			return err
-		}
-		for _, a := range run.Actions {
-			if err := insertAction(ctx, tx, run.ID, a); err != nil {
-				return err
-			}
-		}
-		return insertMachines(ctx, tx, run.ID, run.Machines)
-	})
-	if err != nil {
+	if err := s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error { return createRunTx(ctx, tx, run) }); err != nil {
 		return s.fail("create run "+run.ID, err)
 	}
 	return nil
+}
+
+// createRunTx is CreateRun in tx; its times were checked.
+func createRunTx(ctx context.Context, tx pgx.Tx, run store.Run) error {
+	var c times
+	sched, started, finished, killed := c.ns(run.ScheduledFor), c.ns(run.StartedAt), c.ns(run.FinishedAt), c.ns(run.KilledAt)
+	if _, err := tx.Exec(ctx, `
+INSERT INTO runs (id, job, trigger, scheduled_for_ns, started_at_ns, finished_at_ns, status,
+	reason, requested_by, killed_by, killed_at_ns, spec)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		run.ID, run.Job, run.Trigger, sched, started, finished, run.Status,
+		run.Reason, run.RequestedBy, run.KilledBy, killed, run.Spec); err != nil {
+		return err
+	}
+	for _, a := range run.Actions {
+		if err := insertAction(ctx, tx, run.ID, a); err != nil {
+			return err
+		}
+	}
+	return insertMachines(ctx, tx, run.ID, run.Machines)
 }
 
 func insertAction(ctx context.Context, tx pgx.Tx, runID string, a store.Action) error {

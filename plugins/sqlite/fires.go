@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // RecordFire records that job fired for slot, making the run runID. It
@@ -20,30 +22,65 @@ func (s *Store) RecordFire(ctx context.Context, job string, slot time.Time, runI
 	if slot.IsZero() {
 		return false, fmt.Errorf("record fire %s: zero slot", job)
 	}
+	var inserted bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		inserted, err = s.recordFireTx(ctx, tx, job, slot, runID)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return inserted, nil
+}
+
+// recordFireTx is RecordFire in tx.
+func (s *Store) recordFireTx(ctx context.Context, tx *sql.Tx, job string, slot time.Time, runID string) (bool, error) {
 	var e enc
 	at := e.t(slot)
 	now := e.t(time.Now())
 	if e.err != nil {
 		return false, fmt.Errorf("record fire %s: %w", job, e.err)
 	}
-	var inserted bool
+	res, err := tx.ExecContext(ctx, `INSERT INTO fires (job, slot, run_id, recorded_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (job, slot) DO NOTHING`, job, at, runID, now)
+	if err != nil {
+		return false, fmt.Errorf("record fire %s at %s: %w", job, slot, s.dbErr(ctx, err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("record fire %s at %s: %w", job, slot, s.dbErr(ctx, err))
+	}
+	return n == 1, nil
+}
+
+// errSlotTaken rolls FireRun's transaction back when the slot is
+// recorded already.
+var errSlotTaken = errors.New("slot already recorded")
+
+// FireRun records the run's slot and creates the run in one transaction,
+// both or neither; false when the slot is recorded already.
+func (s *Store) FireRun(ctx context.Context, run store.Run) (bool, error) {
+	if run.ID == "" || run.Job == "" || run.ScheduledFor.IsZero() {
+		return false, fmt.Errorf("fire run %q: needs an id, a job and a slot", run.ID)
+	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO fires (job, slot, run_id, recorded_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (job, slot) DO NOTHING`, job, at, runID, now)
+		ok, err := s.recordFireTx(ctx, tx, run.Job, run.ScheduledFor, run.ID)
 		if err != nil {
-			return fmt.Errorf("record fire %s at %s: %w", job, slot, s.dbErr(ctx, err))
+			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("record fire %s at %s: %w", job, slot, s.dbErr(ctx, err))
+		if !ok {
+			return errSlotTaken
 		}
-		inserted = n == 1
-		return nil
+		return s.createRunTx(ctx, tx, run)
 	})
+	if errors.Is(err, errSlotTaken) {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
-	return inserted, nil
+	return true, nil
 }
 
 // LastFire returns the latest slot recorded for job (not the one recorded

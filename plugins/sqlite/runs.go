@@ -110,35 +110,38 @@ func (s *Store) CreateRun(ctx context.Context, run store.Run) error {
 	if run.ID == "" {
 		return errors.New("create run: empty id")
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		var one int
-		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, run.ID).Scan(&one); {
-		case err == nil:
-			return fmt.Errorf("create run %s: %w", run.ID, store.ErrExists)
-		case !errors.Is(err, sql.ErrNoRows):
+	return s.write(ctx, func(tx *sql.Tx) error { return s.createRunTx(ctx, tx, run) })
+}
+
+// createRunTx is CreateRun in tx.
+func (s *Store) createRunTx(ctx context.Context, tx *sql.Tx, run store.Run) error {
+	var one int
+	switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, run.ID).Scan(&one); {
+	case err == nil:
+		return fmt.Errorf("create run %s: %w", run.ID, store.ErrExists)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("create run %s: %w", run.ID, s.dbErr(ctx, err))
+	}
+	var e enc
+	args := []any{run.ID, run.Job, run.Trigger, e.t(run.ScheduledFor), e.t(run.StartedAt), e.t(run.FinishedAt),
+		run.Status, run.Reason, run.RequestedBy, run.KilledBy, e.t(run.KilledAt), run.Spec}
+	if e.err != nil {
+		return fmt.Errorf("create run %s: %w", run.ID, e.err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO runs (id, job, trigger, scheduled_for, started_at,
+		finished_at, status, reason, requested_by, killed_by, killed_at, spec)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+		return fmt.Errorf("create run %s: %w", run.ID, s.dbErr(ctx, err))
+	}
+	for _, a := range run.Actions {
+		if err := addAction(ctx, tx, run.ID, a); err != nil {
 			return fmt.Errorf("create run %s: %w", run.ID, s.dbErr(ctx, err))
 		}
-		var e enc
-		args := []any{run.ID, run.Job, run.Trigger, e.t(run.ScheduledFor), e.t(run.StartedAt), e.t(run.FinishedAt),
-			run.Status, run.Reason, run.RequestedBy, run.KilledBy, e.t(run.KilledAt), run.Spec}
-		if e.err != nil {
-			return fmt.Errorf("create run %s: %w", run.ID, e.err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (id, job, trigger, scheduled_for, started_at,
-			finished_at, status, reason, requested_by, killed_by, killed_at, spec)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
-			return fmt.Errorf("create run %s: %w", run.ID, s.dbErr(ctx, err))
-		}
-		for _, a := range run.Actions {
-			if err := addAction(ctx, tx, run.ID, a); err != nil {
-				return fmt.Errorf("create run %s: %w", run.ID, s.dbErr(ctx, err))
-			}
-		}
-		if err := s.addMachines(ctx, tx, run.ID, run.Machines); err != nil {
-			return fmt.Errorf("create run %s: %w", run.ID, err)
-		}
-		return nil
-	})
+	}
+	if err := s.addMachines(ctx, tx, run.ID, run.Machines); err != nil {
+		return fmt.Errorf("create run %s: %w", run.ID, err)
+	}
+	return nil
 }
 
 func addAction(ctx context.Context, tx *sql.Tx, runID string, a store.Action) error {

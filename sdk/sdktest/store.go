@@ -31,6 +31,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Maintenance", testMaintenance},
 		{"OutputCap", testOutputCap},
 		{"Fires", testFires},
+		{"FireRun", testFireRun},
 		{"PruneRuns", testPruneRuns},
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"CancelledContext", testCancelledContext},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,5 +196,86 @@ func testOutputCap(t *testing.T, s store.Store) {
 		if !bytes.Equal(got, whole.Data) {
 			t.Errorf("stream %q read 7 bytes at a time:\n%q\nwhole:\n%q", stream, got, whole.Data)
 		}
+	}
+}
+
+func testFireRun(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	slot := t0.Add(time.Minute)
+	run := func(id string, at time.Time) store.Run {
+		return store.Run{ID: id, Job: "backup", Trigger: store.TriggerSchedule, ScheduledFor: at, StartedAt: at,
+			Status: store.StatusRunning, Machines: []store.Machine{{Machine: "a"}}}
+	}
+	if ok, err := s.FireRun(ctx, run("r1", slot)); err != nil || !ok {
+		t.Fatalf("FireRun of a new slot = %v, %v; want true", ok, err)
+	}
+	if r := mustGet(t, s, "r1"); !r.ScheduledFor.Equal(slot) || len(r.Machines) != 1 {
+		t.Errorf("run FireRun created: %+v", r)
+	}
+	if last, err := s.LastFire(ctx, "backup"); err != nil || !last.Equal(slot) {
+		t.Errorf("LastFire after FireRun = %v, %v; want %v", last, err, slot)
+	}
+	// The slot is taken: by another FireRun or RecordFire, nothing is stored.
+	if ok, err := s.FireRun(ctx, run("r2", slot)); err != nil || ok {
+		t.Errorf("FireRun of a recorded slot = %v, %v; want false", ok, err)
+	}
+	if _, err := s.GetRun(ctx, "r2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused FireRun created its run: %v", err)
+	}
+	if ok, err := s.RecordFire(ctx, "backup", slot, "r3"); err != nil || ok {
+		t.Errorf("RecordFire of a slot FireRun took = %v, %v; want false", ok, err)
+	}
+	// A slot RecordFire took (a skipped one) is taken for FireRun too.
+	skipped := slot.Add(time.Minute)
+	if ok, err := s.RecordFire(ctx, "backup", skipped, ""); err != nil || !ok {
+		t.Fatalf("RecordFire of a skipped slot = %v, %v", ok, err)
+	}
+	if ok, err := s.FireRun(ctx, run("r4", skipped)); err != nil || ok {
+		t.Errorf("FireRun of a skipped slot = %v, %v; want false", ok, err)
+	}
+	// Both or neither: a run id already stored records no fire.
+	later := slot.Add(2 * time.Minute)
+	if _, err := s.FireRun(ctx, run("r1", later)); !errors.Is(err, store.ErrExists) {
+		t.Errorf("FireRun with a stored run id = %v; want ErrExists", err)
+	}
+	if ok, err := s.RecordFire(ctx, "backup", later, "r5"); err != nil || !ok {
+		t.Errorf("the failed FireRun left its slot recorded: RecordFire = %v, %v", ok, err)
+	}
+	// Cores racing to fire one slot: one run, whoever wins.
+	raced := slot.Add(time.Hour)
+	var wg sync.WaitGroup
+	wins := make(chan string, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("race-%d", i)
+			ok, err := s.FireRun(ctx, run(id, raced))
+			if err != nil {
+				t.Errorf("racing FireRun: %v", err)
+			}
+			if ok {
+				wins <- id
+			}
+		}()
+	}
+	wg.Wait()
+	close(wins)
+	var won []string
+	for id := range wins {
+		won = append(won, id)
+	}
+	runs, err := s.ListRuns(ctx, store.RunFilter{Job: "backup", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range runs {
+		if r.ScheduledFor.Equal(raced) {
+			n++
+		}
+	}
+	if len(won) != 1 || n != 1 {
+		t.Fatalf("8 racing FireRun calls: %v won, %d runs stored for the slot; want one of each", won, n)
 	}
 }

@@ -113,6 +113,8 @@ func (f *fakeStore) ReadOutput(context.Context, OutputQuery) (Output, error) {
 	return Output{}, f.fail()
 }
 
+func (f *fakeStore) FireRun(context.Context, Run) (bool, error) { return false, f.fail() }
+
 func (f *fakeStore) SetMaintenance(context.Context, Maintenance) error { return f.fail() }
 
 func (f *fakeStore) GetMaintenance(context.Context) (Maintenance, error) {

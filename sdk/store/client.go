@@ -178,6 +178,15 @@ func (c *GRPCClient) RecordFire(ctx context.Context, job string, slot time.Time,
 	return resp.GetRecorded(), nil
 }
 
+// FireRun implements Store.
+func (c *GRPCClient) FireRun(ctx context.Context, run Run) (bool, error) {
+	resp, err := c.client.FireRun(ctx, &storepb.CreateRunRequest{Run: pbRun(run)})
+	if err != nil {
+		return false, fromStatus(err)
+	}
+	return resp.GetRecorded(), nil
+}
+
 // LastFire implements Store.
 func (c *GRPCClient) LastFire(ctx context.Context, job string) (time.Time, error) {
 	resp, err := c.client.LastFire(ctx, &storepb.LastFireRequest{Job: job})

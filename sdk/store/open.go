@@ -186,6 +186,14 @@ func (l *lazy) DeleteMaintenance(ctx context.Context) error {
 	return s.DeleteMaintenance(ctx)
 }
 
+func (l *lazy) FireRun(ctx context.Context, run Run) (bool, error) {
+	s, err := l.get()
+	if err != nil {
+		return false, err
+	}
+	return s.FireRun(ctx, run)
+}
+
 func (l *lazy) RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error) {
 	s, err := l.get()
 	if err != nil {

@@ -199,6 +199,15 @@ func (s *GRPCServer) RecordFire(ctx context.Context, req *storepb.RecordFireRequ
 	return &storepb.RecordFireResponse{Recorded: ok}, nil
 }
 
+// FireRun implements the gRPC service.
+func (s *GRPCServer) FireRun(ctx context.Context, req *storepb.CreateRunRequest) (*storepb.RecordFireResponse, error) {
+	ok, err := s.Impl.FireRun(ctx, goRun(req.GetRun()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.RecordFireResponse{Recorded: ok}, nil
+}
+
 // LastFire implements the gRPC service.
 func (s *GRPCServer) LastFire(ctx context.Context, req *storepb.LastFireRequest) (*storepb.LastFireResponse, error) {
 	slot, err := s.Impl.LastFire(ctx, req.GetJob())

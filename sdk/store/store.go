@@ -291,6 +291,14 @@ type Store interface {
 	// the store: a unique key in the store, not a flag in memory, is what
 	// makes a slot fire at most once across restarts and cores.
 	RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error)
+	// FireRun is RecordFire(run.Job, run.ScheduledFor, run.ID) and
+	// CreateRun(run) in one transaction: either both are stored or
+	// neither, so a crash between them can neither leave a slot recorded
+	// without its run (a slot lost) nor a run without its record. It
+	// returns false, storing nothing, when the slot is already recorded;
+	// a run id already stored fails with ErrExists, recording nothing.
+	// RecordFire alone is for a slot that fires no run (skipped).
+	FireRun(ctx context.Context, run Run) (bool, error)
 	// LastFire returns the latest slot recorded for job, zero when none.
 	LastFire(ctx context.Context, job string) (time.Time, error)
 

@@ -93,6 +93,11 @@ func (s *Store) CreateRun(ctx context.Context, run store.Run) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
+	return s.createRun(run)
+}
+
+// createRun is CreateRun with s.mu held.
+func (s *Store) createRun(run store.Run) error {
 	if run.ID == "" {
 		return fmt.Errorf("create run: empty id")
 	}
@@ -516,6 +521,30 @@ func (s *Store) RecordFire(ctx context.Context, job string, slot time.Time, runI
 	if err := s.check(ctx); err != nil {
 		return false, err
 	}
+	return s.recordFire(job, slot, runID), nil
+}
+
+// FireRun records the run's slot and creates the run, both or neither.
+func (s *Store) FireRun(ctx context.Context, run store.Run) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return false, err
+	}
+	if run.Job == "" || run.ScheduledFor.IsZero() {
+		return false, fmt.Errorf("fire run %s: no job or no slot", run.ID)
+	}
+	if _, done := s.fires[run.Job][run.ScheduledFor.UnixNano()]; done {
+		return false, nil
+	}
+	if err := s.createRun(run); err != nil {
+		return false, err
+	}
+	return s.recordFire(run.Job, run.ScheduledFor, run.ID), nil
+}
+
+// recordFire is RecordFire with s.mu held.
+func (s *Store) recordFire(job string, slot time.Time, runID string) bool {
 	slots := s.fires[job]
 	if slots == nil {
 		slots = map[int64]string{}
@@ -523,10 +552,10 @@ func (s *Store) RecordFire(ctx context.Context, job string, slot time.Time, runI
 	}
 	k := slot.UnixNano()
 	if _, done := slots[k]; done {
-		return false, nil
+		return false
 	}
 	slots[k] = runID
-	return true, nil
+	return true
 }
 
 // LastFire returns the job's latest recorded slot.

@@ -2470,7 +2470,7 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x17ERROR_KIND_OUT_OF_ORDER\x10\x04\x12\x1a\n" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x05\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\x06\x12 \n" +
-	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a2\xcf\f\n" +
+	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a2\xa8\r\n" +
 	"\x05Store\x12X\n" +
 	"\tConfigure\x12$.saltpeter.store.v1.ConfigureRequest\x1a%.saltpeter.store.v1.ConfigureResponse\x12L\n" +
 	"\tCreateRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12P\n" +
@@ -2489,7 +2489,8 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x0eGetMaintenance\x12\x19.saltpeter.store.v1.Empty\x1a\x1f.saltpeter.store.v1.Maintenance\x12I\n" +
 	"\x11DeleteMaintenance\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.Empty\x12[\n" +
 	"\n" +
-	"RecordFire\x12%.saltpeter.store.v1.RecordFireRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12U\n" +
+	"RecordFire\x12%.saltpeter.store.v1.RecordFireRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12W\n" +
+	"\aFireRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12U\n" +
 	"\bLastFire\x12#.saltpeter.store.v1.LastFireRequest\x1a$.saltpeter.store.v1.LastFireResponse\x12X\n" +
 	"\tPruneRuns\x12$.saltpeter.store.v1.PruneRunsRequest\x1a%.saltpeter.store.v1.PruneRunsResponse\x12<\n" +
 	"\x04Ping\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.Empty\x12=\n" +
@@ -2602,32 +2603,34 @@ var file_store_proto_store_proto_depIdxs = []int32{
 	1,  // 52: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
 	1,  // 53: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
 	28, // 54: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
-	30, // 55: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
-	32, // 56: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
-	1,  // 57: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
-	1,  // 58: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
-	4,  // 59: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
-	1,  // 60: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 61: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
-	1,  // 62: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 63: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
-	7,  // 64: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
-	16, // 65: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
-	21, // 66: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
-	23, // 67: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
-	1,  // 68: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
-	1,  // 69: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
-	27, // 70: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
-	1,  // 71: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
-	24, // 72: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
-	1,  // 73: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
-	29, // 74: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
-	31, // 75: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
-	33, // 76: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
-	1,  // 77: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
-	1,  // 78: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
-	59, // [59:79] is the sub-list for method output_type
-	39, // [39:59] is the sub-list for method input_type
+	8,  // 55: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	30, // 56: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
+	32, // 57: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
+	1,  // 58: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
+	1,  // 59: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
+	4,  // 60: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
+	1,  // 61: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 62: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
+	1,  // 63: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 64: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
+	7,  // 65: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
+	16, // 66: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
+	21, // 67: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
+	23, // 68: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
+	1,  // 69: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
+	1,  // 70: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
+	27, // 71: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
+	1,  // 72: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
+	24, // 73: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
+	1,  // 74: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
+	29, // 75: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
+	29, // 76: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
+	31, // 77: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
+	33, // 78: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
+	1,  // 79: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
+	1,  // 80: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
+	60, // [60:81] is the sub-list for method output_type
+	39, // [39:60] is the sub-list for method input_type
 	39, // [39:39] is the sub-list for extension type_name
 	39, // [39:39] is the sub-list for extension extendee
 	0,  // [0:39] is the sub-list for field type_name

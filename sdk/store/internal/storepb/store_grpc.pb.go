@@ -35,6 +35,7 @@ const (
 	Store_GetMaintenance_FullMethodName    = "/saltpeter.store.v1.Store/GetMaintenance"
 	Store_DeleteMaintenance_FullMethodName = "/saltpeter.store.v1.Store/DeleteMaintenance"
 	Store_RecordFire_FullMethodName        = "/saltpeter.store.v1.Store/RecordFire"
+	Store_FireRun_FullMethodName           = "/saltpeter.store.v1.Store/FireRun"
 	Store_LastFire_FullMethodName          = "/saltpeter.store.v1.Store/LastFire"
 	Store_PruneRuns_FullMethodName         = "/saltpeter.store.v1.Store/PruneRuns"
 	Store_Ping_FullMethodName              = "/saltpeter.store.v1.Store/Ping"
@@ -83,6 +84,9 @@ type StoreClient interface {
 	// RecordFire answers recorded false, recording nothing, when the
 	// (job, slot) is already recorded: the unique key is in the store.
 	RecordFire(ctx context.Context, in *RecordFireRequest, opts ...grpc.CallOption) (*RecordFireResponse, error)
+	// FireRun records the run's (job, scheduled_for) and creates the run in
+	// one transaction; recorded false when the slot was already recorded.
+	FireRun(ctx context.Context, in *CreateRunRequest, opts ...grpc.CallOption) (*RecordFireResponse, error)
 	LastFire(ctx context.Context, in *LastFireRequest, opts ...grpc.CallOption) (*LastFireResponse, error)
 	// PruneRuns deletes the runs finished before finished_before and
 	// answers how many it deleted; fire records stay.
@@ -262,6 +266,16 @@ func (c *storeClient) RecordFire(ctx context.Context, in *RecordFireRequest, opt
 	return out, nil
 }
 
+func (c *storeClient) FireRun(ctx context.Context, in *CreateRunRequest, opts ...grpc.CallOption) (*RecordFireResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordFireResponse)
+	err := c.cc.Invoke(ctx, Store_FireRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storeClient) LastFire(ctx context.Context, in *LastFireRequest, opts ...grpc.CallOption) (*LastFireResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LastFireResponse)
@@ -344,6 +358,9 @@ type StoreServer interface {
 	// RecordFire answers recorded false, recording nothing, when the
 	// (job, slot) is already recorded: the unique key is in the store.
 	RecordFire(context.Context, *RecordFireRequest) (*RecordFireResponse, error)
+	// FireRun records the run's (job, scheduled_for) and creates the run in
+	// one transaction; recorded false when the slot was already recorded.
+	FireRun(context.Context, *CreateRunRequest) (*RecordFireResponse, error)
 	LastFire(context.Context, *LastFireRequest) (*LastFireResponse, error)
 	// PruneRuns deletes the runs finished before finished_before and
 	// answers how many it deleted; fire records stay.
@@ -407,6 +424,9 @@ func (UnimplementedStoreServer) DeleteMaintenance(context.Context, *Empty) (*Emp
 }
 func (UnimplementedStoreServer) RecordFire(context.Context, *RecordFireRequest) (*RecordFireResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RecordFire not implemented")
+}
+func (UnimplementedStoreServer) FireRun(context.Context, *CreateRunRequest) (*RecordFireResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method FireRun not implemented")
 }
 func (UnimplementedStoreServer) LastFire(context.Context, *LastFireRequest) (*LastFireResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method LastFire not implemented")
@@ -718,6 +738,24 @@ func _Store_RecordFire_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Store_FireRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).FireRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_FireRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).FireRun(ctx, req.(*CreateRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Store_LastFire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(LastFireRequest)
 	if err := dec(in); err != nil {
@@ -856,6 +894,10 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecordFire",
 			Handler:    _Store_RecordFire_Handler,
+		},
+		{
+			MethodName: "FireRun",
+			Handler:    _Store_FireRun_Handler,
 		},
 		{
 			MethodName: "LastFire",
