@@ -210,7 +210,7 @@ const (
 )
 
 var storeSchemas = map[string]*hcl.BodySchema{
-	StoreSQLite:   {Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "retention"}, {Name: "max_output_per_machine"}}},
+	StoreSQLite:   {Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "retention"}, {Name: "max_output_per_machine"}, {Name: "synchronous"}}},
 	StorePostgres: {Attributes: []hcl.AttributeSchema{{Name: "dsn"}, {Name: "retention"}, {Name: "max_output_per_machine"}}},
 	StoreMemory:   {Attributes: []hcl.AttributeSchema{{Name: "retention"}, {Name: "max_output_per_machine"}}},
 }
@@ -224,6 +224,7 @@ func (l *loader) decodeStore(b *hcl.Block) {
 	}
 	attrs := l.content(b.Body, schema).Attributes
 	l.str(attrs, "path", &s.Path)
+	l.oneOf(attrs, "synchronous", &s.Synchronous, []string{"normal", "full"}, nil)
 	if a := l.str(attrs, "dsn", &s.DSN); s.Kind == StorePostgres && s.DSN == "" {
 		if a != nil {
 			l.attrError(a, "Missing dsn", "store \"postgres\" needs dsn, such as \"postgres://saltpeter@db/saltpeter\".")

@@ -121,6 +121,8 @@ func TestLoadMistakes(t *testing.T) {
 			[]wantDiag{{Summary: "Invalid duration", Detail: "connect_deadline must be longer than zero", File: "main.hcl", Line: 1, Col: 27}}},
 		{"bad size", "store \"sqlite\" {\n  max_output_per_machine = \"64MB\"\n}\n",
 			[]wantDiag{{Summary: "Invalid size", Detail: `"64MB" is not a positive whole number of bytes, KiB, MiB or GiB`, File: "main.hcl", Line: 2, Col: 28}}},
+		{"bad synchronous", "store \"sqlite\" {\n  synchronous = \"off\"\n}\n",
+			[]wantDiag{{Summary: "Invalid synchronous", Detail: `synchronous must be "normal" or "full", not "off"`, File: "main.hcl", Line: 2, Col: 17}}},
 		{"output cap below two chunks", "store \"sqlite\" {\n  max_output_per_machine = \"32KiB\"\n}\n",
 			[]wantDiag{{Summary: "Output cap too small", Detail: "at least 64KiB", File: "main.hcl", Line: 2, Col: 28}}},
 		{"bad cron field", strings.Replace(job(), `"@hourly"`, `"61 * * * *"`, 1),
@@ -406,7 +408,7 @@ func TestLoadFullExample(t *testing.T) {
 	if !reflect.DeepEqual(c.APITokens, wantTokens) {
 		t.Errorf("tokens = %+v", c.APITokens)
 	}
-	if s := cfg.Store; s == nil || s.Kind != "sqlite" || s.Path != "/var/lib/saltpeter/saltpeter.db" || s.Retention != 30*24*time.Hour || s.MaxOutputPerMachine != 64<<20 {
+	if s := cfg.Store; s == nil || s.Kind != "sqlite" || s.Path != "/var/lib/saltpeter/saltpeter.db" || s.Retention != 30*24*time.Hour || s.MaxOutputPerMachine != 64<<20 || s.Synchronous != "full" {
 		t.Errorf("store = %+v", cfg.Store)
 	}
 	if len(cfg.Plugins) != 2 {
@@ -450,8 +452,8 @@ func TestLoadFullExample(t *testing.T) {
 	if j.Wrapper != (config.Wrapper{Path: "/usr/local/bin/saltpeter-wrapper", Protocol: 2}) {
 		t.Errorf("wrapper = %+v", j.Wrapper)
 	}
-	if j.Range.Start.Line != 53 {
-		t.Errorf("job range %s, want line 53", j.Range)
+	if j.Range.Start.Line != 54 {
+		t.Errorf("job range %s, want line 54", j.Range)
 	}
 }
 

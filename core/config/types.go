@@ -81,6 +81,9 @@ type Store struct {
 	DSN                 string
 	Retention           time.Duration
 	MaxOutputPerMachine int64
+	// Synchronous is SQLite's commit durability: "normal" (survives the
+	// process dying; "" is the same) or "full" (survives a power cut too).
+	Synchronous string
 }
 
 // Plugin is a plugin "KIND" "NAME" block.

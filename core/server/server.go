@@ -252,6 +252,9 @@ func storePlugin(conf *config.Config) (*config.Plugin, error) {
 	switch s.Kind {
 	case config.StoreSQLite:
 		c["path"] = s.Path
+		if s.Synchronous != "" {
+			c["synchronous"] = s.Synchronous
+		}
 	case config.StorePostgres:
 		c["dsn"] = s.DSN
 	}

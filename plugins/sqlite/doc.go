@@ -37,7 +37,7 @@
 // contexts) rather than contending for SQLite's lock; reads use a pool and,
 // in WAL mode, neither block the writer nor wait for it.
 //
-// # Durability: Options.Synchronous
+// # Durability: Options.Synchronous (store "sqlite" { synchronous = … })
 //
 // A write returns only after its transaction committed (AppendOutput's
 // ack is after the commit).
@@ -46,7 +46,7 @@
 //     fsync. Everything acknowledged survives the process being killed
 //     (tested with SIGKILL mid-stream). A power cut or kernel crash may
 //     lose the transactions acknowledged since the WAL was last synced
-//     (at each checkpoint: by default every 1000 pages, about 4 MB of
+//     (at each checkpoint: by default every 1000 pages, about 16 MB of
 //     writes); the database stays consistent, never half-written.
 //   - "full": the WAL is fsynced at every commit, so what was acknowledged
 //     survives a power cut too, at the cost of one fsync per commit (the

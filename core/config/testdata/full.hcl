@@ -16,6 +16,7 @@ core {
 
 store "sqlite" {
   path      = "/var/lib/saltpeter/saltpeter.db"
+  synchronous = "full"
   retention = "30d"
   max_output_per_machine = "64MiB"
 }
