@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,8 +57,10 @@ type core struct {
 	t    testing.TB
 	dir  string
 	addr string // host:port
-	cmd  *exec.Cmd
-	logs *lockedBuffer
+	// addrs are every address the core served on, across restarts.
+	addrs []string
+	cmd   *exec.Cmd
+	logs  *lockedBuffer
 }
 
 // coreBlock is the core block every test core starts with; extra goes
@@ -84,6 +87,7 @@ func startCore(t testing.TB, hcl string) *core {
 	c := &core{t: t, dir: dir, logs: &lockedBuffer{}}
 	t.Cleanup(func() {
 		c.stop(syscall.SIGTERM)
+		c.killLeftoverWrappers()
 		if t.Failed() {
 			t.Logf("core log:\n%s", c.logs.String())
 		}
@@ -131,6 +135,7 @@ func (c *core) launch() {
 			c.t.Fatalf("core exited before serving:\n%s", c.logs.String())
 		}
 		c.addr = a
+		c.addrs = append(c.addrs, a)
 	case <-time.After(30 * time.Second):
 		c.t.Fatalf("core did not serve within 30s:\n%s", c.logs.String())
 	}
@@ -355,4 +360,56 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// killLeftoverWrappers SIGKILLs the wrappers still dialling this core's
+// addresses once it is stopped, with every process under them: a test
+// that ends with a job running, or that restarted its core on another
+// port, would otherwise leave them retrying for an hour.
+func (c *core) killLeftoverWrappers() {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	children := map[int][]int{}
+	var wrappers []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 >= len(s) {
+			continue
+		}
+		if f := strings.Fields(s[i+2:]); len(f) > 1 {
+			ppid, _ := strconv.Atoi(f[1])
+			children[ppid] = append(children[ppid], pid)
+		}
+		if !strings.HasPrefix(s[strings.IndexByte(s, '(')+1:i], "saltpeter-wrapp") {
+			continue
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			continue
+		}
+		for _, a := range c.addrs {
+			if strings.Contains(string(env), "ws://"+a+"/ws") {
+				wrappers = append(wrappers, pid)
+				break
+			}
+		}
+	}
+	var tree []int
+	for len(wrappers) > 0 {
+		pid := wrappers[0]
+		wrappers = append(wrappers[1:], children[pid]...)
+		tree = append(tree, pid)
+	}
+	killPIDs(tree)
 }
