@@ -483,7 +483,13 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 			res, err := tgt.Dispatch(dctx, req)
 			if err != nil {
 				log.Warn("dispatch failed", "machine", m, "error", err)
-				if ferr := r.cfg.Hub.Fail(ctx, a.id, m, store.StatusNotStarted, wire.ExitNotStarted, "dispatch: "+err.Error()); ferr != nil {
+				// A machine the target could not reach is an error; one
+				// reached whose wrapper did not start is not_started.
+				status, code := store.StatusNotStarted, wire.ExitNotStarted
+				if errors.Is(err, target.ErrUnreachable) {
+					status, code = store.StatusError, wire.ExitError
+				}
+				if ferr := r.cfg.Hub.Fail(ctx, a.id, m, status, code, "dispatch: "+err.Error()); ferr != nil {
 					log.Error("record dispatch failure", "machine", m, "error", ferr)
 				}
 				return

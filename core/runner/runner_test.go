@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -58,7 +59,8 @@ func (h *fakeHub) setBusy(runID string, b bool) {
 
 type fakeTarget struct {
 	machines   []string
-	failOn     string
+	failOn     string // its wrapper does not start
+	unreach    string // cannot be reached
 	dispatched chan target.DispatchRequest
 }
 
@@ -68,8 +70,11 @@ func (f *fakeTarget) Resolve(context.Context, target.ResolveRequest) ([]string, 
 }
 func (f *fakeTarget) Dispatch(_ context.Context, req target.DispatchRequest) (target.DispatchResult, error) {
 	f.dispatched <- req
-	if req.Machine == f.failOn {
-		return target.DispatchResult{}, errors.New("host unreachable")
+	switch req.Machine {
+	case f.failOn:
+		return target.DispatchResult{}, errors.New("saltpeter-wrapper: not found")
+	case f.unreach:
+		return target.DispatchResult{}, fmt.Errorf("dial %s: connection refused: %w", req.Machine, target.ErrUnreachable)
 	}
 	return target.DispatchResult{Detail: "ok"}, nil
 }
@@ -290,23 +295,30 @@ func TestOverlap(t *testing.T) {
 
 func TestDispatchFailureAndAggregate(t *testing.T) {
 	f := newFixture(t, &config.Job{Name: "j", Command: "x"})
-	f.tgt.failOn = "b"
+	f.tgt.machines = []string{"a", "b", "c"}
+	f.tgt.failOn, f.tgt.unreach = "b", "c"
 	ctx := context.Background()
 	id, err := f.r.RunNow(ctx, "j", "a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.dispatches(t, 2)
-	select {
-	case got := <-f.hub.failed:
-		if got != [2]string{"b", store.StatusNotStarted} {
-			t.Fatalf("failure reported as %v, want b not_started", got)
+	f.dispatches(t, 3)
+	// A machine reached whose wrapper did not start is not_started; one
+	// the target could not reach is an error.
+	got := map[string]string{}
+	for range 2 {
+		select {
+		case g := <-f.hub.failed:
+			got[g[0]] = g[1]
+		case <-time.After(10 * time.Second):
+			t.Fatalf("dispatch failures reported: %v, want two", got)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("dispatch failure never reported to the hub")
+	}
+	if got["b"] != store.StatusNotStarted || got["c"] != store.StatusError {
+		t.Fatalf("failures reported as %v, want b not_started and c error", got)
 	}
 	// The hub writes machine results; the runner aggregates when told.
-	for m, s := range map[string]string{"a": store.StatusSucceeded, "b": store.StatusNotStarted} {
+	for m, s := range map[string]string{"a": store.StatusSucceeded, "b": store.StatusNotStarted, "c": store.StatusNotStarted} {
 		if err := f.store.UpdateMachine(ctx, id, m, store.MachineUpdate{Status: &s}); err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package target_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -200,5 +201,25 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestUnreachableCrosses: a plugin's ErrUnreachable reaches the core as
+// ErrUnreachable, with the plugin's text; another error does not.
+func TestUnreachableCrosses(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("web1:22: connection refused: %w", target.ErrUnreachable), true},
+		{errors.New("web1: saltpeter-wrapper: not found"), false},
+	} {
+		tgt := target.TestGRPCConn(t, &recorder{err: c.err})
+		_, err := tgt.Dispatch(ctx, target.DispatchRequest{Job: "j"})
+		if err == nil || err.Error() != c.err.Error() || errors.Is(err, target.ErrUnreachable) != c.want {
+			t.Errorf("Dispatch failing with %q: got %v (unreachable %v), want unreachable %v",
+				c.err, err, errors.Is(err, target.ErrUnreachable), c.want)
+		}
 	}
 }

@@ -76,6 +76,8 @@ func (e *remoteError) Unwrap() error {
 		return context.Canceled
 	case codes.DeadlineExceeded:
 		return context.DeadlineExceeded
+	case unreachableCode:
+		return ErrUnreachable
 	}
 	return nil
 }

@@ -53,6 +53,10 @@ func (s *GRPCServer) Dispatch(ctx context.Context, req *targetpb.DispatchRequest
 	return &targetpb.DispatchResponse{Detail: res.Detail}, nil
 }
 
+// unreachableCode carries ErrUnreachable: no other failure of the adapter
+// uses it (the plugin not answering is Unavailable).
+const unreachableCode = codes.FailedPrecondition
+
 // toStatus turns an implementation's error into a gRPC status with the
 // same text.
 func toStatus(err error) error {
@@ -62,6 +66,8 @@ func toStatus(err error) error {
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
+	case errors.Is(err, ErrUnreachable):
+		code = unreachableCode
 	}
 	return status.Error(code, err.Error())
 }

@@ -1,6 +1,18 @@
 package target
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// ErrUnreachable is a Dispatch error (wrap it) saying the machine itself
+// could not be reached (no route, refused connection, wrong host key, a
+// minion that does not answer): the core records the machine as error
+// (255). Any other Dispatch error means the machine was reached but the
+// wrapper did not start (missing, broken, refused): not_started (254).
+// It crosses the plugin boundary: errors.Is finds it in what the core's
+// client returns.
+var ErrUnreachable = errors.New("machine unreachable")
 
 // Target resolves a job's target block to machines and starts the wrapper
 // on one of them. Implementations are safe for concurrent use: the core
@@ -13,7 +25,8 @@ type Target interface {
 	// Resolve returns the machines a job's target block names.
 	Resolve(ctx context.Context, req ResolveRequest) ([]string, error)
 	// Dispatch starts the wrapper on one machine and returns once the
-	// wrapper said it detached (or failed to).
+	// wrapper said it detached (or failed to). An error wrapping
+	// ErrUnreachable says the machine could not be reached.
 	Dispatch(ctx context.Context, req DispatchRequest) (DispatchResult, error)
 }
 
