@@ -100,6 +100,10 @@ func (a *API) routes() {
 
 	m.HandleFunc("POST /api/v1/reload", a.guard(a.reload))
 
+	m.HandleFunc("GET /api/v1/maintenance", a.guard(a.getMaintenance))
+	m.HandleFunc("PUT /api/v1/maintenance", a.guard(a.putMaintenance))
+	m.HandleFunc("DELETE /api/v1/maintenance", a.guard(a.deleteMaintenance))
+
 	m.HandleFunc("GET /api/v1/events", a.guard(a.events))
 }
 

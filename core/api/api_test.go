@@ -64,6 +64,7 @@ type fakeControl struct {
 	runID  string
 	killed []string
 	fires  []control.Fire
+	maint  control.MaintenanceState
 }
 
 func newFakeControl(jobs ...control.JobState) *fakeControl {
@@ -182,6 +183,36 @@ func (f *fakeControl) NextRuns(ctx context.Context, job string, n int) ([]contro
 
 func (f *fakeControl) Reload(ctx context.Context, by string) error {
 	return f.record(call{Method: "Reload", By: by})
+}
+
+func (f *fakeControl) Maintenance(context.Context) (control.MaintenanceState, error) {
+	if err := f.record(call{Method: "Maintenance"}); err != nil {
+		return control.MaintenanceState{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maint, nil
+}
+
+func (f *fakeControl) SetMaintenance(_ context.Context, global bool, machines []string, by string) (control.MaintenanceState, error) {
+	if err := f.record(call{Method: "SetMaintenance", Enabled: global, N: len(machines), By: by}); err != nil {
+		return control.MaintenanceState{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.maint = control.MaintenanceState{Global: global, Machines: machines, Override: true, SetBy: by,
+		SetAt: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)}
+	return f.maint, nil
+}
+
+func (f *fakeControl) ResetMaintenance(_ context.Context, by string) (control.MaintenanceState, error) {
+	if err := f.record(call{Method: "ResetMaintenance", By: by}); err != nil {
+		return control.MaintenanceState{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.maint = control.MaintenanceState{Machines: []string{"db3"}}
+	return f.maint, nil
 }
 
 var _ control.Control = (*fakeControl)(nil)

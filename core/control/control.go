@@ -69,6 +69,25 @@ type Control interface {
 	// Reload re-reads the configuration; a bad one is refused with its
 	// diagnostics rendered as text in the error, and the running one stays.
 	Reload(ctx context.Context, by string) error
+
+	// Maintenance returns the maintenance in force.
+	Maintenance(ctx context.Context) (MaintenanceState, error)
+	// SetMaintenance stores an override of the HCL maintenance block.
+	SetMaintenance(ctx context.Context, global bool, machines []string, by string) (MaintenanceState, error)
+	// ResetMaintenance drops the override: the HCL's block holds again.
+	ResetMaintenance(ctx context.Context, by string) (MaintenanceState, error)
+}
+
+// MaintenanceState is the maintenance in force: global maintenance starts
+// no new runs; machines under maintenance are left out of every run.
+type MaintenanceState struct {
+	Global   bool
+	Machines []string // sorted
+	// Override is true when the API set it (SetBy, SetAt), false when it
+	// is the HCL's maintenance block.
+	Override bool
+	SetBy    string
+	SetAt    time.Time
 }
 
 // Fire is one upcoming fire time.

@@ -12,6 +12,8 @@ const (
 	MachineUpdated = "machine_updated"
 	Output         = "output"
 	JobUpdated     = "job_updated"
+	// MaintenanceUpdated: the maintenance in force changed.
+	MaintenanceUpdated = "maintenance_updated"
 )
 
 // Event says that something changed; the store has the details.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/core/control"
@@ -263,4 +264,47 @@ func (r *Runner) Reload(ctx context.Context, by string) error {
 	r.log.Info("configuration reloaded", "by", by, "jobs", len(conf.Jobs))
 	r.cfg.Publish(events.Event{Kind: events.JobUpdated})
 	return nil
+}
+
+// Maintenance returns the maintenance in force.
+func (r *Runner) Maintenance(ctx context.Context) (control.MaintenanceState, error) {
+	var m control.MaintenanceState
+	err := r.do(ctx, func(st *state) { m = st.maintenanceNow() })
+	return m, err
+}
+
+// SetMaintenance stores the API's override of the HCL maintenance block;
+// it holds across restarts and reloads until ResetMaintenance. Runs
+// already started keep going; the next ones see it.
+func (r *Runner) SetMaintenance(ctx context.Context, global bool, machines []string, by string) (control.MaintenanceState, error) {
+	for _, m := range machines {
+		if strings.TrimSpace(m) == "" {
+			return control.MaintenanceState{}, fmt.Errorf("an empty machine name: %w", control.ErrBadRequest)
+		}
+	}
+	m := store.Maintenance{Global: global, Machines: sortedSet(machines), SetBy: by, SetAt: r.cfg.Now().UTC()}
+	if err := r.cfg.Store.SetMaintenance(ctx, m); err != nil {
+		return control.MaintenanceState{}, fmt.Errorf("store the maintenance override: %w", err)
+	}
+	r.log.Info("maintenance override set", "global", global, "machines", strings.Join(m.Machines, " "), "by", by)
+	return r.applyMaintenance(ctx, &m)
+}
+
+// ResetMaintenance drops the override: the HCL's block holds again.
+func (r *Runner) ResetMaintenance(ctx context.Context, by string) (control.MaintenanceState, error) {
+	if err := r.cfg.Store.DeleteMaintenance(ctx); err != nil {
+		return control.MaintenanceState{}, fmt.Errorf("drop the maintenance override: %w", err)
+	}
+	r.log.Info("maintenance override reset", "by", by)
+	return r.applyMaintenance(ctx, nil)
+}
+
+func (r *Runner) applyMaintenance(ctx context.Context, m *store.Maintenance) (control.MaintenanceState, error) {
+	var now control.MaintenanceState
+	err := r.do(ctx, func(st *state) {
+		st.maintenance = m
+		now = st.maintenanceNow()
+	})
+	r.cfg.Publish(events.Event{Kind: events.MaintenanceUpdated})
+	return now, err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,6 +90,9 @@ type Runner struct {
 type state struct {
 	conf      *config.Config
 	overrides map[string]store.JobOverride
+	// maintenance is the API's override of the HCL maintenance block,
+	// nil when there is none.
+	maintenance *store.Maintenance
 	// active holds runs this core started that may still be busy, by job.
 	active map[string][]*activeRun
 }
@@ -124,6 +128,12 @@ func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error 
 	}
 	for _, o := range ovs {
 		st.overrides[o.Job] = o
+	}
+	switch m, err := r.cfg.Store.GetMaintenance(ctx); {
+	case err == nil:
+		st.maintenance = &m
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("load the maintenance override: %w", err)
 	}
 	if err := r.resume(ctx, st); err != nil {
 		return err
@@ -189,6 +199,37 @@ func (r *Runner) do(ctx context.Context, f func(*state)) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// maintenanceNow is the maintenance in force: the API's override, else
+// the HCL's block.
+func (st *state) maintenanceNow() control.MaintenanceState {
+	if m := st.maintenance; m != nil {
+		return control.MaintenanceState{Global: m.Global, Machines: sortedSet(m.Machines),
+			Override: true, SetBy: m.SetBy, SetAt: m.SetAt}
+	}
+	return control.MaintenanceState{Global: st.conf.Maintenance.Global, Machines: sortedSet(st.conf.Maintenance.Machines)}
+}
+
+// skipped is the set of machines a run started now leaves out.
+func (st *state) skipped() map[string]bool {
+	set := map[string]bool{}
+	for _, m := range st.maintenanceNow().Machines {
+		set[m] = true
+	}
+	return set
+}
+
+// sortedSet returns the distinct non-empty names, sorted.
+func sortedSet(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (st *state) enabled(j *config.Job) bool {
@@ -258,7 +299,11 @@ func (r *Runner) fire(ctx context.Context, st *state, f schedule.Firing) {
 // fires nothing. A slot the overlap policy skips is recorded too, with no
 // run, so that it is not caught up later.
 func (r *Runner) fireSlot(ctx context.Context, st *state, job *config.Job, slot time.Time, trigger string) {
-	a, err := r.reserve(st, job, "")
+	var a *activeRun
+	err := fmt.Errorf("global maintenance: %w", control.ErrMaintenance)
+	if !st.maintenanceNow().Global {
+		a, err = r.reserve(st, job, "")
+	}
 	if err != nil {
 		first, rerr := r.cfg.Store.RecordFire(ctx, job.Name, slot, "")
 		switch {
@@ -275,7 +320,7 @@ func (r *Runner) fireSlot(ctx context.Context, st *state, job *config.Job, slot 
 	// slot and its run are recorded together or not at all.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
 	defer cancel()
-	switch err := r.start(sctx, st.conf, job, a, trigger, slot, "scheduler"); {
+	switch err := r.start(sctx, st.conf, st.skipped(), job, a, trigger, slot, "scheduler"); {
 	case errors.Is(err, errSlotTaken):
 		r.log.Info("slot already fired", "job", job.Name, "slot", slot)
 	case err != nil:
@@ -346,14 +391,19 @@ func (r *Runner) RunNow(ctx context.Context, name, by string) (string, error) {
 	var (
 		job  *config.Job
 		conf *config.Config
+		skip map[string]bool
 		a    *activeRun
 		err  error
 	)
 	if e := r.do(ctx, func(st *state) {
-		conf = st.conf
+		conf, skip = st.conf, st.skipped()
 		job = st.conf.Job(name)
 		if job == nil {
 			err = fmt.Errorf("job %q: %w", name, control.ErrUnknownJob)
+			return
+		}
+		if st.maintenanceNow().Global {
+			err = fmt.Errorf("global maintenance starts no new runs: %w", control.ErrMaintenance)
 			return
 		}
 		a, err = r.reserve(st, job, "")
@@ -364,7 +414,7 @@ func (r *Runner) RunNow(ctx context.Context, name, by string) (string, error) {
 		return "", err
 	}
 	now := r.cfg.Now().UTC()
-	if err := r.start(ctx, conf, job, a, store.TriggerManual, now, by); err != nil {
+	if err := r.start(ctx, conf, skip, job, a, store.TriggerManual, now, by); err != nil {
 		return "", err
 	}
 	return a.id, nil
@@ -373,7 +423,7 @@ func (r *Runner) RunNow(ctx context.Context, name, by string) (string, error) {
 // start records the run, then resolves and dispatches in the background.
 // It may run on the loop (scheduled firings) so it must not block long:
 // the store write is the only synchronous step.
-func (r *Runner) start(ctx context.Context, conf *config.Config, job *config.Job, a *activeRun, trigger string, slot time.Time, by string) error {
+func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string]bool, job *config.Job, a *activeRun, trigger string, slot time.Time, by string) error {
 	spec := specOf(job, conf.Core.HeartbeatInterval)
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -401,7 +451,7 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, job *config.Job
 		defer r.work.Done()
 		// The run outlives the request that asked for it.
 		dctx := context.WithoutCancel(ctx)
-		r.dispatch(dctx, job, spec, a, conf.Core.ConnectDeadline, conf.StoreOrDefault().MaxOutputPerMachine)
+		r.dispatch(dctx, job, spec, a, skip, conf.Core.ConnectDeadline, conf.StoreOrDefault().MaxOutputPerMachine)
 		r.markDispatched(job.Name, a.id)
 		r.finalize(dctx, a.id)
 	}()
@@ -434,7 +484,7 @@ func (r *Runner) markDispatched(job, id string) {
 }
 
 // dispatch resolves the job's machines and starts a wrapper on each.
-func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, a *activeRun, connectDeadline time.Duration, outputCap int64) {
+func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, a *activeRun, skip map[string]bool, connectDeadline time.Duration, outputCap int64) {
 	log := r.log.With("job", job.Name, "run_id", a.id)
 	tgt, err := r.cfg.Targets.Target(ctx, job.Target.Plugin)
 	if err != nil {
@@ -446,18 +496,37 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 		r.failRun(ctx, a.id, fmt.Sprintf("resolve targets: %v", err))
 		return
 	}
-	machines = pick(dedupe(machines), job.NumberOfTargets)
+	machines = dedupe(machines)
 	if len(machines) == 0 {
 		r.failRun(ctx, a.id, "no machines")
 		return
 	}
+	// Machines under maintenance are left out, before number_of_targets
+	// picks among the others, and shown in the run as skipped.
+	var left []string
+	machines = slices.DeleteFunc(machines, func(m string) bool {
+		if skip[m] {
+			left = append(left, m)
+			return true
+		}
+		return false
+	})
+	machines = pick(machines, job.NumberOfTargets)
 	protocol := job.Wrapper.Protocol
 	if protocol == 0 {
 		protocol = wire.ProtocolV2
 	}
-	rows := make([]store.Machine, len(machines))
-	for i, m := range machines {
-		rows[i] = store.Machine{RunID: a.id, Machine: m, Status: store.StatusPending, Protocol: protocol, OutputCap: outputCap}
+	now := r.cfg.Now().UTC()
+	rows := make([]store.Machine, 0, len(machines)+len(left))
+	for _, m := range machines {
+		rows = append(rows, store.Machine{RunID: a.id, Machine: m, Status: store.StatusPending, Protocol: protocol, OutputCap: outputCap})
+	}
+	for _, m := range left {
+		rows = append(rows, store.Machine{RunID: a.id, Machine: m, Status: store.StatusSkipped,
+			Reason: "maintenance", StartedAt: now, FinishedAt: now})
+	}
+	if len(left) > 0 {
+		log.Info("machines under maintenance left out", "machines", strings.Join(left, " "))
 	}
 	if err := r.cfg.Store.AddMachines(ctx, a.id, rows); err != nil {
 		r.failRun(ctx, a.id, fmt.Sprintf("record machines: %v", err))

@@ -558,3 +558,100 @@ func TestSlotRecordedByAnEarlierCoreDoesNotFireAgain(t *testing.T) {
 	default:
 	}
 }
+
+// waitRunStatus polls the store until the run's status is final.
+func waitRunStatus(t *testing.T, st store.Store, id string) store.Run {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		run, err := st.GetRun(context.Background(), id)
+		if err == nil && store.Final(run.Status) {
+			return run
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s not final: %+v, %v", id, run, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestMaintenance: machines under maintenance are left out of a run and
+// shown as skipped; a run whose machines are all under maintenance is
+// skipped; global maintenance refuses manual runs and records scheduled
+// slots without runs, so they are not caught up; the override is in the
+// store, so a restarted runner has it.
+func TestMaintenance(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, &config.Job{Name: "j", Command: "x", Overlap: config.OverlapAllow})
+	f.tgt.machines = []string{"a", "b", "c"}
+
+	if _, err := f.r.SetMaintenance(ctx, false, []string{"b", "", "b"}, "ops"); !errors.Is(err, control.ErrBadRequest) {
+		t.Fatalf("an empty machine name: %v, want ErrBadRequest", err)
+	}
+	m, err := f.r.SetMaintenance(ctx, false, []string{"c", "b", "b"}, "ops")
+	if err != nil || m.Global || !slices.Equal(m.Machines, []string{"b", "c"}) || !m.Override || m.SetBy != "ops" {
+		t.Fatalf("SetMaintenance = %+v, %v", m, err)
+	}
+	id, err := f.r.RunNow(ctx, "j", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.dispatches(t, 1); got["a"].RunID != id {
+		t.Fatalf("dispatched %+v, want only a", got)
+	}
+	f.awaitDispatched(t, id)
+	run, err := f.store.GetRun(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statuses := map[string]string{}
+	for _, mm := range run.Machines {
+		statuses[mm.Machine] = mm.Status + "/" + mm.Reason
+	}
+	if statuses["a"] != store.StatusPending+"/" || statuses["b"] != "skipped/maintenance" || statuses["c"] != "skipped/maintenance" {
+		t.Fatalf("machines %v; want a dispatched, b and c skipped for maintenance", statuses)
+	}
+
+	// Every machine under maintenance: the run is skipped.
+	if _, err := f.r.SetMaintenance(ctx, false, []string{"a", "b", "c"}, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	id2, err := f.r.RunNow(ctx, "j", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run := waitRunStatus(t, f.store, id2); run.Status != store.StatusSkipped {
+		t.Fatalf("run with every machine in maintenance: %s, want skipped", run.Status)
+	}
+
+	// Global maintenance: no manual run; a scheduled slot is recorded and
+	// fires nothing.
+	if _, err := f.r.SetMaintenance(ctx, true, nil, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.RunNow(ctx, "j", "alice"); !errors.Is(err, control.ErrMaintenance) {
+		t.Fatalf("RunNow under global maintenance: %v, want ErrMaintenance", err)
+	}
+	slot := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	if err := f.r.do(ctx, func(st *state) { f.r.fireSlot(ctx, st, st.conf.Job("j"), slot, store.TriggerSchedule) }); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := f.store.LastFire(ctx, "j"); err != nil || !last.Equal(slot) {
+		t.Fatalf("slot under global maintenance: last fire %v, %v; want it recorded", last, err)
+	}
+	if runs, _ := f.store.ListRuns(ctx, store.RunFilter{Job: "j"}); len(runs) != 2 {
+		t.Fatalf("%d runs, want the 2 before global maintenance", len(runs))
+	}
+
+	// The override is in the store, where Run loads it from at start.
+	stored, err := f.store.GetMaintenance(ctx)
+	if err != nil || !stored.Global {
+		t.Fatalf("stored maintenance %+v, %v", stored, err)
+	}
+	if m, err := f.r.ResetMaintenance(ctx, "ops"); err != nil || m.Override || m.Global {
+		t.Fatalf("ResetMaintenance = %+v, %v; want the HCL's (none)", m, err)
+	}
+	if _, err := f.store.GetMaintenance(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("override still stored after reset: %v", err)
+	}
+}
