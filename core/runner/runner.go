@@ -102,6 +102,11 @@ type activeRun struct {
 	// dispatched turns true once every machine is registered with the
 	// hub (or failed); before that the hub cannot tell it is busy.
 	dispatched bool
+	// success is the job's success policy when the run started.
+	success string
+	// changed is poked when one of the run's machines became final, for
+	// a dispatch waiting for a batch to finish.
+	changed chan struct{}
 }
 
 // New returns a Runner on the given configuration. Call Run.
@@ -167,7 +172,11 @@ func (r *Runner) resume(ctx context.Context, st *state) error {
 		return fmt.Errorf("list runs in flight: %w", err)
 	}
 	for _, run := range runs {
-		st.active[run.Job] = append(st.active[run.Job], &activeRun{id: run.ID, dispatched: true})
+		a := &activeRun{id: run.ID, dispatched: true, changed: make(chan struct{}, 1)}
+		if job := st.conf.Job(run.Job); job != nil {
+			a.success = job.Success
+		}
+		st.active[run.Job] = append(st.active[run.Job], a)
 		for _, a := range run.Actions {
 			if a.Kind != killq.Kill {
 				continue
@@ -280,7 +289,7 @@ func (r *Runner) reserve(st *state, job *config.Job, id string) (*activeRun, err
 	if id == "" {
 		id = newRunID(r.cfg.Now())
 	}
-	a := &activeRun{id: id}
+	a := &activeRun{id: id, success: job.Success, changed: make(chan struct{}, 1)}
 	st.active[job.Name] = append(st.active[job.Name], a)
 	return a, nil
 }
@@ -532,6 +541,28 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 		r.failRun(ctx, a.id, fmt.Sprintf("record machines: %v", err))
 		return
 	}
+	batches := split(machines, job.BatchSize)
+	for i, batch := range batches {
+		if i > 0 {
+			if why := r.awaitBatch(ctx, a, batches[i-1], job.AbortAfterFailures); why != "" {
+				var rest []string
+				for _, b := range batches[i:] {
+					rest = append(rest, b...)
+				}
+				log.Info("later batches not launched", "reason", why, "machines", len(rest))
+				r.cancelMachines(ctx, job.Name, a.id, rest, why)
+				return
+			}
+			log.Info("launching the next batch", "batch", i+1, "of", len(batches), "machines", len(batch))
+		}
+		r.launch(ctx, log, tgt, job, spec, a, batch, protocol, connectDeadline)
+	}
+}
+
+// launch registers a batch of machines with the hub and dispatches each,
+// concurrently; it returns once every dispatch answered.
+func (r *Runner) launch(ctx context.Context, log hclog.Logger, tgt target.Target, job *config.Job, spec wire.Spec, a *activeRun,
+	machines []string, protocol int, connectDeadline time.Duration) {
 	deadline := r.cfg.Now().Add(connectDeadline)
 	var wg sync.WaitGroup
 	for _, m := range machines {
@@ -621,6 +652,15 @@ func (r *Runner) MachineFinal(runID, machine, status string) {
 	r.work.Add(1)
 	go func() {
 		defer r.work.Done()
+		// A dispatch waiting for its batch to finish looks again.
+		_ = r.do(context.Background(), func(st *state) {
+			if a := st.find(runID); a != nil {
+				select {
+				case a.changed <- struct{}{}:
+				default:
+				}
+			}
+		})
 		r.finalize(context.Background(), runID)
 	}()
 }
@@ -643,6 +683,13 @@ func (r *Runner) finalize(ctx context.Context, id string) {
 	if !store.Final(status) {
 		return
 	}
+	var policy string
+	_ = r.do(ctx, func(st *state) {
+		if a := st.find(id); a != nil {
+			policy = a.success
+		}
+	})
+	status = applySuccess(policy, run.Machines, status)
 	now := r.cfg.Now().UTC()
 	if err := r.cfg.Store.UpdateRun(ctx, id, store.RunUpdate{Status: &status, FinishedAt: &now}); err != nil {
 		r.log.Error("record run result", "run_id", id, "error", err)

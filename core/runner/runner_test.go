@@ -655,3 +655,124 @@ func TestMaintenance(t *testing.T) {
 		t.Fatalf("override still stored after reset: %v", err)
 	}
 }
+
+// finish records a machine's result as the hub would, and tells the
+// runner.
+func (f *fixture) finish(t *testing.T, id, machine, status string) {
+	t.Helper()
+	if err := f.store.UpdateMachine(context.Background(), id, machine, store.MachineUpdate{Status: &status}); err != nil {
+		t.Fatal(err)
+	}
+	f.r.MachineFinal(id, machine, status)
+}
+
+func dispatchedNames(got map[string]target.DispatchRequest) []string {
+	var out []string
+	for m := range got {
+		out = append(out, m)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestBatches: batch_size launches a batch once the one before finished;
+// abort_after_failures and a kill of the run cancel the batches not yet
+// launched; the success policy decides the run's status.
+func TestBatches(t *testing.T) {
+	ctx := context.Background()
+	t.Run("in order", func(t *testing.T) {
+		f := newFixture(t, &config.Job{Name: "j", Command: "x", BatchSize: 2, Success: "all"})
+		f.tgt.machines = []string{"e", "d", "c", "b", "a"}
+		id, err := f.r.RunNow(ctx, "j", "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Machines go in name order, two at a time.
+		for _, want := range [][]string{{"a", "b"}, {"c", "d"}, {"e"}} {
+			got := dispatchedNames(f.dispatches(t, len(want)))
+			if !slices.Equal(got, want) {
+				t.Fatalf("batch %v, want %v", got, want)
+			}
+			select {
+			case req := <-f.tgt.dispatched:
+				t.Fatalf("%s dispatched before its batch", req.Machine)
+			default:
+			}
+			for _, m := range want {
+				f.finish(t, id, m, store.StatusSucceeded)
+			}
+		}
+		if run := waitRunStatus(t, f.store, id); run.Status != store.StatusSucceeded {
+			t.Fatalf("run %s, want succeeded", run.Status)
+		}
+	})
+	t.Run("abort after failures", func(t *testing.T) {
+		f := newFixture(t, &config.Job{Name: "j", Command: "x", BatchSize: 2, AbortAfterFailures: 1, Success: "all"})
+		f.tgt.machines = []string{"a", "b", "c", "d"}
+		id, err := f.r.RunNow(ctx, "j", "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.dispatches(t, 2)
+		f.finish(t, id, "a", store.StatusFailed)
+		f.finish(t, id, "b", store.StatusSucceeded)
+		run := waitRunStatus(t, f.store, id)
+		for _, m := range run.Machines {
+			if (m.Machine == "c" || m.Machine == "d") && (m.Status != store.StatusCancelled || !strings.Contains(m.Reason, "abort_after_failures")) {
+				t.Errorf("machine %s: %s (%s), want cancelled for abort_after_failures", m.Machine, m.Status, m.Reason)
+			}
+		}
+		if run.Status != store.StatusFailed {
+			t.Errorf("run %s, want failed", run.Status)
+		}
+		select {
+		case req := <-f.tgt.dispatched:
+			t.Fatalf("%s dispatched after the abort", req.Machine)
+		default:
+		}
+	})
+	t.Run("killed between batches", func(t *testing.T) {
+		f := newFixture(t, &config.Job{Name: "j", Command: "x", BatchSize: 1, Success: "all"})
+		f.tgt.machines = []string{"a", "b"}
+		id, err := f.r.RunNow(ctx, "j", "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.dispatches(t, 1)
+		if _, err := f.r.Kill(ctx, control.KillRequest{RunID: id, By: "ops"}); err != nil {
+			t.Fatal(err)
+		}
+		f.finish(t, id, "a", store.StatusKilled)
+		run := waitRunStatus(t, f.store, id)
+		if run.Status != store.StatusKilled || run.Machines[1].Status != store.StatusCancelled {
+			t.Fatalf("run %s, machines %+v; want killed with b cancelled", run.Status, run.Machines)
+		}
+	})
+	for _, c := range []struct {
+		policy string
+		want   string
+	}{
+		{"all", store.StatusTimeout}, // the most severe
+		{"any", store.StatusSucceeded},
+		{"50%", store.StatusSucceeded},
+		{"75%", store.StatusTimeout},
+	} {
+		t.Run("success "+c.policy, func(t *testing.T) {
+			f := newFixture(t, &config.Job{Name: "j", Command: "x", Success: c.policy})
+			f.tgt.machines = []string{"a", "b", "c", "d"}
+			id, err := f.r.RunNow(ctx, "j", "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.dispatches(t, 4)
+			f.awaitDispatched(t, id)
+			f.finish(t, id, "a", store.StatusSucceeded)
+			f.finish(t, id, "b", store.StatusSucceeded)
+			f.finish(t, id, "c", store.StatusFailed)
+			f.finish(t, id, "d", store.StatusTimeout)
+			if run := waitRunStatus(t, f.store, id); run.Status != c.want {
+				t.Fatalf("2 of 4 succeeded under success = %q: run %s, want %s", c.policy, run.Status, c.want)
+			}
+		})
+	}
+}
