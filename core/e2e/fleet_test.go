@@ -79,3 +79,40 @@ job "fleet-long" {
 		}
 	}
 }
+
+// TestFleetBatchesAndPicks: number_of_targets picks 4 of 5 machines, and
+// batch_size = 2 starts the second pair only once the first pair ended.
+func TestFleetBatchesAndPicks(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock("")+fmt.Sprintf(`
+plugin "target" "simfleet" {
+  path = %q
+  config {
+    wrapper = %q
+  }
+}
+
+job "batched" {
+  schedule          = "@manually"
+  command           = "sleep 0.5"
+  number_of_targets = 4
+  batch_size        = 2
+  target "simfleet" {
+    machines = ["sim1", "sim2", "sim3", "sim4", "sim5"]
+  }
+}
+`, filepath.Join(binDir, "simfleet"), filepath.Join(binDir, "saltpeter-wrapper")))
+	r := c.waitFinal(c.runNow("batched"), 60*time.Second)
+	if r.Status != "succeeded" || len(r.Machines) != 4 {
+		t.Fatalf("run %s on %d machines, want succeeded on 4 of the 5: %+v", r.Status, len(r.Machines), r)
+	}
+	first, second := r.Machines[:2], r.Machines[2:]
+	for _, late := range second {
+		for _, early := range first {
+			if late.StartedAt.Before(early.FinishedAt) {
+				t.Errorf("%s started at %s, before %s of the first batch ended at %s",
+					late.Machine, late.StartedAt, early.Machine, early.FinishedAt)
+			}
+		}
+	}
+}
