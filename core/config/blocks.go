@@ -22,7 +22,7 @@ const (
 )
 
 var coreSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "listen"}, {Name: "advertise"}, {Name: "tls_cert"}, {Name: "tls_key"},
+	{Name: "listen"}, {Name: "advertise"}, {Name: "tls_cert"}, {Name: "tls_key"}, {Name: "wrapper_ca_file"},
 	{Name: "data_dir"}, {Name: "secret_file"}, {Name: "legacy_wrappers"},
 	{Name: "heartbeat_timeout"}, {Name: "heartbeat_interval"}, {Name: "connect_deadline"},
 	{Name: "api_tokens"},
@@ -71,6 +71,9 @@ func (l *loader) decodeCore(b *hcl.Block) {
 		if given != nil {
 			l.attrError(given, "Incomplete TLS settings", "tls_cert and tls_key go together: set both to serve https and wss, or neither.")
 		}
+	}
+	if a := l.str(attrs, "wrapper_ca_file", &c.WrapperCAFile); a != nil && c.TLSCert == "" {
+		l.attrError(a, "wrapper_ca_file without TLS", "wrapper_ca_file is the CA wrappers check the core's certificate with; it needs tls_cert and tls_key, or wrappers dial ws:// and check nothing.")
 	}
 	l.str(attrs, "data_dir", &c.DataDir)
 	l.str(attrs, "secret_file", &c.SecretFile)

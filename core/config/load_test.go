@@ -121,6 +121,8 @@ func TestLoadMistakes(t *testing.T) {
 			[]wantDiag{{Summary: "Invalid duration", Detail: "connect_deadline must be longer than zero", File: "main.hcl", Line: 1, Col: 27}}},
 		{"bad size", "store \"sqlite\" {\n  max_output_per_machine = \"64MB\"\n}\n",
 			[]wantDiag{{Summary: "Invalid size", Detail: `"64MB" is not a positive whole number of bytes, KiB, MiB or GiB`, File: "main.hcl", Line: 2, Col: 28}}},
+		{"wrapper CA without TLS", "core {\n  wrapper_ca_file = \"/etc/ca.pem\"\n}\n",
+			[]wantDiag{{Summary: "wrapper_ca_file without TLS", Detail: "needs tls_cert and tls_key", File: "main.hcl", Line: 2, Col: 21}}},
 		{"bad synchronous", "store \"sqlite\" {\n  synchronous = \"off\"\n}\n",
 			[]wantDiag{{Summary: "Invalid synchronous", Detail: `synchronous must be "normal" or "full", not "off"`, File: "main.hcl", Line: 2, Col: 17}}},
 		{"output cap below two chunks", "store \"sqlite\" {\n  max_output_per_machine = \"32KiB\"\n}\n",

@@ -47,9 +47,13 @@ func (c *Config) Job(name string) *Job {
 
 // Core is the core block.
 type Core struct {
-	Listen           string
-	Advertise        []string
-	TLSCert, TLSKey  string
+	Listen          string
+	Advertise       []string
+	TLSCert, TLSKey string
+	// WrapperCAFile is where, on the target machines, the CA file lies
+	// that wrappers check the core's certificate with (SP_CA_FILE); empty:
+	// the machines' system pool.
+	WrapperCAFile    string
 	DataDir          string
 	SecretFile       string
 	LegacyWrappers   bool

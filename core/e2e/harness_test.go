@@ -59,8 +59,12 @@ type core struct {
 	addr string // host:port
 	// addrs are every address the core served on, across restarts.
 	addrs []string
-	cmd   *exec.Cmd
-	logs  *lockedBuffer
+	// client and scheme reach its API: plain HTTP unless a test serves
+	// TLS (see useTLS).
+	client *http.Client
+	scheme string
+	cmd    *exec.Cmd
+	logs   *lockedBuffer
 }
 
 // coreBlock is the core block every test core starts with; extra goes
@@ -167,7 +171,20 @@ func (c *core) restart(sig syscall.Signal) {
 	c.launch()
 }
 
-func (c *core) url(path string) string { return "http://" + c.addr + path }
+func (c *core) url(path string) string {
+	if c.scheme == "" {
+		return "http://" + c.addr + path
+	}
+	return c.scheme + "://" + c.addr + path
+}
+
+// http is the client for the core's API.
+func (c *core) http() *http.Client {
+	if c.client == nil {
+		return http.DefaultClient
+	}
+	return c.client
+}
 
 // call does an API request and decodes a JSON answer into out (if set).
 func (c *core) call(method, path string, body any, out any) int {
@@ -184,7 +201,7 @@ func (c *core) call(method, path string, body any, out any) int {
 	if err != nil {
 		c.t.Fatalf("request: %v", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http().Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -298,7 +315,7 @@ func (c *core) output(id, machine, stream string) string {
 	if stream != "" {
 		path += "?stream=" + stream
 	}
-	resp, err := http.Get(c.url(path))
+	resp, err := c.http().Get(c.url(path))
 	if err != nil {
 		c.t.Fatalf("get output: %v", err)
 	}
@@ -325,7 +342,7 @@ func (c *core) followUntil(id, machine, want string) string {
 		return false
 	})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/api/v1/runs/"+id+"/machines/"+machine+"/output?follow=1"), nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http().Do(req)
 	if err != nil {
 		c.t.Fatalf("follow output: %v", err)
 	}

@@ -112,7 +112,7 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	run = runner.New(runner.Config{
 		Logger: log.Named("runner"), Store: st, Hub: h, Targets: plugins, Tokens: tokens, Kills: kills,
-		Scheduler: sched, Publish: bus.Publish, URLs: urls,
+		Scheduler: sched, Publish: bus.Publish, URLs: urls, CAFile: conf.Core.WrapperCAFile,
 		Load: func() (*config.Config, error) { return load(opts.ConfigPath) },
 	}, conf)
 	a := api.New(api.Config{Logger: log.Named("api"), Control: run, Store: st, Events: bus,
