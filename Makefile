@@ -13,9 +13,17 @@ export SALTPETER_REQUIRE ?= all
 
 all: build
 
+# The wrapper is also built for the architectures of the machines it is
+# deployed to (the ssh target's deploy_wrapper picks by their uname -m).
+WRAPPER_ARCHS := amd64 arm64
+
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/saltpeter ./core/cmd/saltpeter
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/saltpeter-wrapper ./wrapper/cmd/saltpeter-wrapper
+	for arch in $(WRAPPER_ARCHS); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+			-o bin/saltpeter-wrapper-linux-$$arch ./wrapper/cmd/saltpeter-wrapper || exit 1; \
+	done
 
 run: build
 	./bin/saltpeter serve -config config.hcl

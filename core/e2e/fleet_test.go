@@ -66,6 +66,16 @@ job "fleet-long" {
 		}
 		return true
 	})
+	// Killing one machine leaves the others running.
+	if st := c.call(http.MethodPost, "/api/v1/runs/"+id+"/machines/sim2/kill", nil, nil); st != http.StatusAccepted {
+		t.Fatalf("kill sim2: %d", st)
+	}
+	c.waitRun(id, 30*time.Second, "sim2 killed", func(r run) bool {
+		return len(r.Machines) == 3 && r.Machines[1].Status == "killed"
+	})
+	if r := c.run(id); r.Status != "running" || r.Machines[0].Status != "running" || r.Machines[2].Status != "running" {
+		t.Fatalf("after killing sim2 alone: %+v", r)
+	}
 	if st := c.call(http.MethodPost, "/api/v1/jobs/fleet-long/kill", nil, nil); st != http.StatusAccepted {
 		t.Fatalf("kill: %d", st)
 	}
