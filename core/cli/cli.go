@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/saltpeter/saltpeter/core/config"
+	"github.com/saltpeter/saltpeter/core/pluginhost"
 	"github.com/saltpeter/saltpeter/core/server"
 	"github.com/saltpeter/saltpeter/plugins/builtin"
 )
@@ -101,6 +102,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	conf, diags := config.Load(*path)
+	if !diags.HasErrors() {
+		diags = append(diags, pluginhost.CheckBuiltinTargets(context.Background(), conf)...)
+	}
 	if len(diags) > 0 {
 		var files = conf.Files
 		_ = config.WriteDiagnostics(stderr, files, diags)

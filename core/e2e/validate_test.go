@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -153,5 +154,35 @@ func TestServeRefusesACorruptStore(t *testing.T) {
 	}
 	if after, err := os.ReadFile(db); err != nil || string(after) != string(garbage) {
 		t.Fatalf("the corrupt file was changed (%v)", err)
+	}
+}
+
+// TestValidateChecksTargetBlocks: a built-in target's block is checked by
+// the plugin's own code at validate time, without starting anything, and
+// the mistake points at the block.
+func TestValidateChecksTargetBlocks(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "targets.hcl")
+	hcl := coreBlock("") + `
+job "a" {
+  schedule = "@hourly"
+  command  = "true"
+  target "local" {
+    hosts = ["web1"]
+  }
+}
+`
+	if err := os.WriteFile(path, []byte(hcl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(binDir, "saltpeter"), "validate", "-config", path).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("validate exit %v, want 1; output:\n%s", err, out)
+	}
+	line := strings.Count(hcl[:strings.Index(hcl, `target "local"`)], "\n") + 1
+	want := fmt.Sprintf("targets.hcl:%d:", line)
+	if !strings.Contains(string(out), want) || !strings.Contains(string(out), "Invalid target block") ||
+		!strings.Contains(string(out), "hosts") {
+		t.Errorf("validate output does not point at the target block (%s) and name the setting:\n%s", want, out)
 	}
 }

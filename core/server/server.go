@@ -228,6 +228,9 @@ func shutdown(srv *http.Server, log hclog.Logger) {
 // control.ConfigError carrying their text.
 func load(path string) (*config.Config, error) {
 	conf, diags := config.Load(path)
+	if !diags.HasErrors() {
+		diags = append(diags, pluginhost.CheckBuiltinTargets(context.Background(), conf)...)
+	}
 	if diags.HasErrors() {
 		var b strings.Builder
 		files := map[string]*hcl.File(nil)

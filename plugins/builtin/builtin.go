@@ -1,6 +1,7 @@
 package builtin
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -65,4 +66,24 @@ func Serve(kind, name string) error {
 		return nil
 	}
 	return fmt.Errorf("no built-in plugins of kind %q", kind)
+}
+
+// CheckTargetArgs checks a job's target block for the built-in target
+// name in this process, without starting the plugin or reaching any
+// machine: what `saltpeter validate` and a configuration load can tell
+// before a run. It returns nil for a target that cannot check, and an
+// error for an unknown target.
+func CheckTargetArgs(ctx context.Context, name string, args []byte) error {
+	f, ok := targets[name]
+	if !ok {
+		return fmt.Errorf("no built-in target plugin %q (built-in: %s)", name, strings.Join(Names(sdk.KindTarget), ", "))
+	}
+	t, err := f(hclog.NewNullLogger())
+	if err != nil {
+		return err
+	}
+	if c, ok := t.(target.ArgsChecker); ok {
+		return c.CheckArgs(ctx, args)
+	}
+	return nil
 }

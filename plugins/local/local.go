@@ -53,6 +53,17 @@ func (t *Target) Resolve(_ context.Context, req target.ResolveRequest) ([]string
 	return []string{host}, nil
 }
 
+// CheckArgs implements target.ArgsChecker: the local target takes no
+// arguments.
+func (t *Target) CheckArgs(_ context.Context, args []byte) error {
+	if err := decodeEmpty(args); err != nil {
+		return fmt.Errorf("local target block: %w", err)
+	}
+	return nil
+}
+
+var _ target.ArgsChecker = (*Target)(nil)
+
 // decodeEmpty accepts nothing, null or an object without keys.
 func decodeEmpty(b []byte) error {
 	if len(bytes.TrimSpace(b)) == 0 {

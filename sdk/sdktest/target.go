@@ -95,6 +95,23 @@ func TestTarget(t *testing.T, newTarget func(t *testing.T) target.Target, fx Tar
 	machine := machines[0]
 	s := &targetSuite{fx: fx, tgt: tgt, machine: machine, tools: tools}
 
+	t.Run("CheckArgs", func(t *testing.T) {
+		c, ok := tgt.(target.ArgsChecker)
+		if !ok {
+			t.Skip("the target does not check its arguments (target.ArgsChecker)")
+		}
+		err := c.CheckArgs(ctx, fx.Args)
+		if errors.Is(err, target.ErrCannotCheck) {
+			t.Skip("the plugin's target does not check its arguments (target.ArgsChecker)")
+		}
+		if err != nil {
+			t.Errorf("CheckArgs(%s) of the arguments Resolve took: %v", fx.Args, err)
+		}
+		if err := c.CheckArgs(ctx, []byte(`{"saltpeter_no_such_setting": 1}`)); err == nil {
+			t.Errorf("CheckArgs accepts an unknown setting: say which settings the block takes")
+		}
+	})
+
 	t.Run("Configure/rejects bad config", func(t *testing.T) {
 		if fx.BadConfig == nil {
 			t.Skip("the fixture names no bad config")

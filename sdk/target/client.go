@@ -51,7 +51,20 @@ func (c *GRPCClient) Dispatch(ctx context.Context, req DispatchRequest) (Dispatc
 	return DispatchResult{Detail: resp.GetDetail()}, nil
 }
 
-var _ Target = (*GRPCClient)(nil)
+// CheckArgs implements ArgsChecker. A plugin whose target does not check
+// (or built before CheckArgs existed) answers ErrCannotCheck.
+func (c *GRPCClient) CheckArgs(ctx context.Context, args []byte) error {
+	_, err := c.client.CheckArgs(ctx, &targetpb.CheckArgsRequest{Args: args})
+	if status.Code(err) == codes.Unimplemented {
+		return ErrCannotCheck
+	}
+	return fromStatus(err)
+}
+
+var (
+	_ Target      = (*GRPCClient)(nil)
+	_ ArgsChecker = (*GRPCClient)(nil)
+)
 
 // remoteError is a failed call's gRPC status as a Go error whose text is
 // the status message, that is the plugin's own error text.

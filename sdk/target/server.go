@@ -36,6 +36,19 @@ func (s *GRPCServer) Resolve(ctx context.Context, req *targetpb.ResolveRequest) 
 	return &targetpb.ResolveResponse{Machines: machines}, nil
 }
 
+// CheckArgs implements the gRPC service: the target's ArgsChecker, or
+// Unimplemented for a target without one.
+func (s *GRPCServer) CheckArgs(ctx context.Context, req *targetpb.CheckArgsRequest) (*targetpb.CheckArgsResponse, error) {
+	c, ok := s.Impl.(ArgsChecker)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, ErrCannotCheck.Error())
+	}
+	if err := c.CheckArgs(ctx, req.GetArgs()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &targetpb.CheckArgsResponse{}, nil
+}
+
 // Dispatch implements the gRPC service.
 func (s *GRPCServer) Dispatch(ctx context.Context, req *targetpb.DispatchRequest) (*targetpb.DispatchResponse, error) {
 	res, err := s.Impl.Dispatch(ctx, DispatchRequest{

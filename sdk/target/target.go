@@ -30,6 +30,20 @@ type Target interface {
 	Dispatch(ctx context.Context, req DispatchRequest) (DispatchResult, error)
 }
 
+// ArgsChecker is the optional ability of a target to check a job's target
+// block without reaching any machine, so that a missing or wrong-typed
+// argument is a diagnostic, with the block's file and line, when the
+// configuration is loaded or reloaded (and, for built-in targets, by
+// `saltpeter validate`) rather than an error at the first run. It must be
+// quick and touch nothing outside the process.
+type ArgsChecker interface {
+	CheckArgs(ctx context.Context, args []byte) error
+}
+
+// ErrCannotCheck is what the core's client answers CheckArgs with when the
+// plugin's target is not an ArgsChecker: no objection, and no check.
+var ErrCannotCheck = errors.New("the target plugin does not check target blocks")
+
 // ResolveRequest asks which machines a job's target block names.
 type ResolveRequest struct {
 	Job string

@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,11 +51,32 @@ func (f *fleet) Configure(_ context.Context, config []byte) error {
 }
 
 func (f *fleet) Resolve(_ context.Context, req target.ResolveRequest) ([]string, error) {
+	machines, err := decodeArgs(req.Args)
+	if err != nil {
+		return nil, fmt.Errorf("simfleet arguments of %s: %w", req.Job, err)
+	}
+	return machines, nil
+}
+
+// CheckArgs implements target.ArgsChecker, so that a mistake in a job's
+// target block is reported when the core loads its configuration.
+func (f *fleet) CheckArgs(_ context.Context, args []byte) error {
+	_, err := decodeArgs(args)
+	return err
+}
+
+// decodeArgs reads a target block: machines, a non-empty list of names.
+func decodeArgs(b []byte) ([]string, error) {
 	var args struct {
 		Machines []string `json:"machines"`
 	}
-	if err := json.Unmarshal(req.Args, &args); err != nil {
-		return nil, fmt.Errorf("simfleet arguments of %s: %w", req.Job, err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&args); err != nil {
+		return nil, fmt.Errorf("the block takes machines = [\"name\", ...]: %w", err)
+	}
+	if len(args.Machines) == 0 {
+		return nil, errors.New("machines names no machine")
 	}
 	return args.Machines, nil
 }

@@ -21,6 +21,87 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type CheckArgsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// args is the job's target block as a JSON object.
+	Args          []byte `protobuf:"bytes,1,opt,name=args,proto3" json:"args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckArgsRequest) Reset() {
+	*x = CheckArgsRequest{}
+	mi := &file_target_proto_target_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckArgsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckArgsRequest) ProtoMessage() {}
+
+func (x *CheckArgsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_target_proto_target_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckArgsRequest.ProtoReflect.Descriptor instead.
+func (*CheckArgsRequest) Descriptor() ([]byte, []int) {
+	return file_target_proto_target_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CheckArgsRequest) GetArgs() []byte {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+type CheckArgsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckArgsResponse) Reset() {
+	*x = CheckArgsResponse{}
+	mi := &file_target_proto_target_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckArgsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckArgsResponse) ProtoMessage() {}
+
+func (x *CheckArgsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_target_proto_target_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckArgsResponse.ProtoReflect.Descriptor instead.
+func (*CheckArgsResponse) Descriptor() ([]byte, []int) {
+	return file_target_proto_target_proto_rawDescGZIP(), []int{1}
+}
+
 type ConfigureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// config is the plugin block's config as a JSON object.
@@ -31,7 +112,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_target_proto_target_proto_msgTypes[0]
+	mi := &file_target_proto_target_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +124,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[0]
+	mi := &file_target_proto_target_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +137,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{0}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ConfigureRequest) GetConfig() []byte {
@@ -74,7 +155,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_target_proto_target_proto_msgTypes[1]
+	mi := &file_target_proto_target_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -86,7 +167,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[1]
+	mi := &file_target_proto_target_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -99,7 +180,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{1}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{3}
 }
 
 type ResolveRequest struct {
@@ -113,7 +194,7 @@ type ResolveRequest struct {
 
 func (x *ResolveRequest) Reset() {
 	*x = ResolveRequest{}
-	mi := &file_target_proto_target_proto_msgTypes[2]
+	mi := &file_target_proto_target_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -125,7 +206,7 @@ func (x *ResolveRequest) String() string {
 func (*ResolveRequest) ProtoMessage() {}
 
 func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[2]
+	mi := &file_target_proto_target_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -138,7 +219,7 @@ func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRequest.ProtoReflect.Descriptor instead.
 func (*ResolveRequest) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{2}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ResolveRequest) GetJob() string {
@@ -164,7 +245,7 @@ type ResolveResponse struct {
 
 func (x *ResolveResponse) Reset() {
 	*x = ResolveResponse{}
-	mi := &file_target_proto_target_proto_msgTypes[3]
+	mi := &file_target_proto_target_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -176,7 +257,7 @@ func (x *ResolveResponse) String() string {
 func (*ResolveResponse) ProtoMessage() {}
 
 func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[3]
+	mi := &file_target_proto_target_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -189,7 +270,7 @@ func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveResponse.ProtoReflect.Descriptor instead.
 func (*ResolveResponse) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{3}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ResolveResponse) GetMachines() []string {
@@ -215,7 +296,7 @@ type DispatchRequest struct {
 
 func (x *DispatchRequest) Reset() {
 	*x = DispatchRequest{}
-	mi := &file_target_proto_target_proto_msgTypes[4]
+	mi := &file_target_proto_target_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -227,7 +308,7 @@ func (x *DispatchRequest) String() string {
 func (*DispatchRequest) ProtoMessage() {}
 
 func (x *DispatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[4]
+	mi := &file_target_proto_target_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -240,7 +321,7 @@ func (x *DispatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatchRequest.ProtoReflect.Descriptor instead.
 func (*DispatchRequest) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{4}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DispatchRequest) GetJob() string {
@@ -301,7 +382,7 @@ type DispatchResponse struct {
 
 func (x *DispatchResponse) Reset() {
 	*x = DispatchResponse{}
-	mi := &file_target_proto_target_proto_msgTypes[5]
+	mi := &file_target_proto_target_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -313,7 +394,7 @@ func (x *DispatchResponse) String() string {
 func (*DispatchResponse) ProtoMessage() {}
 
 func (x *DispatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[5]
+	mi := &file_target_proto_target_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -326,7 +407,7 @@ func (x *DispatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatchResponse.ProtoReflect.Descriptor instead.
 func (*DispatchResponse) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{5}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DispatchResponse) GetDetail() string {
@@ -340,7 +421,10 @@ var File_target_proto_target_proto protoreflect.FileDescriptor
 
 const file_target_proto_target_proto_rawDesc = "" +
 	"\n" +
-	"\x19target/proto/target.proto\x12\x13saltpeter.target.v1\"*\n" +
+	"\x19target/proto/target.proto\x12\x13saltpeter.target.v1\"&\n" +
+	"\x10CheckArgsRequest\x12\x12\n" +
+	"\x04args\x18\x01 \x01(\fR\x04args\"\x13\n" +
+	"\x11CheckArgsResponse\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"\x13\n" +
 	"\x11ConfigureResponse\"6\n" +
@@ -361,11 +445,12 @@ const file_target_proto_target_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +
 	"\x10DispatchResponse\x12\x16\n" +
-	"\x06detail\x18\x01 \x01(\tR\x06detail2\x93\x02\n" +
+	"\x06detail\x18\x01 \x01(\tR\x06detail2\xef\x02\n" +
 	"\x06Target\x12Z\n" +
 	"\tConfigure\x12%.saltpeter.target.v1.ConfigureRequest\x1a&.saltpeter.target.v1.ConfigureResponse\x12T\n" +
 	"\aResolve\x12#.saltpeter.target.v1.ResolveRequest\x1a$.saltpeter.target.v1.ResolveResponse\x12W\n" +
-	"\bDispatch\x12$.saltpeter.target.v1.DispatchRequest\x1a%.saltpeter.target.v1.DispatchResponseBFZDgithub.com/saltpeter/saltpeter/sdk/target/internal/targetpb;targetpbb\x06proto3"
+	"\bDispatch\x12$.saltpeter.target.v1.DispatchRequest\x1a%.saltpeter.target.v1.DispatchResponse\x12Z\n" +
+	"\tCheckArgs\x12%.saltpeter.target.v1.CheckArgsRequest\x1a&.saltpeter.target.v1.CheckArgsResponseBFZDgithub.com/saltpeter/saltpeter/sdk/target/internal/targetpb;targetpbb\x06proto3"
 
 var (
 	file_target_proto_target_proto_rawDescOnce sync.Once
@@ -379,26 +464,30 @@ func file_target_proto_target_proto_rawDescGZIP() []byte {
 	return file_target_proto_target_proto_rawDescData
 }
 
-var file_target_proto_target_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_target_proto_target_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_target_proto_target_proto_goTypes = []any{
-	(*ConfigureRequest)(nil),  // 0: saltpeter.target.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 1: saltpeter.target.v1.ConfigureResponse
-	(*ResolveRequest)(nil),    // 2: saltpeter.target.v1.ResolveRequest
-	(*ResolveResponse)(nil),   // 3: saltpeter.target.v1.ResolveResponse
-	(*DispatchRequest)(nil),   // 4: saltpeter.target.v1.DispatchRequest
-	(*DispatchResponse)(nil),  // 5: saltpeter.target.v1.DispatchResponse
-	nil,                       // 6: saltpeter.target.v1.DispatchRequest.EnvEntry
+	(*CheckArgsRequest)(nil),  // 0: saltpeter.target.v1.CheckArgsRequest
+	(*CheckArgsResponse)(nil), // 1: saltpeter.target.v1.CheckArgsResponse
+	(*ConfigureRequest)(nil),  // 2: saltpeter.target.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 3: saltpeter.target.v1.ConfigureResponse
+	(*ResolveRequest)(nil),    // 4: saltpeter.target.v1.ResolveRequest
+	(*ResolveResponse)(nil),   // 5: saltpeter.target.v1.ResolveResponse
+	(*DispatchRequest)(nil),   // 6: saltpeter.target.v1.DispatchRequest
+	(*DispatchResponse)(nil),  // 7: saltpeter.target.v1.DispatchResponse
+	nil,                       // 8: saltpeter.target.v1.DispatchRequest.EnvEntry
 }
 var file_target_proto_target_proto_depIdxs = []int32{
-	6, // 0: saltpeter.target.v1.DispatchRequest.env:type_name -> saltpeter.target.v1.DispatchRequest.EnvEntry
-	0, // 1: saltpeter.target.v1.Target.Configure:input_type -> saltpeter.target.v1.ConfigureRequest
-	2, // 2: saltpeter.target.v1.Target.Resolve:input_type -> saltpeter.target.v1.ResolveRequest
-	4, // 3: saltpeter.target.v1.Target.Dispatch:input_type -> saltpeter.target.v1.DispatchRequest
-	1, // 4: saltpeter.target.v1.Target.Configure:output_type -> saltpeter.target.v1.ConfigureResponse
-	3, // 5: saltpeter.target.v1.Target.Resolve:output_type -> saltpeter.target.v1.ResolveResponse
-	5, // 6: saltpeter.target.v1.Target.Dispatch:output_type -> saltpeter.target.v1.DispatchResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
+	8, // 0: saltpeter.target.v1.DispatchRequest.env:type_name -> saltpeter.target.v1.DispatchRequest.EnvEntry
+	2, // 1: saltpeter.target.v1.Target.Configure:input_type -> saltpeter.target.v1.ConfigureRequest
+	4, // 2: saltpeter.target.v1.Target.Resolve:input_type -> saltpeter.target.v1.ResolveRequest
+	6, // 3: saltpeter.target.v1.Target.Dispatch:input_type -> saltpeter.target.v1.DispatchRequest
+	0, // 4: saltpeter.target.v1.Target.CheckArgs:input_type -> saltpeter.target.v1.CheckArgsRequest
+	3, // 5: saltpeter.target.v1.Target.Configure:output_type -> saltpeter.target.v1.ConfigureResponse
+	5, // 6: saltpeter.target.v1.Target.Resolve:output_type -> saltpeter.target.v1.ResolveResponse
+	7, // 7: saltpeter.target.v1.Target.Dispatch:output_type -> saltpeter.target.v1.DispatchResponse
+	1, // 8: saltpeter.target.v1.Target.CheckArgs:output_type -> saltpeter.target.v1.CheckArgsResponse
+	5, // [5:9] is the sub-list for method output_type
+	1, // [1:5] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -415,7 +504,7 @@ func file_target_proto_target_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_target_proto_target_proto_rawDesc), len(file_target_proto_target_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	Target_Configure_FullMethodName = "/saltpeter.target.v1.Target/Configure"
 	Target_Resolve_FullMethodName   = "/saltpeter.target.v1.Target/Resolve"
 	Target_Dispatch_FullMethodName  = "/saltpeter.target.v1.Target/Dispatch"
+	Target_CheckArgs_FullMethodName = "/saltpeter.target.v1.Target/CheckArgs"
 )
 
 // TargetClient is the client API for Target service.
@@ -39,6 +40,9 @@ type TargetClient interface {
 	Resolve(ctx context.Context, in *ResolveRequest, opts ...grpc.CallOption) (*ResolveResponse, error)
 	// Dispatch starts the wrapper on one machine.
 	Dispatch(ctx context.Context, in *DispatchRequest, opts ...grpc.CallOption) (*DispatchResponse, error)
+	// CheckArgs checks a job's target block without reaching any machine;
+	// a target that cannot check answers OK.
+	CheckArgs(ctx context.Context, in *CheckArgsRequest, opts ...grpc.CallOption) (*CheckArgsResponse, error)
 }
 
 type targetClient struct {
@@ -79,6 +83,16 @@ func (c *targetClient) Dispatch(ctx context.Context, in *DispatchRequest, opts .
 	return out, nil
 }
 
+func (c *targetClient) CheckArgs(ctx context.Context, in *CheckArgsRequest, opts ...grpc.CallOption) (*CheckArgsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckArgsResponse)
+	err := c.cc.Invoke(ctx, Target_CheckArgs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TargetServer is the server API for Target service.
 // All implementations must embed UnimplementedTargetServer
 // for forward compatibility.
@@ -94,6 +108,9 @@ type TargetServer interface {
 	Resolve(context.Context, *ResolveRequest) (*ResolveResponse, error)
 	// Dispatch starts the wrapper on one machine.
 	Dispatch(context.Context, *DispatchRequest) (*DispatchResponse, error)
+	// CheckArgs checks a job's target block without reaching any machine;
+	// a target that cannot check answers OK.
+	CheckArgs(context.Context, *CheckArgsRequest) (*CheckArgsResponse, error)
 	mustEmbedUnimplementedTargetServer()
 }
 
@@ -112,6 +129,9 @@ func (UnimplementedTargetServer) Resolve(context.Context, *ResolveRequest) (*Res
 }
 func (UnimplementedTargetServer) Dispatch(context.Context, *DispatchRequest) (*DispatchResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Dispatch not implemented")
+}
+func (UnimplementedTargetServer) CheckArgs(context.Context, *CheckArgsRequest) (*CheckArgsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CheckArgs not implemented")
 }
 func (UnimplementedTargetServer) mustEmbedUnimplementedTargetServer() {}
 func (UnimplementedTargetServer) testEmbeddedByValue()                {}
@@ -188,6 +208,24 @@ func _Target_Dispatch_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Target_CheckArgs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckArgsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TargetServer).CheckArgs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Target_CheckArgs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TargetServer).CheckArgs(ctx, req.(*CheckArgsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Target_ServiceDesc is the grpc.ServiceDesc for Target service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -206,6 +244,10 @@ var Target_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Dispatch",
 			Handler:    _Target_Dispatch_Handler,
+		},
+		{
+			MethodName: "CheckArgs",
+			Handler:    _Target_CheckArgs_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
