@@ -10,6 +10,7 @@ import (
 
 	"github.com/saltpeter/saltpeter/plugins/local"
 	"github.com/saltpeter/saltpeter/plugins/postgres"
+	"github.com/saltpeter/saltpeter/plugins/salt"
 	"github.com/saltpeter/saltpeter/plugins/sqlite"
 	"github.com/saltpeter/saltpeter/sdk"
 	"github.com/saltpeter/saltpeter/sdk/store"
@@ -19,6 +20,7 @@ import (
 // targets are the built-in target plugins by name.
 var targets = map[string]func(hclog.Logger) (target.Target, error){
 	local.Name: func(l hclog.Logger) (target.Target, error) { return local.New(l), nil },
+	salt.Name:  func(l hclog.Logger) (target.Target, error) { return salt.New(l), nil },
 }
 
 // stores are the built-in store plugins by name.
