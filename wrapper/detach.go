@@ -18,13 +18,13 @@ const envDetached = "SP_WRAPPER_DETACHED"
 // Detached reports whether this process is the detached wrapper.
 func Detached() bool { return os.Getenv(envDetached) == "1" }
 
-// Detach re-executes the running program with args in a new session, its
-// standard input and output on /dev/null, its standard error on logFile
-// (appended; /dev/null when empty) and no other inherited descriptor, and
-// returns the child's pid. The child outlives the caller: a target plugin
-// or an ssh session that ends, or a core that crashes, does not take the
-// job with it.
-func Detach(args []string, logFile string) (int, error) {
+// Detach re-executes the running program with args and env (nil: this
+// process's environment) in a new session, its standard input and output
+// on /dev/null, its standard error on logFile (appended; /dev/null when
+// empty) and no other inherited descriptor, and returns the child's pid.
+// The child outlives the caller: a target plugin or an ssh session that
+// ends, or a core that crashes, does not take the job with it.
+func Detach(args, env []string, logFile string) (int, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, fmt.Errorf("detach: find own executable: %w", err)
@@ -51,7 +51,10 @@ func Detach(args []string, logFile string) (int, error) {
 	}
 
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(withoutVar(os.Environ(), envDetached), envDetached+"=1")
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = append(withoutVar(env, envDetached), envDetached+"=1")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

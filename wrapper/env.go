@@ -1,9 +1,11 @@
 package wrapper
 
 import (
+	"bytes"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"slices"
@@ -88,6 +90,81 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("dispatch environment: %w", err)
 	}
 	return c, nil
+}
+
+// maxEnvInput bounds what ReadEnv reads: a dispatch environment is a few
+// hundred bytes, and whatever is far beyond that is not one.
+const maxEnvInput = 1 << 20
+
+// ReadEnv reads a dispatch environment from r until EOF: KEY=VALUE
+// records, each followed by a NUL byte (the last one may lack it). It is
+// how a target that starts the wrapper through a remote shell (ssh) hands
+// it the environment without a command line, where ps and sshd's logs
+// would show SP_TOKEN (the -env-stdin flag). A record without "=", with
+// an empty name, naming a variable again or the wrapper's own detach
+// marker, an empty record before the end, and more than 1 MiB in all are
+// refused; the error gives the record's number and name, never a value.
+func ReadEnv(r io.Reader) ([]string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxEnvInput+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the dispatch environment: %w", err)
+	}
+	if len(b) > maxEnvInput {
+		return nil, fmt.Errorf("more than %d bytes of dispatch environment", maxEnvInput)
+	}
+	b = bytes.TrimSuffix(b, []byte{0})
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var env []string
+	seen := map[string]bool{}
+	for i, rec := range bytes.Split(b, []byte{0}) {
+		n := i + 1
+		k, _, ok := bytes.Cut(rec, []byte("="))
+		switch {
+		case len(rec) == 0:
+			return nil, fmt.Errorf("record %d is empty (two NUL bytes in a row)", n)
+		case !ok:
+			// No name to show: the record may be a value cut loose.
+			return nil, fmt.Errorf("record %d is not KEY=VALUE (no \"=\")", n)
+		case len(k) == 0:
+			return nil, fmt.Errorf("record %d has an empty name", n)
+		case string(k) == envDetached:
+			return nil, fmt.Errorf("record %d sets %s, which is the wrapper's own", n, envDetached)
+		case seen[string(k)]:
+			return nil, fmt.Errorf("record %d sets %q a second time", n, k)
+		}
+		seen[string(k)] = true
+		env = append(env, string(rec))
+	}
+	return env, nil
+}
+
+// WithEnv is the environment of a wrapper that read vars with ReadEnv:
+// base (its process environment) less every SP_ variable, since the
+// dispatch environment comes from vars alone, then vars. The job still
+// gets PATH, HOME and the rest of base.
+func WithEnv(base, vars []string) []string {
+	env := make([]string, 0, len(base)+len(vars))
+	for _, kv := range base {
+		if !strings.HasPrefix(kv, "SP_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, vars...)
+}
+
+// Getenv looks a variable up in env, as os.Getenv does in the process
+// environment.
+func Getenv(env []string) func(string) string {
+	return func(key string) string {
+		for i := len(env) - 1; i >= 0; i-- {
+			if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+				return v
+			}
+		}
+		return ""
+	}
 }
 
 // jobEnv is the job's environment: the wrapper's own, less the bootstrap

@@ -12,6 +12,7 @@ import (
 	"github.com/saltpeter/saltpeter/plugins/postgres"
 	"github.com/saltpeter/saltpeter/plugins/salt"
 	"github.com/saltpeter/saltpeter/plugins/sqlite"
+	sshtarget "github.com/saltpeter/saltpeter/plugins/ssh"
 	"github.com/saltpeter/saltpeter/sdk"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
@@ -19,8 +20,9 @@ import (
 
 // targets are the built-in target plugins by name.
 var targets = map[string]func(hclog.Logger) (target.Target, error){
-	local.Name: func(l hclog.Logger) (target.Target, error) { return local.New(l), nil },
-	salt.Name:  func(l hclog.Logger) (target.Target, error) { return salt.New(l), nil },
+	local.Name:     func(l hclog.Logger) (target.Target, error) { return local.New(l), nil },
+	salt.Name:      func(l hclog.Logger) (target.Target, error) { return salt.New(l), nil },
+	sshtarget.Name: func(l hclog.Logger) (target.Target, error) { return sshtarget.New(l), nil },
 }
 
 // stores are the built-in store plugins by name.

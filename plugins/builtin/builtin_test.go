@@ -19,7 +19,7 @@ func TestNames(t *testing.T) {
 
 func TestServeUnknown(t *testing.T) {
 	tests := []struct{ kind, name, want string }{
-		{"target", "nope", `no built-in target plugin "nope" (built-in: local, salt)`},
+		{"target", "nope", `no built-in target plugin "nope" (built-in: local, salt, ssh)`},
 		{"nonsense", "local", `no built-in plugins of kind "nonsense"`},
 	}
 	for _, tt := range tests {

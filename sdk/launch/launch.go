@@ -30,9 +30,12 @@ const DefaultWrapper = "saltpeter-wrapper"
 // environment by default; the dispatch environment wins over them.
 var PassEnv = []string{"PATH", "HOME", "LANG"}
 
+// MaxDetachLine bounds the detach line a target reads (ReadDetachLine).
+const MaxDetachLine = 4096
+
 const (
 	// maxLine bounds the detach line read.
-	maxLine = 4096
+	maxLine = MaxDetachLine
 	// maxStderr bounds the excerpt of the wrapper's stderr in an error.
 	maxStderr = 2048
 	// lineGrace is how long stdout is still read after the wrapper
@@ -294,14 +297,24 @@ type lineResult struct {
 	err  error
 }
 
-// readLine reads the first line of r, up to maxLine bytes; a last line
-// without its newline counts.
+// readLine reads the first line of r (see ReadDetachLine).
 func readLine(r io.Reader) lineResult {
+	text, err := ReadDetachLine(r)
+	return lineResult{text: text, err: err}
+}
+
+// ReadDetachLine reads the first line a wrapper printed on r (its
+// standard output, or a remote session's), without its line ending, as
+// Start does: up to MaxDetachLine bytes, and a last line without its
+// newline counts. A longer line is an error wrapping bufio.ErrBufferFull;
+// nothing at all, io.EOF. The caller checks that the line starts with
+// wire.DetachedLine.
+func ReadDetachLine(r io.Reader) (string, error) {
 	b, err := bufio.NewReaderSize(r, maxLine).ReadSlice('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && len(b) > 0) {
-		return lineResult{err: err}
+		return "", err
 	}
-	return lineResult{text: strings.TrimRight(string(b), "\r\n")}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // readExcerpt returns the start of the wrapper's stderr.

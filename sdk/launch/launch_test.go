@@ -1,11 +1,15 @@
 package launch
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
 func TestEnvironPassesOnlyWhatItIsTold(t *testing.T) {
@@ -52,5 +56,32 @@ func TestStartRefusesUnknownProtocolAndDoneContext(t *testing.T) {
 	cancel()
 	if _, err := Start(ctx, nil, Command{Path: "/bin/true"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+func TestReadDetachLine(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    string
+		wantErr error
+	}{
+		{"line", wire.DetachedLine + " pid=7\nmore\n", wire.DetachedLine + " pid=7", nil},
+		{"CRLF", "a line\r\n", "a line", nil},
+		{"last line without newline", "no newline", "no newline", nil},
+		{"nothing", "", "", io.EOF},
+		{"bound", strings.Repeat("x", MaxDetachLine-1) + "\n", strings.Repeat("x", MaxDetachLine-1), nil},
+		{"too long", strings.Repeat("x", MaxDetachLine+1) + "\n", "", bufio.ErrBufferFull},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ReadDetachLine(strings.NewReader(tc.in))
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if got != tc.want {
+				t.Errorf("line = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

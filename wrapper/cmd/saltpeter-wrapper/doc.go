@@ -5,6 +5,10 @@
 // "saltpeter-wrapper: detached pid=N" and exits 0, while the detached copy
 // runs the job.
 //
-// Flags: -version prints the version and exits. The detached copy logs
-// JSON to the file named by SP_WRAPPER_LOG, or nowhere.
+// Flags: -version prints the version and exits. -env-stdin reads the
+// dispatch environment from standard input (KEY=VALUE records, each ended
+// by a NUL byte, until EOF) instead of the process environment: that is
+// how the ssh target hands it over, since a command line would show the
+// token to ps and to sshd's logs. The detached copy logs JSON to the file
+// named by SP_WRAPPER_LOG, or nowhere.
 package main

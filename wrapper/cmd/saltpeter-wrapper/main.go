@@ -16,19 +16,33 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	version := flag.Bool("version", false, "print the version and exit")
+	envStdin := flag.Bool("env-stdin", false,
+		"read the dispatch environment from standard input (KEY=VALUE records, each ended by a NUL byte, until EOF) instead of the process environment")
 	flag.Parse()
 	if *version {
 		fmt.Println(wrapper.Version)
 		return 0
 	}
 
-	cfg, err := wrapper.ConfigFromEnv(os.Getenv)
+	// env is what the dispatch environment is read from, and what the
+	// detached copy gets: it reads its configuration from there, and
+	// ignores -env-stdin (its standard input is /dev/null).
+	env := os.Environ()
+	if *envStdin && !wrapper.Detached() {
+		vars, err := wrapper.ReadEnv(os.Stdin)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "saltpeter-wrapper: -env-stdin: %v\n", err)
+			return 2
+		}
+		env = wrapper.WithEnv(env, vars)
+	}
+	cfg, err := wrapper.ConfigFromEnv(wrapper.Getenv(env))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "saltpeter-wrapper: %v\n", err)
 		return 2
 	}
 	if !wrapper.Detached() {
-		pid, err := wrapper.Detach(os.Args[1:], cfg.LogFile)
+		pid, err := wrapper.Detach(os.Args[1:], env, cfg.LogFile)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "saltpeter-wrapper: %v\n", err)
 			return 1
