@@ -67,7 +67,10 @@ type Config struct {
 	CAFile string
 	// DispatchTimeout bounds one target Dispatch call; default 1m.
 	DispatchTimeout time.Duration
-	Now             func() time.Time
+	// DispatchConcurrency bounds the Dispatch calls of one batch in
+	// flight at once; default 64.
+	DispatchConcurrency int
+	Now                 func() time.Time
 }
 
 // Runner carries firings and operator requests to the hub and the store.
@@ -116,6 +119,9 @@ func New(cfg Config, conf *config.Config) *Runner {
 	}
 	if cfg.DispatchTimeout == 0 {
 		cfg.DispatchTimeout = time.Minute
+	}
+	if cfg.DispatchConcurrency <= 0 {
+		cfg.DispatchConcurrency = 64
 	}
 	if cfg.Publish == nil {
 		cfg.Publish = func(events.Event) {}
@@ -560,15 +566,20 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 }
 
 // launch registers a batch of machines with the hub and dispatches each,
-// concurrently; it returns once every dispatch answered.
+// at most DispatchConcurrency at a time; it returns once every dispatch
+// answered. A machine's dispatch timeout and connect deadline count from
+// when its own dispatch begins, not from when its turn was queued: a run
+// on a thousand machines is not a thousand timeouts running at once.
 func (r *Runner) launch(ctx context.Context, log hclog.Logger, tgt target.Target, job *config.Job, spec wire.Spec, a *activeRun,
 	machines []string, protocol int, connectDeadline time.Duration) {
-	deadline := r.cfg.Now().Add(connectDeadline)
+	slots := make(chan struct{}, r.cfg.DispatchConcurrency)
 	var wg sync.WaitGroup
 	for _, m := range machines {
+		slots <- struct{}{}
 		exp := hub.Expectation{RunID: a.id, Job: job.Name, Machine: m, Protocol: protocol,
-			Spec: spec, Timeout: job.Timeout, ConnectDeadline: deadline}
+			Spec: spec, Timeout: job.Timeout, ConnectDeadline: r.cfg.Now().Add(connectDeadline)}
 		if err := r.cfg.Hub.Expect(ctx, exp); err != nil {
+			<-slots
 			log.Error("register machine with hub", "machine", m, "error", err)
 			_ = r.cfg.Hub.Fail(ctx, a.id, m, store.StatusError, wire.ExitError, "register with hub: "+err.Error())
 			continue
@@ -576,6 +587,7 @@ func (r *Runner) launch(ctx context.Context, log hclog.Logger, tgt target.Target
 		wg.Add(1)
 		go func(m string) {
 			defer wg.Done()
+			defer func() { <-slots }()
 			dctx, cancel := context.WithTimeout(ctx, r.cfg.DispatchTimeout)
 			defer cancel()
 			req := target.DispatchRequest{Job: job.Name, RunID: a.id, Machine: m, Args: job.Target.Args,

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,6 +63,10 @@ type fakeTarget struct {
 	failOn     string // its wrapper does not start
 	unreach    string // cannot be reached
 	dispatched chan target.DispatchRequest
+	// hold, when set, keeps every Dispatch from answering until closed;
+	// inflight and most count them meanwhile.
+	hold           chan struct{}
+	inflight, most atomic.Int32
 }
 
 func (f *fakeTarget) Configure(context.Context, []byte) error { return nil }
@@ -69,7 +74,18 @@ func (f *fakeTarget) Resolve(context.Context, target.ResolveRequest) ([]string, 
 	return f.machines, nil
 }
 func (f *fakeTarget) Dispatch(_ context.Context, req target.DispatchRequest) (target.DispatchResult, error) {
+	n := f.inflight.Add(1)
+	defer f.inflight.Add(-1)
+	for {
+		m := f.most.Load()
+		if n <= m || f.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
 	f.dispatched <- req
+	if f.hold != nil {
+		<-f.hold
+	}
 	switch req.Machine {
 	case f.failOn:
 		return target.DispatchResult{}, errors.New("saltpeter-wrapper: not found")
@@ -774,5 +790,29 @@ func TestBatches(t *testing.T) {
 				t.Fatalf("2 of 4 succeeded under success = %q: run %s, want %s", c.policy, run.Status, c.want)
 			}
 		})
+	}
+}
+
+// TestDispatchConcurrencyIsBounded: no more Dispatch calls than
+// DispatchConcurrency are in flight at once, and every machine is
+// dispatched all the same.
+func TestDispatchConcurrencyIsBounded(t *testing.T) {
+	f := newFixture(t, &config.Job{Name: "j", Command: "x"})
+	f.r.cfg.DispatchConcurrency = 2
+	f.tgt.machines = []string{"a", "b", "c", "d", "e", "f"}
+	f.tgt.hold = make(chan struct{})
+	if _, err := f.r.RunNow(context.Background(), "j", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	f.dispatches(t, 2)
+	select {
+	case req := <-f.tgt.dispatched:
+		t.Fatalf("a third dispatch (%s) while two are in flight", req.Machine)
+	default:
+	}
+	close(f.tgt.hold)
+	f.dispatches(t, 4)
+	if most := f.tgt.most.Load(); most != 2 {
+		t.Fatalf("at most %d dispatches in flight, want 2", most)
 	}
 }

@@ -83,7 +83,9 @@ func isExec(p string) bool {
 // skips the test when there is no sshd (fails it when SALTPETER_REQUIRE
 // asks for sshd), and fails it when sshd will not start. extraConfig are
 // sshd_config lines added to the harness's own (for instance a
-// ForceCommand, to see exactly what a client asked sshd to run).
+// ForceCommand, to see exactly what a client asked sshd to run); an extra
+// ListenAddress replaces the loopback ones, and then Hosts and KnownHosts
+// only hold for the addresses it covers.
 func Start(t testing.TB, extraConfig ...string) *Server {
 	t.Helper()
 	path, ok := Find()
@@ -363,6 +365,11 @@ func (s *Server) start(path string) (stop func(), err error) {
 	}
 	var extra string
 	for _, l := range s.extra {
+		// An extra ListenAddress replaces the loopback ones (a test that
+		// reaches the server as many addresses listens on 0.0.0.0).
+		if strings.HasPrefix(strings.TrimSpace(l), "ListenAddress") {
+			listen = ""
+		}
 		extra += l + "\n"
 	}
 	config := fmt.Sprintf(`# Written by sshtest for one test.
