@@ -45,6 +45,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./wrapper/proc/
 	$(GO) test -run '^$$' -bench 'OutputThroughput' -benchtime 1x -count 1 -timeout 60m ./core/e2e/
 	$(GO) test -run '^$$' -bench 'ScheduledRuns|CoreRSSWithStoredRuns' -benchtime 1x -count 1 -timeout 30m ./core/e2e/
+	$(GO) test -run '^$$' -bench 'SSHDispatch200' -benchtime 1x -count 1 -timeout 30m ./core/e2e/
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./plugins/sqlite/
 
 # A short run of every fuzz target, beyond the checked-in seeds that

@@ -65,10 +65,11 @@ type Config struct {
 	URLs []string
 	// CAFile is given to wrappers when the core uses a private CA.
 	CAFile string
-	// DispatchTimeout bounds one target Dispatch call; default 1m.
+	// DispatchTimeout bounds one target Dispatch call; default 3m (a
+	// loaded host can take long to start a session and a process).
 	DispatchTimeout time.Duration
 	// DispatchConcurrency bounds the Dispatch calls of one batch in
-	// flight at once; default 64.
+	// flight at once; default 32.
 	DispatchConcurrency int
 	Now                 func() time.Time
 }
@@ -118,10 +119,10 @@ func New(cfg Config, conf *config.Config) *Runner {
 		cfg.Now = time.Now
 	}
 	if cfg.DispatchTimeout == 0 {
-		cfg.DispatchTimeout = time.Minute
+		cfg.DispatchTimeout = 3 * time.Minute
 	}
 	if cfg.DispatchConcurrency <= 0 {
-		cfg.DispatchConcurrency = 64
+		cfg.DispatchConcurrency = 32
 	}
 	if cfg.Publish == nil {
 		cfg.Publish = func(events.Event) {}
