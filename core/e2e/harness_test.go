@@ -416,7 +416,7 @@ func (c *core) killLeftoverWrappers() {
 			continue
 		}
 		for _, a := range c.addrs {
-			if strings.Contains(string(env), "ws://"+a+"/ws") {
+			if strings.Contains(string(env), "://"+a+"/ws") {
 				wrappers = append(wrappers, pid)
 				break
 			}
