@@ -180,48 +180,36 @@ WHERE run_id = $1 AND machine = $2 AND next_seq = $3`, a.RunID, a.Machine, c.Seq
 }
 
 // capOutput drops the oldest chunks past the head, never the newest
-// (newest), while what stays is at least the cap (store.ToDrop), and
-// returns what the machine then stores (see the output cap in sdk/store's package doc). Past
-// its cap a machine drops about one chunk per chunk appended, so a few
-// candidates at a time are plenty.
+// (newest), while what stays is at least the cap, and returns what the
+// machine then stores (see the output cap in sdk/store's package doc).
+// Past its cap a machine drops about one chunk per chunk appended, so a
+// few candidates at a time are plenty.
 func capOutput(ctx context.Context, tx pgx.Tx, runID, machine string, newest, capBytes, stored int64) (int64, error) {
-	head := store.HeadBytes(capBytes)
-	for {
+	oldest := func() ([]store.Droppable, error) {
 		rows, err := tx.Query(ctx, `
 SELECT seq, octet_length(data) FROM output
 WHERE run_id = $1 AND machine = $2 AND end_off > $3 AND end_off - octet_length(data) >= $3 AND seq < $4
-ORDER BY end_off LIMIT 32`, runID, machine, head, newest)
+ORDER BY end_off LIMIT 32`, runID, machine, store.HeadBytes(capBytes), newest)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		var seqs, sizes []int64
+		defer rows.Close()
+		var out []store.Droppable
 		for rows.Next() {
-			var seq, size int64
-			if err := rows.Scan(&seq, &size); err != nil {
-				rows.Close()
-				return 0, err
+			var d store.Droppable
+			if err := rows.Scan(&d.Seq, &d.Size); err != nil {
+				return nil, err
 			}
-			seqs, sizes = append(seqs, seq), append(sizes, size)
+			out = append(out, d)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return 0, err
-		}
-		n, freed := store.ToDrop(capBytes, stored, sizes)
-		if n == 0 {
-			return stored, nil
-		}
-		// Droppable chunks are the machine's after its head, so the
-		// oldest n of them are every chunk in their seq range.
-		if _, err := tx.Exec(ctx, `DELETE FROM output WHERE run_id = $1 AND machine = $2 AND seq BETWEEN $3 AND $4`,
-			runID, machine, seqs[0], seqs[n-1]); err != nil {
-			return 0, err
-		}
-		stored -= freed
-		if n < len(sizes) {
-			return stored, nil
-		}
+		return out, rows.Err()
 	}
+	drop := func(first, last int64) error {
+		_, err := tx.Exec(ctx, `DELETE FROM output WHERE run_id = $1 AND machine = $2 AND seq BETWEEN $3 AND $4`,
+			runID, machine, first, last)
+		return err
+	}
+	return store.DropOldest(capBytes, stored, oldest, drop)
 }
 
 // ReadOutput returns the selected bytes from q.Offset (at most q.Limit of

@@ -135,44 +135,32 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, a Append) (AppendResul
 }
 
 // capOutput drops the oldest chunks past the head, never the newest
-// (newest), while what stays is at least the cap (store.ToDrop), and
-// returns what the machine then stores (see the output cap in sdk/store's package doc). Past
-// its cap a machine drops about one chunk per chunk appended, so a few
-// candidates at a time are plenty.
+// (newest), while what stays is at least the cap, and returns what the
+// machine then stores (see the output cap in sdk/store's package doc).
+// Past its cap a machine drops about one chunk per chunk appended, so a
+// few candidates at a time are plenty.
 func (s *Store) capOutput(ctx context.Context, tx *sql.Tx, runID, machine string, newest, capBytes, stored int64) (int64, error) {
-	head := store.HeadBytes(capBytes)
-	for {
-		rows, err := tx.StmtContext(ctx, s.stmts.droppable).QueryContext(ctx, runID, machine, head, newest)
+	oldest := func() ([]store.Droppable, error) {
+		rows, err := tx.StmtContext(ctx, s.stmts.droppable).QueryContext(ctx, runID, machine, store.HeadBytes(capBytes), newest)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		var seqs, sizes []int64
+		defer rows.Close()
+		var out []store.Droppable
 		for rows.Next() {
-			var seq, size int64
-			if err := rows.Scan(&seq, &size); err != nil {
-				rows.Close()
-				return 0, err
+			var d store.Droppable
+			if err := rows.Scan(&d.Seq, &d.Size); err != nil {
+				return nil, err
 			}
-			seqs, sizes = append(seqs, seq), append(sizes, size)
+			out = append(out, d)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return 0, err
-		}
-		n, freed := store.ToDrop(capBytes, stored, sizes)
-		if n == 0 {
-			return stored, nil
-		}
-		// Droppable chunks are the machine's after its head, so the
-		// oldest n of them are every chunk in their seq range.
-		if _, err := tx.StmtContext(ctx, s.stmts.drop).ExecContext(ctx, runID, machine, seqs[0], seqs[n-1]); err != nil {
-			return 0, err
-		}
-		stored -= freed
-		if n < len(sizes) {
-			return stored, nil
-		}
+		return out, rows.Err()
 	}
+	drop := func(first, last int64) error {
+		_, err := tx.StmtContext(ctx, s.stmts.drop).ExecContext(ctx, runID, machine, first, last)
+		return err
+	}
+	return store.DropOldest(capBytes, stored, oldest, drop)
 }
 
 // ReadOutput returns the selected bytes from q.Offset (at most q.Limit of

@@ -18,6 +18,39 @@ func ToDrop(cap, stored int64, sizes []int64) (n int, freed int64) {
 	return n, freed
 }
 
+// Droppable is a chunk the output cap may drop: its seq and size.
+type Droppable struct{ Seq, Size int64 }
+
+// DropOldest is a store's output cap loop after an append that left stored
+// bytes above capBytes: oldest returns the oldest droppable chunks, a few
+// at a time, oldest first (chunks starting at or after HeadBytes, not the
+// newest); drop deletes the chunks whose seqs are first to last, which
+// are every droppable chunk in that range. It drops as ToDrop says and
+// returns the bytes then stored.
+func DropOldest(capBytes, stored int64, oldest func() ([]Droppable, error), drop func(first, last int64) error) (int64, error) {
+	for {
+		cands, err := oldest()
+		if err != nil {
+			return 0, err
+		}
+		sizes := make([]int64, len(cands))
+		for i, c := range cands {
+			sizes[i] = c.Size
+		}
+		n, freed := ToDrop(capBytes, stored, sizes)
+		if n == 0 {
+			return stored, nil
+		}
+		if err := drop(cands[0].Seq, cands[n-1].Seq); err != nil {
+			return 0, err
+		}
+		stored -= freed
+		if n < len(cands) {
+			return stored, nil
+		}
+	}
+}
+
 // DroppedMarker is what ReadOutput shows in place of n dropped bytes. It
 // starts with a newline of its own so that it stands on a line even when
 // the byte before it did not end one.
