@@ -59,6 +59,14 @@ func startDetached(t *testing.T, env []string, extra ...*os.File) int {
 	cmd := exec.Command(wrapperBin)
 	cmd.Env = env
 	cmd.ExtraFiles = extra
+	return runDetaching(t, cmd)
+}
+
+// runDetaching runs cmd, the wrapper's first stage, and returns the pid
+// its detach line names; the detached child is killed at cleanup unless
+// it is gone.
+func runDetaching(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -6,11 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
@@ -95,25 +92,7 @@ func TestBinaryEnvStdin(t *testing.T) {
 	cmd := exec.Command(wrapperBin, "-env-stdin")
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/", wire.EnvToken + "=wrong-token", wire.EnvWebSocketURL + "=ws://wrong.invalid/ws"}
 	cmd.Stdin = &stdin
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("wrapper -env-stdin: %v; stderr %q", err, stderr.String())
-	}
-	m := detachedRE.FindStringSubmatch(stdout.String())
-	if m == nil {
-		t.Fatalf("stdout = %q, want exactly one detach line", stdout.String())
-	}
-	pid, _ := strconv.Atoi(m[1])
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		t.Fatalf("pidfd_open %d: %v", pid, err)
-	}
-	t.Cleanup(func() {
-		_ = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		awaitExit(t, pidfd)
-		_ = unix.Close(pidfd)
-	})
+	pid := runDetaching(t, cmd)
 
 	core.await(t, "the detached wrapper's connect", func() bool { return len(core.connects) == 1 })
 	if c := core.connects[0]; c.Token != testToken {
