@@ -136,15 +136,7 @@ func TestBinaryBadEnvironment(t *testing.T) {
 			}
 			cmd := exec.Command(wrapperBin)
 			cmd.Env = env
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			if code := cmd.ProcessState.ExitCode(); code != 2 {
-				t.Errorf("exit code %d (%v), want 2", code, err)
-			}
-			if !strings.Contains(stderr.String(), tc.want) || stdout.Len() != 0 {
-				t.Errorf("stdout %q stderr %q, want nothing and %q", stdout.String(), stderr.String(), tc.want)
-			}
+			wantRefused(t, cmd, tc.want)
 		})
 	}
 }
@@ -274,5 +266,20 @@ func TestBinaryEndToEnd(t *testing.T) {
 	core.mu.Unlock()
 	if bytes.Contains(log, []byte(testToken)) || bytes.Contains(log, []byte(session)) {
 		t.Errorf("log holds a credential:\n%s", log)
+	}
+}
+
+// wantRefused runs the wrapper's first stage and wants it to refuse to
+// start: exit 2, nothing on stdout, and want in what it says on stderr.
+func wantRefused(t *testing.T, cmd *exec.Cmd, want string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 2 {
+		t.Errorf("exit code %d (%v), want 2", code, err)
+	}
+	if !strings.Contains(stderr.String(), want) || stdout.Len() != 0 {
+		t.Errorf("stdout %q stderr %q, want nothing and %q", stdout.String(), stderr.String(), want)
 	}
 }

@@ -139,15 +139,7 @@ func TestBinaryEnvStdinRefusesMalformedInput(t *testing.T) {
 			cmd := exec.Command(wrapperBin, "-env-stdin")
 			cmd.Env = []string{"PATH=/usr/bin:/bin"}
 			cmd.Stdin = strings.NewReader(tc.in)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			if code := cmd.ProcessState.ExitCode(); code != 2 {
-				t.Errorf("exit code %d (%v), want 2", code, err)
-			}
-			if !strings.Contains(stderr.String(), tc.want) || stdout.Len() != 0 {
-				t.Errorf("stdout %q stderr %q, want nothing and %q", stdout.String(), stderr.String(), tc.want)
-			}
+			wantRefused(t, cmd, tc.want)
 		})
 	}
 }

@@ -94,14 +94,7 @@ func runSurvivesACoreRestart(t *testing.T, storeBlock func(t *testing.T) string)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
-			block := fmt.Sprintf(`core {
-  listen             = "127.0.0.1:%d"
-  heartbeat_interval = "500ms"
-  heartbeat_timeout  = "15s"
-  connect_deadline   = "20s"
-}
-`, freePort(t))
-			c := startCore(t, block+storeBlock(t)+job("count", `echo "pids $$"; i=1; while [ $i -le 150 ]; do echo "line $i"; i=$((i+1)); sleep 0.04; done`, ""))
+			c := startCore(t, restartableCore(t)+storeBlock(t)+job("count", `echo "pids $$"; i=1; while [ $i -le 150 ]; do echo "line $i"; i=$((i+1)); sleep 0.04; done`, ""))
 			host := hostname(t)
 			id := c.runNow("count")
 			pids := treePIDs(t, c.followUntil(id, host, "line 40\n"))
@@ -318,15 +311,7 @@ store "sqlite" {
 // core's scheduler and catch-up offer, no slot has two runs.
 func TestNoSlotFiresTwiceAcrossQuickRestarts(t *testing.T) {
 	t.Parallel()
-	// A fixed port: wrappers cut off by a kill come back to the next core.
-	block := fmt.Sprintf(`core {
-  listen             = "127.0.0.1:%d"
-  heartbeat_interval = "500ms"
-  heartbeat_timeout  = "15s"
-  connect_deadline   = "20s"
-}
-`, freePort(t))
-	c := startCore(t, block+`
+	c := startCore(t, restartableCore(t)+`
 job "tick" {
   schedule = "* * * * * *"
   command  = "true"
@@ -349,4 +334,18 @@ job "tick" {
 		}
 		seen[r.ScheduledFor] = r.ID
 	}
+}
+
+// restartableCore is a core block on a port of its own, kept across
+// restarts, so that wrappers cut off by a restart come back to the next
+// core; its heartbeat timeout outlasts a restart.
+func restartableCore(t *testing.T) string {
+	t.Helper()
+	return fmt.Sprintf(`core {
+  listen             = "127.0.0.1:%d"
+  heartbeat_interval = "500ms"
+  heartbeat_timeout  = "15s"
+  connect_deadline   = "20s"
+}
+`, freePort(t))
 }
