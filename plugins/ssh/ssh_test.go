@@ -685,3 +685,64 @@ func TestRealWrapper(t *testing.T) {
 		t.Errorf("the detached wrapper's stdin is %q (%v), want %s", in, err, os.DevNull)
 	}
 }
+
+// TestChattyStartupFiles: lines the login shell's startup files print on
+// a non-interactive session (bash reads .bashrc under sshd, zsh reads
+// .zshenv) come before the pgid line and are skipped, up to a bound;
+// more than that is a message saying what to quieten.
+func TestChattyStartupFiles(t *testing.T) {
+	srv := sshtest.Start(t)
+	switch sh := loginShell(t, srv.User); filepath.Base(sh) {
+	case "bash", "zsh":
+	default:
+		t.Skipf("login shell %s reads no startup file we can write for a non-interactive session", sh)
+	}
+	tgt := newTarget(t, srv.PluginConfig(nil))
+	wrapper := standIn(t, `echo "`+wire.DetachedLine+` pid=$$"`)
+	chat := func(lines int) {
+		t.Helper()
+		rc := fmt.Sprintf("i=0; while [ $i -lt %d ]; do echo \"welcome to the test host ($i)\"; i=$((i+1)); done\n", lines)
+		for _, f := range []string{".bashrc", ".zshenv"} {
+			if err := os.WriteFile(filepath.Join(srv.Home, f), []byte(rc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		lines   int
+		wantErr string
+	}{
+		{0, ""},
+		{3, ""},
+		{64, ""},
+		{65, "printed more than 64 lines first (quieten the login shell's startup files"},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%d lines", tc.lines), func(t *testing.T) {
+			chat(tc.lines)
+			res, err := tgt.Dispatch(ctx(t), request(t, srv.Hosts()[0], wrapper))
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Dispatch: %v", err)
+			case tc.wantErr == "" && !strings.HasPrefix(res.Detail, wire.DetachedLine):
+				t.Fatalf("Detail %q, want the wrapper's detach line", res.Detail)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("Dispatch error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// loginShell is user's shell in /etc/passwd.
+func loginShell(t *testing.T, user string) string {
+	t.Helper()
+	out, err := exec.Command("getent", "passwd", user).Output()
+	if err != nil {
+		t.Fatalf("getent passwd %s: %v", user, err)
+	}
+	f := strings.Split(strings.TrimSpace(string(out)), ":")
+	if len(f) < 7 {
+		t.Fatalf("getent passwd %s: %q", user, out)
+	}
+	return f[6]
+}

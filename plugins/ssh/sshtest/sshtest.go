@@ -42,6 +42,13 @@ type Server struct {
 	HostKey ssh.PublicKey
 	// Dir is the server's temporary directory, removed after the test.
 	Dir string
+	// Home is what sessions get as HOME (sshd's SetEnv): an empty
+	// directory of the server's, so that the login shell reads a test's
+	// startup files, not the developer's. A developer's .bashrc may cost
+	// a second a login, and serialise concurrent ones on its locks (pyenv
+	// does), which a test of ours should not measure. The working
+	// directory stays the user's real home: sshd changes to that.
+	Home string
 
 	ipv6    bool
 	logPath string
@@ -106,7 +113,10 @@ func Start(t testing.TB, extraConfig ...string) *Server {
 		t.Fatalf("sshtest: %v", err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	s := &Server{User: u.Username, Dir: dir, logPath: filepath.Join(dir, "sshd.log"), extra: extraConfig}
+	s := &Server{User: u.Username, Dir: dir, Home: filepath.Join(dir, "home"), logPath: filepath.Join(dir, "sshd.log"), extra: extraConfig}
+	if err := os.Mkdir(s.Home, 0o700); err != nil {
+		t.Fatalf("sshtest: %v", err)
+	}
 	if err := s.writeKeys(); err != nil {
 		t.Fatalf("sshtest: %v", err)
 	}
@@ -390,8 +400,9 @@ PrintLastLog no
 MaxStartups 100
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
+SetEnv HOME=%s
 %s`, s.Port, listen, filepath.Join(s.Dir, "ssh_host_ed25519_key"), filepath.Join(s.Dir, "authorized_keys"),
-		s.User, filepath.Join(s.Dir, "sshd.pid"), extra)
+		s.User, filepath.Join(s.Dir, "sshd.pid"), s.Home, extra)
 	cfgPath := filepath.Join(s.Dir, "sshd_config")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		return nil, err

@@ -34,8 +34,8 @@ func clientConfig(t *testing.T, srv *sshtest.Server, knownHosts string) *ssh.Cli
 }
 
 // TestEveryHostReachesTheServer: each name Hosts gives logs in with the
-// key, passes the known_hosts check and runs a command; the log counts
-// the logins.
+// key, passes the known_hosts check and runs a command with the server's
+// HOME; the log counts the logins.
 func TestEveryHostReachesTheServer(t *testing.T) {
 	srv := sshtest.Start(t)
 	hosts := srv.Hosts()
@@ -52,12 +52,12 @@ func TestEveryHostReachesTheServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := sess.Output("echo hello from $USER")
+		out, err := sess.Output("echo hello from $USER in $HOME")
 		c.Close()
 		if err != nil {
 			t.Fatalf("%s: %v", h, err)
 		}
-		if want := "hello from " + srv.User + "\n"; string(out) != want {
+		if want := "hello from " + srv.User + " in " + srv.Home + "\n"; string(out) != want {
 			t.Errorf("%s: output %q, want %q", h, out, want)
 		}
 	}
