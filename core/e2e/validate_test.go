@@ -186,3 +186,54 @@ job "a" {
 		t.Errorf("validate output does not point at the target block (%s) and name the setting:\n%s", want, out)
 	}
 }
+
+// TestLoadChecksThirdPartyTargetBlocks: a third party's target block,
+// which validate cannot check without running the plugin, is checked by
+// the running plugin at every load: a bad one is refused at reload with
+// a diagnostic at the block, and the running configuration stays.
+func TestLoadChecksThirdPartyTargetBlocks(t *testing.T) {
+	t.Parallel()
+	simJob := func(name, block string) string {
+		return fmt.Sprintf(`
+job %q {
+  schedule = "@manually"
+  command  = "true"
+  target "simfleet" {
+    %s
+  }
+}
+`, name, block)
+	}
+	base := coreBlock("") + fmt.Sprintf(`
+plugin "target" "simfleet" {
+  path = %q
+  config {
+    wrapper = %q
+  }
+}
+`, filepath.Join(binDir, "simfleet"), filepath.Join(binDir, "saltpeter-wrapper")) + simJob("one", `machines = ["sim1"]`)
+	c := startCore(t, base)
+
+	bad := base + simJob("two", `hosts = ["sim1"]`)
+	if err := os.WriteFile(filepath.Join(c.dir, "config.hcl"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var resp struct {
+		Code        string `json:"code"`
+		Diagnostics string `json:"diagnostics"`
+	}
+	line := strings.Count(bad[:strings.LastIndex(bad, `target "simfleet"`)], "\n") + 1
+	st := c.call(http.MethodPost, "/api/v1/reload", nil, &resp)
+	if st != http.StatusBadRequest || resp.Code != "CONFIG_INVALID" ||
+		!strings.Contains(resp.Diagnostics, fmt.Sprintf("config.hcl:%d:", line)) || !strings.Contains(resp.Diagnostics, `job "two"`) ||
+		!strings.Contains(resp.Diagnostics, "hosts") {
+		t.Fatalf("reload with a bad simfleet block: status %d %+v, want CONFIG_INVALID at config.hcl:%d naming job two and hosts", st, resp, line)
+	}
+	if st := c.call(http.MethodGet, "/api/v1/jobs/two", nil, nil); st != http.StatusNotFound {
+		t.Fatalf("job two after a refused reload: status %d, want 404", st)
+	}
+	id := c.runNow("one")
+	if r := c.waitFinal(id, 30*time.Second); r.Status != "succeeded" {
+		t.Fatalf("run of the running configuration's job: %s", r.Status)
+	}
+}

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/plugins/builtin"
 	"github.com/saltpeter/saltpeter/sdk"
+	"github.com/saltpeter/saltpeter/sdk/target"
 )
 
 // CheckBuiltinTargets checks every job's target block whose target is a
@@ -42,6 +44,47 @@ func third(conf *config.Config, name string) bool {
 		}
 	}
 	return false
+}
+
+// CheckTargets checks every job's target block whose target is a third
+// party's (configured with a path) with that plugin, started and
+// configured: what `saltpeter validate` cannot know without running it.
+// A plugin that cannot start or refuses its configuration is a
+// diagnostic at the first job that uses it; one that does not check
+// blocks (target.ErrCannotCheck) passes. Built-in targets are checked in
+// this process by CheckBuiltinTargets. Plugins no job uses stay stopped.
+func (h *Host) CheckTargets(ctx context.Context, conf *config.Config) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	checkers := map[string]target.ArgsChecker{}
+	broken := map[string]bool{}
+	for _, j := range conf.Jobs {
+		name := j.Target.Plugin
+		if !third(conf, name) || broken[name] {
+			continue
+		}
+		c, ok := checkers[name]
+		if !ok {
+			t, err := h.Target(ctx, name)
+			if err != nil {
+				broken[name] = true
+				diags = append(diags, targetDiag(j, fmt.Errorf("its target plugin cannot check the block: %w", err)))
+				continue
+			}
+			if c, ok = t.(target.ArgsChecker); !ok {
+				broken[name] = true
+				continue
+			}
+			checkers[name] = c
+		}
+		err := c.CheckArgs(ctx, j.Target.Args)
+		switch {
+		case errors.Is(err, target.ErrCannotCheck):
+			broken[name] = true // it will not check the next block either
+		case err != nil:
+			diags = append(diags, targetDiag(j, err))
+		}
+	}
+	return diags
 }
 
 func targetDiag(j *config.Job, err error) *hcl.Diagnostic {

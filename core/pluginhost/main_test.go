@@ -94,7 +94,8 @@ func runHost() error {
 // fakeTarget is a third-party target plugin for the tests.
 //
 // Config: {"machines": [...], "fail": "text"}. Resolve returns the
-// machines; Dispatch fails with "fail" when set, and when its args hold
+// machines; CheckArgs refuses a block with a "bad" argument; Dispatch
+// fails with "fail" when set, and when its args hold
 // {"crash_once": PATH} and PATH exists, removes PATH and kills its own
 // process mid-call.
 type fakeTarget struct {
@@ -116,6 +117,17 @@ func (f *fakeTarget) Configure(_ context.Context, config []byte) error {
 	}
 	f.machines, f.fail = c.Machines, c.Fail
 	f.log.Info("fake target configured", "machines", c.Machines)
+	return nil
+}
+
+func (f *fakeTarget) CheckArgs(_ context.Context, args []byte) error {
+	var a map[string]any
+	if err := json.Unmarshal(args, &a); err != nil {
+		return fmt.Errorf("fake target block: %w", err)
+	}
+	if v, ok := a["bad"]; ok {
+		return fmt.Errorf("fake target block: bad = %v is not allowed", v)
+	}
 	return nil
 }
 

@@ -45,3 +45,18 @@ func (t *hostedTarget) Dispatch(ctx context.Context, req target.DispatchRequest)
 	})
 	return res, err
 }
+
+// CheckArgs implements target.ArgsChecker: the plugin's own check of a
+// target block, or target.ErrCannotCheck when it has none.
+func (t *hostedTarget) CheckArgs(ctx context.Context, args []byte) error {
+	_, err := t.m.call(ctx, func(impl any) error {
+		c, ok := impl.(target.ArgsChecker)
+		if !ok {
+			return target.ErrCannotCheck
+		}
+		return c.CheckArgs(ctx, args)
+	})
+	return err
+}
+
+var _ target.ArgsChecker = (*hostedTarget)(nil)

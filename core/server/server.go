@@ -92,6 +92,9 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("start plugin host: %w", err)
 	}
 	defer plugins.Close()
+	if err := checkTargets(ctx, plugins, conf); err != nil {
+		return err
+	}
 	st, err := openStore(ctx, plugins, storePlug)
 	if err != nil {
 		return err
@@ -113,7 +116,13 @@ func Run(ctx context.Context, opts Options) error {
 	run = runner.New(runner.Config{
 		Logger: log.Named("runner"), Store: st, Hub: h, Targets: plugins, Tokens: tokens, Kills: kills,
 		Scheduler: sched, Publish: bus.Publish, URLs: urls, CAFile: conf.Core.WrapperCAFile,
-		Load: func() (*config.Config, error) { return load(opts.ConfigPath) },
+		Load: func() (*config.Config, error) {
+			conf, err := load(opts.ConfigPath)
+			if err != nil {
+				return nil, err
+			}
+			return conf, checkTargets(ctx, plugins, conf)
+		},
 	}, conf)
 	a := api.New(api.Config{Logger: log.Named("api"), Control: run, Store: st, Events: bus,
 		Tokens: conf.Core.APITokens, Listen: ln.Addr().String()})
@@ -232,15 +241,35 @@ func load(path string) (*config.Config, error) {
 		diags = append(diags, pluginhost.CheckBuiltinTargets(context.Background(), conf)...)
 	}
 	if diags.HasErrors() {
-		var b strings.Builder
-		files := map[string]*hcl.File(nil)
-		if conf != nil {
-			files = conf.Files
-		}
-		_ = config.WriteDiagnostics(&b, files, diags)
-		return nil, &control.ConfigError{Diagnostics: b.String()}
+		return nil, configError(conf, diags)
 	}
 	return conf, nil
+}
+
+// checkTargetsTimeout bounds the start and checks of third parties'
+// target plugins at a load.
+const checkTargetsTimeout = 30 * time.Second
+
+// checkTargets has the third parties' target plugins check their jobs'
+// blocks (Host.CheckTargets), at start and at every reload, so that a bad
+// block is refused then rather than failing its first run.
+func checkTargets(ctx context.Context, plugins *pluginhost.Host, conf *config.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTargetsTimeout)
+	defer cancel()
+	if diags := plugins.CheckTargets(ctx, conf); diags.HasErrors() {
+		return configError(conf, diags)
+	}
+	return nil
+}
+
+func configError(conf *config.Config, diags hcl.Diagnostics) error {
+	var b strings.Builder
+	files := map[string]*hcl.File(nil)
+	if conf != nil {
+		files = conf.Files
+	}
+	_ = config.WriteDiagnostics(&b, files, diags)
+	return &control.ConfigError{Diagnostics: b.String()}
 }
 
 // storePlugin turns the store block into the plugin block of the store
