@@ -190,7 +190,8 @@ job "a" {
 // TestLoadChecksThirdPartyTargetBlocks: a third party's target block,
 // which validate cannot check without running the plugin, is checked by
 // the running plugin at every load: a bad one is refused at reload with
-// a diagnostic at the block, and the running configuration stays.
+// a diagnostic at the block, and the running configuration stays. So is
+// a reload that moves the store.
 func TestLoadChecksThirdPartyTargetBlocks(t *testing.T) {
 	t.Parallel()
 	simJob := func(name, block string) string {
@@ -231,6 +232,17 @@ plugin "target" "simfleet" {
 	}
 	if st := c.call(http.MethodGet, "/api/v1/jobs/two", nil, nil); st != http.StatusNotFound {
 		t.Fatalf("job two after a refused reload: status %d, want 404", st)
+	}
+
+	// A store cannot change under a running core: said, not ignored.
+	moved := base + "\nstore \"sqlite\" {\n  path = \"elsewhere.db\"\n}\n"
+	if err := os.WriteFile(filepath.Join(c.dir, "config.hcl"), []byte(moved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp.Code, resp.Diagnostics = "", ""
+	if st := c.call(http.MethodPost, "/api/v1/reload", nil, &resp); st != http.StatusBadRequest || resp.Code != "CONFIG_INVALID" ||
+		!strings.Contains(resp.Diagnostics, "Store changed") {
+		t.Fatalf("reload with another store: status %d %+v, want CONFIG_INVALID saying the store changed", st, resp)
 	}
 	id := c.runNow("one")
 	if r := c.waitFinal(id, 30*time.Second); r.Status != "succeeded" {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -107,6 +108,7 @@ func Run(ctx context.Context, opts Options) error {
 	sched := schedule.NewScheduler(schedule.Config{Logger: log.Named("schedule"), Firings: firings})
 
 	var run *runner.Runner
+	var reloading sync.Mutex
 	h := hub.New(hub.Config{
 		Logger: log.Named("hub"), Store: st, Tokens: tokens, Kills: kills.C(), Publish: bus.Publish,
 		OnFinal:          func(runID, machine, status string) { run.MachineFinal(runID, machine, status) },
@@ -117,11 +119,11 @@ func Run(ctx context.Context, opts Options) error {
 		Logger: log.Named("runner"), Store: st, Hub: h, Targets: plugins, Tokens: tokens, Kills: kills,
 		Scheduler: sched, Publish: bus.Publish, URLs: urls, CAFile: conf.Core.WrapperCAFile,
 		Load: func() (*config.Config, error) {
-			conf, err := load(opts.ConfigPath)
-			if err != nil {
-				return nil, err
-			}
-			return conf, checkTargets(ctx, plugins, conf)
+			// A SIGHUP and an API reload at once must not interleave
+			// their plugin changes and undos.
+			reloading.Lock()
+			defer reloading.Unlock()
+			return reload(ctx, opts.ConfigPath, plugins, conf.StoreOrDefault())
 		},
 	}, conf)
 	a := api.New(api.Config{Logger: log.Named("api"), Control: run, Store: st, Events: bus,
@@ -260,6 +262,40 @@ func checkTargets(ctx context.Context, plugins *pluginhost.Host, conf *config.Co
 		return configError(conf, diags)
 	}
 	return nil
+}
+
+// reload loads the configuration again for a running core: its target
+// plugin blocks are applied to the running plugins (Host.Apply) and its
+// target blocks checked; a refusal puts the plugins back as they were.
+// The store cannot change under a running core: a changed store block
+// refuses the reload rather than being silently ignored.
+func reload(ctx context.Context, path string, plugins *pluginhost.Host, running config.Store) (*config.Config, error) {
+	conf, err := load(path)
+	if err != nil {
+		return nil, err
+	}
+	if now := conf.StoreOrDefault(); !sameStore(now, running) {
+		return nil, configError(conf, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Store changed",
+			Detail: "The store block's kind, path, dsn, synchronous or retention differs from the core's: they change only at a restart of the core (saltpeter serve). Its max_output_per_machine applies at a reload, to the runs that start after it."}})
+	}
+	actx, cancel := context.WithTimeout(ctx, checkTargetsTimeout)
+	defer cancel()
+	undo, diags := plugins.Apply(actx, conf.Plugins)
+	if diags.HasErrors() {
+		return nil, configError(conf, diags)
+	}
+	if err := checkTargets(ctx, plugins, conf); err != nil {
+		undo(actx)
+		return nil, err
+	}
+	return conf, nil
+}
+
+// sameStore reports whether two store blocks name the same store, kept the
+// same way: all but the output cap, which each run takes when it starts.
+func sameStore(a, b config.Store) bool {
+	a.MaxOutputPerMachine, b.MaxOutputPerMachine = 0, 0
+	return a == b
 }
 
 func configError(conf *config.Config, diags hcl.Diagnostics) error {
