@@ -3,8 +3,11 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -124,5 +127,86 @@ job "batched" {
 					late.Machine, late.StartedAt, early.Machine, early.FinishedAt)
 			}
 		}
+	}
+}
+
+// TestFleetBatchesCarryOnAfterARestart: a job on three machines, one at
+// a time; the core is stopped, gracefully (SIGTERM) or not (SIGKILL),
+// while the first runs, the other two queued. The restarted core takes
+// the first over, does not mistake the queued ones for machines that
+// never connected, and launches them one after the other once the first
+// ended: every machine runs once and the run succeeds.
+func TestFleetBatchesCarryOnAfterARestart(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			fleetBatchesCarryOn(t, sig)
+		})
+	}
+}
+
+func fleetBatchesCarryOn(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	dir := t.TempDir()
+	ran, gate := filepath.Join(dir, "ran"), filepath.Join(dir, "gate")
+	// Each machine notes that it ran, then waits for the gate: the first
+	// is still running when the core stops.
+	command := fmt.Sprintf(`echo "$SP_MACHINE_ID" >> %s; echo ready; while [ ! -e %s ]; do sleep 0.05; done`, ran, gate)
+	c := startCore(t, restartableCore(t)+fmt.Sprintf(`
+plugin "target" "simfleet" {
+  path = %q
+  config {
+    wrapper = %q
+  }
+}
+
+job "rolling" {
+  schedule   = "@manually"
+  command    = %q
+  batch_size = 1
+  target "simfleet" {
+    machines = ["sim1", "sim2", "sim3"]
+  }
+}
+`, filepath.Join(binDir, "simfleet"), filepath.Join(binDir, "saltpeter-wrapper"), command))
+	queued := func(m machine) bool {
+		return m.Status == "pending" && strings.HasPrefix(m.Reason, "queued: ")
+	}
+	id := c.runNow("rolling")
+	c.waitRun(id, 30*time.Second, "sim1 running, sim2 and sim3 queued", func(r run) bool {
+		return len(r.Machines) == 3 && r.Machines[0].Status == "running" &&
+			strings.Contains(c.output(id, "sim1", "stdout"), "ready") && queued(r.Machines[1]) && queued(r.Machines[2])
+	})
+
+	c.restart(sig)
+	// The new core serves once it took the run over.
+	if r := c.run(id); r.Machines[0].Status != "running" || !queued(r.Machines[1]) || !queued(r.Machines[2]) {
+		t.Fatalf("after the restart: %+v; want sim1 running, sim2 and sim3 still queued", r)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := c.waitFinal(id, 60*time.Second)
+	if r.Status != "succeeded" || len(r.Machines) != 3 {
+		t.Fatalf("run after the restart: %+v", r)
+	}
+	for i, m := range r.Machines {
+		if m.Status != "succeeded" || strings.HasPrefix(m.Reason, "queued: ") {
+			t.Errorf("machine %s: %s (%q), want succeeded", m.Machine, m.Status, m.Reason)
+		}
+		if i > 0 && m.StartedAt.Before(r.Machines[i-1].FinishedAt) {
+			t.Errorf("%s started at %s, before %s ended at %s", m.Machine, m.StartedAt, r.Machines[i-1].Machine, r.Machines[i-1].FinishedAt)
+		}
+	}
+	b, err := os.ReadFile(ran)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(b)); !slices.Equal(got, []string{"sim1", "sim2", "sim3"}) {
+		t.Fatalf("machines ran %v, want sim1, sim2 and sim3 once each", got)
+	}
+	if !strings.Contains(c.logs.String(), "carrying on with the run's later batches") {
+		t.Fatal("the restarted core did not launch the queued batches itself")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,19 @@ type Config struct {
 	// connections to store and ack what they had read, and to close with
 	// "going away". Default 5s.
 	DrainTimeout time.Duration
+}
+
+// QueuedPrefix starts the reason of a machine the runner recorded for a
+// later batch and has not dispatched yet. The runner clears the reason
+// before it dispatches, so a machine still queued certainly never ran:
+// after a restart the runner launches it, and the hub leaves it alone
+// (Recover does not expect it, no wrapper may connect as it), since a
+// connect deadline would turn a machine nobody started into not_started.
+const QueuedPrefix = "queued: "
+
+// Queued reports whether the runner has yet to dispatch a stored machine.
+func Queued(m store.Machine) bool {
+	return m.Status == store.StatusPending && strings.HasPrefix(m.Reason, QueuedPrefix)
 }
 
 // Expectation is a (run, machine) the runner is about to dispatch.
@@ -459,6 +473,8 @@ func (h *Hub) unregister(c *conn) {
 func (h *Hub) rebuild(req bindReq) *mstate {
 	m := req.machine
 	switch {
+	case Queued(m):
+		return nil
 	case req.v2 && req.bootstrap:
 		if m.Status != store.StatusPending {
 			return nil
@@ -659,13 +675,12 @@ func (h *Hub) busy(run string) bool {
 	return false
 }
 
-// Expect registers a (run, machine) before the runner dispatches its
-// wrapper; its machine row already exists in the store as pending.
 // Recover takes over, after a restart of the core, the machines the store
 // holds as not final: their heartbeat clocks start again now, so a
 // wrapper that resumes within the heartbeat timeout carries on, and one
 // that does not is lost (253) as if the core had never stopped; a
-// machine still pending gets connectDeadline to connect. It returns how
+// machine still pending gets connectDeadline to connect, unless it is
+// queued (see QueuedPrefix): the runner launches those. It returns how
 // many machines it took over. Call it after Run started, before anything
 // dispatches.
 func (h *Hub) Recover(ctx context.Context, connectDeadline time.Duration) (int, error) {
@@ -703,6 +718,9 @@ func (h *Hub) recoverRun(run store.Run, connectDeadline time.Duration) int {
 		default:
 			continue
 		}
+		if Queued(m) {
+			continue
+		}
 		e := Expectation{RunID: run.ID, Job: run.Job, Machine: m.Machine, Protocol: m.Protocol}
 		if e.Protocol == 0 {
 			e.Protocol = wire.ProtocolV2
@@ -728,6 +746,8 @@ func (h *Hub) recoverRun(run store.Run, connectDeadline time.Duration) int {
 	return n
 }
 
+// Expect registers a (run, machine) before the runner dispatches its
+// wrapper; its machine row already exists in the store as pending.
 func (h *Hub) Expect(ctx context.Context, e Expectation) error {
 	if e.RunID == "" || e.Machine == "" {
 		return fmt.Errorf("expect: run id and machine are required")

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/sdk/store"
+	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
 // TestRecoverTakesOverMachinesInFlight: a core restarted on the same
@@ -49,5 +51,43 @@ func TestRecoverTakesOverMachinesInFlight(t *testing.T) {
 	}
 	if m := h2.machine("r1", "never"); ptrInt(m.ExitCode) != "254" {
 		t.Fatalf("not_started exit code %s", ptrInt(m.ExitCode))
+	}
+}
+
+// TestRecoverLeavesQueuedMachinesToTheRunner: a machine of a later batch
+// that the runner recorded but never dispatched (its reason still says
+// queued) is not taken over after a restart: no connect deadline turns
+// it into not_started, it does not keep the run busy, and no wrapper may
+// connect as it. The runner launches it.
+func TestRecoverLeavesQueuedMachinesToTheRunner(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, opts{clock: &fakeClock{t: t0}})
+	h.expect(exp{run: "r1", machine: "first"})
+	why := hub.QueuedPrefix + "waiting for batch 2 of 2"
+	if err := h.store.AddMachines(ctx, "r1", []store.Machine{{Machine: "later", Protocol: 2, Reason: why}}); err != nil {
+		t.Fatal(err)
+	}
+
+	clock := &fakeClock{t: t0}
+	h2 := newHarness(t, opts{clock: clock, store: h.store})
+	n, err := h2.hub.Recover(ctx, 30*time.Second)
+	if err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v; want the dispatched machine alone", n, err)
+	}
+	c := h2.dial("r1", "later")
+	f := c.frame(wire.TypeConnect)
+	f.Protocol, f.Token, f.Version = 2, h2.token("r1", "later"), "2.0.0-test"
+	c.send(f)
+	c.errorCode(wire.CodeUnauthorized)
+
+	clock.Advance(31 * time.Second)
+	if f := h2.awaitFinal("r1", "first"); f.status != store.StatusNotStarted {
+		t.Fatalf("dispatched machine past the deadline: %s, want not_started", f.status)
+	}
+	if h2.hub.Busy("r1") {
+		t.Fatal("the run is busy with only a queued machine left: the hub took it over")
+	}
+	if m := h2.machine("r1", "later"); m.Status != store.StatusPending || m.Reason != why {
+		t.Fatalf("queued machine after Recover: %s (%q), want pending and still queued", m.Status, m.Reason)
 	}
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -42,10 +43,23 @@ func (st *state) find(id string) *activeRun {
 // again without being told: a safety net, the hub's notes are the event.
 const batchRecheck = 5 * time.Second
 
-// awaitBatch waits until every machine of batch is final and says why the
-// next batch must not be launched: the run was killed, abort_after_failures
-// was reached, or the core is stopping; "" to go on.
-func (r *Runner) awaitBatch(ctx context.Context, a *activeRun, batch []string, abortAfter int) string {
+// batchWaiting, set only by tests, is told when awaitBatch found machines
+// of batch not final and starts waiting for them.
+var batchWaiting func(runID string, batch []string)
+
+// awaitBatch waits until every machine of batch is final, and says why
+// the next batch must not be launched: the run was killed,
+// abort_after_failures was reached, or the core is stopping (errStopped);
+// nil to go on.
+//
+// The store is what it decides on, but it reads the whole run only when
+// the machines reported final since its last read (MachineFinal counts
+// them) may have changed the answer: once as many as the batch had left,
+// or as many failures as abort_after_failures had left. Reading it on
+// every machine's end would cost a run of n machines n reads of n rows.
+// A kill is seen at the next read; the run's machines being killed is
+// what usually brings it.
+func (r *Runner) awaitBatch(ctx context.Context, a *activeRun, batch []string, abortAfter int) error {
 	in := make(map[string]bool, len(batch))
 	for _, m := range batch {
 		in[m] = true
@@ -53,35 +67,52 @@ func (r *Runner) awaitBatch(ctx context.Context, a *activeRun, batch []string, a
 	tick := time.NewTicker(batchRecheck)
 	defer tick.Stop()
 	for {
+		// Loaded before the read: a machine ending in between is counted
+		// twice, which only makes the next read come sooner.
+		finals, failures := a.finals.Load(), a.failures.Load()
 		run, err := r.cfg.Store.GetRun(ctx, a.id)
 		if err != nil {
-			return fmt.Sprintf("the run could not be read: %v", err)
+			return fmt.Errorf("the run could not be read: %w", err)
 		}
 		for _, act := range run.Actions {
 			if act.Kind == killq.Kill && act.Machine == "" {
-				return "the run was killed"
+				return errors.New("the run was killed")
 			}
 		}
-		done, failed := true, 0
+		var left, failed int64
 		for _, m := range run.Machines {
 			if failedStatus(m.Status) {
 				failed++
 			}
 			if in[m.Machine] && !store.Final(m.Status) {
-				done = false
+				left++
 			}
 		}
-		if abortAfter > 0 && failed >= abortAfter {
-			return fmt.Sprintf("abort_after_failures = %d reached: %d machines failed", abortAfter, failed)
+		if abortAfter > 0 && failed >= int64(abortAfter) {
+			return fmt.Errorf("abort_after_failures = %d reached: %d machines failed", abortAfter, failed)
 		}
-		if done {
-			return ""
+		if left == 0 {
+			return nil
 		}
-		select {
-		case <-a.changed:
-		case <-tick.C:
-		case <-r.stopped:
-			return "the core stopped before this batch"
+		if batchWaiting != nil {
+			batchWaiting(a.id, batch)
+		}
+		worth := func() bool {
+			return a.finals.Load()-finals >= left ||
+				(abortAfter > 0 && a.failures.Load()-failures >= int64(abortAfter)-failed)
+		}
+	wait:
+		for {
+			select {
+			case <-a.changed:
+				if worth() {
+					break wait
+				}
+			case <-tick.C:
+				break wait
+			case <-r.stopped:
+				return errStopped
+			}
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -109,8 +110,11 @@ type activeRun struct {
 	// success is the job's success policy when the run started.
 	success string
 	// changed is poked when one of the run's machines became final, for
-	// a dispatch waiting for a batch to finish.
-	changed chan struct{}
+	// a dispatch waiting for a batch to finish; finals and failures count
+	// those machines, and those of them that failed, so that it need not
+	// read the run on every poke (see awaitBatch).
+	changed          chan struct{}
+	finals, failures atomic.Int64
 }
 
 // New returns a Runner on the given configuration. Call Run.
@@ -172,7 +176,10 @@ var errStopped = errors.New("runner stopped")
 // resume takes over the runs a previous core left in flight: they count
 // for overlap again (the hub, told by Recover, knows whether they are
 // still busy), and the kills an operator was answered 202 for are queued
-// again, so that they reach the wrappers when they resume.
+// again, so that they reach the wrappers when they resume. A run whose
+// later batches were not launched yet carries on (resumeRun), and counts
+// as busy until it has launched them whatever the hub says, as a run
+// being dispatched does.
 func (r *Runner) resume(ctx context.Context, st *state) error {
 	runs, err := r.cfg.Store.ListRuns(ctx, store.RunFilter{Active: true, Limit: 1 << 20})
 	if err != nil {
@@ -180,8 +187,49 @@ func (r *Runner) resume(ctx context.Context, st *state) error {
 	}
 	for _, run := range runs {
 		a := &activeRun{id: run.ID, dispatched: true, changed: make(chan struct{}, 1)}
-		if job := st.conf.Job(run.Job); job != nil {
+		job := st.conf.Job(run.Job)
+		if job != nil {
 			a.success = job.Success
+		}
+		var inFlight, queued []store.Machine
+		for _, m := range run.Machines {
+			switch {
+			case hub.Queued(m):
+				queued = append(queued, m)
+			case !store.Final(m.Status):
+				inFlight = append(inFlight, m)
+			}
+		}
+		switch {
+		case len(queued) > 0:
+			a.dispatched = false
+			deadline := st.conf.Core.ConnectDeadline
+			r.work.Add(1)
+			go func() {
+				defer r.work.Done()
+				// Like a run started here, it outlives the core's context.
+				r.resumeRun(context.WithoutCancel(ctx), job, deadline, run, a, inFlight, queued)
+			}()
+		case len(run.Machines) == 0:
+			// The core stopped between recording the run and its
+			// machines: nothing was dispatched, so dispatching it now
+			// cannot run anything twice.
+			skip := st.skipped()
+			deadline, outputCap := st.conf.Core.ConnectDeadline, st.conf.StoreOrDefault().MaxOutputPerMachine
+			a.dispatched = false
+			r.work.Add(1)
+			go func() {
+				defer r.work.Done()
+				r.redispatch(context.WithoutCancel(ctx), job, run, a, skip, deadline, outputCap)
+			}()
+		case len(inFlight) == 0:
+			// Every machine is final: the core stopped before it recorded
+			// the run's result, and no machine will tell this one.
+			r.work.Add(1)
+			go func() {
+				defer r.work.Done()
+				r.finalize(context.WithoutCancel(ctx), run.ID)
+			}()
 		}
 		st.active[run.Job] = append(st.active[run.Job], a)
 		for _, a := range run.Actions {
@@ -197,6 +245,89 @@ func (r *Runner) resume(ctx context.Context, st *state) error {
 		r.log.Info("runs in flight taken over", "runs", len(runs))
 	}
 	return nil
+}
+
+// resumeRun launches, after a restart, the machines of a run's later
+// batches that the previous core recorded and never dispatched: once the
+// machines it had launched are final, in batches of the job's batch_size
+// now, in their stored order, unless the run was killed or
+// abort_after_failures was reached meanwhile. What the wrappers run is
+// the run's own spec, stored when it started, as for every run in
+// flight. How to reach the machines (the target plugin, its args, the
+// wrapper's path) is the job's as configured now: the run's record does
+// not keep it. A job gone from the configuration leaves nothing to reach
+// them with: its queued machines are cancelled.
+func (r *Runner) resumeRun(ctx context.Context, job *config.Job, connectDeadline time.Duration, run store.Run,
+	a *activeRun, inFlight, queued []store.Machine) {
+	log := r.log.With("job", run.Job, "run_id", run.ID)
+	defer func() {
+		r.markDispatched(run.Job, run.ID)
+		r.finalize(ctx, run.ID)
+	}()
+	names := func(ms []store.Machine) []string {
+		out := make([]string, len(ms))
+		for i, m := range ms {
+			out[i] = m.Machine
+		}
+		return out
+	}
+	cancel := func(why string) {
+		log.Warn("queued machines of a run in flight not launched", "reason", why, "machines", len(queued))
+		r.cancelMachines(ctx, run.Job, run.ID, names(queued), why)
+	}
+	if job == nil {
+		cancel("the job is no longer in the configuration")
+		return
+	}
+	var spec wire.Spec
+	if err := json.Unmarshal(run.Spec, &spec); err != nil {
+		cancel(fmt.Sprintf("the run's stored spec does not decode: %v", err))
+		return
+	}
+	var timeout time.Duration
+	if spec.Timeout != "" {
+		d, err := wire.ParseDuration(spec.Timeout)
+		if err != nil {
+			cancel(fmt.Sprintf("the run's stored timeout: %v", err))
+			return
+		}
+		timeout = d
+	}
+	tgt, err := r.cfg.Targets.Target(ctx, job.Target.Plugin)
+	if err != nil {
+		cancel(fmt.Sprintf("target plugin %s: %v", job.Target.Plugin, err))
+		return
+	}
+	// The machines were recorded with the protocol of the run's start.
+	protocol := queued[0].Protocol
+	if protocol == 0 {
+		protocol = wire.ProtocolV2
+	}
+	log.Info("carrying on with the run's later batches", "queued", len(queued), "in_flight", len(inFlight))
+	p := plan{log: log, tgt: tgt, job: job, spec: spec, timeout: timeout, protocol: protocol, connectDeadline: connectDeadline}
+	r.launchBatches(ctx, p, a, names(inFlight), split(names(queued), job.BatchSize))
+}
+
+// redispatch dispatches, after a restart, a run the previous core
+// recorded without any machine: with its own spec, to the machines the
+// job's target gives now.
+func (r *Runner) redispatch(ctx context.Context, job *config.Job, run store.Run, a *activeRun, skip map[string]bool,
+	connectDeadline time.Duration, outputCap int64) {
+	defer func() {
+		r.markDispatched(run.Job, run.ID)
+		r.finalize(ctx, run.ID)
+	}()
+	if job == nil {
+		r.failRun(ctx, run.ID, "the core stopped before it dispatched the run, and the job is no longer in the configuration")
+		return
+	}
+	var spec wire.Spec
+	if err := json.Unmarshal(run.Spec, &spec); err != nil {
+		r.failRun(ctx, run.ID, fmt.Sprintf("the run's stored spec does not decode: %v", err))
+		return
+	}
+	r.log.Info("dispatching a run the previous core recorded but did not dispatch", "job", run.Job, "run_id", run.ID)
+	r.dispatch(ctx, job, spec, a, skip, connectDeadline, outputCap)
 }
 
 // do runs f on the loop and waits for it.
@@ -499,7 +630,29 @@ func (r *Runner) markDispatched(job, id string) {
 	})
 }
 
-// dispatch resolves the job's machines and starts a wrapper on each.
+// plan is how one run's machines are launched.
+type plan struct {
+	log hclog.Logger
+	tgt target.Target
+	// job gives the target's args, the wrapper's path, batch_size and
+	// abort_after_failures: for a run taken over after a restart they are
+	// the job's as configured now, since the run's record keeps none of
+	// them (see resumeRun).
+	job *config.Job
+	// spec is what the wrapper runs, the run's own: a run keeps the spec
+	// it started with whatever a reload says later. timeout is its hard
+	// timeout, for the hub.
+	spec     wire.Spec
+	timeout  time.Duration
+	protocol int
+	// connectDeadline counts from each machine's own dispatch.
+	connectDeadline time.Duration
+}
+
+// dispatch resolves the job's machines and starts a wrapper on each, a
+// batch at a time. Machines of later batches are recorded queued (see
+// hub.QueuedPrefix), so that a core stopping between batches leaves them
+// to the next core rather than losing them.
 func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, a *activeRun, skip map[string]bool, connectDeadline time.Duration, outputCap int64) {
 	log := r.log.With("job", job.Name, "run_id", a.id)
 	tgt, err := r.cfg.Targets.Target(ctx, job.Target.Plugin)
@@ -532,10 +685,18 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 	if protocol == 0 {
 		protocol = wire.ProtocolV2
 	}
+	batches := split(machines, job.BatchSize)
 	now := r.cfg.Now().UTC()
 	rows := make([]store.Machine, 0, len(machines)+len(left))
-	for _, m := range machines {
-		rows = append(rows, store.Machine{RunID: a.id, Machine: m, Status: store.StatusPending, Protocol: protocol, OutputCap: outputCap})
+	for i, batch := range batches {
+		var why string
+		if i > 0 {
+			why = fmt.Sprintf("%swaiting for batch %d of %d", hub.QueuedPrefix, i+1, len(batches))
+		}
+		for _, m := range batch {
+			rows = append(rows, store.Machine{RunID: a.id, Machine: m, Status: store.StatusPending, Reason: why,
+				Protocol: protocol, OutputCap: outputCap})
+		}
 	}
 	for _, m := range left {
 		rows = append(rows, store.Machine{RunID: a.id, Machine: m, Status: store.StatusSkipped,
@@ -548,21 +709,41 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 		r.failRun(ctx, a.id, fmt.Sprintf("record machines: %v", err))
 		return
 	}
-	batches := split(machines, job.BatchSize)
+	// The hub's timeout is the spec's: a run redispatched after a restart
+	// keeps the one it started with.
+	timeout := job.Timeout
+	if d, err := wire.ParseDuration(spec.Timeout); err == nil && spec.Timeout != "" {
+		timeout = d
+	}
+	p := plan{log: log, tgt: tgt, job: job, spec: spec, timeout: timeout, protocol: protocol, connectDeadline: connectDeadline}
+	r.launch(ctx, p, a, batches[0], false)
+	r.launchBatches(ctx, p, a, batches[0], batches[1:])
+}
+
+// launchBatches launches batches one after the other, each once every
+// machine of the one before (after) is final, all of them queued. It
+// stops when the run was killed or abort_after_failures was reached, and
+// cancels what it did not launch; when the core stops, it leaves the
+// machines it did not launch queued, for the next core to launch.
+func (r *Runner) launchBatches(ctx context.Context, p plan, a *activeRun, after []string, batches [][]string) {
+	prev := after
 	for i, batch := range batches {
-		if i > 0 {
-			if why := r.awaitBatch(ctx, a, batches[i-1], job.AbortAfterFailures); why != "" {
-				var rest []string
-				for _, b := range batches[i:] {
-					rest = append(rest, b...)
-				}
-				log.Info("later batches not launched", "reason", why, "machines", len(rest))
-				r.cancelMachines(ctx, job.Name, a.id, rest, why)
+		if err := r.awaitBatch(ctx, a, prev, p.job.AbortAfterFailures); err != nil {
+			var rest []string
+			for _, b := range batches[i:] {
+				rest = append(rest, b...)
+			}
+			if errors.Is(err, errStopped) {
+				p.log.Info("the core is stopping: later batches left queued for the next core", "machines", len(rest))
 				return
 			}
-			log.Info("launching the next batch", "batch", i+1, "of", len(batches), "machines", len(batch))
+			p.log.Info("later batches not launched", "reason", err, "machines", len(rest))
+			r.cancelMachines(ctx, p.job.Name, a.id, rest, err.Error())
+			return
 		}
-		r.launch(ctx, log, tgt, job, spec, a, batch, protocol, connectDeadline)
+		p.log.Info("launching the next batch", "batches_left", len(batches)-i, "machines", len(batch))
+		r.launch(ctx, p, a, batch, true)
+		prev = batch
 	}
 }
 
@@ -571,29 +752,35 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 // answered. A machine's dispatch timeout and connect deadline count from
 // when its own dispatch begins, not from when its turn was queued: a run
 // on a thousand machines is not a thousand timeouts running at once.
-func (r *Runner) launch(ctx context.Context, log hclog.Logger, tgt target.Target, job *config.Job, spec wire.Spec, a *activeRun,
-	machines []string, protocol int, connectDeadline time.Duration) {
+// Queued machines lose their queued reason before their dispatch starts,
+// never after: a machine still queued after a crash certainly never ran,
+// and one caught in between is left to the hub (it may yet connect), so
+// no machine is dispatched twice.
+func (r *Runner) launch(ctx context.Context, p plan, a *activeRun, machines []string, queued bool) {
+	log := p.log
 	slots := make(chan struct{}, r.cfg.DispatchConcurrency)
 	var wg sync.WaitGroup
 	for _, m := range machines {
 		slots <- struct{}{}
-		exp := hub.Expectation{RunID: a.id, Job: job.Name, Machine: m, Protocol: protocol,
-			Spec: spec, Timeout: job.Timeout, ConnectDeadline: r.cfg.Now().Add(connectDeadline)}
-		if err := r.cfg.Hub.Expect(ctx, exp); err != nil {
-			<-slots
-			log.Error("register machine with hub", "machine", m, "error", err)
-			_ = r.cfg.Hub.Fail(ctx, a.id, m, store.StatusError, wire.ExitError, "register with hub: "+err.Error())
-			continue
-		}
 		wg.Add(1)
 		go func(m string) {
 			defer wg.Done()
 			defer func() { <-slots }()
+			if queued && !r.unqueue(ctx, log, a.id, m) {
+				return
+			}
+			exp := hub.Expectation{RunID: a.id, Job: p.job.Name, Machine: m, Protocol: p.protocol,
+				Spec: p.spec, Timeout: p.timeout, ConnectDeadline: r.cfg.Now().Add(p.connectDeadline)}
+			if err := r.cfg.Hub.Expect(ctx, exp); err != nil {
+				log.Error("register machine with hub", "machine", m, "error", err)
+				_ = r.cfg.Hub.Fail(ctx, a.id, m, store.StatusError, wire.ExitError, "register with hub: "+err.Error())
+				return
+			}
 			dctx, cancel := context.WithTimeout(ctx, r.cfg.DispatchTimeout)
 			defer cancel()
-			req := target.DispatchRequest{Job: job.Name, RunID: a.id, Machine: m, Args: job.Target.Args,
-				WrapperPath: job.Wrapper.Path, Protocol: protocol, Env: r.dispatchEnv(job, a.id, m, protocol)}
-			res, err := tgt.Dispatch(dctx, req)
+			req := target.DispatchRequest{Job: p.job.Name, RunID: a.id, Machine: m, Args: p.job.Target.Args,
+				WrapperPath: p.job.Wrapper.Path, Protocol: p.protocol, Env: r.dispatchEnv(p, a.id, m)}
+			res, err := p.tgt.Dispatch(dctx, req)
 			if err != nil {
 				log.Warn("dispatch failed", "machine", m, "error", err)
 				// A machine the target could not reach is an error; one
@@ -617,33 +804,55 @@ func (r *Runner) launch(ctx context.Context, log hclog.Logger, tgt target.Target
 	wg.Wait()
 }
 
+// unqueue clears a queued machine's reason before its dispatch, and says
+// whether to dispatch it.
+func (r *Runner) unqueue(ctx context.Context, log hclog.Logger, id, m string) bool {
+	none := ""
+	err := r.cfg.Store.UpdateMachine(ctx, id, m, store.MachineUpdate{Reason: &none, OnlyIfNotFinal: true})
+	switch {
+	case errors.Is(err, store.ErrFinal):
+		log.Info("queued machine already final, not launched", "machine", m)
+		return false
+	case err != nil:
+		// Still queued in the store, it would be launched by the next
+		// core too: not launching it is what is safe.
+		log.Error("record a queued machine's launch", "machine", m, "error", err)
+		why := "record launch: " + err.Error()
+		if ferr := r.cfg.Hub.Fail(ctx, id, m, store.StatusError, wire.ExitError, why); ferr != nil {
+			log.Error("record launch failure", "machine", m, "error", ferr)
+		}
+		return false
+	}
+	return true
+}
+
 // dispatchEnv is the wrapper's environment. A v2 wrapper gets no command
 // and no job env here: they travel in the connect ack, out of process
 // lists and target logs.
-func (r *Runner) dispatchEnv(job *config.Job, runID, machine string, protocol int) map[string]string {
+func (r *Runner) dispatchEnv(p plan, runID, machine string) map[string]string {
 	env := map[string]string{
 		wire.EnvWebSocketURL:  r.cfg.URLs[0],
 		wire.EnvWebSocketURLs: strings.Join(r.cfg.URLs, " "),
-		wire.EnvJobName:       job.Name,
+		wire.EnvJobName:       p.job.Name,
 		wire.EnvJobInstance:   runID,
 		wire.EnvMachineID:     machine,
 	}
 	if r.cfg.CAFile != "" {
 		env[wire.EnvCAFile] = r.cfg.CAFile
 	}
-	if protocol != wire.ProtocolV1 {
+	if p.protocol != wire.ProtocolV1 {
 		env[wire.EnvToken] = r.cfg.Tokens.Bootstrap(runID, machine)
 		return env
 	}
-	for k, v := range job.Env {
+	for k, v := range p.spec.Env {
 		env[k] = v
 	}
-	env[wire.EnvCommand] = job.Command
-	env[wire.EnvCwd] = job.Cwd
-	env[wire.EnvUser] = job.User
-	if job.Timeout > 0 {
+	env[wire.EnvCommand] = p.spec.Command
+	env[wire.EnvCwd] = p.spec.Cwd
+	env[wire.EnvUser] = p.spec.User
+	if p.timeout > 0 {
 		// v1 reads 0 as "already expired", so no timeout means no variable.
-		secs := int64((job.Timeout + time.Second - 1) / time.Second)
+		secs := int64((p.timeout + time.Second - 1) / time.Second)
 		env[wire.EnvTimeout] = strconv.FormatInt(secs, 10)
 	}
 	return env
@@ -668,6 +877,10 @@ func (r *Runner) MachineFinal(runID, machine, status string) {
 		// A dispatch waiting for its batch to finish looks again.
 		_ = r.do(context.Background(), func(st *state) {
 			if a := st.find(runID); a != nil {
+				a.finals.Add(1)
+				if failedStatus(status) {
+					a.failures.Add(1)
+				}
 				select {
 				case a.changed <- struct{}{}:
 				default:
@@ -700,6 +913,11 @@ func (r *Runner) finalize(ctx context.Context, id string) {
 	_ = r.do(ctx, func(st *state) {
 		if a := st.find(id); a != nil {
 			policy = a.success
+		} else if j := st.conf.Job(run.Job); j != nil {
+			// busy may have dropped the run already (its machines are
+			// final): the job's policy as configured now is the best
+			// left, better than none.
+			policy = j.Success
 		}
 	})
 	status = applySuccess(policy, run.Machines, status)

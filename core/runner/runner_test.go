@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -127,9 +128,36 @@ type fixture struct {
 	store *memory.Store
 	kills *killq.Queue
 	sched *fakeScheduler
+	// stop ends the runner and waits for Run to return; the test's
+	// cleanup calls it too.
+	stop func()
+}
+
+func newFakeHub() *fakeHub {
+	return &fakeHub{failed: make(chan [2]string, 16), busy: map[string]bool{}}
 }
 
 func newFixture(t *testing.T, jobs ...*config.Job) *fixture {
+	t.Helper()
+	f := newIdleFixture()
+	f.start(t, jobs...)
+	return f
+}
+
+// newIdleFixture is a fixture whose runner is not started yet.
+func newIdleFixture() *fixture {
+	return &fixture{
+		hub:   newFakeHub(),
+		tgt:   &fakeTarget{machines: []string{"b", "a", "b"}, dispatched: make(chan target.DispatchRequest, 16)},
+		store: memory.New(),
+		kills: killq.New(),
+		sched: &fakeScheduler{},
+	}
+}
+
+// start runs a Runner on the fixture's store, hub and target with jobs
+// as the configuration: a core starting.
+func (f *fixture) start(t *testing.T, jobs ...*config.Job) {
 	t.Helper()
 	for _, j := range jobs {
 		if j.Location == nil {
@@ -140,26 +168,33 @@ func newFixture(t *testing.T, jobs ...*config.Job) *fixture {
 		}
 		j.Target.Plugin = "fake"
 	}
-	f := &fixture{
-		hub:   &fakeHub{failed: make(chan [2]string, 16), busy: map[string]bool{}},
-		tgt:   &fakeTarget{machines: []string{"b", "a", "b"}, dispatched: make(chan target.DispatchRequest, 16)},
-		store: memory.New(),
-		kills: killq.New(),
-		sched: &fakeScheduler{},
-	}
 	conf := &config.Config{Jobs: jobs, Core: config.Core{HeartbeatInterval: 5 * time.Second, ConnectDeadline: time.Minute}}
-	f.r = New(Config{Logger: hclog.NewNullLogger(), Store: f.store, Hub: f.hub, Targets: fakeTargets{f.tgt},
+	r := New(Config{Logger: hclog.NewNullLogger(), Store: f.store, Hub: f.hub, Targets: fakeTargets{f.tgt},
 		Tokens: fakeTokens{}, Kills: f.kills, Scheduler: f.sched, URLs: []string{"ws://core:8080/ws", "ws://core2:8080/ws"}}, conf)
+	f.r = r
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.r.Run(ctx, make(chan schedule.Firing)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
-		}
-	})
-	return f
+	go func() { done <- r.Run(ctx, make(chan schedule.Firing)) }()
+	var once sync.Once
+	f.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("runner: %v", err)
+			}
+		})
+	}
+	t.Cleanup(f.stop)
+}
+
+// restart stops the runner and starts another on the same store with
+// jobs, and a hub of its own: the core restarted (its hub's Recover is
+// not the runner's business).
+func (f *fixture) restart(t *testing.T, jobs ...*config.Job) {
+	t.Helper()
+	f.stop()
+	f.hub = newFakeHub()
+	f.start(t, jobs...)
 }
 
 // awaitDispatched waits until the runner has registered and dispatched
@@ -814,5 +849,346 @@ func TestDispatchConcurrencyIsBounded(t *testing.T) {
 	f.dispatches(t, 4)
 	if most := f.tgt.most.Load(); most != 2 {
 		t.Fatalf("at most %d dispatches in flight, want 2", most)
+	}
+}
+
+// take waits for the next dispatches, checks they are the machines want
+// (in any order) and no other, and counts them in seen.
+func (f *fixture) take(t *testing.T, seen map[string]int, want ...string) []target.DispatchRequest {
+	t.Helper()
+	var got []target.DispatchRequest
+	var names []string
+	for range want {
+		select {
+		case req := <-f.tgt.dispatched:
+			got = append(got, req)
+			names = append(names, req.Machine)
+			seen[req.Machine]++
+		case <-time.After(10 * time.Second):
+			t.Fatalf("dispatched %v, want %v", names, want)
+		}
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, want) {
+		t.Fatalf("dispatched %v, want %v", names, want)
+	}
+	return got
+}
+
+// noDispatch fails if a dispatch is waiting.
+func (f *fixture) noDispatch(t *testing.T, when string) {
+	t.Helper()
+	select {
+	case req := <-f.tgt.dispatched:
+		t.Fatalf("%s dispatched %s", when, req.Machine)
+	default:
+	}
+}
+
+func (f *fixture) machines(t *testing.T, id string) map[string]store.Machine {
+	t.Helper()
+	run, err := f.store.GetRun(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]store.Machine{}
+	for _, m := range run.Machines {
+		out[m.Machine] = m
+	}
+	return out
+}
+
+func (h *fakeHub) expectedNames() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, e := range h.expected {
+		out = append(out, e.Machine)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// watchBatches reports the batches runners start waiting for, from now
+// until the test ends; call it before starting the runner, so that the
+// runner stops before the watch does.
+func watchBatches(t *testing.T) <-chan []string {
+	t.Helper()
+	ch := make(chan []string, 100)
+	batchWaiting = func(_ string, batch []string) {
+		select {
+		case ch <- slices.Clone(batch):
+		default:
+		}
+	}
+	t.Cleanup(func() { batchWaiting = nil })
+	return ch
+}
+
+// awaitWaiting waits until a runner waits for the batch want to end.
+func awaitWaiting(t *testing.T, ch <-chan []string, want ...string) {
+	t.Helper()
+	select {
+	case got := <-ch:
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("the runner waits for %v to end, want %v", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the runner never waited for %v to end", want)
+	}
+}
+
+// TestBatchesCarryOnAfterARestart: a core stopping while a run's first
+// batch runs leaves the later batches queued, not cancelled; the next
+// core counts the run as running, launches the second batch once the
+// first ended and the third once the second did, and no machine is
+// dispatched twice across the two cores.
+func TestBatchesCarryOnAfterARestart(t *testing.T) {
+	ctx := context.Background()
+	j := &config.Job{Name: "j", Command: "x", BatchSize: 2, Success: "all", Overlap: config.OverlapSkip}
+	waiting := watchBatches(t)
+	f := newFixture(t, j)
+	f.tgt.machines = []string{"f", "e", "d", "c", "b", "a"}
+	seen := map[string]int{}
+	id, err := f.r.RunNow(ctx, "j", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.take(t, seen, "a", "b")
+	awaitWaiting(t, waiting, "a", "b")
+	first := f.hub
+	f.stop()
+
+	wantReason := map[string]string{
+		"a": "", "b": "",
+		"c": hub.QueuedPrefix + "waiting for batch 2 of 3", "d": hub.QueuedPrefix + "waiting for batch 2 of 3",
+		"e": hub.QueuedPrefix + "waiting for batch 3 of 3", "f": hub.QueuedPrefix + "waiting for batch 3 of 3",
+	}
+	for name, m := range f.machines(t, id) {
+		if m.Status != store.StatusPending || m.Reason != wantReason[name] {
+			t.Errorf("after the stop, machine %s is %s (%q), want pending (%q)", name, m.Status, m.Reason, wantReason[name])
+		}
+	}
+
+	f.restart(t, j)
+	// The machines dispatched before the stop are waited for, not
+	// dispatched again.
+	awaitWaiting(t, waiting, "a", "b")
+	f.noDispatch(t, "before the first batch ended")
+	// This core's hub knows none of the run's machines; the run is busy
+	// all the same while batches wait.
+	if _, err := f.r.RunNow(ctx, "j", "alice"); !errors.Is(err, control.ErrOverlap) {
+		t.Fatalf("a second run while the first waits to launch batches: %v, want ErrOverlap", err)
+	}
+	prev := []string{"a", "b"}
+	for _, batch := range [][]string{{"c", "d"}, {"e", "f"}} {
+		for _, m := range prev {
+			f.finish(t, id, m, store.StatusSucceeded)
+		}
+		f.take(t, seen, batch...)
+		f.noDispatch(t, "with a batch running")
+		ms := f.machines(t, id)
+		for _, m := range batch {
+			if ms[m].Reason != "" {
+				t.Errorf("machine %s dispatched with its reason still %q", m, ms[m].Reason)
+			}
+		}
+		prev = batch
+	}
+	for _, m := range prev {
+		f.finish(t, id, m, store.StatusSucceeded)
+	}
+	if run := waitRunStatus(t, f.store, id); run.Status != store.StatusSucceeded {
+		t.Fatalf("run %s, want succeeded", run.Status)
+	}
+	f.stop()
+	f.noDispatch(t, "after the run ended")
+	for _, m := range []string{"a", "b", "c", "d", "e", "f"} {
+		if seen[m] != 1 {
+			t.Errorf("machine %s dispatched %d times, want once", m, seen[m])
+		}
+	}
+	if got := first.expectedNames(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("the first core's hub expected %v, want a and b", got)
+	}
+	if got := f.hub.expectedNames(); !slices.Equal(got, []string{"c", "d", "e", "f"}) {
+		t.Errorf("the second core's hub expected %v, want c to f", got)
+	}
+}
+
+// TestResumeQueuedMachines: a run in flight as a stopped core left it
+// (a dispatched, b and c queued for batches 2 and 3). The next core
+// launches b then c with the run's own spec once a ended, or cancels
+// them when the job left the configuration, when the run was killed, or
+// when abort_after_failures was reached; a is never dispatched again.
+func TestResumeQueuedMachines(t *testing.T) {
+	ctx := context.Background()
+	// The job as reloaded since the run started: another command, no
+	// timeout. The run keeps its own.
+	reloaded := func(mod func(j *config.Job)) []*config.Job {
+		j := &config.Job{Name: "j", Command: "new", BatchSize: 1, Success: "all", Wrapper: config.Wrapper{Protocol: 1}}
+		if mod != nil {
+			mod(j)
+		}
+		return []*config.Job{j}
+	}
+	spec := wire.Spec{Command: "old", Env: map[string]string{"K": "old"}, Timeout: "1m30s", Heartbeat: "5s"}
+	tests := []struct {
+		name    string
+		jobs    []*config.Job
+		prepare func(t *testing.T, st *memory.Store)
+		// a is how the machine in flight ends ("" when it had ended).
+		a string
+		// launched is what the new core dispatches, a batch at a time.
+		launched []string
+		wantRun  string
+		// cancelled, when set, is the reason b and c are cancelled with.
+		cancelled string
+	}{
+		{name: "carries on with the run's spec", jobs: reloaded(nil), a: store.StatusSucceeded,
+			launched: []string{"b", "c"}, wantRun: store.StatusSucceeded},
+		{name: "job gone", jobs: []*config.Job{{Name: "other", Command: "x"}}, a: store.StatusSucceeded,
+			wantRun: store.StatusCancelled, cancelled: "the job is no longer in the configuration"},
+		{name: "killed", jobs: reloaded(nil), a: store.StatusKilled, wantRun: store.StatusKilled,
+			cancelled: "the run was killed", prepare: func(t *testing.T, st *memory.Store) {
+				t.Helper()
+				by, at := "ops", time.Now().UTC()
+				if err := st.UpdateRun(ctx, "r1", store.RunUpdate{KilledBy: &by, KilledAt: &at,
+					AddAction: &store.Action{Kind: killq.Kill, By: by, At: at}}); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "abort after failures", jobs: reloaded(func(j *config.Job) { j.AbortAfterFailures = 1 }),
+			wantRun: store.StatusFailed, cancelled: "abort_after_failures = 1 reached",
+			prepare: func(t *testing.T, st *memory.Store) {
+				t.Helper()
+				failed := store.StatusFailed
+				if err := st.UpdateMachine(ctx, "r1", "a", store.MachineUpdate{Status: &failed}); err != nil {
+					t.Fatal(err)
+				}
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newIdleFixture()
+			specJSON, err := json.Marshal(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.store.CreateRun(ctx, store.Run{ID: "r1", Job: "j", Trigger: store.TriggerManual,
+				StartedAt: time.Now().UTC(), Status: store.StatusRunning, Spec: specJSON}); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.store.AddMachines(ctx, "r1", []store.Machine{
+				{Machine: "a", Status: store.StatusPending, Protocol: 1},
+				{Machine: "b", Status: store.StatusPending, Protocol: 1, Reason: hub.QueuedPrefix + "waiting for batch 2 of 3"},
+				{Machine: "c", Status: store.StatusPending, Protocol: 1, Reason: hub.QueuedPrefix + "waiting for batch 3 of 3"},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.prepare != nil {
+				tc.prepare(t, f.store)
+			}
+			waiting := watchBatches(t)
+			f.start(t, tc.jobs...)
+			seen := map[string]int{}
+			if tc.launched != nil {
+				awaitWaiting(t, waiting, "a")
+				f.noDispatch(t, "before a ended")
+			}
+			prev := "a"
+			if tc.a == "" {
+				prev = ""
+			}
+			status := tc.a
+			for _, m := range tc.launched {
+				f.finish(t, "r1", prev, status)
+				req := f.take(t, seen, m)[0]
+				if req.Env[wire.EnvCommand] != "old" || req.Env["K"] != "old" || req.Env[wire.EnvTimeout] != "90" {
+					t.Errorf("v1 dispatch of %s with %v, want the run's spec", m, req.Env)
+				}
+				prev, status = m, store.StatusSucceeded
+			}
+			if prev != "" {
+				f.finish(t, "r1", prev, status)
+			}
+			if run := waitRunStatus(t, f.store, "r1"); run.Status != tc.wantRun {
+				t.Fatalf("run %s, want %s", run.Status, tc.wantRun)
+			}
+			// Whatever the new core carries on with is done once it stopped.
+			f.stop()
+			f.noDispatch(t, "after the run ended")
+			if seen["a"] != 0 {
+				t.Errorf("a, dispatched before the restart, was dispatched again")
+			}
+			f.hub.mu.Lock()
+			for _, e := range f.hub.expected {
+				if e.Spec.Command != "old" || e.Timeout != 90*time.Second || e.Protocol != 1 {
+					t.Errorf("hub expects %s with %+v, timeout %s, protocol %d; want the run's spec", e.Machine, e.Spec, e.Timeout, e.Protocol)
+				}
+			}
+			f.hub.mu.Unlock()
+			if tc.cancelled == "" {
+				return
+			}
+			ms := f.machines(t, "r1")
+			for _, m := range []string{"b", "c"} {
+				if ms[m].Status != store.StatusCancelled || !strings.Contains(ms[m].Reason, tc.cancelled) {
+					t.Errorf("machine %s: %s (%q), want cancelled: %s", m, ms[m].Status, ms[m].Reason, tc.cancelled)
+				}
+			}
+		})
+	}
+}
+
+// TestResumeRunWithoutMachines: a run recorded by a core that stopped
+// before it recorded any machine was never dispatched anywhere: the next
+// core dispatches it, with the run's own spec, rather than leaving it
+// running forever (which would also block the job under overlap "skip").
+// With the job gone, it fails and says why.
+func TestResumeRunWithoutMachines(t *testing.T) {
+	ctx := context.Background()
+	spec := wire.Spec{Command: "old", Timeout: "1m30s", Heartbeat: "5s"}
+	tests := []struct {
+		name    string
+		jobs    []*config.Job
+		wantRun string
+		reason  string
+	}{
+		{"dispatched", []*config.Job{{Name: "j", Command: "new", Success: "all", Overlap: "skip"}}, store.StatusSucceeded, ""},
+		{"job gone", []*config.Job{{Name: "other", Command: "x"}}, store.StatusError, "the job is no longer in the configuration"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newIdleFixture()
+			specJSON, err := json.Marshal(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.store.CreateRun(ctx, store.Run{ID: "r1", Job: "j", Trigger: store.TriggerManual,
+				StartedAt: time.Now().UTC(), Status: store.StatusRunning, Spec: specJSON}); err != nil {
+				t.Fatal(err)
+			}
+			f.start(t, tc.jobs...)
+			defer f.stop()
+			if tc.wantRun == store.StatusSucceeded {
+				seen := map[string]int{}
+				f.take(t, seen, "a", "b")
+				f.hub.mu.Lock()
+				for _, e := range f.hub.expected {
+					if e.Spec.Command != "old" || e.Timeout != 90*time.Second {
+						t.Errorf("hub expects %s with %+v, timeout %s; want the run's spec", e.Machine, e.Spec, e.Timeout)
+					}
+				}
+				f.hub.mu.Unlock()
+				f.finish(t, "r1", "a", store.StatusSucceeded)
+				f.finish(t, "r1", "b", store.StatusSucceeded)
+			}
+			run := waitRunStatus(t, f.store, "r1")
+			if run.Status != tc.wantRun || !strings.Contains(run.Reason, tc.reason) {
+				t.Fatalf("run %s (%q), want %s (%q)", run.Status, run.Reason, tc.wantRun, tc.reason)
+			}
+		})
 	}
 }
