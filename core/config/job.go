@@ -144,10 +144,7 @@ func (l *loader) decodeJob(b *hcl.Block) {
 			fmt.Sprintf("soft_timeout (%s) is not shorter than timeout (%s), so the job is killed before the soft timeout can notify.", j.SoftTimeout, j.Timeout))
 	}
 	l.duration(attrs, "jitter", &j.Jitter, true)
-	l.oneOf(attrs, "overlap", &j.Overlap, []string{OverlapSkip, OverlapAllow}, map[string]string{
-		OverlapQueue:   "queueing a firing behind the running one is in the spec but not implemented",
-		OverlapReplace: "killing the running run to start the new one is in the spec but not implemented",
-	})
+	l.oneOf(attrs, "overlap", &j.Overlap, []string{OverlapSkip, OverlapAllow, OverlapQueue, OverlapReplace}, nil)
 	l.oneOf(attrs, "catch_up", &j.CatchUp, []string{"none", "latest", "all"}, nil)
 	l.oneOf(attrs, "dst_gap", &j.DSTGap, []string{"shift", "skip"}, nil)
 	l.oneOf(attrs, "dst_repeat", &j.DSTRepeat, []string{"once", "twice"}, nil)

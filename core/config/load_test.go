@@ -147,12 +147,8 @@ func TestLoadMistakes(t *testing.T) {
 			[]wantDiag{{Summary: "Unknown signal", Detail: `"SIGFOO" is not a Linux signal name`, File: "main.hcl", Line: 2, Col: 19}}},
 		{"SIGKILL as kill signal", job(`  kill { signal = "kill" }`),
 			[]wantDiag{{Summary: "SIGKILL as the kill signal", Detail: "cannot be caught", File: "main.hcl", Line: 2, Col: 19}}},
-		{"overlap queue not built", job(`  overlap = "queue"`),
-			[]wantDiag{{Summary: "Unsupported overlap", Detail: `overlap = "queue" is not built yet`, File: "main.hcl", Line: 2, Col: 13}}},
-		{"overlap replace not built", job(`  overlap = "replace"`),
-			[]wantDiag{{Summary: "Unsupported overlap", Detail: `overlap = "replace" is not built yet`, File: "main.hcl", Line: 2, Col: 13}}},
 		{"overlap unknown", job(`  overlap = "sometimes"`),
-			[]wantDiag{{Summary: "Invalid overlap", Detail: `overlap must be "skip" or "allow", not "sometimes"`, File: "main.hcl", Line: 2, Col: 13}}},
+			[]wantDiag{{Summary: "Invalid overlap", Detail: `overlap must be "skip", "allow", "queue" or "replace", not "sometimes"`, File: "main.hcl", Line: 2, Col: 13}}},
 		{"wrapper protocol 3", job(`  wrapper { protocol = 3 }`),
 			[]wantDiag{{Summary: "Unknown wrapper protocol", Detail: "not 3", File: "main.hcl", Line: 2, Col: 24}}},
 		{"token role", "core {\n  api_tokens = [\n    { name = \"a\", role = \"admin\", sha256 = \"" + hash + "\" },\n  ]\n}\n",
@@ -270,7 +266,7 @@ func TestLoadReportsEverythingAtOnce(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"a.hcl": "core {\n  heartbeat_timeout = \"soon\"\n}\n" +
 			"job \"one\" {\n  schedule = \"@fortnightly\"\n  command = \"x\"\n  target \"local\" {}\n  timeout = \"5 minutes\"\n}\n",
-		"b.hcl": "job \"two\" {\n  command = \"x\"\n  overlap = \"queue\"\n}\n" +
+		"b.hcl": "job \"two\" {\n  command = \"x\"\n  overlap = \"often\"\n}\n" +
 			"job \"three\" {\n  schedule = \"@daily\"\n  command = \"x\"\n  target \"nowhere\" {}\n  kill { signal = \"SIGKILL\" }\n}\n",
 	})
 	_, diags := config.Load(dir)
@@ -279,7 +275,7 @@ func TestLoadReportsEverythingAtOnce(t *testing.T) {
 		{Summary: "Invalid schedule", Detail: `unknown descriptor "@fortnightly"`, File: "a.hcl", Line: 5, Col: 14},
 		{Summary: "Invalid duration", Detail: "timeout", File: "a.hcl", Line: 8, Col: 13},
 		{Summary: "Missing schedule", File: "b.hcl", Line: 1, Col: 1},
-		{Summary: "Unsupported overlap", File: "b.hcl", Line: 3, Col: 13},
+		{Summary: "Invalid overlap", File: "b.hcl", Line: 3, Col: 13},
 		{Summary: "Missing target block", File: "b.hcl", Line: 1, Col: 1},
 		{Summary: "Unknown target plugin", File: "b.hcl", Line: 8, Col: 10},
 		{Summary: "SIGKILL as the kill signal", File: "b.hcl", Line: 9, Col: 19},

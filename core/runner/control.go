@@ -131,6 +131,12 @@ func (r *Runner) Kill(ctx context.Context, req control.KillRequest) ([]string, e
 		r.cfg.Publish(events.Event{Kind: events.RunUpdated, Job: run.Job, RunID: run.ID, Status: run.Status})
 		r.cfg.Kills.Push(killq.Request{Kind: killq.Kill, RunID: run.ID, Machine: req.Machine,
 			Signal: req.Signal, Grace: req.Grace, By: req.By, At: now})
+		// A run waiting for its turn or its next batch reads the kill now.
+		_ = r.do(ctx, func(st *state) {
+			if a := st.find(run.ID); a != nil {
+				poke(a)
+			}
+		})
 		r.log.Info("kill queued", "job", run.Job, "run_id", run.ID, "machine", req.Machine, "by", req.By,
 			"signal", req.Signal, "grace_ms", req.Grace.Milliseconds())
 		ids = append(ids, run.ID)

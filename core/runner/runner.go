@@ -115,6 +115,11 @@ type activeRun struct {
 	// read the run on every poke (see awaitBatch).
 	changed          chan struct{}
 	finals, failures atomic.Int64
+	// queued is a run recorded under overlap "queue" or "replace" that
+	// waits for the job's other runs to end before it dispatches
+	// (waitTurn); replaces lists the runs it had killed (replace).
+	queued   bool
+	replaces []string
 }
 
 // New returns a Runner on the given configuration. Call Run.
@@ -217,6 +222,9 @@ func (r *Runner) resume(ctx context.Context, st *state) error {
 			skip := st.skipped()
 			deadline, outputCap := st.conf.Core.ConnectDeadline, st.conf.StoreOrDefault().MaxOutputPerMachine
 			a.dispatched = false
+			// A run queued by overlap "queue" or "replace" is one too: it
+			// waits for its turn again.
+			a.queued = job != nil && (job.Overlap == config.OverlapQueue || job.Overlap == config.OverlapReplace)
 			r.work.Add(1)
 			go func() {
 				defer r.work.Done()
@@ -326,6 +334,9 @@ func (r *Runner) redispatch(ctx context.Context, job *config.Job, run store.Run,
 		r.failRun(ctx, run.ID, fmt.Sprintf("the run's stored spec does not decode: %v", err))
 		return
 	}
+	if a.queued && !r.waitTurn(ctx, run.Job, a) {
+		return
+	}
 	r.log.Info("dispatching a run the previous core recorded but did not dispatch", "job", run.Job, "run_id", run.ID)
 	r.dispatch(ctx, job, spec, a, skip, connectDeadline, outputCap)
 }
@@ -418,16 +429,36 @@ func (r *Runner) busy(st *state, job string) bool {
 }
 
 // reserve decides on the loop whether job may start a run now and, if so,
-// records it as active under id (a fresh one when empty).
+// records it as active under id (a fresh one when empty). While a run of
+// the job is running, overlap decides: "allow" starts another, "skip"
+// refuses, "queue" records one run that starts when the others ended,
+// and "replace" does the same after killing them; a second firing while
+// one is queued is refused, as under "skip".
 func (r *Runner) reserve(st *state, job *config.Job, id string) (*activeRun, error) {
+	var running []string
 	// busy also forgets runs that ended, for every overlap policy.
-	if r.busy(st, job.Name) && job.Overlap != config.OverlapAllow {
-		return nil, fmt.Errorf("job %s is still running (overlap = %q): %w", job.Name, job.Overlap, control.ErrOverlap)
+	if r.busy(st, job.Name) {
+		for _, o := range st.active[job.Name] {
+			if o.queued {
+				return nil, fmt.Errorf("job %s has a run queued already (%s, overlap = %q): %w", job.Name, o.id, job.Overlap, control.ErrOverlap)
+			}
+			running = append(running, o.id)
+		}
+		switch job.Overlap {
+		case config.OverlapAllow:
+			running = nil
+		case config.OverlapQueue, config.OverlapReplace:
+		default:
+			return nil, fmt.Errorf("job %s is still running (overlap = %q): %w", job.Name, job.Overlap, control.ErrOverlap)
+		}
 	}
 	if id == "" {
 		id = newRunID(r.cfg.Now())
 	}
-	a := &activeRun{id: id, success: job.Success, changed: make(chan struct{}, 1)}
+	a := &activeRun{id: id, success: job.Success, changed: make(chan struct{}, 1), queued: len(running) > 0}
+	if a.queued && job.Overlap == config.OverlapReplace {
+		a.replaces = running
+	}
 	st.active[job.Name] = append(st.active[job.Name], a)
 	return a, nil
 }
@@ -579,6 +610,9 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string
 	now := r.cfg.Now().UTC()
 	run := store.Run{ID: a.id, Job: job.Name, Trigger: trigger, ScheduledFor: slot.UTC(),
 		StartedAt: now, Status: store.StatusRunning, RequestedBy: by, Spec: specJSON}
+	if a.queued {
+		run.Reason = queuedRunReason(job.Overlap)
+	}
 	if trigger == store.TriggerManual {
 		err = r.cfg.Store.CreateRun(ctx, run)
 	} else {
@@ -598,11 +632,97 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string
 		defer r.work.Done()
 		// The run outlives the request that asked for it.
 		dctx := context.WithoutCancel(ctx)
+		if a.queued && !r.waitTurn(dctx, job.Name, a) {
+			return
+		}
 		r.dispatch(dctx, job, spec, a, skip, conf.Core.ConnectDeadline, conf.StoreOrDefault().MaxOutputPerMachine)
 		r.markDispatched(job.Name, a.id)
 		r.finalize(dctx, a.id)
 	}()
 	return nil
+}
+
+// queuedRunReason is the reason a queued run shows until it dispatches.
+func queuedRunReason(overlap string) string {
+	if overlap == config.OverlapReplace {
+		return "queued: overlap = \"replace\" killed the job's running runs; starts once they ended"
+	}
+	return "queued: overlap = \"queue\"; starts once the job's running runs ended"
+}
+
+// turnRecheck is how often a queued run looks again without being told:
+// a lost machine stops counting as running when its timeout passes,
+// which no machine's end announces.
+const turnRecheck = time.Second
+
+// waitTurn holds a queued run (overlap "queue" or "replace") until no
+// other run of its job is running, killing them first under "replace".
+// It reports whether to dispatch: not when the core stops meanwhile (the
+// run stays recorded without machines, and the next core queues it
+// again, see resume), nor when the run itself was killed while queued
+// (it is then cancelled).
+func (r *Runner) waitTurn(ctx context.Context, job string, a *activeRun) bool {
+	log := r.log.With("job", job, "run_id", a.id)
+	for _, id := range a.replaces {
+		_, err := r.Kill(ctx, control.KillRequest{RunID: id, By: "overlap replace (run " + a.id + ")"})
+		if err != nil && !errors.Is(err, control.ErrFinished) {
+			log.Warn("kill a run being replaced", "replaced", id, "error", err)
+		}
+	}
+	log.Info("run queued behind the job's running runs", "replaces", strings.Join(a.replaces, " "))
+	tick := time.NewTicker(turnRecheck)
+	defer tick.Stop()
+	for {
+		run, err := r.cfg.Store.GetRun(ctx, a.id)
+		if err == nil {
+			for _, act := range run.Actions {
+				if act.Kind == killq.Kill && act.Machine == "" {
+					r.endQueued(ctx, job, a, fmt.Sprintf("killed by %s before it started", act.By))
+					return false
+				}
+			}
+		} else {
+			log.Warn("read a queued run", "error", err)
+		}
+		var waiting []string
+		_ = r.do(ctx, func(st *state) {
+			for _, o := range st.active[job] {
+				if o != a && !o.queued && (!o.dispatched || r.cfg.Hub.Busy(o.id)) {
+					waiting = append(waiting, o.id)
+				}
+			}
+			if len(waiting) == 0 {
+				a.queued = false
+			}
+		})
+		if len(waiting) == 0 {
+			none := ""
+			if err := r.cfg.Store.UpdateRun(ctx, a.id, store.RunUpdate{Reason: &none}); err != nil {
+				log.Warn("clear a queued run's reason", "error", err)
+			}
+			log.Info("queued run starts: the job's other runs ended")
+			return true
+		}
+		select {
+		case <-a.changed:
+		case <-tick.C:
+		case <-r.stopped:
+			log.Info("the core is stopping: the queued run is left for the next core")
+			return false
+		}
+	}
+}
+
+// endQueued records a queued run that will never start as cancelled.
+func (r *Runner) endQueued(ctx context.Context, job string, a *activeRun, why string) {
+	now := r.cfg.Now().UTC()
+	status := store.StatusCancelled
+	if err := r.cfg.Store.UpdateRun(ctx, a.id, store.RunUpdate{Status: &status, Reason: &why, FinishedAt: &now}); err != nil {
+		r.log.Error("record a queued run's end", "run_id", a.id, "error", err)
+	}
+	r.log.Info("queued run not started", "job", job, "run_id", a.id, "reason", why)
+	r.cfg.Publish(events.Event{Kind: events.RunUpdated, Job: job, RunID: a.id, Status: status})
+	r.markDispatched(job, a.id)
 }
 
 // forget drops a run that never got recorded.
@@ -876,19 +996,36 @@ func (r *Runner) MachineFinal(runID, machine, status string) {
 		defer r.work.Done()
 		// A dispatch waiting for its batch to finish looks again.
 		_ = r.do(context.Background(), func(st *state) {
-			if a := st.find(runID); a != nil {
-				a.finals.Add(1)
-				if failedStatus(status) {
-					a.failures.Add(1)
+			for _, runs := range st.active {
+				var mine bool
+				for _, a := range runs {
+					if a.id == runID {
+						mine = true
+						a.finals.Add(1)
+						if failedStatus(status) {
+							a.failures.Add(1)
+						}
+						poke(a)
+					}
 				}
-				select {
-				case a.changed <- struct{}{}:
-				default:
+				// A run queued behind this one may start now.
+				for _, a := range runs {
+					if mine && a.queued {
+						poke(a)
+					}
 				}
 			}
 		})
 		r.finalize(context.Background(), runID)
 	}()
+}
+
+// poke tells a run waiting for its batch or its turn to look again.
+func poke(a *activeRun) {
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
 }
 
 // finalize sets the run's status once every machine is final.

@@ -1192,3 +1192,129 @@ func TestResumeRunWithoutMachines(t *testing.T) {
 		})
 	}
 }
+
+// TestOverlapQueueAndReplace: under "queue" a firing while the job runs
+// is recorded and starts once the running run ended; under "replace" the
+// running run is killed first; one run at most waits, a further firing is
+// refused; a queued run killed before it started is cancelled, never
+// dispatched.
+func TestOverlapQueueAndReplace(t *testing.T) {
+	queue := &config.Job{Name: "queue", Command: "x", Overlap: config.OverlapQueue}
+	replace := &config.Job{Name: "replace", Command: "x", Overlap: config.OverlapReplace}
+	f := newFixture(t, queue, replace)
+	ctx := context.Background()
+	done := make(chan struct{})
+	defer close(done)
+	go f.kills.Run(done)
+
+	busyRun := func(job string) string {
+		t.Helper()
+		id, err := f.r.RunNow(ctx, job, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.dispatches(t, 2)
+		f.awaitDispatched(t, id)
+		f.hub.setBusy(id, true)
+		return id
+	}
+	end := func(id string) {
+		t.Helper()
+		f.hub.setBusy(id, false)
+		f.finish(t, id, "a", store.StatusSucceeded)
+		f.finish(t, id, "b", store.StatusSucceeded)
+	}
+	queuedReason := func(id string) string {
+		t.Helper()
+		run, err := f.store.GetRun(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return run.Reason
+	}
+
+	for _, job := range []string{"queue", "replace"} {
+		t.Run(job, func(t *testing.T) {
+			first := busyRun(job)
+			second, err := f.r.RunNow(ctx, job, "a")
+			if err != nil {
+				t.Fatalf("a run while the job runs, under %s: %v", job, err)
+			}
+			if !strings.HasPrefix(queuedReason(second), "queued: ") {
+				t.Errorf("queued run's reason %q", queuedReason(second))
+			}
+			if _, err := f.r.RunNow(ctx, job, "a"); !errors.Is(err, control.ErrOverlap) {
+				t.Fatalf("a third run while one is queued: %v, want ErrOverlap", err)
+			}
+			if job == "replace" {
+				select {
+				case k := <-f.kills.C():
+					if k.Kind != killq.Kill || k.RunID != first || !strings.Contains(k.By, second) {
+						t.Fatalf("kill %+v, want one of %s by the run replacing it", k, first)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("replace did not kill the running run")
+				}
+			}
+			f.noDispatch(t, "while the first run runs")
+			end(first)
+			f.dispatches(t, 2)
+			f.awaitDispatched(t, second)
+			if r := queuedReason(second); r != "" {
+				t.Errorf("started run still says %q", r)
+			}
+			end(second)
+			waitRunStatus(t, f.store, second)
+		})
+	}
+
+	t.Run("killed while queued", func(t *testing.T) {
+		first := busyRun("queue")
+		second, err := f.r.RunNow(ctx, "queue", "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.r.Kill(ctx, control.KillRequest{RunID: second, By: "ops"}); err != nil {
+			t.Fatal(err)
+		}
+		<-f.kills.C()
+		run := waitRunStatus(t, f.store, second)
+		if run.Status != store.StatusCancelled || !strings.Contains(run.Reason, "killed by ops before it started") {
+			t.Fatalf("queued run killed: %s (%q)", run.Status, run.Reason)
+		}
+		end(first)
+		f.noDispatch(t, "after the killed queued run's turn came")
+	})
+}
+
+// TestResumeQueuedRun: a run queued by overlap "queue" when the core
+// stopped (recorded, no machine) waits again after the restart for the
+// run it was queued behind, then dispatches.
+func TestResumeQueuedRun(t *testing.T) {
+	ctx := context.Background()
+	f := newIdleFixture()
+	specJSON, err := json.Marshal(wire.Spec{Command: "x", Heartbeat: "5s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"r1", "r2"} {
+		if err := f.store.CreateRun(ctx, store.Run{ID: id, Job: "j", Trigger: store.TriggerManual,
+			StartedAt: time.Now().UTC(), Status: store.StatusRunning, Spec: specJSON}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.store.AddMachines(ctx, "r1", []store.Machine{{Machine: "a", Status: store.StatusRunning}}); err != nil {
+		t.Fatal(err)
+	}
+	f.hub.setBusy("r1", true)
+	f.start(t, &config.Job{Name: "j", Command: "x", Overlap: config.OverlapQueue})
+	defer f.stop()
+	f.noDispatch(t, "while r1 runs")
+	if _, err := f.r.RunNow(ctx, "j", "a"); !errors.Is(err, control.ErrOverlap) {
+		t.Fatalf("a run while r2 is queued: %v, want ErrOverlap", err)
+	}
+	f.hub.setBusy("r1", false)
+	f.finish(t, "r1", "a", store.StatusSucceeded)
+	f.dispatches(t, 2)
+	f.awaitDispatched(t, "r2")
+}
