@@ -134,6 +134,9 @@ func (r *Runner) Kill(ctx context.Context, req control.KillRequest) ([]string, e
 		// A run waiting for its turn or its next batch reads the kill now.
 		_ = r.do(ctx, func(st *state) {
 			if a := st.find(run.ID); a != nil {
+				if req.Machine == "" {
+					a.killed.Store(true)
+				}
 				poke(a)
 			}
 		})

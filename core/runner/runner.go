@@ -1,10 +1,12 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -120,6 +122,12 @@ type activeRun struct {
 	// (waitTurn); replaces lists the runs it had killed (replace).
 	queued   bool
 	replaces []string
+	// jitter is the job's jitter for a scheduled run, 0 for a manual one
+	// (an operator asking for a run now wants it now).
+	jitter time.Duration
+	// killed is set once a kill of the whole run was recorded: a machine
+	// not dispatched yet (waiting for its jitter) is then not dispatched.
+	killed atomic.Bool
 }
 
 // New returns a Runner on the given configuration. Call Run.
@@ -192,6 +200,11 @@ func (r *Runner) resume(ctx context.Context, st *state) error {
 	}
 	for _, run := range runs {
 		a := &activeRun{id: run.ID, dispatched: true, changed: make(chan struct{}, 1)}
+		for _, act := range run.Actions {
+			if act.Kind == killq.Kill && act.Machine == "" {
+				a.killed.Store(true)
+			}
+		}
 		job := st.conf.Job(run.Job)
 		if job != nil {
 			a.success = job.Success
@@ -313,6 +326,9 @@ func (r *Runner) resumeRun(ctx context.Context, job *config.Job, connectDeadline
 	}
 	log.Info("carrying on with the run's later batches", "queued", len(queued), "in_flight", len(inFlight))
 	p := plan{log: log, tgt: tgt, job: job, spec: spec, timeout: timeout, protocol: protocol, connectDeadline: connectDeadline}
+	if run.Trigger != store.TriggerManual {
+		p.jitter = job.Jitter
+	}
 	r.launchBatches(ctx, p, a, names(inFlight), split(names(queued), job.BatchSize))
 }
 
@@ -613,6 +629,9 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string
 	if a.queued {
 		run.Reason = queuedRunReason(job.Overlap)
 	}
+	if trigger != store.TriggerManual {
+		a.jitter = job.Jitter
+	}
 	if trigger == store.TriggerManual {
 		err = r.cfg.Store.CreateRun(ctx, run)
 	} else {
@@ -767,6 +786,9 @@ type plan struct {
 	protocol int
 	// connectDeadline counts from each machine's own dispatch.
 	connectDeadline time.Duration
+	// jitter delays each machine's dispatch by its own share of it (see
+	// jitterOf); 0 for none.
+	jitter time.Duration
 }
 
 // dispatch resolves the job's machines and starts a wrapper on each, a
@@ -810,8 +832,13 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 	rows := make([]store.Machine, 0, len(machines)+len(left))
 	for i, batch := range batches {
 		var why string
-		if i > 0 {
+		switch {
+		case i > 0:
 			why = fmt.Sprintf("%swaiting for batch %d of %d", hub.QueuedPrefix, i+1, len(batches))
+		case a.jitter > 0:
+			// Queued as a later batch is, so that a core stopping during
+			// the jitter leaves them to the next one.
+			why = fmt.Sprintf("%sjitter (up to %s)", hub.QueuedPrefix, wire.FormatDuration(a.jitter))
 		}
 		for _, m := range batch {
 			rows = append(rows, store.Machine{RunID: a.id, Machine: m, Status: store.StatusPending, Reason: why,
@@ -835,8 +862,11 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 	if d, err := wire.ParseDuration(spec.Timeout); err == nil && spec.Timeout != "" {
 		timeout = d
 	}
-	p := plan{log: log, tgt: tgt, job: job, spec: spec, timeout: timeout, protocol: protocol, connectDeadline: connectDeadline}
-	r.launch(ctx, p, a, batches[0], false)
+	p := plan{log: log, tgt: tgt, job: job, spec: spec, timeout: timeout, protocol: protocol, connectDeadline: connectDeadline,
+		jitter: a.jitter}
+	if !r.launch(ctx, p, a, batches[0], a.jitter > 0) {
+		return
+	}
 	r.launchBatches(ctx, p, a, batches[0], batches[1:])
 }
 
@@ -862,7 +892,9 @@ func (r *Runner) launchBatches(ctx context.Context, p plan, a *activeRun, after 
 			return
 		}
 		p.log.Info("launching the next batch", "batches_left", len(batches)-i, "machines", len(batch))
-		r.launch(ctx, p, a, batch, true)
+		if !r.launch(ctx, p, a, batch, true) {
+			return
+		}
 		prev = batch
 	}
 }
@@ -876,11 +908,47 @@ func (r *Runner) launchBatches(ctx context.Context, p plan, a *activeRun, after 
 // never after: a machine still queued after a crash certainly never ran,
 // and one caught in between is left to the hub (it may yet connect), so
 // no machine is dispatched twice.
-func (r *Runner) launch(ctx context.Context, p plan, a *activeRun, machines []string, queued bool) {
+//
+// With jitter each machine is dispatched at its own delay from now (in
+// the order of the delays, still at most DispatchConcurrency at a time).
+// launch reports false, leaving the rest queued or cancelled, when the
+// core stopped or the run was killed before it launched them all.
+func (r *Runner) launch(ctx context.Context, p plan, a *activeRun, machines []string, queued bool) bool {
 	log := p.log
 	slots := make(chan struct{}, r.cfg.DispatchConcurrency)
 	var wg sync.WaitGroup
-	for _, m := range machines {
+	defer wg.Wait()
+	start := time.Now()
+	if p.jitter > 0 {
+		machines = slices.Clone(machines)
+		slices.SortStableFunc(machines, func(x, y string) int {
+			return cmp.Compare(jitterOf(p.job.Name, x, p.jitter), jitterOf(p.job.Name, y, p.jitter))
+		})
+	}
+	for i, m := range machines {
+		if p.jitter > 0 {
+			wait := time.NewTimer(time.Until(start.Add(jitterOf(p.job.Name, m, p.jitter))))
+		jitter:
+			for !a.killed.Load() {
+				select {
+				case <-wait.C:
+					break jitter
+				case <-a.changed: // a kill, or a machine's end
+				case <-r.stopped:
+					wait.Stop()
+					log.Info("the core is stopping: machines still waiting for their jitter left queued for the next core",
+						"machines", len(machines)-i)
+					return false
+				}
+			}
+			wait.Stop()
+		}
+		if a.killed.Load() {
+			rest := machines[i:]
+			log.Info("the run was killed: machines not launched yet are cancelled", "machines", len(rest))
+			r.cancelMachines(ctx, p.job.Name, a.id, rest, "the run was killed before this machine was launched")
+			return false
+		}
 		slots <- struct{}{}
 		wg.Add(1)
 		go func(m string) {
@@ -921,7 +989,20 @@ func (r *Runner) launch(ctx context.Context, p plan, a *activeRun, machines []st
 			log.Debug("wrapper dispatched", "machine", m, "detail", res.Detail)
 		}(m)
 	}
-	wg.Wait()
+	return true
+}
+
+// jitterOf is machine's share of a job's jitter: spread evenly over
+// [0, jitter) by a hash of the job and the machine, so that it is the
+// same at every firing and after a restart, and a fleet's machines do not
+// all start at once.
+func jitterOf(job, machine string, jitter time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(job))
+	h.Write([]byte{0})
+	h.Write([]byte(machine))
+	frac := float64(h.Sum64()>>11) / float64(1<<53)
+	return time.Duration(frac * float64(jitter))
 }
 
 // unqueue clears a queued machine's reason before its dispatch, and says

@@ -128,6 +128,8 @@ type fixture struct {
 	store *memory.Store
 	kills *killq.Queue
 	sched *fakeScheduler
+	// firings reaches the running runner as the scheduler would.
+	firings chan<- schedule.Firing
 	// stop ends the runner and waits for Run to return; the test's
 	// cleanup calls it too.
 	stop func()
@@ -174,7 +176,9 @@ func (f *fixture) start(t *testing.T, jobs ...*config.Job) {
 	f.r = r
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx, make(chan schedule.Firing)) }()
+	firings := make(chan schedule.Firing)
+	f.firings = firings
+	go func() { done <- r.Run(ctx, firings) }()
 	var once sync.Once
 	f.stop = func() {
 		once.Do(func() {
@@ -1317,4 +1321,99 @@ func TestResumeQueuedRun(t *testing.T) {
 	f.finish(t, "r1", "a", store.StatusSucceeded)
 	f.dispatches(t, 2)
 	f.awaitDispatched(t, "r2")
+}
+
+func TestJitterOf(t *testing.T) {
+	const jitter = 10 * time.Second
+	var lo, hi, sum time.Duration = jitter, 0, 0
+	const n = 2000
+	for i := range n {
+		d := jitterOf("backup", fmt.Sprintf("web%d", i), jitter)
+		if d < 0 || d >= jitter {
+			t.Fatalf("web%d: %s, outside [0, %s)", i, d, jitter)
+		}
+		if again := jitterOf("backup", fmt.Sprintf("web%d", i), jitter); again != d {
+			t.Fatalf("web%d: %s, then %s: not stable", i, d, again)
+		}
+		lo, hi, sum = min(lo, d), max(hi, d), sum+d
+	}
+	if lo > jitter/20 || hi < jitter*19/20 {
+		t.Errorf("%d machines spread over [%s, %s], want nearly all of [0, %s)", n, lo, hi, jitter)
+	}
+	if mean := sum / n; mean < jitter*4/10 || mean > jitter*6/10 {
+		t.Errorf("mean %s, want about half of %s", mean, jitter)
+	}
+	if jitterOf("backup", "web1", jitter) == jitterOf("restore", "web1", jitter) {
+		t.Error("two jobs give a machine the same delay")
+	}
+}
+
+// TestJitter: a scheduled firing dispatches each machine no sooner than
+// its own share of the job's jitter; a manual run is not delayed; a kill while machines wait for their jitter
+// cancels them.
+func TestJitter(t *testing.T) {
+	const jitter = 400 * time.Millisecond
+	f := newIdleFixture()
+	f.tgt.machines = []string{"m1", "m2", "m3", "m4"}
+	f.start(t, &config.Job{Name: "j", Command: "x", Enabled: true, Jitter: jitter, Overlap: config.OverlapAllow},
+		&config.Job{Name: "k", Command: "x", Enabled: true, Jitter: time.Hour, Overlap: config.OverlapAllow})
+	ctx := context.Background()
+
+	fired := time.Now()
+	f.firings <- schedule.Firing{Job: "j", Slot: fired.Truncate(time.Second)}
+	for range 4 {
+		var req target.DispatchRequest
+		select {
+		case req = <-f.tgt.dispatched:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the scheduled firing dispatched nothing")
+		}
+		after := time.Since(fired)
+		share := jitterOf("j", req.Machine, jitter)
+		if after < share {
+			t.Errorf("%s dispatched %s after the firing, before its jitter %s", req.Machine, after, share)
+		}
+	}
+
+	id, err := f.r.RunNow(ctx, "j", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dispatches(t, 4)
+	for m, row := range f.machines(t, id) {
+		if row.Reason != "" {
+			t.Errorf("manual run: %s has reason %q, want no jitter", m, row.Reason)
+		}
+	}
+
+	// Job k's machines wait up to an hour: killed meanwhile, the run
+	// cancels them all, dispatching none.
+	f.firings <- schedule.Firing{Job: "k", Slot: fired.Truncate(time.Second)}
+	var kid string
+	deadline := time.Now().Add(10 * time.Second)
+	for kid == "" {
+		runs, err := f.store.ListRuns(ctx, store.RunFilter{Job: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) == 1 && len(runs[0].Machines) == 4 {
+			kid = runs[0].ID
+		} else if time.Now().After(deadline) {
+			t.Fatal("job k's run was not recorded with its machines")
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for m, row := range f.machines(t, kid) {
+		if !strings.HasPrefix(row.Reason, hub.QueuedPrefix+"jitter") {
+			t.Errorf("%s waiting for its jitter has reason %q", m, row.Reason)
+		}
+	}
+	if _, err := f.r.Kill(ctx, control.KillRequest{RunID: kid, By: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	if run := waitRunStatus(t, f.store, kid); run.Status != store.StatusCancelled {
+		t.Fatalf("run killed while its machines waited for their jitter: %s", run.Status)
+	}
+	f.noDispatch(t, "after the kill")
 }
