@@ -277,6 +277,36 @@ func TestTimeoutGives124AndNoSurvivors(t *testing.T) {
 	}
 }
 
+// TestNoOutputTimeout: a job that keeps printing lives past its
+// no_output_timeout; one that falls silent is killed with the kill policy
+// once that long has passed since its last output: timeout/124 with the
+// reason no_output_timeout, a note on the system stream, no survivors.
+func TestNoOutputTimeout(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock("")+
+		job("silent", treeJob, `no_output_timeout = "1500ms"`)+
+		job("chatty", `for i in 1 2 3 4 5 6 7 8 9 10; do echo "tick $i"; sleep 0.3; done`, `no_output_timeout = "1500ms"`))
+	chatty := c.runNow("chatty")
+	id, host, pids := c.startReady(t, "silent")
+	r := c.waitFinal(id, 30*time.Second)
+	m := r.Machines[0]
+	if r.Status != "timeout" || deref(m.ExitCode) != 124 || m.Reason != "no_output_timeout" {
+		t.Fatalf("silent run %s machine %+v exit %v, want timeout/124 with reason no_output_timeout", r.Status, m, deref(m.ExitCode))
+	}
+	if took := m.FinishedAt.Sub(m.StartedAt); took < 1500*time.Millisecond {
+		t.Errorf("killed %s after its start, sooner than its no_output_timeout", took)
+	}
+	if sys := c.output(id, host, "system"); !strings.Contains(sys, "[Job exceeded no-output timeout of 1.5s]") {
+		t.Errorf("system stream lacks the no-output timeout note: %q", sys)
+	}
+	if a := alive(pids); len(a) > 0 {
+		t.Fatalf("survivors after the no-output timeout: %v", a)
+	}
+	if r := c.waitFinal(chatty, 30*time.Second); r.Status != "succeeded" {
+		t.Fatalf("a job printing every 0.3s under a 1.5s no_output_timeout: %s, want succeeded", r.Status)
+	}
+}
+
 func TestFrozenWrapperIsLost(t *testing.T) {
 	t.Parallel()
 	c := startCore(t, coreBlock("")+job("frozen", `echo "pids $$"; echo ready; while :; do sleep 0.2; done`, ""))
