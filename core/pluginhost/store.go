@@ -18,7 +18,7 @@ import (
 // its retry is safe:
 //
 //   - reads (GetRun, ListRuns, ReadOutput, Overrides, GetMaintenance,
-//     LastFire, Ping) change nothing;
+//     LastFire, ListNotifications, Ping) change nothing;
 //   - AppendOutput is idempotent: a chunk below the machine's next seq is
 //     a duplicate that returns the next seq and stores nothing;
 //   - SetOverride, DeleteOverride, SetMaintenance, DeleteMaintenance and
@@ -34,7 +34,20 @@ import (
 //     trigger, schedule and spec, with the same machines, is this run);
 //   - UpdateRun with AddAction appends, so before retrying it checks
 //     whether the run's last action is already that action and, if so,
-//     retries without it;
+//     retries without it. Its Notifications are enqueued by id, and an id
+//     already stored is left as it is, so a retry after a first try that
+//     committed stores none twice;
+//   - EnqueueNotifications is idempotent the same way;
+//   - ClaimNotifications may follow a first try that leased rows the
+//     core never saw. The retry does not get them (they are leased), and
+//     nobody delivers them until that lease expires; then any owner
+//     claims them again. So they are delayed by at most one lease, never
+//     lost and never delivered twice;
+//   - FinishNotification may meet its own first try: the store answers
+//     nil when the notification was last finished by this owner with this
+//     very result (store.CheckFinish), so the retry answers as the first
+//     try would have. ErrLeaseLost after a retry means what it says:
+//     another owner holds the notification now;
 //   - RecordFire may meet its own first try and answer false. That would
 //     count as true only when the recorded fire is this runID, but the
 //     store cannot read a fire's run back, so a retried RecordFire that
@@ -356,6 +369,49 @@ func (s *hostedStore) PruneRuns(ctx context.Context, finishedBefore time.Time) (
 		return err
 	})
 	return n, err
+}
+
+// EnqueueNotifications implements store.Store. A retry after the plugin
+// died is safe (see hostedStore): ids already stored are left as they
+// are.
+func (s *hostedStore) EnqueueNotifications(ctx context.Context, ns []store.Notification) error {
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error { return st.EnqueueNotifications(ctx, ns) })
+	return err
+}
+
+// ClaimNotifications implements store.Store. What a first try leased
+// before the plugin died stays leased until its lease expires, and is
+// claimed again then (see hostedStore).
+func (s *hostedStore) ClaimNotifications(ctx context.Context, r store.ClaimRequest) ([]store.Notification, error) {
+	var ns []store.Notification
+	retried, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		ns, err = st.ClaimNotifications(ctx, r)
+		return err
+	})
+	if retried {
+		s.m.log.Warn("ClaimNotifications retried after the plugin died: what the first try leased waits for its lease to expire",
+			"owner", r.Owner, "lease_ms", r.Lease.Milliseconds())
+	}
+	return ns, err
+}
+
+// FinishNotification implements store.Store. A retry after the plugin
+// died that meets its own first try answers nil (see hostedStore).
+func (s *hostedStore) FinishNotification(ctx context.Context, id, owner string, r store.NotificationResult) error {
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error { return st.FinishNotification(ctx, id, owner, r) })
+	return err
+}
+
+// ListNotifications implements store.Store.
+func (s *hostedStore) ListNotifications(ctx context.Context, f store.NotificationFilter) ([]store.Notification, error) {
+	var ns []store.Notification
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		ns, err = st.ListNotifications(ctx, f)
+		return err
+	})
+	return ns, err
 }
 
 // Ping implements store.Store. A dead plugin is started again, so Ping

@@ -6,7 +6,8 @@
 // The tables runs, run_actions, machines, output, output_streams (each
 // stream's size, which the output cap must not lose with the chunk that
 // ended it), overrides, maintenance (one row), fires ((job, slot) is the
-// primary key), and saltpeter_migrations, which records the schema
+// primary key), notifications (the outbox: each notification with its
+// lease owner and end), and saltpeter_migrations, which records the schema
 // version. Open applies the migrations the database lacks in one
 // transaction under pg_advisory_xact_lock, so cores starting together
 // migrate once; a database whose schema is newer than the binary is
@@ -41,6 +42,15 @@
 // WHERE clause on the status, so two cores racing to finish a machine
 // cannot overwrite each other's result. Run ids are expected to be unique
 // across cores (CreateRun of an existing id fails with store.ErrExists).
+//
+// The outbox is shared the same way. Enqueueing is INSERT ... ON CONFLICT
+// (id) DO NOTHING, so cores enqueueing one id store it once. A claim picks
+// due, unleased rows FOR UPDATE SKIP LOCKED and leases them in the same
+// statement: a row another core is claiming is skipped, and one it has
+// leased no longer matches, so each notification goes to one core at a
+// time. A finish locks its row and checks the lease before writing, so it
+// either lands before another core's claim (which then skips the row) or
+// fails with store.ErrLeaseLost after it.
 //
 // Each chunk row carries its end offset in the machine's output and in
 // its stream's, so ReadOutput from an offset seeks an index rather than

@@ -15,7 +15,10 @@ var pruneBatch = 500
 // PruneRuns deletes the runs that finished before finishedBefore, with
 // their machines, actions and output (the foreign keys cascade), and
 // returns how many it deleted. A run counts as finished when its status
-// is final and its finish time is set; fire records are left alone.
+// is final and its finish time is set; fire records are left alone. It
+// then deletes the delivered and failed notifications created before
+// finishedBefore, in batches the same way; pending ones stay, and none is
+// counted.
 //
 // It deletes in transactions of at most pruneBatch runs, oldest first,
 // until a batch finds nothing. The runs are picked FOR UPDATE SKIP
@@ -53,6 +56,20 @@ func (s *Store) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, e
 			return 0, s.fail(op, err)
 		}
 		total += n
+		if n == 0 {
+			break
+		}
+	}
+	for {
+		var n int
+		err := s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			var err error
+			n, err = pruneNotesTx(ctx, tx, before, pruneBatch)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("%w (%d runs pruned before)", s.fail("prune notifications", err), total)
+		}
 		if n == 0 {
 			return total, nil
 		}

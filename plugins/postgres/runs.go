@@ -165,8 +165,8 @@ func (b *setter) list(keep string) string {
 	return strings.Join(b.sets, ", ")
 }
 
-// UpdateRun changes the fields u sets, and adds u.AddAction, in one
-// transaction.
+// UpdateRun changes the fields u sets, adds u.AddAction and enqueues
+// u.Notifications, in one transaction.
 func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -189,7 +189,11 @@ func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) 
 	if c.err != nil {
 		return fmt.Errorf("%s: %w", op, c.err)
 	}
-	err := s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	notes, err := store.PrepareNotifications(u.Notifications)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	err = s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE runs SET `+b.list("status")+` WHERE id = $1`, b.args...)
 		if err != nil {
 			return err
@@ -198,10 +202,16 @@ func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) 
 			return store.ErrNotFound
 		}
 		if u.AddAction != nil {
-			return insertAction(ctx, tx, runID, *u.AddAction)
+			if err := insertAction(ctx, tx, runID, *u.AddAction); err != nil {
+				return err
+			}
 		}
-		return nil
+		return enqueueTx(ctx, tx, notes)
 	})
+	var r refusal
+	if errors.As(err, &r) {
+		return fmt.Errorf("%s: %w", op, r.err)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%s: %w", op, err)
 	}

@@ -146,6 +146,36 @@ CREATE TABLE maintenance (
 	set_at_ns bigint
 );
 `,
+	// 5: the notification outbox. A row is a notification and its lease:
+	// lease_until_ns is set from a claim to its finish, lease_owner is the
+	// claimer and, after the finish, the finisher. Claims pick pending rows
+	// by due time through notifications_due, FOR UPDATE SKIP LOCKED, so
+	// cores claiming at once never take the same row; the listing and
+	// PruneRuns go by creation time, by state or job when they filter.
+	`
+CREATE TABLE notifications (
+	id              text PRIMARY KEY CHECK (id <> ''),
+	seq             bigint GENERATED ALWAYS AS IDENTITY UNIQUE, -- enqueue order, breaks ties
+	notifier        text NOT NULL,
+	job             text NOT NULL DEFAULT '',
+	run_id          text NOT NULL DEFAULT '',
+	kind            text NOT NULL DEFAULT '',
+	event           bytea,
+	created_at_ns   bigint NOT NULL,
+	due_at_ns       bigint NOT NULL,
+	attempts        integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+	last_error      text NOT NULL DEFAULT '',
+	state           text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+	delivered_at_ns bigint,
+	lease_owner     text NOT NULL DEFAULT '',
+	lease_until_ns  bigint, -- NULL: not leased
+	finished_at_ns  bigint  -- the last finish's time
+);
+CREATE INDEX notifications_due ON notifications (due_at_ns, seq) WHERE state = 'pending';
+CREATE INDEX notifications_created ON notifications (created_at_ns DESC, seq DESC);
+CREATE INDEX notifications_state ON notifications (state, created_at_ns DESC, seq DESC);
+CREATE INDEX notifications_job ON notifications (job, created_at_ns DESC, seq DESC);
+`,
 }
 
 // SchemaVersion is the schema version this binary writes and reads.

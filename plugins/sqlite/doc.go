@@ -10,7 +10,8 @@
 // run_actions), machines (one result per machine of a run, with its
 // output_bytes, stored_bytes, output_cap and next_seq), output_chunks
 // keyed by (run_id, machine, seq), output_streams (each stream's size),
-// overrides, maintenance (one row) and fires. Each chunk row keeps its
+// overrides, maintenance (one row), fires and notifications (the outbox:
+// each notification with its lease owner and end). Each chunk row keeps its
 // offset in the machine's whole output and in its stream, so ReadOutput
 // from an offset seeks to its chunk through an index instead of reading
 // the chunks before it; a chunk, its stream's size, the machine's
@@ -82,5 +83,16 @@
 //
 // Deleting a run cascades to its machines, actions, output and stream
 // sizes; auto_vacuum = INCREMENTAL lets PRAGMA incremental_vacuum hand the
-// pages back to the file system.
+// pages back to the file system. Notifications are not tied to their run:
+// PruneRuns deletes the delivered and failed ones by creation time, and
+// never a pending one.
+//
+// # Outbox
+//
+// One process has the database and every write goes through its one
+// writer connection, so a claim's select and lease, and a finish's check
+// and write, each in one write transaction, see no other claim between
+// them. The claim query names its index (notifications_due, over the
+// pending notifications by due time), which the planner would otherwise
+// pass over for the state index and sort every pending row.
 package sqlite

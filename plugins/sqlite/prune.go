@@ -20,11 +20,13 @@ const (
 // PruneRuns deletes the runs that finished before finishedBefore, with
 // their machines, actions and output (which cascade), and returns how many
 // it deleted. Runs still active are never pruned, whatever their
-// finished_at; fire records stay. It deletes at most pruneBatch runs per
-// write transaction and releases the writer between batches, so other
-// writers wait for one batch at most. It then gives the freed pages back
-// to the file system in steps of vacuumStep pages, each its own
-// transaction. On error it returns how many it had deleted so far.
+// finished_at; fire records stay. It then deletes the delivered and failed
+// notifications created before finishedBefore (pending ones stay, and
+// none is counted). It deletes at most pruneBatch rows per write
+// transaction and releases the writer between batches, so other writers
+// wait for one batch at most. It then gives the freed pages back to the
+// file system in steps of vacuumStep pages, each its own transaction. On
+// error it returns how many runs it had deleted so far.
 func (s *Store) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, error) {
 	var e enc
 	before := e.t(finishedBefore)
@@ -59,7 +61,18 @@ func (s *Store) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, e
 			break
 		}
 	}
-	if total == 0 {
+	notes := int64(0)
+	for {
+		n, err := s.pruneNotes(ctx, before, pruneBatch)
+		if err != nil {
+			return total, err
+		}
+		notes += n
+		if n < pruneBatch {
+			break
+		}
+	}
+	if total == 0 && notes == 0 {
 		return 0, nil
 	}
 	if err := s.vacuum(ctx); err != nil {

@@ -249,8 +249,13 @@ func setIf[T any](u *sets, col string, p *T, conv func(*T) any) {
 	u.add(col, conv(p))
 }
 
-// UpdateRun changes the fields u sets.
+// UpdateRun changes the fields u sets, adds u.AddAction and enqueues
+// u.Notifications, in one transaction.
 func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) error {
+	notes, err := store.PrepareNotifications(u.Notifications)
+	if err != nil {
+		return fmt.Errorf("update run %s: %w", runID, err)
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if err := s.runExists(ctx, tx, runID); err != nil {
 			return fmt.Errorf("update run: %w", err)
@@ -276,6 +281,9 @@ func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) 
 			if err := addAction(ctx, tx, runID, *u.AddAction); err != nil {
 				return fmt.Errorf("update run %s: add action: %w", runID, s.dbErr(ctx, err))
 			}
+		}
+		if err := s.enqueueTx(ctx, tx, notes); err != nil {
+			return fmt.Errorf("update run %s: %w", runID, err)
 		}
 		return nil
 	})

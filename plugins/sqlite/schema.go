@@ -145,6 +145,35 @@ CREATE TABLE maintenance (
 	set_at   INTEGER
 );
 `,
+	// 5: the notification outbox. A row is a notification and its lease:
+	// lease_until is set from a claim to its finish, lease_owner is the
+	// claimer and, after the finish, the finisher. The claim seeks the
+	// pending rows by due time through notifications_due; the listing and
+	// PruneRuns go by creation time, by state or job when they filter.
+	`
+CREATE TABLE notifications (
+	seq          INTEGER PRIMARY KEY AUTOINCREMENT, -- enqueue order, breaks ties
+	id           TEXT    NOT NULL UNIQUE,
+	notifier     TEXT    NOT NULL,
+	job          TEXT    NOT NULL DEFAULT '',
+	run_id       TEXT    NOT NULL DEFAULT '',
+	kind         TEXT    NOT NULL DEFAULT '',
+	event        BLOB,
+	created_at   INTEGER NOT NULL, -- unix nanoseconds UTC
+	due_at       INTEGER NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	last_error   TEXT    NOT NULL DEFAULT '',
+	state        TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+	delivered_at INTEGER,
+	lease_owner  TEXT    NOT NULL DEFAULT '',
+	lease_until  INTEGER, -- NULL: not leased
+	finished_at  INTEGER  -- the last finish's time
+);
+CREATE INDEX notifications_due     ON notifications (due_at, seq) WHERE state = 'pending';
+CREATE INDEX notifications_created ON notifications (created_at, seq);
+CREATE INDEX notifications_state   ON notifications (state, created_at, seq);
+CREATE INDEX notifications_job     ON notifications (job, created_at, seq);
+`,
 }
 
 // schemaVersion is the version this binary brings a database to.

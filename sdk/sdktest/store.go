@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +35,13 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Fires", testFires},
 		{"FireRun", testFireRun},
 		{"PruneRuns", testPruneRuns},
+		{"NotificationsEnqueue", testEnqueueNotifications},
+		{"NotificationsWithUpdateRun", testNotificationsWithUpdateRun},
+		{"NotificationsClaim", testClaimNotifications},
+		{"NotificationsFinish", testFinishNotification},
+		{"NotificationsList", testListNotifications},
+		{"NotificationsPrune", testPruneNotifications},
+		{"NotificationsClaimRace", testClaimRace},
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"CancelledContext", testCancelledContext},
 		{"PingClose", testPingClose},
@@ -641,5 +650,482 @@ func testPruneRuns(t *testing.T, s store.Store) {
 	}
 	if n, err := s.PruneRuns(ctx, t0.Add(24*time.Hour)); err != nil || n != 0 {
 		t.Errorf("second PruneRuns = %d, %v; want 0", n, err)
+	}
+}
+
+// note is a notification of the outbox tests, created at created.
+func note(id string, created time.Time) store.Notification {
+	return store.Notification{ID: id, Notifier: "hook", Job: "backup", RunID: "r-" + id, Kind: "run_finished",
+		Event: []byte(`{"id":"` + id + `"}`), CreatedAt: created}
+}
+
+func noteIDs(ns []store.Notification) []string {
+	ids := []string{}
+	for _, n := range ns {
+		ids = append(ids, n.ID)
+	}
+	return ids
+}
+
+func mustEnqueue(t *testing.T, s store.Store, ns ...store.Notification) {
+	t.Helper()
+	if err := s.EnqueueNotifications(context.Background(), ns); err != nil {
+		t.Fatalf("EnqueueNotifications(%v): %v", noteIDs(ns), err)
+	}
+}
+
+// notes lists every notification by id.
+func notes(t *testing.T, s store.Store) map[string]store.Notification {
+	t.Helper()
+	ns, err := s.ListNotifications(context.Background(), store.NotificationFilter{Limit: 1000})
+	if err != nil {
+		t.Fatalf("ListNotifications: %v", err)
+	}
+	out := map[string]store.Notification{}
+	for _, n := range ns {
+		out[n.ID] = n
+	}
+	return out
+}
+
+func mustNote(t *testing.T, s store.Store, id string) store.Notification {
+	t.Helper()
+	n, ok := notes(t, s)[id]
+	if !ok {
+		t.Fatalf("notification %s is not stored", id)
+	}
+	return n
+}
+
+func mustClaim(t *testing.T, s store.Store, r store.ClaimRequest) []string {
+	t.Helper()
+	ns, err := s.ClaimNotifications(context.Background(), r)
+	if err != nil {
+		t.Fatalf("ClaimNotifications(%s at %s): %v", r.Owner, r.Now, err)
+	}
+	return noteIDs(ns)
+}
+
+func testEnqueueNotifications(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	created := t0.Add(123 * time.Nanosecond)
+	first := note("n1", created)
+	first.State, first.Attempts, first.LastError, first.DeliveredAt = store.NotificationDelivered, 5, "x", t0
+	later := note("n2", created.Add(time.Second))
+	later.DueAt = t0.Add(time.Hour).In(time.FixedZone("X", 3600))
+	mustEnqueue(t, s, first, later)
+	first.Event[2] = 'X' // the store must have kept its own copy
+
+	got := notes(t, s)
+	n1 := got["n1"]
+	if n1.Notifier != "hook" || n1.Job != "backup" || n1.RunID != "r-n1" || n1.Kind != "run_finished" ||
+		string(n1.Event) != `{"id":"n1"}` || !n1.CreatedAt.Equal(created) || !n1.DueAt.Equal(created) {
+		t.Errorf("stored n1 = %+v; want it as enqueued, due when created", n1)
+	}
+	if n1.State != store.NotificationPending || n1.Attempts != 0 || n1.LastError != "" || !n1.DeliveredAt.IsZero() {
+		t.Errorf("stored n1 = %+v; want pending and untried whatever the caller set", n1)
+	}
+	if n2 := got["n2"]; !n2.DueAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("n2 due %v, want %v", n2.DueAt, t0.Add(time.Hour))
+	}
+	// A returned notification is a copy.
+	n1.Event[2] = 'Y'
+	if again := mustNote(t, s, "n1"); string(again.Event) != `{"id":"n1"}` {
+		t.Errorf("ListNotifications result aliases the store: %q", again.Event)
+	}
+
+	// An id already stored is left as it is, without an error: a retried
+	// call, or another core's, never duplicates. Within a call the first
+	// wins too.
+	changed := note("n1", t0.Add(time.Hour))
+	changed.Notifier, changed.Event = "other", []byte(`{}`)
+	twice := note("n3", t0)
+	twice.Kind = "second"
+	mustEnqueue(t, s, changed, note("n3", t0), twice)
+	got = notes(t, s)
+	if len(got) != 3 {
+		t.Fatalf("stored %v, want n1, n2, n3 once each", noteIDs(slices.Collect(maps.Values(got))))
+	}
+	if n := got["n1"]; n.Notifier != "hook" || !n.CreatedAt.Equal(created) || string(n.Event) != `{"id":"n1"}` {
+		t.Errorf("n1 after enqueueing its id again = %+v; want the first one kept", n)
+	}
+	if n := got["n3"]; n.Kind != "run_finished" {
+		t.Errorf("n3 kind %q: want the first of two in one call", n.Kind)
+	}
+
+	// A refused notification refuses the call: nothing is stored.
+	cases := []struct {
+		name string
+		bad  store.Notification
+	}{
+		{"empty id", store.Notification{Notifier: "hook", CreatedAt: t0}},
+		{"empty notifier", store.Notification{ID: "bad", CreatedAt: t0}},
+		{"no created_at", store.Notification{ID: "bad", Notifier: "hook"}},
+	}
+	for _, c := range cases {
+		if err := s.EnqueueNotifications(ctx, []store.Notification{note("n4", t0), c.bad}); err == nil {
+			t.Errorf("EnqueueNotifications with %s succeeded", c.name)
+		}
+	}
+	if _, ok := notes(t, s)["n4"]; ok {
+		t.Errorf("a refused EnqueueNotifications stored n4")
+	}
+	if err := s.EnqueueNotifications(ctx, nil); err != nil {
+		t.Errorf("EnqueueNotifications of none: %v", err)
+	}
+}
+
+func testNotificationsWithUpdateRun(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, "r1", "a")
+	t1 := t0.Add(time.Hour)
+	final := store.RunUpdate{Status: ptr(store.StatusSucceeded), FinishedAt: &t1,
+		Notifications: []store.Notification{note("a", t1), note("b", t1)}}
+	// The second call is a retry of the first: nothing is stored twice.
+	for i := range 2 {
+		if err := s.UpdateRun(ctx, "r1", final); err != nil {
+			t.Fatalf("UpdateRun %d with notifications: %v", i, err)
+		}
+	}
+	if r := mustGet(t, s, "r1"); r.Status != store.StatusSucceeded {
+		t.Errorf("run status %q, want succeeded", r.Status)
+	}
+	got := notes(t, s)
+	if len(got) != 2 || got["a"].State != store.NotificationPending || got["b"].RunID != "r-b" {
+		t.Errorf("after UpdateRun twice: %+v; want a and b once each, pending", got)
+	}
+	// Both or neither: an unknown run enqueues nothing, and a refused
+	// notification updates nothing.
+	err := s.UpdateRun(ctx, "nope", store.RunUpdate{Status: ptr(store.StatusFailed),
+		Notifications: []store.Notification{note("c", t1)}})
+	wantErr(t, "UpdateRun of an unknown run with notifications", err, store.ErrNotFound)
+	err = s.UpdateRun(ctx, "r1", store.RunUpdate{Status: ptr(store.StatusFailed), Reason: ptr("again"),
+		Notifications: []store.Notification{note("d", t1), {ID: "bad"}}})
+	if err == nil {
+		t.Errorf("UpdateRun with a notification without a notifier succeeded")
+	}
+	if r := mustGet(t, s, "r1"); r.Status != store.StatusSucceeded || r.Reason != "" {
+		t.Errorf("a refused UpdateRun changed the run: %+v", r)
+	}
+	if got := notes(t, s); len(got) != 2 {
+		t.Errorf("refused UpdateRun calls enqueued: %v", noteIDs(slices.Collect(maps.Values(got))))
+	}
+}
+
+func testClaimNotifications(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	due := func(id string, at time.Time) store.Notification {
+		n := note(id, t0)
+		n.DueAt = at
+		return n
+	}
+	// second and third are due at once: enqueue order breaks the tie.
+	mustEnqueue(t, s, due("late", t0.Add(10*time.Minute)), due("second", t0.Add(2*time.Minute)),
+		due("first", t0.Add(time.Minute)), due("third", t0.Add(2*time.Minute)), due("future", t0.Add(time.Hour)))
+	now := t0.Add(5 * time.Minute)
+	lease := time.Minute
+	steps := []struct {
+		name string
+		r    store.ClaimRequest
+		want []string
+	}{
+		{"nothing due yet", store.ClaimRequest{Owner: "A", Now: t0, Lease: lease}, nil},
+		{"oldest due first, limited", store.ClaimRequest{Owner: "A", Now: now, Lease: lease, Limit: 2}, []string{"first", "second"}},
+		{"another owner gets the rest due", store.ClaimRequest{Owner: "B", Now: now, Lease: lease, Limit: 10}, []string{"third"}},
+		{"a lease excludes its owner too", store.ClaimRequest{Owner: "A", Now: now.Add(59 * time.Second), Lease: lease}, nil},
+		{"expired leases go to anyone", store.ClaimRequest{Owner: "C", Now: now.Add(lease), Lease: lease, Limit: 2}, []string{"first", "second"}},
+		{"and to their owner", store.ClaimRequest{Owner: "B", Now: now.Add(lease), Lease: lease}, []string{"third"}},
+		{"later, leases never finished come back", store.ClaimRequest{Owner: "A", Now: t0.Add(time.Hour), Lease: lease},
+			[]string{"first", "second", "third", "late", "future"}},
+	}
+	for _, st := range steps {
+		if got := mustClaim(t, s, st.r); fmt.Sprint(got) != fmt.Sprint(noteIDsOf(st.want)) {
+			t.Errorf("%s: %s claimed %v, want %v", st.name, st.r.Owner, got, st.want)
+		}
+	}
+	// What a claim returns is the stored notification.
+	mustEnqueue(t, s, due("whole", t0))
+	ns, err := s.ClaimNotifications(ctx, store.ClaimRequest{Owner: "A", Now: t0.Add(time.Hour + time.Second), Lease: lease})
+	if err != nil || len(ns) != 1 {
+		t.Fatalf("claim of whole = %+v, %v", ns, err)
+	}
+	if n := ns[0]; n.ID != "whole" || n.Notifier != "hook" || string(n.Event) != `{"id":"whole"}` ||
+		!n.CreatedAt.Equal(t0) || !n.DueAt.Equal(t0) || n.State != store.NotificationPending {
+		t.Errorf("claimed %+v", n)
+	}
+	// A limit of 0 is a default, not nothing.
+	for i := range 3 {
+		mustEnqueue(t, s, due(fmt.Sprint("d", i), t0))
+	}
+	if got := mustClaim(t, s, store.ClaimRequest{Owner: "A", Now: t0.Add(time.Hour + 2*time.Second), Lease: lease}); len(got) != 3 {
+		t.Errorf("claim with no limit got %v, want d0 d1 d2", got)
+	}
+	for _, bad := range []store.ClaimRequest{
+		{Now: now, Lease: lease},
+		{Owner: "A", Lease: lease},
+		{Owner: "A", Now: now},
+		{Owner: "A", Now: now, Lease: -time.Second},
+	} {
+		if _, err := s.ClaimNotifications(ctx, bad); err == nil {
+			t.Errorf("ClaimNotifications(%+v) succeeded", bad)
+		}
+	}
+}
+
+// noteIDsOf is want as noteIDs prints it.
+func noteIDsOf(want []string) []string {
+	if want == nil {
+		return []string{}
+	}
+	return want
+}
+
+func testFinishNotification(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, id := range []string{"delivered", "retry", "final", "lost", "expired"} {
+		mustEnqueue(t, s, note(id, t0))
+	}
+	lease := time.Minute
+	if got := mustClaim(t, s, store.ClaimRequest{Owner: "A", Now: t0, Lease: lease}); len(got) != 5 {
+		t.Fatalf("A claimed %v, want all 5", got)
+	}
+	at := t0.Add(10 * time.Second)
+	delivered := store.NotificationResult{Delivered: true, At: at}
+	retry := store.NotificationResult{RetryAt: t0.Add(30 * time.Second), Error: "503 busy", At: at}
+	final := store.NotificationResult{Final: true, Error: "410 gone", At: at}
+	finish := func(id, owner string, r store.NotificationResult) error {
+		return s.FinishNotification(ctx, id, owner, r)
+	}
+
+	wantErr(t, "finish delivered", finish("delivered", "A", delivered), nil)
+	if n := mustNote(t, s, "delivered"); n.State != store.NotificationDelivered || !n.DeliveredAt.Equal(at) || n.Attempts != 0 {
+		t.Errorf("after delivered: %+v", n)
+	}
+	wantErr(t, "finish retry", finish("retry", "A", retry), nil)
+	if n := mustNote(t, s, "retry"); n.State != store.NotificationPending || n.Attempts != 1 ||
+		n.LastError != "503 busy" || !n.DueAt.Equal(retry.RetryAt) || !n.DeliveredAt.IsZero() {
+		t.Errorf("after a retry: %+v; want pending, 1 attempt, due at the retry time", n)
+	}
+	wantErr(t, "finish final", finish("final", "A", final), nil)
+	if n := mustNote(t, s, "final"); n.State != store.NotificationFailed || n.Attempts != 1 || n.LastError != "410 gone" {
+		t.Errorf("after a final failure: %+v", n)
+	}
+
+	// The same finish again (a retried call whose first try took effect)
+	// answers nil and changes nothing; another finish of a finished
+	// notification is refused.
+	for _, c := range []struct {
+		name string
+		id   string
+		r    store.NotificationResult
+		want error
+	}{
+		{"delivered again", "delivered", delivered, nil},
+		{"retry again", "retry", retry, nil},
+		{"final again", "final", final, nil},
+		{"delivered, another time", "delivered", store.NotificationResult{Delivered: true, At: at.Add(time.Second)}, store.ErrLeaseLost},
+		{"delivered, then a retry", "delivered", retry, store.ErrLeaseLost},
+		{"retried, then delivered", "retry", delivered, store.ErrLeaseLost},
+		{"final, then a retry", "final", retry, store.ErrLeaseLost},
+		{"unknown", "nope", delivered, store.ErrNotFound},
+	} {
+		err := finish(c.id, "A", c.r)
+		wantErr(t, "FinishNotification "+c.name, err, c.want)
+		if c.want == store.ErrNotFound && errors.Is(err, store.ErrLeaseLost) {
+			t.Errorf("FinishNotification %s: %v; want ErrNotFound, not ErrLeaseLost", c.name, err)
+		}
+	}
+	wantErr(t, "finish delivered by B", finish("delivered", "B", delivered), store.ErrLeaseLost)
+	if n := mustNote(t, s, "retry"); n.Attempts != 1 {
+		t.Errorf("a repeated retry counted again: %d attempts", n.Attempts)
+	}
+	if n := mustNote(t, s, "final"); n.Attempts != 1 || n.State != store.NotificationFailed {
+		t.Errorf("a refused finish changed final: %+v", n)
+	}
+
+	// The retry released A's lease: it is B's once due, before A's lease
+	// would have ended; the final and delivered ones never come back.
+	if got := mustClaim(t, s, store.ClaimRequest{Owner: "B", Now: t0.Add(29 * time.Second), Lease: lease}); len(got) != 0 {
+		t.Errorf("B claimed %v before the retry time", got)
+	}
+	if got := mustClaim(t, s, store.ClaimRequest{Owner: "B", Now: t0.Add(40 * time.Second), Lease: lease}); fmt.Sprint(got) != "[retry]" {
+		t.Errorf("B claimed %v once the retry was due, want [retry]", got)
+	}
+	wantErr(t, "finish retry by A, now B's", finish("retry", "A", delivered), store.ErrLeaseLost)
+
+	// A's lease on lost expires and B claims it: A's finish is refused
+	// and changes nothing; B's goes through. Expired is an expired lease
+	// nobody claimed: A may still finish it.
+	if got := mustClaim(t, s, store.ClaimRequest{Owner: "B", Now: t0.Add(2 * time.Minute), Lease: lease, Limit: 1}); fmt.Sprint(got) != "[lost]" {
+		t.Fatalf("B claimed %v after A's lease, want [lost]", got)
+	}
+	err := finish("lost", "A", delivered)
+	wantErr(t, "finish after the lease was lost", err, store.ErrLeaseLost)
+	wantErr(t, "a lost lease is not found", err, store.ErrNotFound)
+	if n := mustNote(t, s, "lost"); n.State != store.NotificationPending || n.Attempts != 0 {
+		t.Errorf("a refused finish changed lost: %+v", n)
+	}
+	wantErr(t, "finish lost by B", finish("lost", "B", final), nil)
+	wantErr(t, "finish an expired lease nobody took", finish("expired", "A", delivered), nil)
+	if n := mustNote(t, s, "expired"); n.State != store.NotificationDelivered {
+		t.Errorf("expired after its finish: %+v", n)
+	}
+	if got := mustClaim(t, s, store.ClaimRequest{Owner: "C", Now: t0.Add(time.Hour), Lease: lease}); fmt.Sprint(got) != "[retry]" {
+		t.Errorf("claim after everything = %v; want only retry (B's lease expired): finished ones never come back", got)
+	}
+
+	// A result that says nothing is refused.
+	mustEnqueue(t, s, note("empty", t0))
+	mustClaim(t, s, store.ClaimRequest{Owner: "D", Now: t0.Add(2 * time.Hour), Lease: lease})
+	if err := finish("empty", "D", store.NotificationResult{Error: "x", At: at}); err == nil {
+		t.Errorf("a retry without a retry time was accepted")
+	}
+	if err := finish("empty", "", delivered); err == nil {
+		t.Errorf("a finish without an owner was accepted")
+	}
+	if n := mustNote(t, s, "empty"); n.Attempts != 0 || n.State != store.NotificationPending {
+		t.Errorf("refused finishes changed empty: %+v", n)
+	}
+}
+
+func testListNotifications(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	add := func(id, job string, created time.Time) {
+		n := note(id, created)
+		n.Job = job
+		mustEnqueue(t, s, n)
+	}
+	add("old", "backup", t0)
+	add("mid", "report", t0.Add(time.Hour))
+	add("tie", "backup", t0.Add(time.Hour)) // enqueued after mid: newer
+	add("new", "backup", t0.Add(2*time.Hour))
+	mustClaim(t, s, store.ClaimRequest{Owner: "A", Now: t0.Add(3 * time.Hour), Lease: time.Minute})
+	at := t0.Add(3 * time.Hour)
+	for id, r := range map[string]store.NotificationResult{
+		"old": {Final: true, Error: "gone", At: at},
+		"mid": {Final: true, Error: "gone", At: at},
+		"new": {Delivered: true, At: at},
+	} {
+		if err := s.FinishNotification(ctx, id, "A", r); err != nil {
+			t.Fatalf("finish %s: %v", id, err)
+		}
+	}
+	cases := []struct {
+		name string
+		f    store.NotificationFilter
+		want []string
+	}{
+		{"all newest first", store.NotificationFilter{}, []string{"new", "tie", "mid", "old"}},
+		{"failed", store.NotificationFilter{State: store.NotificationFailed}, []string{"mid", "old"}},
+		{"pending", store.NotificationFilter{State: store.NotificationPending}, []string{"tie"}},
+		{"job", store.NotificationFilter{Job: "backup"}, []string{"new", "tie", "old"}},
+		{"limit", store.NotificationFilter{Limit: 2}, []string{"new", "tie"}},
+		{"combined", store.NotificationFilter{State: store.NotificationFailed, Job: "backup", Limit: 5}, []string{"old"}},
+		{"none", store.NotificationFilter{Job: "nope"}, []string{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := s.ListNotifications(ctx, c.f)
+			if err != nil {
+				t.Fatalf("ListNotifications: %v", err)
+			}
+			if fmt.Sprint(noteIDs(got)) != fmt.Sprint(c.want) {
+				t.Errorf("ListNotifications = %v, want %v", noteIDs(got), c.want)
+			}
+		})
+	}
+}
+
+func testPruneNotifications(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	old, recent := t0, t0.Add(48*time.Hour)
+	for _, n := range []store.Notification{note("old-delivered", old), note("old-failed", old),
+		note("old-pending", old), note("old-retrying", old), note("old-leased", old), note("recent-delivered", recent)} {
+		mustEnqueue(t, s, n)
+	}
+	mustClaim(t, s, store.ClaimRequest{Owner: "A", Now: recent, Lease: time.Minute, Limit: 1000})
+	at := recent.Add(time.Second)
+	for id, r := range map[string]store.NotificationResult{
+		"old-delivered":    {Delivered: true, At: at},
+		"old-failed":       {Final: true, Error: "gone", At: at},
+		"old-retrying":     {RetryAt: at.Add(time.Hour), Error: "busy", At: at},
+		"recent-delivered": {Delivered: true, At: at},
+	} {
+		if err := s.FinishNotification(ctx, id, "A", r); err != nil {
+			t.Fatalf("finish %s: %v", id, err)
+		}
+	}
+	mustEnqueue(t, s, note("old-pending", old)) // still pending, and never claimed again here
+	mustCreate(t, s, "run")
+	if err := s.UpdateRun(ctx, "run", store.RunUpdate{Status: ptr(store.StatusSucceeded), FinishedAt: &old}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PruneRuns(ctx, t0.Add(24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("PruneRuns = %d, %v; want 1: the run, notifications not counted", n, err)
+	}
+	got := noteIDs(mustList(t, s))
+	want := []string{"recent-delivered", "old-leased", "old-retrying", "old-pending"}
+	if fmt.Sprint(sortedCopy(got)) != fmt.Sprint(sortedCopy(want)) {
+		t.Errorf("after PruneRuns: %v; want %v (finished and old pruned, pending kept however old)", got, want)
+	}
+}
+
+func mustList(t *testing.T, s store.Store) []store.Notification {
+	t.Helper()
+	ns, err := s.ListNotifications(context.Background(), store.NotificationFilter{Limit: 1000})
+	if err != nil {
+		t.Fatalf("ListNotifications: %v", err)
+	}
+	return ns
+}
+
+func sortedCopy(ids []string) []string {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	return ids
+}
+
+// testClaimRace has owners claim at once from one store until nothing is
+// left: each notification is claimed by exactly one of them.
+func testClaimRace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const total, owners = 60, 6
+	var all []store.Notification
+	for i := range total {
+		all = append(all, note(fmt.Sprintf("n%03d", i), t0.Add(time.Duration(i)*time.Millisecond)))
+	}
+	mustEnqueue(t, s, all...)
+	var mu sync.Mutex
+	claimedBy := map[string][]string{}
+	var wg sync.WaitGroup
+	for o := range owners {
+		owner := fmt.Sprint("core-", o)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				ns, err := s.ClaimNotifications(ctx, store.ClaimRequest{Owner: owner, Now: t0.Add(time.Minute),
+					Lease: time.Hour, Limit: 3})
+				if err != nil {
+					t.Errorf("%s: ClaimNotifications: %v", owner, err)
+					return
+				}
+				if len(ns) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, n := range ns {
+					claimedBy[n.ID] = append(claimedBy[n.ID], owner)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, n := range all {
+		if got := claimedBy[n.ID]; len(got) != 1 {
+			t.Errorf("%s claimed by %v, want exactly one owner", n.ID, got)
+		}
 	}
 }

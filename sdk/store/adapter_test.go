@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,16 @@ type fakeStore struct {
 	// pruneBefore is the time the last PruneRuns got; pruned its answer.
 	pruneBefore time.Time
 	pruned      int
+
+	// enqueued are the notifications EnqueueNotifications got; claim the
+	// last ClaimRequest, answered with notes; finish the last
+	// FinishNotification; noteFilter the last ListNotifications filter,
+	// also answered with notes.
+	enqueued   []Notification
+	claim      ClaimRequest
+	notes      []Notification
+	finish     finishCall
+	noteFilter NotificationFilter
 
 	// appendGate, when set, holds the AppendOutput of seq 0 until closed,
 	// after sending on appendEntered.
@@ -173,6 +184,45 @@ func (f *fakeStore) PruneRuns(_ context.Context, finishedBefore time.Time) (int,
 	return f.pruned, nil
 }
 
+type finishCall struct {
+	id, owner string
+	r         NotificationResult
+}
+
+func (f *fakeStore) EnqueueNotifications(_ context.Context, ns []Notification) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.enqueued = ns
+	return f.err
+}
+
+func (f *fakeStore) ClaimNotifications(_ context.Context, r ClaimRequest) ([]Notification, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.claim = r
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.notes, nil
+}
+
+func (f *fakeStore) FinishNotification(_ context.Context, id, owner string, r NotificationResult) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.finish = finishCall{id, owner, r}
+	return f.err
+}
+
+func (f *fakeStore) ListNotifications(_ context.Context, nf NotificationFilter) ([]Notification, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.noteFilter = nf
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.notes, nil
+}
+
 func (f *fakeStore) Ping(context.Context) error { return f.fail() }
 
 func (f *fakeStore) Close() error {
@@ -250,22 +300,25 @@ func (s *countingStream) RecvMsg(m any) error {
 
 func ptr[T any](v T) *T { return &v }
 
-var sentinels = []error{ErrNotFound, ErrExists, ErrFinal, ErrOutOfOrder, ErrUnavailable, context.Canceled, context.DeadlineExceeded}
+var sentinels = []error{ErrNotFound, ErrExists, ErrFinal, ErrOutOfOrder, ErrUnavailable, ErrLeaseLost,
+	context.Canceled, context.DeadlineExceeded, errors.ErrUnsupported}
 
 func TestErrorsCrossTheWire(t *testing.T) {
 	cases := []struct {
 		name string
 		err  error
 		want error // nil: none of the sentinels
+		also error // a sentinel want wraps
 	}{
-		{"not found", fmt.Errorf("run r1: %w", ErrNotFound), ErrNotFound},
-		{"exists", fmt.Errorf("run r1: %w", ErrExists), ErrExists},
-		{"final", fmt.Errorf("machine a: %w", ErrFinal), ErrFinal},
-		{"out of order", fmt.Errorf("seq 5: %w", ErrOutOfOrder), ErrOutOfOrder},
-		{"unavailable", fmt.Errorf("database down: %w", ErrUnavailable), ErrUnavailable},
-		{"canceled", fmt.Errorf("query: %w", context.Canceled), context.Canceled},
-		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), context.DeadlineExceeded},
-		{"other", errors.New("disk on fire"), nil},
+		{"not found", fmt.Errorf("run r1: %w", ErrNotFound), ErrNotFound, nil},
+		{"lease lost", fmt.Errorf("notification n1: %w", ErrLeaseLost), ErrLeaseLost, ErrNotFound},
+		{"exists", fmt.Errorf("run r1: %w", ErrExists), ErrExists, nil},
+		{"final", fmt.Errorf("machine a: %w", ErrFinal), ErrFinal, nil},
+		{"out of order", fmt.Errorf("seq 5: %w", ErrOutOfOrder), ErrOutOfOrder, nil},
+		{"unavailable", fmt.Errorf("database down: %w", ErrUnavailable), ErrUnavailable, nil},
+		{"canceled", fmt.Errorf("query: %w", context.Canceled), context.Canceled, nil},
+		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), context.DeadlineExceeded, nil},
+		{"other", errors.New("disk on fire"), nil, nil},
 	}
 	f := &fakeStore{}
 	c := dial(t, f)
@@ -281,6 +334,11 @@ func TestErrorsCrossTheWire(t *testing.T) {
 		{"LastFire", func() error { _, err := c.client.LastFire(ctx, "j"); return err }},
 		{"PruneRuns", func() error { _, err := c.client.PruneRuns(ctx, time.Unix(60, 0)); return err }},
 		{"AppendOutput", func() error { _, err := c.client.AppendOutput(ctx, "r1", "a", Chunk{Seq: 1}); return err }},
+		{"UpdateRunNotify", func() error {
+			return c.client.UpdateRun(ctx, "r1", RunUpdate{Notifications: []Notification{{ID: "n1"}}})
+		}},
+		{"ClaimNotifications", func() error { _, err := c.client.ClaimNotifications(ctx, ClaimRequest{Owner: "o"}); return err }},
+		{"FinishNotification", func() error { return c.client.FinishNotification(ctx, "n1", "o", NotificationResult{}) }},
 	}
 	for _, tc := range cases {
 		for _, call := range calls {
@@ -296,7 +354,7 @@ func TestErrorsCrossTheWire(t *testing.T) {
 					t.Errorf("text %q, want the store's %q", err, tc.err)
 				}
 				for _, s := range sentinels {
-					if got, want := errors.Is(err, s), s == tc.want; got != want {
+					if got, want := errors.Is(err, s), s == tc.want || s == tc.also; got != want {
 						t.Errorf("errors.Is(%v, %v) = %v, want %v", err, s, got, want)
 					}
 				}
@@ -401,7 +459,9 @@ func TestRunUpdateFields(t *testing.T) {
 		{"empty strings are set", RunUpdate{Status: ptr(""), Reason: ptr(""), KilledBy: ptr("")}},
 		{"every field", RunUpdate{Status: ptr(StatusKilled), Reason: ptr("kill"), StartedAt: &t1, FinishedAt: &t1,
 			KilledBy: ptr("bob"), KilledAt: &t1,
-			AddAction: &Action{Kind: "signal", Machine: "m", Signal: "SIGTERM", Grace: 1500 * time.Millisecond, By: "ops", At: t1}}},
+			AddAction: &Action{Kind: "signal", Machine: "m", Signal: "SIGTERM", Grace: 1500 * time.Millisecond, By: "ops", At: t1},
+			Notifications: []Notification{{ID: "n1", Notifier: "slack", Job: "j", RunID: "r", Kind: "run_finished",
+				Event: []byte(`{"status":"killed"}`), CreatedAt: t1, DueAt: t1}, {ID: "n2", Notifier: "mail", Event: []byte{}}}}},
 	}
 	f := &fakeStore{}
 	c := dial(t, f)
@@ -768,5 +828,150 @@ func TestPruneRunsRoundTrip(t *testing.T) {
 				t.Errorf("store got %v (%#v), want %v", got, got, want)
 			}
 		})
+	}
+}
+
+func TestNotificationsRoundTrip(t *testing.T) {
+	// Times to the nanosecond, in another zone than UTC, arrive as the
+	// same instant in UTC; nil and empty events stay apart.
+	zone := time.FixedZone("X", 5*3600+1800)
+	local := time.Date(2026, 3, 1, 17, 30, 0, 999999999, zone)
+	utc := local.UTC()
+	ns := []Notification{
+		{ID: "n1", Notifier: "slack", Job: "backup", RunID: "r1", Kind: "run_finished", Event: []byte{0, 0xff, '{'},
+			CreatedAt: local, DueAt: local.Add(time.Second), Attempts: 3, LastError: "503", State: NotificationFailed,
+			DeliveredAt: local},
+		{ID: "n2", Notifier: "mail", Event: []byte{}},
+		{ID: "n3"},
+	}
+	want := slices.Clone(ns)
+	want[0].CreatedAt, want[0].DueAt, want[0].DeliveredAt = utc, utc.Add(time.Second), utc
+	f := &fakeStore{notes: ns}
+	c := dial(t, f)
+	ctx := context.Background()
+	check := func(what string, got []Notification) {
+		t.Helper()
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
+		}
+		for i := range want {
+			if i < len(got) && (got[i].Event == nil) != (want[i].Event == nil) {
+				t.Errorf("%s: notification %d event nil = %v, want %v", what, i, got[i].Event == nil, want[i].Event == nil)
+			}
+		}
+	}
+	if err := c.client.EnqueueNotifications(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	check("EnqueueNotifications", f.enqueued)
+	f.mu.Unlock()
+
+	claim := ClaimRequest{Owner: "core-1", Now: local, Lease: 90*time.Second + 1, Limit: 7}
+	got, err := c.client.ClaimNotifications(ctx, claim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("ClaimNotifications", got)
+	claim.Now = utc
+	f.mu.Lock()
+	if f.claim != claim {
+		t.Errorf("store got claim %+v, want %+v", f.claim, claim)
+	}
+	f.mu.Unlock()
+
+	for _, r := range []NotificationResult{
+		{Delivered: true, At: local},
+		{Final: true, Error: "410 gone", At: local},
+		{RetryAt: local.Add(time.Minute), Error: "timeout", At: local},
+		{},
+	} {
+		if err := c.client.FinishNotification(ctx, "n1", "core-1", r); err != nil {
+			t.Fatal(err)
+		}
+		wantR := r
+		if !r.At.IsZero() {
+			wantR.At = r.At.UTC()
+		}
+		if !r.RetryAt.IsZero() {
+			wantR.RetryAt = r.RetryAt.UTC()
+		}
+		f.mu.Lock()
+		if gotF := f.finish; gotF != (finishCall{"n1", "core-1", wantR}) {
+			t.Errorf("store got finish %+v, want %+v", gotF, wantR)
+		}
+		f.mu.Unlock()
+	}
+
+	filter := NotificationFilter{State: NotificationFailed, Job: "backup", Limit: 9}
+	got, err = c.client.ListNotifications(ctx, filter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("ListNotifications", got)
+	f.mu.Lock()
+	if f.noteFilter != filter {
+		t.Errorf("store got filter %+v, want %+v", f.noteFilter, filter)
+	}
+	f.mu.Unlock()
+}
+
+// oldPlugin is a store plugin built before the outbox: its service has
+// UpdateRun but none of the outbox's methods.
+type oldPlugin struct {
+	storepb.UnimplementedStoreServer
+	updates atomic.Int64
+}
+
+func (p *oldPlugin) UpdateRun(context.Context, *storepb.UpdateRunRequest) (*storepb.Empty, error) {
+	p.updates.Add(1)
+	return &storepb.Empty{}, nil
+}
+
+// TestOldPluginRefusesNotifications: an update with notifications never
+// reaches a plugin that would drop them; it fails with ErrUnsupported,
+// and so do the outbox's calls, as the plugin's answer (no restart).
+func TestOldPluginRefusesNotifications(t *testing.T) {
+	old := &oldPlugin{}
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	storepb.RegisterStoreServer(srv, old)
+	go func() { _ = srv.Serve(lis) }()
+	cc, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cc.Close()
+		srv.Stop()
+	})
+	c := newGRPCClient(cc)
+	ctx := context.Background()
+	if err := c.UpdateRun(ctx, "r1", RunUpdate{Status: ptr(StatusFailed)}); err != nil {
+		t.Fatalf("UpdateRun without notifications: %v", err)
+	}
+	calls := map[string]func() error{
+		"UpdateRun with notifications": func() error {
+			return c.UpdateRun(ctx, "r1", RunUpdate{Status: ptr(StatusFailed), Notifications: []Notification{{ID: "n1"}}})
+		},
+		"EnqueueNotifications": func() error { return c.EnqueueNotifications(ctx, []Notification{{ID: "n1"}}) },
+		"ClaimNotifications":   func() error { _, err := c.ClaimNotifications(ctx, ClaimRequest{Owner: "o"}); return err },
+		"FinishNotification":   func() error { return c.FinishNotification(ctx, "n1", "o", NotificationResult{}) },
+		"ListNotifications":    func() error { _, err := c.ListNotifications(ctx, NotificationFilter{}); return err },
+	}
+	for name, call := range calls {
+		err := call()
+		if !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("%s on an old plugin: %v, want ErrUnsupported", name, err)
+		}
+		var a interface{ PluginAnswered() bool }
+		if !errors.As(err, &a) || !a.PluginAnswered() {
+			t.Errorf("%s: %v does not say the plugin answered", name, err)
+		}
+	}
+	if n := old.updates.Load(); n != 1 {
+		t.Errorf("the old plugin got %d UpdateRun calls, want 1: an update with notifications reached it", n)
 	}
 }

@@ -14,8 +14,10 @@ import (
 // calling the plugin over gRPC. A failed call returns an error with the
 // plugin's message in which errors.Is finds the store error the plugin
 // returned (ErrNotFound, ErrExists, ErrFinal, ErrOutOfOrder,
-// ErrUnavailable) and the context errors; a call that could not reach the
-// plugin is ErrUnavailable, and status.Code gives its gRPC code.
+// ErrUnavailable, ErrLeaseLost) and the context errors; a call that could
+// not reach the plugin is ErrUnavailable, a method the plugin does not
+// know (it was built with an older SDK) errors.ErrUnsupported, and
+// status.Code gives the gRPC code.
 //
 // AppendOutput is batched: see appender.
 type GRPCClient struct {
@@ -46,9 +48,17 @@ func (c *GRPCClient) AddMachines(ctx context.Context, runID string, machines []M
 	return fromStatus(err)
 }
 
-// UpdateRun implements Store.
+// UpdateRun implements Store. An update that carries notifications goes
+// as UpdateRunNotify, which a plugin built before the outbox refuses
+// (errors.ErrUnsupported) instead of applying the rest and dropping them.
 func (c *GRPCClient) UpdateRun(ctx context.Context, runID string, u RunUpdate) error {
-	_, err := c.client.UpdateRun(ctx, &storepb.UpdateRunRequest{RunId: runID, Update: pbRunUpdate(u)})
+	req := &storepb.UpdateRunRequest{RunId: runID, Update: pbRunUpdate(u)}
+	var err error
+	if len(u.Notifications) > 0 {
+		_, err = c.client.UpdateRunNotify(ctx, req)
+	} else {
+		_, err = c.client.UpdateRun(ctx, req)
+	}
 	return fromStatus(err)
 }
 
@@ -203,6 +213,36 @@ func (c *GRPCClient) PruneRuns(ctx context.Context, finishedBefore time.Time) (i
 		return 0, fromStatus(err)
 	}
 	return int(resp.GetDeleted()), nil
+}
+
+// EnqueueNotifications implements Store.
+func (c *GRPCClient) EnqueueNotifications(ctx context.Context, ns []Notification) error {
+	_, err := c.client.EnqueueNotifications(ctx, &storepb.EnqueueNotificationsRequest{Notifications: pbNotifications(ns)})
+	return fromStatus(err)
+}
+
+// ClaimNotifications implements Store.
+func (c *GRPCClient) ClaimNotifications(ctx context.Context, r ClaimRequest) ([]Notification, error) {
+	resp, err := c.client.ClaimNotifications(ctx, pbClaim(r))
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return goNotifications(resp.GetNotifications()), nil
+}
+
+// FinishNotification implements Store.
+func (c *GRPCClient) FinishNotification(ctx context.Context, id, owner string, r NotificationResult) error {
+	_, err := c.client.FinishNotification(ctx, &storepb.FinishNotificationRequest{Id: id, Owner: owner, Result: pbResult(r)})
+	return fromStatus(err)
+}
+
+// ListNotifications implements Store.
+func (c *GRPCClient) ListNotifications(ctx context.Context, f NotificationFilter) ([]Notification, error) {
+	resp, err := c.client.ListNotifications(ctx, &storepb.NotificationFilter{State: f.State, Job: f.Job, Limit: int64(f.Limit)})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return goNotifications(resp.GetNotifications()), nil
 }
 
 // Ping implements Store.

@@ -172,6 +172,7 @@ func pbRunUpdate(u RunUpdate) *storepb.RunUpdate {
 	if u.AddAction != nil {
 		pu.AddAction = pbAction(*u.AddAction)
 	}
+	pu.Notifications = pbNotifications(u.Notifications)
 	return pu
 }
 
@@ -184,6 +185,7 @@ func goRunUpdate(u *storepb.RunUpdate) RunUpdate {
 		ga := goAction(a)
 		gu.AddAction = &ga
 	}
+	gu.Notifications = goNotifications(u.GetNotifications())
 	return gu
 }
 
@@ -233,4 +235,63 @@ func pbMaintenance(m Maintenance) *storepb.Maintenance {
 
 func goMaintenance(m *storepb.Maintenance) Maintenance {
 	return Maintenance{Global: m.GetGlobal(), Machines: m.GetMachines(), SetBy: m.GetSetBy(), SetAt: goTime(m.GetSetAt())}
+}
+
+func pbNotification(n Notification) *storepb.Notification {
+	return &storepb.Notification{
+		Id: n.ID, Notifier: n.Notifier, Job: n.Job, RunId: n.RunID, Kind: n.Kind, Event: n.Event,
+		CreatedAt: pbTime(n.CreatedAt), DueAt: pbTime(n.DueAt), Attempts: int64(n.Attempts),
+		LastError: n.LastError, State: n.State, DeliveredAt: pbTime(n.DeliveredAt),
+	}
+}
+
+func goNotification(n *storepb.Notification) Notification {
+	return Notification{
+		ID: n.GetId(), Notifier: n.GetNotifier(), Job: n.GetJob(), RunID: n.GetRunId(), Kind: n.GetKind(),
+		Event: n.Event, CreatedAt: goTime(n.GetCreatedAt()), DueAt: goTime(n.GetDueAt()),
+		Attempts: int(n.GetAttempts()), LastError: n.GetLastError(), State: n.GetState(),
+		DeliveredAt: goTime(n.GetDeliveredAt()),
+	}
+}
+
+func pbNotifications(ns []Notification) []*storepb.Notification {
+	if ns == nil {
+		return nil
+	}
+	out := make([]*storepb.Notification, len(ns))
+	for i, n := range ns {
+		out[i] = pbNotification(n)
+	}
+	return out
+}
+
+func goNotifications(ns []*storepb.Notification) []Notification {
+	if len(ns) == 0 {
+		return nil
+	}
+	out := make([]Notification, len(ns))
+	for i, n := range ns {
+		out[i] = goNotification(n)
+	}
+	return out
+}
+
+func pbClaim(r ClaimRequest) *storepb.ClaimNotificationsRequest {
+	return &storepb.ClaimNotificationsRequest{Owner: r.Owner, Now: pbTime(r.Now),
+		LeaseNanos: int64(r.Lease), Limit: int64(r.Limit)}
+}
+
+func goClaim(r *storepb.ClaimNotificationsRequest) ClaimRequest {
+	return ClaimRequest{Owner: r.GetOwner(), Now: goTime(r.GetNow()),
+		Lease: time.Duration(r.GetLeaseNanos()), Limit: int(r.GetLimit())}
+}
+
+func pbResult(r NotificationResult) *storepb.NotificationResult {
+	return &storepb.NotificationResult{Delivered: r.Delivered, Final: r.Final,
+		RetryAt: pbTime(r.RetryAt), Error: r.Error, At: pbTime(r.At)}
+}
+
+func goResult(r *storepb.NotificationResult) NotificationResult {
+	return NotificationResult{Delivered: r.GetDelivered(), Final: r.GetFinal(),
+		RetryAt: goTime(r.GetRetryAt()), Error: r.GetError(), At: goTime(r.GetAt())}
 }

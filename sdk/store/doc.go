@@ -1,6 +1,7 @@
 // Package store is the store plugin kind: the run, machine, output and
 // override types the core keeps and the Store interface a store
-// implements (store.go), and the go-plugin adapter that carries it over
+// implements (store.go; the notification outbox's types in outbox.go),
+// and the go-plugin adapter that carries it over
 // gRPC, laid out like every kind: plugin.go (Plugin, the adapter),
 // client.go (GRPCClient, the core's side), server.go (GRPCServer, the
 // plugin's side), proto/ (the service; its generated code is internal)
@@ -47,4 +48,53 @@
 // chunk once a machine is past its cap, and nothing before: the write path
 // never waits for a separate clean-up, and a crash never leaves a machine
 // above its cap.
+//
+// # Outbox
+//
+// Notifications (a run finished, a slot was missed, ...) go through an
+// outbox in the store, so that a core crash or a notifier that is down
+// delays them and never drops or duplicates them. outbox.go has the types
+// and the parts every store shares (PrepareNotifications, CheckFinish,
+// NotificationResult.Apply); the conformance suite checks the rest.
+//
+//   - Enqueueing. A notification is stored pending, untried, due at its
+//     DueAt (its CreatedAt when unset). Its ID is the caller's and
+//     unique: enqueueing an ID already stored leaves the stored one as it
+//     is, without an error, so a call retried after a crash or a plugin
+//     death never stores one twice. The notifications of a run's end go
+//     in RunUpdate.Notifications, in the update's transaction: a run is
+//     never recorded final without them, nor they without it. Other
+//     events (a missed slot, a dead-man check, a soft timeout) go through
+//     EnqueueNotifications.
+//   - Claiming. ClaimNotifications leases due notifications to an owner
+//     (a core process) until Now+Lease, oldest DueAt first, and skips
+//     those a lease holds, the owner's own included. The lease owner and
+//     end are stored with the notification, and the claim is one
+//     transaction (PostgreSQL picks FOR UPDATE SKIP LOCKED), so two
+//     owners never hold one notification at once, across cores sharing
+//     the store. A core that dies while delivering holds nothing once its
+//     leases end: the notifications are claimed again, late but not lost.
+//     A lease must outlast a delivery, and the cores' clocks agree to
+//     well within one.
+//   - Finishing. FinishNotification records how the owner's delivery
+//     ended and releases the lease: delivered (DeliveredAt); failed for
+//     good (state failed, never tried again); or one more failed attempt,
+//     pending again from RetryAt. Attempts counts the failed attempts and
+//     LastError holds the last one's error; the backoff between retries
+//     and the last retry are the caller's choice. An owner whose lease
+//     expired may still finish as long as nobody claimed the notification
+//     since (the delivery happened: recording it prevents a second one);
+//     once another owner has claimed it, the finish fails with
+//     ErrLeaseLost (an ErrNotFound) and changes nothing. The same finish
+//     again (same owner, same result, same At) answers nil, so a retried
+//     call is safe.
+//   - Delivery is at least once at the notifier: a core that delivers and
+//     dies before it finishes leaves the notification to be claimed and
+//     delivered again when the lease ends. A notifier that can should
+//     drop a second delivery by the notification's ID.
+//   - Listing and pruning. ListNotifications lists newest first, by state
+//     and job, for the API and to count failures. PruneRuns deletes the
+//     delivered and failed notifications created before its time, in
+//     bounded batches like the runs; pending ones are never pruned,
+//     however old.
 package store

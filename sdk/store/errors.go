@@ -22,6 +22,8 @@ var kinds = []struct {
 	err  error
 	code codes.Code
 }{
+	// Before NOT_FOUND, which ErrLeaseLost wraps: the first match wins.
+	{storepb.ErrorKind_ERROR_KIND_LEASE_LOST, ErrLeaseLost, codes.Aborted},
 	{storepb.ErrorKind_ERROR_KIND_NOT_FOUND, ErrNotFound, codes.NotFound},
 	{storepb.ErrorKind_ERROR_KIND_EXISTS, ErrExists, codes.AlreadyExists},
 	{storepb.ErrorKind_ERROR_KIND_FINAL, ErrFinal, codes.FailedPrecondition},
@@ -114,9 +116,13 @@ func fromStatus(err error) error {
 		}
 	}
 	// No detail: the call failed on its way (or reached something that is
-	// not our server); classify by code alone.
+	// not our server), or the plugin does not know the method; classify
+	// by code alone.
 	var sentinel error
 	switch st.Code() {
+	case codes.Unimplemented:
+		// A plugin built before the method: it answered, and is alive.
+		return &remoteError{st: st, sentinel: errors.ErrUnsupported, answered: true}
 	case codes.Unavailable:
 		sentinel = ErrUnavailable
 	case codes.Canceled:

@@ -218,6 +218,38 @@ func (l *lazy) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, er
 	return s.PruneRuns(ctx, finishedBefore)
 }
 
+func (l *lazy) EnqueueNotifications(ctx context.Context, ns []Notification) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.EnqueueNotifications(ctx, ns)
+}
+
+func (l *lazy) ClaimNotifications(ctx context.Context, r ClaimRequest) ([]Notification, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.ClaimNotifications(ctx, r)
+}
+
+func (l *lazy) FinishNotification(ctx context.Context, id, owner string, r NotificationResult) error {
+	s, err := l.get()
+	if err != nil {
+		return err
+	}
+	return s.FinishNotification(ctx, id, owner, r)
+}
+
+func (l *lazy) ListNotifications(ctx context.Context, f NotificationFilter) ([]Notification, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.ListNotifications(ctx, f)
+}
+
 func (l *lazy) Ping(ctx context.Context) error {
 	s, err := l.get()
 	if err != nil {

@@ -54,6 +54,12 @@ func (s *GRPCServer) UpdateRun(ctx context.Context, req *storepb.UpdateRunReques
 	return empty(s.Impl.UpdateRun(ctx, req.GetRunId(), goRunUpdate(u)))
 }
 
+// UpdateRunNotify implements the gRPC service: UpdateRun, sent for an
+// update with notifications (see the proto).
+func (s *GRPCServer) UpdateRunNotify(ctx context.Context, req *storepb.UpdateRunRequest) (*storepb.Empty, error) {
+	return s.UpdateRun(ctx, req)
+}
+
 // UpdateMachine implements the gRPC service.
 func (s *GRPCServer) UpdateMachine(ctx context.Context, req *storepb.UpdateMachineRequest) (*storepb.Empty, error) {
 	u := req.GetUpdate()
@@ -224,6 +230,38 @@ func (s *GRPCServer) PruneRuns(ctx context.Context, req *storepb.PruneRunsReques
 		return nil, toStatus(err)
 	}
 	return &storepb.PruneRunsResponse{Deleted: int64(n)}, nil
+}
+
+// EnqueueNotifications implements the gRPC service.
+func (s *GRPCServer) EnqueueNotifications(ctx context.Context, req *storepb.EnqueueNotificationsRequest) (*storepb.Empty, error) {
+	return empty(s.Impl.EnqueueNotifications(ctx, goNotifications(req.GetNotifications())))
+}
+
+// ClaimNotifications implements the gRPC service.
+func (s *GRPCServer) ClaimNotifications(ctx context.Context, req *storepb.ClaimNotificationsRequest) (*storepb.NotificationsResponse, error) {
+	ns, err := s.Impl.ClaimNotifications(ctx, goClaim(req))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.NotificationsResponse{Notifications: pbNotifications(ns)}, nil
+}
+
+// FinishNotification implements the gRPC service.
+func (s *GRPCServer) FinishNotification(ctx context.Context, req *storepb.FinishNotificationRequest) (*storepb.Empty, error) {
+	r := req.GetResult()
+	if r == nil {
+		r = &storepb.NotificationResult{}
+	}
+	return empty(s.Impl.FinishNotification(ctx, req.GetId(), req.GetOwner(), goResult(r)))
+}
+
+// ListNotifications implements the gRPC service.
+func (s *GRPCServer) ListNotifications(ctx context.Context, req *storepb.NotificationFilter) (*storepb.NotificationsResponse, error) {
+	ns, err := s.Impl.ListNotifications(ctx, NotificationFilter{State: req.GetState(), Job: req.GetJob(), Limit: int(req.GetLimit())})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.NotificationsResponse{Notifications: pbNotifications(ns)}, nil
 }
 
 // Ping implements the gRPC service.

@@ -180,6 +180,11 @@ type RunUpdate struct {
 	KilledAt   *time.Time
 	// AddAction appends to the run's actions.
 	AddAction *Action
+	// Notifications are enqueued in the update's transaction, as
+	// EnqueueNotifications does (an id already stored is left as it is),
+	// so that a run is never recorded final without the notifications of
+	// its end, nor they without it.
+	Notifications []Notification
 }
 
 // Chunk is one output frame as the wrapper numbered it.
@@ -305,10 +310,36 @@ type Store interface {
 	// PruneRuns deletes the runs that finished before the given time,
 	// with their machines, actions and output, and returns how many it
 	// deleted. Runs not finished are never pruned, however old; fire
-	// records stay (they are what keeps a slot from firing twice). A store
-	// gives the freed space back in its own time; PruneRuns must not
+	// records stay (they are what keeps a slot from firing twice). It also
+	// deletes the delivered and failed notifications created before that
+	// time (not counted in the answer); pending ones stay, however old. A
+	// store gives the freed space back in its own time; PruneRuns must not
 	// block other writers for long: delete in bounded batches.
 	PruneRuns(ctx context.Context, finishedBefore time.Time) (int, error)
+
+	// The notification outbox (outbox.go and the package doc's Outbox).
+	//
+	// EnqueueNotifications stores pending notifications (see
+	// PrepareNotifications), all or none; an id already stored is left as
+	// it is, without an error, so that a retried call never duplicates.
+	EnqueueNotifications(ctx context.Context, ns []Notification) error
+	// ClaimNotifications leases to r.Owner, until r.Now+r.Lease, up to
+	// r.Limit pending notifications due at r.Now that no lease holds
+	// (none, or expired), oldest DueAt first, and returns them. Two
+	// owners never hold one notification at once, whichever cores share
+	// the store.
+	ClaimNotifications(ctx context.Context, r ClaimRequest) ([]Notification, error)
+	// FinishNotification records how owner's delivery of notification id
+	// ended and releases the lease: delivered; failed for good; or one
+	// more failed attempt, pending again from r.RetryAt. It fails with
+	// ErrLeaseLost, changing nothing, when the notification is no longer
+	// leased to owner, and answers nil, changing nothing, when it meets
+	// this very finish already applied (see CheckFinish); ErrNotFound
+	// when there is no such notification.
+	FinishNotification(ctx context.Context, id, owner string, r NotificationResult) error
+	// ListNotifications returns the notifications f selects, newest
+	// first.
+	ListNotifications(ctx context.Context, f NotificationFilter) ([]Notification, error)
 
 	// Ping reports whether the store can be reached, for /healthz.
 	Ping(ctx context.Context) error

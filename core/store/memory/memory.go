@@ -27,6 +27,8 @@ const DefaultListLimit = 100
 //   - DeleteOverride of a job without an override succeeds (idempotent);
 //   - AppendOutput accepts output for a final machine (a lost machine's
 //     wrapper may come back and finish sending);
+//   - ListNotifications orders by CreatedAt, ties broken by enqueue
+//     order, newest first, like ListRuns;
 //   - after Close every call returns store.ErrUnavailable;
 //   - a cancelled context makes a call fail with its error.
 type Store struct {
@@ -40,6 +42,20 @@ type Store struct {
 	fires map[string]map[int64]string
 	// maintenance is the stored override, nil when none.
 	maintenance *store.Maintenance
+	// notes is the notification outbox, by id.
+	notes map[string]*noteRec
+}
+
+// noteRec is a stored notification with its lease.
+type noteRec struct {
+	n       store.Notification
+	created int64 // creation counter: breaks ties in order
+	// owner holds the lease until leaseUntil while leased; once finished
+	// it is the owner that finished last, at finishedAt.
+	owner      string
+	leased     bool
+	leaseUntil time.Time
+	finishedAt time.Time
 }
 
 type runRec struct {
@@ -71,7 +87,8 @@ var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{runs: map[string]*runRec{}, overrides: map[string]store.JobOverride{}, fires: map[string]map[int64]string{}}
+	return &Store{runs: map[string]*runRec{}, overrides: map[string]store.JobOverride{},
+		fires: map[string]map[int64]string{}, notes: map[string]*noteRec{}}
 }
 
 // check returns the error a call must fail with before doing anything.
@@ -160,7 +177,8 @@ func (s *Store) AddMachines(ctx context.Context, runID string, machines []store.
 	return nil
 }
 
-// UpdateRun changes the fields u sets.
+// UpdateRun changes the fields u sets and enqueues u.Notifications, all
+// or nothing.
 func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -171,6 +189,11 @@ func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) 
 	if !ok {
 		return fmt.Errorf("update run %s: %w", runID, store.ErrNotFound)
 	}
+	notes, err := store.PrepareNotifications(u.Notifications)
+	if err != nil {
+		return fmt.Errorf("update run %s: %w", runID, err)
+	}
+	s.enqueue(notes)
 	set(&r.run.Status, u.Status)
 	set(&r.run.Reason, u.Reason)
 	set(&r.run.StartedAt, u.StartedAt)
@@ -511,7 +534,133 @@ func (s *Store) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, e
 			n++
 		}
 	}
+	for id, rec := range s.notes {
+		if rec.n.State != store.NotificationPending && rec.n.CreatedAt.Before(finishedBefore) {
+			delete(s.notes, id)
+		}
+	}
 	return n, nil
+}
+
+// EnqueueNotifications stores notifications, pending; an id already
+// stored is left as it is.
+func (s *Store) EnqueueNotifications(ctx context.Context, ns []store.Notification) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	notes, err := store.PrepareNotifications(ns)
+	if err != nil {
+		return fmt.Errorf("enqueue notifications: %w", err)
+	}
+	s.enqueue(notes)
+	return nil
+}
+
+// enqueue stores prepared notifications whose id is new. Call with s.mu
+// held.
+func (s *Store) enqueue(ns []store.Notification) {
+	for _, n := range ns {
+		if _, ok := s.notes[n.ID]; ok {
+			continue
+		}
+		s.seq++
+		s.notes[n.ID] = &noteRec{n: n, created: s.seq}
+	}
+}
+
+// copyNote is a notification as returned: the caller may not reach the
+// stored event.
+func copyNote(rec *noteRec) store.Notification {
+	n := rec.n
+	n.Event = bytes.Clone(n.Event)
+	return n
+}
+
+// ClaimNotifications leases due, unleased notifications to r.Owner,
+// oldest DueAt first.
+func (s *Store) ClaimNotifications(ctx context.Context, r store.ClaimRequest) ([]store.Notification, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.Check(); err != nil {
+		return nil, err
+	}
+	var due []*noteRec
+	for _, rec := range s.notes {
+		if rec.n.State == store.NotificationPending && !rec.n.DueAt.After(r.Now) &&
+			(!rec.leased || !rec.leaseUntil.After(r.Now)) {
+			due = append(due, rec)
+		}
+	}
+	slices.SortFunc(due, func(a, b *noteRec) int {
+		if c := a.n.DueAt.Compare(b.n.DueAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.created, b.created)
+	})
+	due = due[:min(len(due), store.NotificationLimit(r.Limit))]
+	out := make([]store.Notification, 0, len(due))
+	for _, rec := range due {
+		rec.owner, rec.leased, rec.leaseUntil = r.Owner, true, r.Now.Add(r.Lease)
+		out = append(out, copyNote(rec))
+	}
+	return out, nil
+}
+
+// FinishNotification applies r to a notification leased to owner and
+// releases the lease; see store.CheckFinish.
+func (s *Store) FinishNotification(ctx context.Context, id, owner string, r store.NotificationResult) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := r.Check(); err != nil {
+		return fmt.Errorf("finish notification %s: %w", id, err)
+	}
+	rec, ok := s.notes[id]
+	if !ok {
+		return fmt.Errorf("finish notification %s: %w", id, store.ErrNotFound)
+	}
+	apply, err := store.CheckFinish(store.LeaseRecord{State: rec.n.State, Owner: rec.owner, Leased: rec.leased,
+		FinishedAt: rec.finishedAt, DueAt: rec.n.DueAt, LastError: rec.n.LastError}, id, owner, r)
+	if err != nil || !apply {
+		return err
+	}
+	r.Apply(&rec.n)
+	rec.leased, rec.leaseUntil, rec.finishedAt = false, time.Time{}, r.At
+	return nil
+}
+
+// ListNotifications returns the notifications f selects, newest first.
+func (s *Store) ListNotifications(ctx context.Context, f store.NotificationFilter) ([]store.Notification, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var sel []*noteRec
+	for _, rec := range s.notes {
+		if (f.State == "" || rec.n.State == f.State) && (f.Job == "" || rec.n.Job == f.Job) {
+			sel = append(sel, rec)
+		}
+	}
+	slices.SortFunc(sel, func(a, b *noteRec) int {
+		if c := b.n.CreatedAt.Compare(a.n.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.created, a.created)
+	})
+	sel = sel[:min(len(sel), store.NotificationLimit(f.Limit))]
+	out := make([]store.Notification, 0, len(sel))
+	for _, rec := range sel {
+		out = append(out, copyNote(rec))
+	}
+	return out, nil
 }
 
 // RecordFire records (job, slot) once.

@@ -34,6 +34,8 @@ const (
 	ErrorKind_ERROR_KIND_UNAVAILABLE       ErrorKind = 5
 	ErrorKind_ERROR_KIND_CANCELED          ErrorKind = 6
 	ErrorKind_ERROR_KIND_DEADLINE_EXCEEDED ErrorKind = 7
+	// LEASE_LOST is also a NOT_FOUND: the caller's lease is not found.
+	ErrorKind_ERROR_KIND_LEASE_LOST ErrorKind = 8
 )
 
 // Enum value maps for ErrorKind.
@@ -47,6 +49,7 @@ var (
 		5: "ERROR_KIND_UNAVAILABLE",
 		6: "ERROR_KIND_CANCELED",
 		7: "ERROR_KIND_DEADLINE_EXCEEDED",
+		8: "ERROR_KIND_LEASE_LOST",
 	}
 	ErrorKind_value = map[string]int32{
 		"ERROR_KIND_UNSPECIFIED":       0,
@@ -57,6 +60,7 @@ var (
 		"ERROR_KIND_UNAVAILABLE":       5,
 		"ERROR_KIND_CANCELED":          6,
 		"ERROR_KIND_DEADLINE_EXCEEDED": 7,
+		"ERROR_KIND_LEASE_LOST":        8,
 	}
 )
 
@@ -790,6 +794,7 @@ type RunUpdate struct {
 	KilledBy      *string                `protobuf:"bytes,5,opt,name=killed_by,json=killedBy,proto3,oneof" json:"killed_by,omitempty"`
 	KilledAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=killed_at,json=killedAt,proto3" json:"killed_at,omitempty"`
 	AddAction     *Action                `protobuf:"bytes,7,opt,name=add_action,json=addAction,proto3" json:"add_action,omitempty"`
+	Notifications []*Notification        `protobuf:"bytes,8,rep,name=notifications,proto3" json:"notifications,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -869,6 +874,13 @@ func (x *RunUpdate) GetKilledAt() *timestamppb.Timestamp {
 func (x *RunUpdate) GetAddAction() *Action {
 	if x != nil {
 		return x.AddAction
+	}
+	return nil
+}
+
+func (x *RunUpdate) GetNotifications() []*Notification {
+	if x != nil {
+		return x.Notifications
 	}
 	return nil
 }
@@ -2263,6 +2275,492 @@ func (x *PruneRunsResponse) GetDeleted() int64 {
 	return 0
 }
 
+type Notification struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Notifier string                 `protobuf:"bytes,2,opt,name=notifier,proto3" json:"notifier,omitempty"`
+	Job      string                 `protobuf:"bytes,3,opt,name=job,proto3" json:"job,omitempty"`
+	RunId    string                 `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Kind     string                 `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	// optional keeps nil apart from empty.
+	Event         []byte                 `protobuf:"bytes,6,opt,name=event,proto3,oneof" json:"event,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	DueAt         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	Attempts      int64                  `protobuf:"varint,9,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	LastError     string                 `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	State         string                 `protobuf:"bytes,11,opt,name=state,proto3" json:"state,omitempty"`
+	DeliveredAt   *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=delivered_at,json=deliveredAt,proto3" json:"delivered_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notification) Reset() {
+	*x = Notification{}
+	mi := &file_store_proto_store_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notification) ProtoMessage() {}
+
+func (x *Notification) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notification.ProtoReflect.Descriptor instead.
+func (*Notification) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *Notification) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Notification) GetNotifier() string {
+	if x != nil {
+		return x.Notifier
+	}
+	return ""
+}
+
+func (x *Notification) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *Notification) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *Notification) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Notification) GetEvent() []byte {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *Notification) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Notification) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+func (x *Notification) GetAttempts() int64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *Notification) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *Notification) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Notification) GetDeliveredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeliveredAt
+	}
+	return nil
+}
+
+type EnqueueNotificationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Notifications []*Notification        `protobuf:"bytes,1,rep,name=notifications,proto3" json:"notifications,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnqueueNotificationsRequest) Reset() {
+	*x = EnqueueNotificationsRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnqueueNotificationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnqueueNotificationsRequest) ProtoMessage() {}
+
+func (x *EnqueueNotificationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnqueueNotificationsRequest.ProtoReflect.Descriptor instead.
+func (*EnqueueNotificationsRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *EnqueueNotificationsRequest) GetNotifications() []*Notification {
+	if x != nil {
+		return x.Notifications
+	}
+	return nil
+}
+
+type ClaimNotificationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owner         string                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Now           *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=now,proto3" json:"now,omitempty"`
+	LeaseNanos    int64                  `protobuf:"varint,3,opt,name=lease_nanos,json=leaseNanos,proto3" json:"lease_nanos,omitempty"`
+	Limit         int64                  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimNotificationsRequest) Reset() {
+	*x = ClaimNotificationsRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimNotificationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimNotificationsRequest) ProtoMessage() {}
+
+func (x *ClaimNotificationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimNotificationsRequest.ProtoReflect.Descriptor instead.
+func (*ClaimNotificationsRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ClaimNotificationsRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *ClaimNotificationsRequest) GetNow() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Now
+	}
+	return nil
+}
+
+func (x *ClaimNotificationsRequest) GetLeaseNanos() int64 {
+	if x != nil {
+		return x.LeaseNanos
+	}
+	return 0
+}
+
+func (x *ClaimNotificationsRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type NotificationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Notifications []*Notification        `protobuf:"bytes,1,rep,name=notifications,proto3" json:"notifications,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotificationsResponse) Reset() {
+	*x = NotificationsResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotificationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotificationsResponse) ProtoMessage() {}
+
+func (x *NotificationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotificationsResponse.ProtoReflect.Descriptor instead.
+func (*NotificationsResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *NotificationsResponse) GetNotifications() []*Notification {
+	if x != nil {
+		return x.Notifications
+	}
+	return nil
+}
+
+// NotificationResult: see store.NotificationResult.
+type NotificationResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delivered     bool                   `protobuf:"varint,1,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	Final         bool                   `protobuf:"varint,2,opt,name=final,proto3" json:"final,omitempty"`
+	RetryAt       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=retry_at,json=retryAt,proto3" json:"retry_at,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotificationResult) Reset() {
+	*x = NotificationResult{}
+	mi := &file_store_proto_store_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotificationResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotificationResult) ProtoMessage() {}
+
+func (x *NotificationResult) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotificationResult.ProtoReflect.Descriptor instead.
+func (*NotificationResult) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *NotificationResult) GetDelivered() bool {
+	if x != nil {
+		return x.Delivered
+	}
+	return false
+}
+
+func (x *NotificationResult) GetFinal() bool {
+	if x != nil {
+		return x.Final
+	}
+	return false
+}
+
+func (x *NotificationResult) GetRetryAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetryAt
+	}
+	return nil
+}
+
+func (x *NotificationResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *NotificationResult) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type FinishNotificationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Owner         string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	Result        *NotificationResult    `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishNotificationRequest) Reset() {
+	*x = FinishNotificationRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishNotificationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishNotificationRequest) ProtoMessage() {}
+
+func (x *FinishNotificationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishNotificationRequest.ProtoReflect.Descriptor instead.
+func (*FinishNotificationRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *FinishNotificationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FinishNotificationRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *FinishNotificationRequest) GetResult() *NotificationResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+type NotificationFilter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	Job           string                 `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	Limit         int64                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotificationFilter) Reset() {
+	*x = NotificationFilter{}
+	mi := &file_store_proto_store_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotificationFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotificationFilter) ProtoMessage() {}
+
+func (x *NotificationFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotificationFilter.ProtoReflect.Descriptor instead.
+func (*NotificationFilter) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *NotificationFilter) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *NotificationFilter) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *NotificationFilter) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 var File_store_proto_store_proto protoreflect.FileDescriptor
 
 const file_store_proto_store_proto_rawDesc = "" +
@@ -2336,7 +2834,7 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x03run\x18\x01 \x01(\v2\x17.saltpeter.store.v1.RunR\x03run\"d\n" +
 	"\x12AddMachinesRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x127\n" +
-	"\bmachines\x18\x02 \x03(\v2\x1b.saltpeter.store.v1.MachineR\bmachines\"\xf7\x02\n" +
+	"\bmachines\x18\x02 \x03(\v2\x1b.saltpeter.store.v1.MachineR\bmachines\"\xbf\x03\n" +
 	"\tRunUpdate\x12\x1b\n" +
 	"\x06status\x18\x01 \x01(\tH\x00R\x06status\x88\x01\x01\x12\x1b\n" +
 	"\x06reason\x18\x02 \x01(\tH\x01R\x06reason\x88\x01\x01\x129\n" +
@@ -2347,7 +2845,8 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\tkilled_by\x18\x05 \x01(\tH\x02R\bkilledBy\x88\x01\x01\x127\n" +
 	"\tkilled_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bkilledAt\x129\n" +
 	"\n" +
-	"add_action\x18\a \x01(\v2\x1a.saltpeter.store.v1.ActionR\taddActionB\t\n" +
+	"add_action\x18\a \x01(\v2\x1a.saltpeter.store.v1.ActionR\taddAction\x12F\n" +
+	"\rnotifications\x18\b \x03(\v2 .saltpeter.store.v1.NotificationR\rnotificationsB\t\n" +
 	"\a_statusB\t\n" +
 	"\a_reasonB\f\n" +
 	"\n" +
@@ -2461,7 +2960,48 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x10PruneRunsRequest\x12C\n" +
 	"\x0ffinished_before\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x0efinishedBefore\"-\n" +
 	"\x11PruneRunsResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\x03R\adeleted*\xe2\x01\n" +
+	"\adeleted\x18\x01 \x01(\x03R\adeleted\"\x9a\x03\n" +
+	"\fNotification\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\bnotifier\x18\x02 \x01(\tR\bnotifier\x12\x10\n" +
+	"\x03job\x18\x03 \x01(\tR\x03job\x12\x15\n" +
+	"\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x19\n" +
+	"\x05event\x18\x06 \x01(\fH\x00R\x05event\x88\x01\x01\x129\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x121\n" +
+	"\x06due_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12\x1a\n" +
+	"\battempts\x18\t \x01(\x03R\battempts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\n" +
+	" \x01(\tR\tlastError\x12\x14\n" +
+	"\x05state\x18\v \x01(\tR\x05state\x12=\n" +
+	"\fdelivered_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAtB\b\n" +
+	"\x06_event\"e\n" +
+	"\x1bEnqueueNotificationsRequest\x12F\n" +
+	"\rnotifications\x18\x01 \x03(\v2 .saltpeter.store.v1.NotificationR\rnotifications\"\x96\x01\n" +
+	"\x19ClaimNotificationsRequest\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x12,\n" +
+	"\x03now\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03now\x12\x1f\n" +
+	"\vlease_nanos\x18\x03 \x01(\x03R\n" +
+	"leaseNanos\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x03R\x05limit\"_\n" +
+	"\x15NotificationsResponse\x12F\n" +
+	"\rnotifications\x18\x01 \x03(\v2 .saltpeter.store.v1.NotificationR\rnotifications\"\xc1\x01\n" +
+	"\x12NotificationResult\x12\x1c\n" +
+	"\tdelivered\x18\x01 \x01(\bR\tdelivered\x12\x14\n" +
+	"\x05final\x18\x02 \x01(\bR\x05final\x125\n" +
+	"\bretry_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aretryAt\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12*\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x81\x01\n" +
+	"\x19FinishNotificationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12>\n" +
+	"\x06result\x18\x03 \x01(\v2&.saltpeter.store.v1.NotificationResultR\x06result\"R\n" +
+	"\x12NotificationFilter\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x10\n" +
+	"\x03job\x18\x02 \x01(\tR\x03job\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x03R\x05limit*\xfd\x01\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ERROR_KIND_NOT_FOUND\x10\x01\x12\x15\n" +
@@ -2470,12 +3010,14 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x17ERROR_KIND_OUT_OF_ORDER\x10\x04\x12\x1a\n" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x05\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\x06\x12 \n" +
-	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a2\xa8\r\n" +
+	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a\x12\x19\n" +
+	"\x15ERROR_KIND_LEASE_LOST\x10\b2\x98\x11\n" +
 	"\x05Store\x12X\n" +
 	"\tConfigure\x12$.saltpeter.store.v1.ConfigureRequest\x1a%.saltpeter.store.v1.ConfigureResponse\x12L\n" +
 	"\tCreateRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12P\n" +
 	"\vAddMachines\x12&.saltpeter.store.v1.AddMachinesRequest\x1a\x19.saltpeter.store.v1.Empty\x12L\n" +
-	"\tUpdateRun\x12$.saltpeter.store.v1.UpdateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12T\n" +
+	"\tUpdateRun\x12$.saltpeter.store.v1.UpdateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12R\n" +
+	"\x0fUpdateRunNotify\x12$.saltpeter.store.v1.UpdateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12T\n" +
 	"\rUpdateMachine\x12(.saltpeter.store.v1.UpdateMachineRequest\x1a\x19.saltpeter.store.v1.Empty\x12D\n" +
 	"\x06GetRun\x12!.saltpeter.store.v1.GetRunRequest\x1a\x17.saltpeter.store.v1.Run\x12O\n" +
 	"\bListRuns\x12\x1d.saltpeter.store.v1.RunFilter\x1a$.saltpeter.store.v1.ListRunsResponse\x12V\n" +
@@ -2492,7 +3034,11 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"RecordFire\x12%.saltpeter.store.v1.RecordFireRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12W\n" +
 	"\aFireRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12U\n" +
 	"\bLastFire\x12#.saltpeter.store.v1.LastFireRequest\x1a$.saltpeter.store.v1.LastFireResponse\x12X\n" +
-	"\tPruneRuns\x12$.saltpeter.store.v1.PruneRunsRequest\x1a%.saltpeter.store.v1.PruneRunsResponse\x12<\n" +
+	"\tPruneRuns\x12$.saltpeter.store.v1.PruneRunsRequest\x1a%.saltpeter.store.v1.PruneRunsResponse\x12b\n" +
+	"\x14EnqueueNotifications\x12/.saltpeter.store.v1.EnqueueNotificationsRequest\x1a\x19.saltpeter.store.v1.Empty\x12n\n" +
+	"\x12ClaimNotifications\x12-.saltpeter.store.v1.ClaimNotificationsRequest\x1a).saltpeter.store.v1.NotificationsResponse\x12^\n" +
+	"\x12FinishNotification\x12-.saltpeter.store.v1.FinishNotificationRequest\x1a\x19.saltpeter.store.v1.Empty\x12f\n" +
+	"\x11ListNotifications\x12&.saltpeter.store.v1.NotificationFilter\x1a).saltpeter.store.v1.NotificationsResponse\x12<\n" +
 	"\x04Ping\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.Empty\x12=\n" +
 	"\x05Close\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.EmptyBCZAgithub.com/saltpeter/saltpeter/sdk/store/internal/storepb;storepbb\x06proto3"
 
@@ -2509,131 +3055,158 @@ func file_store_proto_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_store_proto_store_proto_goTypes = []any{
-	(ErrorKind)(0),                // 0: saltpeter.store.v1.ErrorKind
-	(*Empty)(nil),                 // 1: saltpeter.store.v1.Empty
-	(*ErrorDetail)(nil),           // 2: saltpeter.store.v1.ErrorDetail
-	(*ConfigureRequest)(nil),      // 3: saltpeter.store.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),     // 4: saltpeter.store.v1.ConfigureResponse
-	(*Action)(nil),                // 5: saltpeter.store.v1.Action
-	(*Machine)(nil),               // 6: saltpeter.store.v1.Machine
-	(*Run)(nil),                   // 7: saltpeter.store.v1.Run
-	(*CreateRunRequest)(nil),      // 8: saltpeter.store.v1.CreateRunRequest
-	(*AddMachinesRequest)(nil),    // 9: saltpeter.store.v1.AddMachinesRequest
-	(*RunUpdate)(nil),             // 10: saltpeter.store.v1.RunUpdate
-	(*UpdateRunRequest)(nil),      // 11: saltpeter.store.v1.UpdateRunRequest
-	(*MachineUpdate)(nil),         // 12: saltpeter.store.v1.MachineUpdate
-	(*UpdateMachineRequest)(nil),  // 13: saltpeter.store.v1.UpdateMachineRequest
-	(*GetRunRequest)(nil),         // 14: saltpeter.store.v1.GetRunRequest
-	(*RunFilter)(nil),             // 15: saltpeter.store.v1.RunFilter
-	(*ListRunsResponse)(nil),      // 16: saltpeter.store.v1.ListRunsResponse
-	(*Chunk)(nil),                 // 17: saltpeter.store.v1.Chunk
-	(*AppendItem)(nil),            // 18: saltpeter.store.v1.AppendItem
-	(*AppendBatch)(nil),           // 19: saltpeter.store.v1.AppendBatch
-	(*AppendResult)(nil),          // 20: saltpeter.store.v1.AppendResult
-	(*AppendResults)(nil),         // 21: saltpeter.store.v1.AppendResults
-	(*OutputQuery)(nil),           // 22: saltpeter.store.v1.OutputQuery
-	(*ReadOutputResponse)(nil),    // 23: saltpeter.store.v1.ReadOutputResponse
-	(*Maintenance)(nil),           // 24: saltpeter.store.v1.Maintenance
-	(*JobOverride)(nil),           // 25: saltpeter.store.v1.JobOverride
-	(*DeleteOverrideRequest)(nil), // 26: saltpeter.store.v1.DeleteOverrideRequest
-	(*OverridesResponse)(nil),     // 27: saltpeter.store.v1.OverridesResponse
-	(*RecordFireRequest)(nil),     // 28: saltpeter.store.v1.RecordFireRequest
-	(*RecordFireResponse)(nil),    // 29: saltpeter.store.v1.RecordFireResponse
-	(*LastFireRequest)(nil),       // 30: saltpeter.store.v1.LastFireRequest
-	(*LastFireResponse)(nil),      // 31: saltpeter.store.v1.LastFireResponse
-	(*PruneRunsRequest)(nil),      // 32: saltpeter.store.v1.PruneRunsRequest
-	(*PruneRunsResponse)(nil),     // 33: saltpeter.store.v1.PruneRunsResponse
-	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
+	(ErrorKind)(0),                      // 0: saltpeter.store.v1.ErrorKind
+	(*Empty)(nil),                       // 1: saltpeter.store.v1.Empty
+	(*ErrorDetail)(nil),                 // 2: saltpeter.store.v1.ErrorDetail
+	(*ConfigureRequest)(nil),            // 3: saltpeter.store.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),           // 4: saltpeter.store.v1.ConfigureResponse
+	(*Action)(nil),                      // 5: saltpeter.store.v1.Action
+	(*Machine)(nil),                     // 6: saltpeter.store.v1.Machine
+	(*Run)(nil),                         // 7: saltpeter.store.v1.Run
+	(*CreateRunRequest)(nil),            // 8: saltpeter.store.v1.CreateRunRequest
+	(*AddMachinesRequest)(nil),          // 9: saltpeter.store.v1.AddMachinesRequest
+	(*RunUpdate)(nil),                   // 10: saltpeter.store.v1.RunUpdate
+	(*UpdateRunRequest)(nil),            // 11: saltpeter.store.v1.UpdateRunRequest
+	(*MachineUpdate)(nil),               // 12: saltpeter.store.v1.MachineUpdate
+	(*UpdateMachineRequest)(nil),        // 13: saltpeter.store.v1.UpdateMachineRequest
+	(*GetRunRequest)(nil),               // 14: saltpeter.store.v1.GetRunRequest
+	(*RunFilter)(nil),                   // 15: saltpeter.store.v1.RunFilter
+	(*ListRunsResponse)(nil),            // 16: saltpeter.store.v1.ListRunsResponse
+	(*Chunk)(nil),                       // 17: saltpeter.store.v1.Chunk
+	(*AppendItem)(nil),                  // 18: saltpeter.store.v1.AppendItem
+	(*AppendBatch)(nil),                 // 19: saltpeter.store.v1.AppendBatch
+	(*AppendResult)(nil),                // 20: saltpeter.store.v1.AppendResult
+	(*AppendResults)(nil),               // 21: saltpeter.store.v1.AppendResults
+	(*OutputQuery)(nil),                 // 22: saltpeter.store.v1.OutputQuery
+	(*ReadOutputResponse)(nil),          // 23: saltpeter.store.v1.ReadOutputResponse
+	(*Maintenance)(nil),                 // 24: saltpeter.store.v1.Maintenance
+	(*JobOverride)(nil),                 // 25: saltpeter.store.v1.JobOverride
+	(*DeleteOverrideRequest)(nil),       // 26: saltpeter.store.v1.DeleteOverrideRequest
+	(*OverridesResponse)(nil),           // 27: saltpeter.store.v1.OverridesResponse
+	(*RecordFireRequest)(nil),           // 28: saltpeter.store.v1.RecordFireRequest
+	(*RecordFireResponse)(nil),          // 29: saltpeter.store.v1.RecordFireResponse
+	(*LastFireRequest)(nil),             // 30: saltpeter.store.v1.LastFireRequest
+	(*LastFireResponse)(nil),            // 31: saltpeter.store.v1.LastFireResponse
+	(*PruneRunsRequest)(nil),            // 32: saltpeter.store.v1.PruneRunsRequest
+	(*PruneRunsResponse)(nil),           // 33: saltpeter.store.v1.PruneRunsResponse
+	(*Notification)(nil),                // 34: saltpeter.store.v1.Notification
+	(*EnqueueNotificationsRequest)(nil), // 35: saltpeter.store.v1.EnqueueNotificationsRequest
+	(*ClaimNotificationsRequest)(nil),   // 36: saltpeter.store.v1.ClaimNotificationsRequest
+	(*NotificationsResponse)(nil),       // 37: saltpeter.store.v1.NotificationsResponse
+	(*NotificationResult)(nil),          // 38: saltpeter.store.v1.NotificationResult
+	(*FinishNotificationRequest)(nil),   // 39: saltpeter.store.v1.FinishNotificationRequest
+	(*NotificationFilter)(nil),          // 40: saltpeter.store.v1.NotificationFilter
+	(*timestamppb.Timestamp)(nil),       // 41: google.protobuf.Timestamp
 }
 var file_store_proto_store_proto_depIdxs = []int32{
 	0,  // 0: saltpeter.store.v1.ErrorDetail.kind:type_name -> saltpeter.store.v1.ErrorKind
-	34, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
-	34, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
-	34, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
-	34, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
-	34, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
-	34, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
-	34, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
-	34, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	34, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
-	34, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
+	41, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
+	41, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
+	41, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
+	41, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
+	41, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
+	41, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
+	41, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
+	41, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	41, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
+	41, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 11: saltpeter.store.v1.Run.actions:type_name -> saltpeter.store.v1.Action
 	6,  // 12: saltpeter.store.v1.Run.machines:type_name -> saltpeter.store.v1.Machine
 	7,  // 13: saltpeter.store.v1.CreateRunRequest.run:type_name -> saltpeter.store.v1.Run
 	6,  // 14: saltpeter.store.v1.AddMachinesRequest.machines:type_name -> saltpeter.store.v1.Machine
-	34, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
-	34, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	34, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
+	41, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
+	41, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	41, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 18: saltpeter.store.v1.RunUpdate.add_action:type_name -> saltpeter.store.v1.Action
-	10, // 19: saltpeter.store.v1.UpdateRunRequest.update:type_name -> saltpeter.store.v1.RunUpdate
-	34, // 20: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
-	34, // 21: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
-	34, // 22: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
-	34, // 23: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	34, // 24: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
-	12, // 25: saltpeter.store.v1.UpdateMachineRequest.update:type_name -> saltpeter.store.v1.MachineUpdate
-	34, // 26: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
-	7,  // 27: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
-	34, // 28: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
-	17, // 29: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
-	18, // 30: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
-	0,  // 31: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
-	20, // 32: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
-	34, // 33: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
-	34, // 34: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
-	25, // 35: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
-	34, // 36: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
-	34, // 37: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
-	34, // 38: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
-	3,  // 39: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
-	8,  // 40: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	9,  // 41: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
-	11, // 42: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
-	13, // 43: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
-	14, // 44: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
-	15, // 45: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
-	19, // 46: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
-	22, // 47: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
-	25, // 48: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
-	26, // 49: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
-	1,  // 50: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
-	24, // 51: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
-	1,  // 52: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
-	1,  // 53: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
-	28, // 54: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
-	8,  // 55: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	30, // 56: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
-	32, // 57: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
-	1,  // 58: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
-	1,  // 59: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
-	4,  // 60: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
-	1,  // 61: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 62: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
-	1,  // 63: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 64: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
-	7,  // 65: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
-	16, // 66: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
-	21, // 67: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
-	23, // 68: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
-	1,  // 69: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
-	1,  // 70: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
-	27, // 71: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
-	1,  // 72: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
-	24, // 73: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
-	1,  // 74: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
-	29, // 75: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
-	29, // 76: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
-	31, // 77: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
-	33, // 78: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
-	1,  // 79: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
-	1,  // 80: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
-	60, // [60:81] is the sub-list for method output_type
-	39, // [39:60] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	34, // 19: saltpeter.store.v1.RunUpdate.notifications:type_name -> saltpeter.store.v1.Notification
+	10, // 20: saltpeter.store.v1.UpdateRunRequest.update:type_name -> saltpeter.store.v1.RunUpdate
+	41, // 21: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
+	41, // 22: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
+	41, // 23: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
+	41, // 24: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	41, // 25: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
+	12, // 26: saltpeter.store.v1.UpdateMachineRequest.update:type_name -> saltpeter.store.v1.MachineUpdate
+	41, // 27: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
+	7,  // 28: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
+	41, // 29: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
+	17, // 30: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
+	18, // 31: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
+	0,  // 32: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
+	20, // 33: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
+	41, // 34: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
+	41, // 35: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
+	25, // 36: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
+	41, // 37: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
+	41, // 38: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
+	41, // 39: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
+	41, // 40: saltpeter.store.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
+	41, // 41: saltpeter.store.v1.Notification.due_at:type_name -> google.protobuf.Timestamp
+	41, // 42: saltpeter.store.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
+	34, // 43: saltpeter.store.v1.EnqueueNotificationsRequest.notifications:type_name -> saltpeter.store.v1.Notification
+	41, // 44: saltpeter.store.v1.ClaimNotificationsRequest.now:type_name -> google.protobuf.Timestamp
+	34, // 45: saltpeter.store.v1.NotificationsResponse.notifications:type_name -> saltpeter.store.v1.Notification
+	41, // 46: saltpeter.store.v1.NotificationResult.retry_at:type_name -> google.protobuf.Timestamp
+	41, // 47: saltpeter.store.v1.NotificationResult.at:type_name -> google.protobuf.Timestamp
+	38, // 48: saltpeter.store.v1.FinishNotificationRequest.result:type_name -> saltpeter.store.v1.NotificationResult
+	3,  // 49: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
+	8,  // 50: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	9,  // 51: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
+	11, // 52: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
+	11, // 53: saltpeter.store.v1.Store.UpdateRunNotify:input_type -> saltpeter.store.v1.UpdateRunRequest
+	13, // 54: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
+	14, // 55: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
+	15, // 56: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
+	19, // 57: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
+	22, // 58: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
+	25, // 59: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
+	26, // 60: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
+	1,  // 61: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
+	24, // 62: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
+	1,  // 63: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
+	1,  // 64: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
+	28, // 65: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
+	8,  // 66: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	30, // 67: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
+	32, // 68: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
+	35, // 69: saltpeter.store.v1.Store.EnqueueNotifications:input_type -> saltpeter.store.v1.EnqueueNotificationsRequest
+	36, // 70: saltpeter.store.v1.Store.ClaimNotifications:input_type -> saltpeter.store.v1.ClaimNotificationsRequest
+	39, // 71: saltpeter.store.v1.Store.FinishNotification:input_type -> saltpeter.store.v1.FinishNotificationRequest
+	40, // 72: saltpeter.store.v1.Store.ListNotifications:input_type -> saltpeter.store.v1.NotificationFilter
+	1,  // 73: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
+	1,  // 74: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
+	4,  // 75: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
+	1,  // 76: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 77: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
+	1,  // 78: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 79: saltpeter.store.v1.Store.UpdateRunNotify:output_type -> saltpeter.store.v1.Empty
+	1,  // 80: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
+	7,  // 81: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
+	16, // 82: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
+	21, // 83: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
+	23, // 84: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
+	1,  // 85: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
+	1,  // 86: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
+	27, // 87: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
+	1,  // 88: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
+	24, // 89: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
+	1,  // 90: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
+	29, // 91: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
+	29, // 92: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
+	31, // 93: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
+	33, // 94: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
+	1,  // 95: saltpeter.store.v1.Store.EnqueueNotifications:output_type -> saltpeter.store.v1.Empty
+	37, // 96: saltpeter.store.v1.Store.ClaimNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	1,  // 97: saltpeter.store.v1.Store.FinishNotification:output_type -> saltpeter.store.v1.Empty
+	37, // 98: saltpeter.store.v1.Store.ListNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	1,  // 99: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
+	1,  // 100: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
+	75, // [75:101] is the sub-list for method output_type
+	49, // [49:75] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_store_proto_init() }
@@ -2646,13 +3219,14 @@ func file_store_proto_store_proto_init() {
 	file_store_proto_store_proto_msgTypes[9].OneofWrappers = []any{}
 	file_store_proto_store_proto_msgTypes[11].OneofWrappers = []any{}
 	file_store_proto_store_proto_msgTypes[16].OneofWrappers = []any{}
+	file_store_proto_store_proto_msgTypes[33].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_store_proto_rawDesc), len(file_store_proto_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,27 +19,32 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Store_Configure_FullMethodName         = "/saltpeter.store.v1.Store/Configure"
-	Store_CreateRun_FullMethodName         = "/saltpeter.store.v1.Store/CreateRun"
-	Store_AddMachines_FullMethodName       = "/saltpeter.store.v1.Store/AddMachines"
-	Store_UpdateRun_FullMethodName         = "/saltpeter.store.v1.Store/UpdateRun"
-	Store_UpdateMachine_FullMethodName     = "/saltpeter.store.v1.Store/UpdateMachine"
-	Store_GetRun_FullMethodName            = "/saltpeter.store.v1.Store/GetRun"
-	Store_ListRuns_FullMethodName          = "/saltpeter.store.v1.Store/ListRuns"
-	Store_AppendOutput_FullMethodName      = "/saltpeter.store.v1.Store/AppendOutput"
-	Store_ReadOutput_FullMethodName        = "/saltpeter.store.v1.Store/ReadOutput"
-	Store_SetOverride_FullMethodName       = "/saltpeter.store.v1.Store/SetOverride"
-	Store_DeleteOverride_FullMethodName    = "/saltpeter.store.v1.Store/DeleteOverride"
-	Store_Overrides_FullMethodName         = "/saltpeter.store.v1.Store/Overrides"
-	Store_SetMaintenance_FullMethodName    = "/saltpeter.store.v1.Store/SetMaintenance"
-	Store_GetMaintenance_FullMethodName    = "/saltpeter.store.v1.Store/GetMaintenance"
-	Store_DeleteMaintenance_FullMethodName = "/saltpeter.store.v1.Store/DeleteMaintenance"
-	Store_RecordFire_FullMethodName        = "/saltpeter.store.v1.Store/RecordFire"
-	Store_FireRun_FullMethodName           = "/saltpeter.store.v1.Store/FireRun"
-	Store_LastFire_FullMethodName          = "/saltpeter.store.v1.Store/LastFire"
-	Store_PruneRuns_FullMethodName         = "/saltpeter.store.v1.Store/PruneRuns"
-	Store_Ping_FullMethodName              = "/saltpeter.store.v1.Store/Ping"
-	Store_Close_FullMethodName             = "/saltpeter.store.v1.Store/Close"
+	Store_Configure_FullMethodName            = "/saltpeter.store.v1.Store/Configure"
+	Store_CreateRun_FullMethodName            = "/saltpeter.store.v1.Store/CreateRun"
+	Store_AddMachines_FullMethodName          = "/saltpeter.store.v1.Store/AddMachines"
+	Store_UpdateRun_FullMethodName            = "/saltpeter.store.v1.Store/UpdateRun"
+	Store_UpdateRunNotify_FullMethodName      = "/saltpeter.store.v1.Store/UpdateRunNotify"
+	Store_UpdateMachine_FullMethodName        = "/saltpeter.store.v1.Store/UpdateMachine"
+	Store_GetRun_FullMethodName               = "/saltpeter.store.v1.Store/GetRun"
+	Store_ListRuns_FullMethodName             = "/saltpeter.store.v1.Store/ListRuns"
+	Store_AppendOutput_FullMethodName         = "/saltpeter.store.v1.Store/AppendOutput"
+	Store_ReadOutput_FullMethodName           = "/saltpeter.store.v1.Store/ReadOutput"
+	Store_SetOverride_FullMethodName          = "/saltpeter.store.v1.Store/SetOverride"
+	Store_DeleteOverride_FullMethodName       = "/saltpeter.store.v1.Store/DeleteOverride"
+	Store_Overrides_FullMethodName            = "/saltpeter.store.v1.Store/Overrides"
+	Store_SetMaintenance_FullMethodName       = "/saltpeter.store.v1.Store/SetMaintenance"
+	Store_GetMaintenance_FullMethodName       = "/saltpeter.store.v1.Store/GetMaintenance"
+	Store_DeleteMaintenance_FullMethodName    = "/saltpeter.store.v1.Store/DeleteMaintenance"
+	Store_RecordFire_FullMethodName           = "/saltpeter.store.v1.Store/RecordFire"
+	Store_FireRun_FullMethodName              = "/saltpeter.store.v1.Store/FireRun"
+	Store_LastFire_FullMethodName             = "/saltpeter.store.v1.Store/LastFire"
+	Store_PruneRuns_FullMethodName            = "/saltpeter.store.v1.Store/PruneRuns"
+	Store_EnqueueNotifications_FullMethodName = "/saltpeter.store.v1.Store/EnqueueNotifications"
+	Store_ClaimNotifications_FullMethodName   = "/saltpeter.store.v1.Store/ClaimNotifications"
+	Store_FinishNotification_FullMethodName   = "/saltpeter.store.v1.Store/FinishNotification"
+	Store_ListNotifications_FullMethodName    = "/saltpeter.store.v1.Store/ListNotifications"
+	Store_Ping_FullMethodName                 = "/saltpeter.store.v1.Store/Ping"
+	Store_Close_FullMethodName                = "/saltpeter.store.v1.Store/Close"
 )
 
 // StoreClient is the client API for Store service.
@@ -65,6 +70,11 @@ type StoreClient interface {
 	CreateRun(ctx context.Context, in *CreateRunRequest, opts ...grpc.CallOption) (*Empty, error)
 	AddMachines(ctx context.Context, in *AddMachinesRequest, opts ...grpc.CallOption) (*Empty, error)
 	UpdateRun(ctx context.Context, in *UpdateRunRequest, opts ...grpc.CallOption) (*Empty, error)
+	// UpdateRunNotify is UpdateRun for an update that carries
+	// notifications: a plugin built before the outbox does not know the
+	// field and would drop them, but it answers UNIMPLEMENTED to this call,
+	// changing nothing.
+	UpdateRunNotify(ctx context.Context, in *UpdateRunRequest, opts ...grpc.CallOption) (*Empty, error)
 	UpdateMachine(ctx context.Context, in *UpdateMachineRequest, opts ...grpc.CallOption) (*Empty, error)
 	GetRun(ctx context.Context, in *GetRunRequest, opts ...grpc.CallOption) (*Run, error)
 	ListRuns(ctx context.Context, in *RunFilter, opts ...grpc.CallOption) (*ListRunsResponse, error)
@@ -89,8 +99,16 @@ type StoreClient interface {
 	FireRun(ctx context.Context, in *CreateRunRequest, opts ...grpc.CallOption) (*RecordFireResponse, error)
 	LastFire(ctx context.Context, in *LastFireRequest, opts ...grpc.CallOption) (*LastFireResponse, error)
 	// PruneRuns deletes the runs finished before finished_before and
-	// answers how many it deleted; fire records stay.
+	// answers how many it deleted; fire records stay. Delivered and failed
+	// notifications created before it go too, uncounted; pending ones stay.
 	PruneRuns(ctx context.Context, in *PruneRunsRequest, opts ...grpc.CallOption) (*PruneRunsResponse, error)
+	// The notification outbox. EnqueueNotifications leaves an id already
+	// stored as it is; FinishNotification fails with
+	// ERROR_KIND_LEASE_LOST when the lease is no longer the owner's.
+	EnqueueNotifications(ctx context.Context, in *EnqueueNotificationsRequest, opts ...grpc.CallOption) (*Empty, error)
+	ClaimNotifications(ctx context.Context, in *ClaimNotificationsRequest, opts ...grpc.CallOption) (*NotificationsResponse, error)
+	FinishNotification(ctx context.Context, in *FinishNotificationRequest, opts ...grpc.CallOption) (*Empty, error)
+	ListNotifications(ctx context.Context, in *NotificationFilter, opts ...grpc.CallOption) (*NotificationsResponse, error)
 	Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 	Close(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 }
@@ -137,6 +155,16 @@ func (c *storeClient) UpdateRun(ctx context.Context, in *UpdateRunRequest, opts 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
 	err := c.cc.Invoke(ctx, Store_UpdateRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) UpdateRunNotify(ctx context.Context, in *UpdateRunRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Store_UpdateRunNotify_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -296,6 +324,46 @@ func (c *storeClient) PruneRuns(ctx context.Context, in *PruneRunsRequest, opts 
 	return out, nil
 }
 
+func (c *storeClient) EnqueueNotifications(ctx context.Context, in *EnqueueNotificationsRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Store_EnqueueNotifications_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) ClaimNotifications(ctx context.Context, in *ClaimNotificationsRequest, opts ...grpc.CallOption) (*NotificationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NotificationsResponse)
+	err := c.cc.Invoke(ctx, Store_ClaimNotifications_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) FinishNotification(ctx context.Context, in *FinishNotificationRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Store_FinishNotification_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) ListNotifications(ctx context.Context, in *NotificationFilter, opts ...grpc.CallOption) (*NotificationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NotificationsResponse)
+	err := c.cc.Invoke(ctx, Store_ListNotifications_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storeClient) Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
@@ -339,6 +407,11 @@ type StoreServer interface {
 	CreateRun(context.Context, *CreateRunRequest) (*Empty, error)
 	AddMachines(context.Context, *AddMachinesRequest) (*Empty, error)
 	UpdateRun(context.Context, *UpdateRunRequest) (*Empty, error)
+	// UpdateRunNotify is UpdateRun for an update that carries
+	// notifications: a plugin built before the outbox does not know the
+	// field and would drop them, but it answers UNIMPLEMENTED to this call,
+	// changing nothing.
+	UpdateRunNotify(context.Context, *UpdateRunRequest) (*Empty, error)
 	UpdateMachine(context.Context, *UpdateMachineRequest) (*Empty, error)
 	GetRun(context.Context, *GetRunRequest) (*Run, error)
 	ListRuns(context.Context, *RunFilter) (*ListRunsResponse, error)
@@ -363,8 +436,16 @@ type StoreServer interface {
 	FireRun(context.Context, *CreateRunRequest) (*RecordFireResponse, error)
 	LastFire(context.Context, *LastFireRequest) (*LastFireResponse, error)
 	// PruneRuns deletes the runs finished before finished_before and
-	// answers how many it deleted; fire records stay.
+	// answers how many it deleted; fire records stay. Delivered and failed
+	// notifications created before it go too, uncounted; pending ones stay.
 	PruneRuns(context.Context, *PruneRunsRequest) (*PruneRunsResponse, error)
+	// The notification outbox. EnqueueNotifications leaves an id already
+	// stored as it is; FinishNotification fails with
+	// ERROR_KIND_LEASE_LOST when the lease is no longer the owner's.
+	EnqueueNotifications(context.Context, *EnqueueNotificationsRequest) (*Empty, error)
+	ClaimNotifications(context.Context, *ClaimNotificationsRequest) (*NotificationsResponse, error)
+	FinishNotification(context.Context, *FinishNotificationRequest) (*Empty, error)
+	ListNotifications(context.Context, *NotificationFilter) (*NotificationsResponse, error)
 	Ping(context.Context, *Empty) (*Empty, error)
 	Close(context.Context, *Empty) (*Empty, error)
 	mustEmbedUnimplementedStoreServer()
@@ -388,6 +469,9 @@ func (UnimplementedStoreServer) AddMachines(context.Context, *AddMachinesRequest
 }
 func (UnimplementedStoreServer) UpdateRun(context.Context, *UpdateRunRequest) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method UpdateRun not implemented")
+}
+func (UnimplementedStoreServer) UpdateRunNotify(context.Context, *UpdateRunRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateRunNotify not implemented")
 }
 func (UnimplementedStoreServer) UpdateMachine(context.Context, *UpdateMachineRequest) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method UpdateMachine not implemented")
@@ -433,6 +517,18 @@ func (UnimplementedStoreServer) LastFire(context.Context, *LastFireRequest) (*La
 }
 func (UnimplementedStoreServer) PruneRuns(context.Context, *PruneRunsRequest) (*PruneRunsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PruneRuns not implemented")
+}
+func (UnimplementedStoreServer) EnqueueNotifications(context.Context, *EnqueueNotificationsRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EnqueueNotifications not implemented")
+}
+func (UnimplementedStoreServer) ClaimNotifications(context.Context, *ClaimNotificationsRequest) (*NotificationsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ClaimNotifications not implemented")
+}
+func (UnimplementedStoreServer) FinishNotification(context.Context, *FinishNotificationRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method FinishNotification not implemented")
+}
+func (UnimplementedStoreServer) ListNotifications(context.Context, *NotificationFilter) (*NotificationsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListNotifications not implemented")
 }
 func (UnimplementedStoreServer) Ping(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Ping not implemented")
@@ -529,6 +625,24 @@ func _Store_UpdateRun_Handler(srv interface{}, ctx context.Context, dec func(int
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(StoreServer).UpdateRun(ctx, req.(*UpdateRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_UpdateRunNotify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).UpdateRunNotify(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_UpdateRunNotify_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).UpdateRunNotify(ctx, req.(*UpdateRunRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -792,6 +906,78 @@ func _Store_PruneRuns_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Store_EnqueueNotifications_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnqueueNotificationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).EnqueueNotifications(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_EnqueueNotifications_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).EnqueueNotifications(ctx, req.(*EnqueueNotificationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_ClaimNotifications_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClaimNotificationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).ClaimNotifications(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_ClaimNotifications_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).ClaimNotifications(ctx, req.(*ClaimNotificationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_FinishNotification_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FinishNotificationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).FinishNotification(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_FinishNotification_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).FinishNotification(ctx, req.(*FinishNotificationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_ListNotifications_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NotificationFilter)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).ListNotifications(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_ListNotifications_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).ListNotifications(ctx, req.(*NotificationFilter))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Store_Ping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(Empty)
 	if err := dec(in); err != nil {
@@ -852,6 +1038,10 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Store_UpdateRun_Handler,
 		},
 		{
+			MethodName: "UpdateRunNotify",
+			Handler:    _Store_UpdateRunNotify_Handler,
+		},
+		{
 			MethodName: "UpdateMachine",
 			Handler:    _Store_UpdateMachine_Handler,
 		},
@@ -906,6 +1096,22 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PruneRuns",
 			Handler:    _Store_PruneRuns_Handler,
+		},
+		{
+			MethodName: "EnqueueNotifications",
+			Handler:    _Store_EnqueueNotifications_Handler,
+		},
+		{
+			MethodName: "ClaimNotifications",
+			Handler:    _Store_ClaimNotifications_Handler,
+		},
+		{
+			MethodName: "FinishNotification",
+			Handler:    _Store_FinishNotification_Handler,
+		},
+		{
+			MethodName: "ListNotifications",
+			Handler:    _Store_ListNotifications_Handler,
 		},
 		{
 			MethodName: "Ping",
