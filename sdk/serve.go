@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/saltpeter/saltpeter/sdk/notifier"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
 )
@@ -19,9 +20,10 @@ import (
 type ServeOption func(*serveConfig)
 
 type serveConfig struct {
-	target func(hclog.Logger) (target.Target, error)
-	store  func(hclog.Logger) (store.Store, error)
-	level  hclog.Level
+	target   func(hclog.Logger) (target.Target, error)
+	store    func(hclog.Logger) (store.Store, error)
+	notifier func(hclog.Logger) (notifier.Notifier, error)
+	level    hclog.Level
 }
 
 // WithTarget makes the plugin serve the target kind. Serve calls factory
@@ -38,6 +40,15 @@ func WithTarget(factory func(hclog.Logger) (target.Target, error)) ServeOption {
 // store.Configurer.
 func WithStore(factory func(hclog.Logger) (store.Store, error)) ServeOption {
 	return func(c *serveConfig) { c.store = factory }
+}
+
+// WithNotifier makes the plugin serve the notifier kind. Serve calls
+// factory once, before it answers the core, with the plugin's logger; an
+// error from it ends the plugin with that error logged. The core starts
+// one process per notifier block and hands it the block's config through
+// Configure.
+func WithNotifier(factory func(hclog.Logger) (notifier.Notifier, error)) ServeOption {
+	return func(c *serveConfig) { c.notifier = factory }
 }
 
 // WithLogLevel sets the plugin logger's level, overriding the level the
@@ -124,8 +135,18 @@ func pluginSet(cfg serveConfig, logger hclog.Logger) (plugin.PluginSet, error) {
 		}
 		ps[KindStore] = &store.Plugin{Impl: impl}
 	}
+	if cfg.notifier != nil {
+		impl, err := cfg.notifier(logger)
+		if err != nil {
+			return nil, fmt.Errorf("create %s plugin: %w", KindNotifier, err)
+		}
+		if impl == nil {
+			return nil, fmt.Errorf("create %s plugin: factory returned no implementation", KindNotifier)
+		}
+		ps[KindNotifier] = &notifier.Plugin{Impl: impl}
+	}
 	if len(ps) == 0 {
-		return nil, fmt.Errorf("no plugin kind to serve: pass an option such as WithTarget or WithStore")
+		return nil, fmt.Errorf("no plugin kind to serve: pass an option such as WithTarget, WithStore or WithNotifier")
 	}
 	return ps, nil
 }

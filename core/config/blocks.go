@@ -286,6 +286,12 @@ func (l *loader) decodePlugin(b *hcl.Block) {
 	l.str(c.Attributes, "path", &p.Path)
 	if cb := l.single(c.Blocks, "config", "A plugin"); cb != nil {
 		p.Config = l.jsonBody(cb.Body)
+		if p.Kind == KindNotifier {
+			// One plugin serves many notifier blocks, one process each,
+			// each with its own config: a config here would be nobody's.
+			l.errorAt(cb.DefRange, "Config in a notifier plugin block",
+				fmt.Sprintf("plugin \"notifier\" %q takes only a path: each notifier block that uses it has its own config block.", p.Name))
+		}
 	}
 	if known {
 		l.cfg.Plugins = append(l.cfg.Plugins, p)
@@ -314,6 +320,8 @@ func (l *loader) decodeNotifier(b *hcl.Block) {
 		l.errorAt(b.DefRange, "Missing notifier plugin", missing)
 	} else if a := l.str(c.Attributes, "plugin", &n.Plugin); a != nil && n.Plugin == "" {
 		l.attrError(a, "Missing notifier plugin", missing)
+	} else if a != nil {
+		l.notifierPlugins = append(l.notifierPlugins, a)
 	}
 	if cb := l.single(c.Blocks, "config", "A notifier"); cb != nil {
 		n.Config = l.jsonBody(cb.Body)

@@ -95,6 +95,9 @@ type loader struct {
 	coreAttrs                coreAttrs
 	firstJob                 map[string]hcl.Range
 	refs                     []jobRefs
+	// notifierPlugins are the notifier blocks' plugin attributes, checked
+	// once every plugin block is read (checkNotifierPlugins).
+	notifierPlugins []*hcl.Attribute
 }
 
 func (l *loader) root(body hcl.Body) {
@@ -141,4 +144,5 @@ func (l *loader) finish(base string) {
 		s.Path = filepath.Join(l.cfg.Core.DataDir, "saltpeter.db")
 	}
 	l.checkRefs()
+	l.checkNotifierPlugins()
 }

@@ -1,6 +1,6 @@
 // Package pluginhost runs the core's plugins as subprocesses, with
 // hashicorp/go-plugin over gRPC, and hands the rest of the core plain Go
-// interfaces (target.Target and store.Store today).
+// interfaces (target.Target, store.Store and notifier.Notifier).
 //
 // A built-in plugin is served by the core's own binary, re-executed as
 // `saltpeter plugin KIND NAME` (plugins/builtin); a third-party plugin is
@@ -10,7 +10,11 @@
 // Configurer accepts only an empty config); one that dies is started
 // again on next use, and a call that failed because its plugin died is
 // retried once on the new one (store.go says why that is safe for each
-// store method).
+// store method; notifier.go why a notification may then arrive twice).
+//
+// A notifier block is an instance of a notifier plugin, with a process
+// of its own: Host.Notifier(name) is the block's process, configured with
+// the block's config (notifier.go).
 //
 // Plugins never outlive the core: the host asks the kernel to kill a
 // plugin when the core dies (Pdeathsig), and sdk.Serve makes a plugin exit

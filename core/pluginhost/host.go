@@ -28,6 +28,9 @@ type Config struct {
 	// Plugins are the configuration's plugin blocks. Built-in targets
 	// need none.
 	Plugins []config.Plugin
+	// Notifiers are the configuration's notifier blocks: each is served
+	// by a process of its own (see Host.Notifier).
+	Notifiers []config.Notifier
 	// Executable serves the built-in plugins; default os.Executable().
 	Executable string
 	// BuiltinArgs are Executable's arguments for a built-in plugin;
@@ -84,10 +87,16 @@ func New(cfg Config) (*Host, error) {
 		cfg.StartTimeout = 30 * time.Second
 	}
 	h := &Host{cfg: cfg, log: cfg.Logger, pdeathsig: syscall.SIGKILL, plugins: map[key]*managed{}}
+	programs := map[string]config.Plugin{} // notifier plugins, by name
 	for _, p := range cfg.Plugins {
+		if p.Kind == sdk.KindNotifier {
+			if err := h.declareNotifierPlugin(programs, p); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if p.Kind != sdk.KindTarget && p.Kind != sdk.KindStore {
-			// Notifier plugins are not hosted here yet.
-			h.log.Debug("plugin kind not hosted yet, ignoring", "kind", p.Kind, "name", p.Name)
+			h.log.Debug("plugin kind not hosted, ignoring", "kind", p.Kind, "name", p.Name)
 			continue
 		}
 		k := key{p.Kind, p.Name}
@@ -99,6 +108,9 @@ func New(cfg Config) (*Host, error) {
 				p.Range, p.Kind, p.Name, p.Kind, strings.Join(cfg.Builtins(p.Kind), ", "))
 		}
 		h.plugins[k] = h.newManaged(p.Kind, p.Name, p.Path, p.Config)
+	}
+	if err := h.addNotifiers(cfg.Notifiers, programs); err != nil {
+		return nil, err
 	}
 	return h, nil
 }

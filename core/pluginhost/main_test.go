@@ -18,6 +18,7 @@ import (
 	"github.com/saltpeter/saltpeter/plugins/builtin"
 	"github.com/saltpeter/saltpeter/plugins/sqlite"
 	"github.com/saltpeter/saltpeter/sdk"
+	"github.com/saltpeter/saltpeter/sdk/notifier"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
 )
@@ -46,10 +47,11 @@ func TestMain(m *testing.M) {
 			}
 			os.Exit(0)
 		}
-		// One binary, two kinds: the host dispenses each by its kind.
+		// One binary, three kinds: the host dispenses each by its kind.
 		sdk.Serve("fake",
 			sdk.WithTarget(func(l hclog.Logger) (target.Target, error) { return &fakeTarget{log: l}, nil }),
-			sdk.WithStore(func(l hclog.Logger) (store.Store, error) { return &fakeStore{Store: memory.New(), log: l}, nil }))
+			sdk.WithStore(func(l hclog.Logger) (store.Store, error) { return &fakeStore{Store: memory.New(), log: l}, nil }),
+			sdk.WithNotifier(func(l hclog.Logger) (notifier.Notifier, error) { return &fakeNotifier{log: l}, nil }))
 		os.Exit(0)
 	case os.Getenv(envHost) != "":
 		if err := runHost(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/saltpeter/saltpeter/sdk"
+	"github.com/saltpeter/saltpeter/sdk/notifier"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
 )
@@ -24,8 +25,12 @@ import (
 type managed struct {
 	host       *Host
 	kind, name string
-	path       string // empty: built-in
-	log        hclog.Logger
+	// plugin is the plugin the process serves: the name itself, but for
+	// a notifier block, whose name is the block's and whose plugin is the
+	// block's plugin attribute.
+	plugin string
+	path   string // empty: built-in
+	log    hclog.Logger
 
 	// lock serialises starts and stops; a channel so that waiting for it
 	// honours a context.
@@ -40,15 +45,15 @@ type managed struct {
 // instance is one run of a plugin process.
 type instance struct {
 	client *plugin.Client
-	// impl is the dispensed client of the plugin's kind: a target.Target
-	// or a store.Store.
+	// impl is the dispensed client of the plugin's kind: a target.Target,
+	// a store.Store or a notifier.Notifier.
 	impl any
 	pid  int
 }
 
 // configurer is how the host hands a plugin its config, whatever its
-// kind: target.Target has Configure, and a store's client forwards it to
-// the store when the store is a store.Configurer.
+// kind: target.Target and notifier.Notifier have Configure, and a store's
+// client forwards it to the store when the store is a store.Configurer.
 type configurer interface {
 	Configure(ctx context.Context, config []byte) error
 }
@@ -61,6 +66,7 @@ func (h *Host) newManaged(kind, name, path string, config []byte) *managed {
 		host:   h,
 		kind:   kind,
 		name:   name,
+		plugin: name,
 		path:   path,
 		log:    h.log.Named("plugin." + kind + "." + name),
 		lock:   make(chan struct{}, 1),
@@ -103,7 +109,7 @@ func (m *managed) start(ctx context.Context) (*instance, error) {
 	h := m.host
 	var cmd *exec.Cmd
 	if m.path == "" {
-		cmd = exec.Command(h.cfg.Executable, h.cfg.BuiltinArgs(m.kind, m.name)...)
+		cmd = exec.Command(h.cfg.Executable, h.cfg.BuiltinArgs(m.kind, m.plugin)...)
 	} else {
 		cmd = exec.Command(m.path)
 	}
@@ -121,7 +127,7 @@ func (m *managed) start(ctx context.Context) (*instance, error) {
 
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
-		Plugins:          plugin.PluginSet{target.Kind: &target.Plugin{}, store.Kind: &store.Plugin{}},
+		Plugins:          plugin.PluginSet{target.Kind: &target.Plugin{}, store.Kind: &store.Plugin{}, notifier.Kind: &notifier.Plugin{}},
 		Cmd:              cmd,
 		SkipHostEnv:      true, // cmd.Env has it, under Config.Env
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},

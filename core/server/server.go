@@ -88,7 +88,7 @@ func Run(ctx context.Context, opts Options) error {
 	if storePlug != nil {
 		pluginBlocks = append(slices.Clone(conf.Plugins), *storePlug)
 	}
-	plugins, err := pluginhost.New(pluginhost.Config{Logger: log.Named("plugins"), Plugins: pluginBlocks})
+	plugins, err := pluginhost.New(pluginhost.Config{Logger: log.Named("plugins"), Plugins: pluginBlocks, Notifiers: conf.Notifiers})
 	if err != nil {
 		return fmt.Errorf("start plugin host: %w", err)
 	}

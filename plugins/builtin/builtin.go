@@ -8,12 +8,17 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/saltpeter/saltpeter/plugins/email"
+	execnotifier "github.com/saltpeter/saltpeter/plugins/exec"
 	"github.com/saltpeter/saltpeter/plugins/local"
 	"github.com/saltpeter/saltpeter/plugins/postgres"
 	"github.com/saltpeter/saltpeter/plugins/salt"
+	"github.com/saltpeter/saltpeter/plugins/slack"
 	"github.com/saltpeter/saltpeter/plugins/sqlite"
 	sshtarget "github.com/saltpeter/saltpeter/plugins/ssh"
+	"github.com/saltpeter/saltpeter/plugins/webhook"
 	"github.com/saltpeter/saltpeter/sdk"
+	"github.com/saltpeter/saltpeter/sdk/notifier"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
 )
@@ -31,6 +36,15 @@ var stores = map[string]func(hclog.Logger) (store.Store, error){
 	postgres.Name: func(l hclog.Logger) (store.Store, error) { return postgres.NewPlugin(l), nil },
 }
 
+// notifiers are the built-in notifier plugins by name. The core starts
+// one process of a notifier plugin per notifier block that uses it.
+var notifiers = map[string]func(hclog.Logger) (notifier.Notifier, error){
+	webhook.Name:      func(l hclog.Logger) (notifier.Notifier, error) { return webhook.New(l), nil },
+	slack.Name:        func(l hclog.Logger) (notifier.Notifier, error) { return slack.New(l), nil },
+	email.Name:        func(l hclog.Logger) (notifier.Notifier, error) { return email.New(l), nil },
+	execnotifier.Name: func(l hclog.Logger) (notifier.Notifier, error) { return execnotifier.New(l), nil },
+}
+
 // Names returns the built-in plugins of kind, sorted; none for a kind
 // without built-ins.
 func Names(kind string) []string {
@@ -42,6 +56,10 @@ func Names(kind string) []string {
 		}
 	case sdk.KindStore:
 		for n := range stores {
+			names = append(names, n)
+		}
+	case sdk.KindNotifier:
+		for n := range notifiers {
 			names = append(names, n)
 		}
 	}
@@ -67,6 +85,13 @@ func Serve(kind, name string) error {
 			return fmt.Errorf("no built-in %s plugin %q (built-in: %s)", kind, name, strings.Join(Names(kind), ", "))
 		}
 		sdk.Serve(name, sdk.WithStore(f))
+		return nil
+	case sdk.KindNotifier:
+		f, ok := notifiers[name]
+		if !ok {
+			return fmt.Errorf("no built-in %s plugin %q (built-in: %s)", kind, name, strings.Join(Names(kind), ", "))
+		}
+		sdk.Serve(name, sdk.WithNotifier(f))
 		return nil
 	}
 	return fmt.Errorf("no built-in plugins of kind %q", kind)

@@ -12,6 +12,9 @@ func TestNames(t *testing.T) {
 	if got := builtin.Names("target"); !slices.Contains(got, "local") {
 		t.Errorf(`Names("target") = %q, want local among them`, got)
 	}
+	if got := builtin.Names("notifier"); !slices.Equal(got, []string{"email", "exec", "slack", "webhook"}) {
+		t.Errorf(`Names("notifier") = %q, want email, exec, slack, webhook`, got)
+	}
 	if got := builtin.Names("nonsense"); len(got) != 0 {
 		t.Errorf(`Names("nonsense") = %q, want none`, got)
 	}
@@ -20,6 +23,7 @@ func TestNames(t *testing.T) {
 func TestServeUnknown(t *testing.T) {
 	tests := []struct{ kind, name, want string }{
 		{"target", "nope", `no built-in target plugin "nope" (built-in: local, salt, ssh)`},
+		{"notifier", "pager", `no built-in notifier plugin "pager" (built-in: email, exec, slack, webhook)`},
 		{"nonsense", "local", `no built-in plugins of kind "nonsense"`},
 	}
 	for _, tt := range tests {
