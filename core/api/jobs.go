@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/saltpeter/saltpeter/core/control"
+	"github.com/saltpeter/saltpeter/core/schedule"
 	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
@@ -293,9 +295,23 @@ func (a *API) resetEnabled(w http.ResponseWriter, r *http.Request) {
 	a.writeJob(w, r, name)
 }
 
+// fireJSON is one fire time in GET /api/v1/jobs/{name}/next, whose answer
+// is {"job", "timezone", "fires"}:
+//   - at: the instant, RFC 3339 in UTC; at_local: the same instant in the
+//     job's timezone, with its offset.
+//   - dst_transition: the UTC offset changed since the previous fire (for
+//     the first: since now), a daylight-saving transition lies between.
+//   - dst, omitted for an ordinary fire: "shifted" when the slot's
+//     wall-clock time does not exist that day and dst_gap = "shift" moved
+//     it to the end of the gap; "second_pass" when the slot's wall-clock
+//     time comes twice that day and this is the second time (dst_repeat =
+//     "twice", or an interval schedule, which follows the clock);
+//     "transition" when it is neither but dst_transition is true.
 type fireJSON struct {
 	At            *string `json:"at"`
+	AtLocal       string  `json:"at_local"`
 	DSTTransition bool    `json:"dst_transition"`
+	DST           string  `json:"dst,omitempty"`
 }
 
 func (a *API) nextRuns(w http.ResponseWriter, r *http.Request) {
@@ -314,11 +330,36 @@ func (a *API) nextRuns(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, jobErr(name, err))
 		return
 	}
+	// The runner lists bare instants; the job's schedule, which carries
+	// its zone and DST policies, says how each came about.
+	js, err := a.control.Job(r.Context(), name)
+	if err != nil {
+		a.fail(w, r, jobErr(name, err))
+		return
+	}
+	loc, tz := time.UTC, "UTC"
+	var sched schedule.Schedule
+	if j := js.Job; j != nil {
+		sched = j.ParsedSchedule
+		if j.Location != nil {
+			loc, tz = j.Location, j.Location.String()
+		}
+	}
 	out := make([]fireJSON, 0, len(fires))
 	for _, f := range fires {
-		out = append(out, fireJSON{At: ts(f.At), DSTTransition: f.DST})
+		fj := fireJSON{At: ts(f.At), AtLocal: f.At.In(loc).Format(time.RFC3339Nano), DSTTransition: f.DST}
+		shifted, second := schedule.SlotDST(sched, f.At)
+		switch {
+		case shifted:
+			fj.DST = "shifted"
+		case second:
+			fj.DST = "second_pass"
+		case f.DST:
+			fj.DST = "transition"
+		}
+		out = append(out, fj)
 	}
-	a.writeJSON(w, http.StatusOK, map[string]any{"job": name, "fires": out})
+	a.writeJSON(w, http.StatusOK, map[string]any{"job": name, "timezone": tz, "fires": out})
 }
 
 func (a *API) reload(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/saltpeter/saltpeter/core/control"
+	"github.com/saltpeter/saltpeter/core/schedule"
 	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
@@ -271,6 +272,93 @@ func TestNextRuns(t *testing.T) {
 		})
 	}
 	wantError(t, e.do(req{Method: "GET", Path: "/api/v1/jobs/nope/next"}), 404, CodeJobNotFound)
+}
+
+// The next fires carry the job's local time and what daylight saving did
+// to them. New York goes from 02:00 EST to 03:00 EDT on 2026-03-08 and from
+// 02:00 EDT back to 01:00 EST on 2026-11-01. The fake runner returns the
+// instants and offset-change flags the real one computes for the schedule.
+func TestNextRunsDSTFlags(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fire struct {
+		At            string `json:"at"`
+		AtLocal       string `json:"at_local"`
+		DSTTransition bool   `json:"dst_transition"`
+		DST           string `json:"dst"`
+	}
+	tests := []struct {
+		name        string
+		gap, repeat string
+		fires       []control.Fire
+		want        []fire
+	}{
+		{"shift and twice", "shift", "twice",
+			[]control.Fire{
+				{At: at(t, "2026-03-08T06:30:00Z")}, {At: at(t, "2026-03-08T07:00:00Z"), DST: true},
+				{At: at(t, "2026-11-01T05:30:00Z")}, {At: at(t, "2026-11-01T06:30:00Z"), DST: true}, {At: at(t, "2026-11-01T07:30:00Z")},
+			},
+			[]fire{
+				{"2026-03-08T06:30:00Z", "2026-03-08T01:30:00-05:00", false, ""},
+				{"2026-03-08T07:00:00Z", "2026-03-08T03:00:00-04:00", true, "shifted"},
+				{"2026-11-01T05:30:00Z", "2026-11-01T01:30:00-04:00", false, ""},
+				{"2026-11-01T06:30:00Z", "2026-11-01T01:30:00-05:00", true, "second_pass"},
+				{"2026-11-01T07:30:00Z", "2026-11-01T02:30:00-05:00", false, ""},
+			}},
+		{"skip and once", "skip", "once",
+			[]control.Fire{
+				{At: at(t, "2026-03-08T06:30:00Z")}, {At: at(t, "2026-03-09T05:30:00Z"), DST: true},
+				{At: at(t, "2026-11-01T05:30:00Z")}, {At: at(t, "2026-11-01T07:30:00Z"), DST: true},
+			},
+			[]fire{
+				{"2026-03-08T06:30:00Z", "2026-03-08T01:30:00-05:00", false, ""},
+				{"2026-03-09T05:30:00Z", "2026-03-09T01:30:00-04:00", true, "transition"},
+				{"2026-11-01T05:30:00Z", "2026-11-01T01:30:00-04:00", false, ""},
+				{"2026-11-01T07:30:00Z", "2026-11-01T02:30:00-05:00", true, "transition"},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parsed, err := schedule.Parse("0 30 1,2 * * *")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sched, err := schedule.WithDST(parsed, ny, tt.gap, tt.repeat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newEnv(t)
+			js := backupJob()
+			js.Job.Schedule, js.Job.ParsedSchedule, js.Job.Timezone, js.Job.Location = "0 30 1,2 * * *", sched, "America/New_York", ny
+			js.Job.DSTGap, js.Job.DSTRepeat = tt.gap, tt.repeat
+			e.ctl.jobs["backup"], e.ctl.fires = js, tt.fires
+
+			r := e.do(req{Method: "GET", Path: fmt.Sprintf("/api/v1/jobs/backup/next?count=%d", len(tt.fires))})
+			wantStatus(t, r, 200)
+			var got struct {
+				Job      string `json:"job"`
+				Timezone string `json:"timezone"`
+				Fires    []fire `json:"fires"`
+			}
+			if err := json.Unmarshal(r.Body, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Job != "backup" || got.Timezone != "America/New_York" || !reflect.DeepEqual(got.Fires, tt.want) {
+				t.Errorf("got %s\nwant fires %+v", r.Body, tt.want)
+			}
+		})
+	}
+}
+
+func at(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func TestReload(t *testing.T) {

@@ -29,6 +29,7 @@ Core:
 
 Operator (talks to a core's HTTP API; -addr or SALTPETER_ADDR, token in SALTPETER_TOKEN):
   saltpeter jobs
+  saltpeter next JOB [-count N]
   saltpeter run JOB
   saltpeter kill JOB | kill -run ID [-machine M] [-signal SIG] [-grace D]
   saltpeter enable JOB | disable JOB | reset JOB

@@ -148,6 +148,15 @@ func (l *loader) decodeJob(b *hcl.Block) {
 	l.oneOf(attrs, "catch_up", &j.CatchUp, []string{"none", "latest", "all"}, nil)
 	l.oneOf(attrs, "dst_gap", &j.DSTGap, []string{"shift", "skip"}, nil)
 	l.oneOf(attrs, "dst_repeat", &j.DSTRepeat, []string{"once", "twice"}, nil)
+	if j.ParsedSchedule != nil {
+		// Bound here, so that every consumer of the job's schedule (the
+		// Scheduler, catch-up, the next-runs listing) fires the same slots.
+		sched, err := schedule.WithDST(j.ParsedSchedule, j.Location, j.DSTGap, j.DSTRepeat)
+		if err != nil {
+			l.errorAt(b.DefRange, "Invalid daylight-saving policy", err.Error()+".")
+		}
+		j.ParsedSchedule = sched
+	}
 	l.boolean(attrs, "keep_children", &j.KeepChildren)
 
 	if tb := l.single(c.Blocks, "target", fmt.Sprintf("job %q", j.Name)); tb != nil {

@@ -455,6 +455,52 @@ func TestLoadFullExample(t *testing.T) {
 	}
 }
 
+// The job's ParsedSchedule carries its timezone and DST policies, so that
+// whoever asks it for slots, from a time in any location, gets the job's.
+// New York goes from 02:00 EST to 03:00 EDT on 2026-03-08 and from 02:00
+// EDT back to 01:00 EST on 2026-11-01.
+func TestLoadScheduleCarriesDSTPolicies(t *testing.T) {
+	tests := []struct {
+		name  string
+		attrs []string
+		after string // RFC 3339
+		want  []string
+	}{
+		{"default gap: shift", []string{`  timezone = "America/New_York"`, `  schedule = "0 30 2 * * *"`},
+			"2026-03-08T00:00:00Z", []string{"2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00"}},
+		{"dst_gap skip", []string{`  timezone = "America/New_York"`, `  schedule = "0 30 2 * * *"`, `  dst_gap = "skip"`},
+			"2026-03-08T00:00:00Z", []string{"2026-03-09T02:30:00-04:00", "2026-03-10T02:30:00-04:00"}},
+		{"default repeat: once", []string{`  timezone = "America/New_York"`, `  schedule = "0 30 1 * * *"`},
+			"2026-11-01T00:00:00Z", []string{"2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"}},
+		{"dst_repeat twice", []string{`  timezone = "America/New_York"`, `  schedule = "0 30 1 * * *"`, `  dst_repeat = "twice"`},
+			"2026-11-01T00:00:00Z", []string{"2026-11-01T01:30:00-04:00", "2026-11-01T01:30:00-05:00", "2026-11-02T01:30:00-05:00"}},
+		{"no timezone: UTC", []string{`  schedule = "0 30 2 * * *"`, `  dst_gap = "skip"`},
+			"2026-03-08T00:00:00Z", []string{"2026-03-08T02:30:00Z", "2026-03-09T02:30:00Z"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "job \"j\" {\n" + lines(tt.attrs...) + "  command = \"true\"\n  target \"local\" {}\n}\n"
+			cfg, diags := config.Load(filepath.Join(writeFiles(t, map[string]string{"main.hcl": src}), "main.hcl"))
+			checkDiags(t, diags, nil)
+			j := cfg.Job("j")
+			if j == nil || j.ParsedSchedule == nil {
+				t.Fatalf("job j = %+v", j)
+			}
+			at, err := time.Parse(time.RFC3339, tt.after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range tt.want {
+				at = j.ParsedSchedule.Next(at)
+				if got := at.Format(time.RFC3339); got != want || at.Location() != j.Location {
+					t.Fatalf("slot %d = %s in %s, want %s in %s", i, got, at.Location(), want, j.Location)
+				}
+				at = at.UTC() // the argument's location must not matter
+			}
+		})
+	}
+}
+
 func TestWriteDiagnostics(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"main.hcl": job(`  timeout = "5 minutes"`)})
 	cfg, diags := config.Load(filepath.Join(dir, "main.hcl"))

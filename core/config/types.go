@@ -128,7 +128,9 @@ type Job struct {
 	Name     string
 	Group    string
 	Schedule string
-	// ParsedSchedule is Schedule parsed by schedule.Parse.
+	// ParsedSchedule is Schedule parsed by schedule.Parse and bound by
+	// schedule.WithDST to Location, DSTGap and DSTRepeat: its Next gives
+	// the job's slots, policies applied, from a time in any location.
 	ParsedSchedule schedule.Schedule
 	Timezone       string
 	Location       *time.Location

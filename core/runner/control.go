@@ -246,9 +246,9 @@ func (r *Runner) NextRuns(ctx context.Context, name string, n int) ([]control.Fi
 	if err != nil {
 		return nil, err
 	}
-	s, err := schedule.Parse(js.Job.Schedule)
+	s, err := jobSchedule(js.Job)
 	if err != nil {
-		return nil, fmt.Errorf("parse schedule of %s: %w", name, err)
+		return nil, err
 	}
 	fires := schedule.NextN(s, js.Job.Location, r.cfg.Now(), n)
 	out := make([]control.Fire, len(fires))
@@ -316,4 +316,21 @@ func (r *Runner) applyMaintenance(ctx context.Context, m *store.Maintenance) (co
 	})
 	r.cfg.Publish(events.Event{Kind: events.MaintenanceUpdated})
 	return now, err
+}
+
+// jobSchedule is the job's schedule with its zone and DST policies, as
+// config.Load binds it; a job built by hand (tests) carries only the text.
+func jobSchedule(j *config.Job) (schedule.Schedule, error) {
+	if j.ParsedSchedule != nil {
+		return j.ParsedSchedule, nil
+	}
+	p, err := schedule.Parse(j.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("parse schedule of %s: %w", j.Name, err)
+	}
+	s, err := schedule.WithDST(p, j.Location, j.DSTGap, j.DSTRepeat)
+	if err != nil {
+		return nil, fmt.Errorf("apply the daylight-saving policies of %s: %w", j.Name, err)
+	}
+	return s, nil
 }

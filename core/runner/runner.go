@@ -416,14 +416,10 @@ func (st *state) enabled(j *config.Job) bool {
 func (r *Runner) reschedule(st *state) {
 	entries := make([]schedule.Entry, 0, len(st.conf.Jobs))
 	for _, j := range st.conf.Jobs {
-		s := j.ParsedSchedule
-		if s == nil {
-			// Jobs built by hand (tests) carry only the text.
-			var err error
-			if s, err = schedule.Parse(j.Schedule); err != nil {
-				r.log.Error("schedule does not parse", "job", j.Name, "error", err)
-				continue
-			}
+		s, err := jobSchedule(j)
+		if err != nil {
+			r.log.Error("schedule of a job", "job", j.Name, "error", err)
+			continue
 		}
 		entries = append(entries, schedule.Entry{Name: j.Name, Schedule: s, Location: j.Location, Enabled: st.enabled(j)})
 	}

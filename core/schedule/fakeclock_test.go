@@ -8,20 +8,24 @@ import (
 	"github.com/saltpeter/saltpeter/core/schedule"
 )
 
-// fakeClock moves only when the test says so. Its timers fire when the
-// clock is moved past their deadline. A live timer whose deadline is ahead
-// means the Scheduler has finished its round and is parked waiting, which
-// is how the tests know that nothing more is about to be sent.
+// fakeClock moves only when the test says so. Like the real one it has a
+// wall clock, which Now reads and which may step, and a monotonic one,
+// which only time passing moves and on which timers run: a timer fires
+// when the monotonic clock reaches its deadline, whatever the wall clock
+// did. A live timer whose deadline is ahead means the Scheduler has
+// finished its round and is parked waiting, which is how the tests know
+// that nothing more is about to be sent.
 type fakeClock struct {
 	mu      sync.Mutex
-	now     time.Time
+	now     time.Time     // the wall clock
+	mono    time.Duration // the monotonic clock: time passed since the start
 	timers  map[*fakeTimer]bool
 	changed chan struct{} // closed and replaced whenever timers change
 }
 
 type fakeTimer struct {
 	c  *fakeClock
-	at time.Time
+	at time.Duration // on the monotonic clock
 	ch chan time.Time
 }
 
@@ -38,7 +42,7 @@ func (c *fakeClock) Now() time.Time {
 func (c *fakeClock) NewTimer(d time.Duration) schedule.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
+	t := &fakeTimer{c: c, at: c.mono + d, ch: make(chan time.Time, 1)}
 	if d <= 0 {
 		t.ch <- c.now
 		return t
@@ -64,34 +68,57 @@ func (c *fakeClock) notifyLocked() {
 	c.changed = make(chan struct{})
 }
 
-// set moves the clock to now, forwards or backwards, firing due timers.
+// set moves the wall clock to now. Forwards, that is time passing: the
+// monotonic clock moves as much and due timers fire. Backwards, it is a
+// step of the wall clock alone, as jump makes.
 func (c *fakeClock) set(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if d := now.Sub(c.now); d > 0 {
+		c.mono += d
+	}
 	c.now = now
+	c.fireLocked()
+}
+
+func (c *fakeClock) advance(d time.Duration) { c.set(c.Now().Add(d)) }
+
+// jump steps the wall clock by d, forwards or backwards, without time
+// passing: an NTP step or a resumed VM. No timer fires.
+func (c *fakeClock) jump(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.notifyLocked()
+}
+
+func (c *fakeClock) fireLocked() {
 	for t := range c.timers {
-		if !t.at.After(now) {
-			t.ch <- now
+		if t.at <= c.mono {
+			t.ch <- c.now
 			delete(c.timers, t)
 		}
 	}
 	c.notifyLocked()
 }
 
-func (c *fakeClock) advance(d time.Duration) { c.set(c.Now().Add(d)) }
-
-// parked reports whether the Scheduler waits on a timer, and a channel
-// that is closed when that may have changed.
+// parked reports whether the Scheduler waits on a timer, the wall-clock
+// time at which the first one fires if the wall clock does not step, and a
+// channel that is closed when that may have changed.
 func (c *fakeClock) parked() (time.Time, bool, <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var first time.Time
+	var first time.Duration
+	ok := false
 	for t := range c.timers {
-		if first.IsZero() || t.at.Before(first) {
-			first = t.at
+		if !ok || t.at < first {
+			first, ok = t.at, true
 		}
 	}
-	return first, len(c.timers) > 0, c.changed
+	if !ok {
+		return time.Time{}, false, c.changed
+	}
+	return c.now.Add(first - c.mono), true, c.changed
 }
 
 // failAfter bounds how long a test waits for an event that should come

@@ -13,17 +13,22 @@ import (
 
 // Schedule yields a job's slots.
 type Schedule interface {
-	// Next returns the first slot strictly after after, in after's
-	// location, or the zero time when there is none (@manually, or a cron
-	// expression that matches no date within five years). Fixed-hour cron
-	// fields are read in after's location, so the caller converts after to
-	// the job's time zone first; @every ignores the location.
+	// Next returns the first slot strictly after after, or the zero time
+	// when there is none (@manually, or a cron expression that matches no
+	// date within five years). A schedule from Parse reads cron fields in
+	// after's location and returns the slot in it, so the caller converts
+	// after to the job's time zone first; one from WithDST reads them in
+	// its own zone and returns slots there, whatever after's location.
+	// @every ignores zones: its slots are instants. For the same after,
+	// Next always gives the same instant, so that a slot is the same across
+	// restarts.
 	Next(after time.Time) time.Time
 	// Manual reports whether the schedule never fires by itself.
 	Manual() bool
 	// String is the normalised expression: equal strings mean the same
-	// schedule, which is how the Scheduler tells that a reload left a job's
-	// schedule unchanged.
+	// expression. The zone and daylight-saving policies WithDST adds are
+	// not part of it; the Scheduler compares those too when it tells
+	// whether a reload left a job's schedule unchanged.
 	String() string
 }
 
@@ -44,6 +49,10 @@ var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour |
 // 6 (second first), a descriptor (@hourly, @daily, @midnight, @weekly,
 // @monthly, @yearly, @annually), "@every D" with D a duration of whole
 // seconds, at least 1s (days allowed: "@every 1d"), or "@manually".
+//
+// The schedule reads cron fields in the location of the time given to
+// Next, with the default daylight-saving policies (shift, once); WithDST
+// binds it to a zone and to the job's policies.
 func Parse(expr string) (Schedule, error) {
 	s := strings.TrimSpace(expr)
 	switch {
@@ -93,7 +102,8 @@ func parseDescriptor(s string) (Schedule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", name, err)
 		}
-		return cronSchedule{spec: sched.(*cron.SpecSchedule), expr: name}, nil
+		// Every descriptor but @hourly names its hour: 00:00.
+		return cronSchedule{spec: sched.(*cron.SpecSchedule), expr: name, fixedHour: name != "@hourly"}, nil
 	}
 	return nil, fmt.Errorf("unknown descriptor %q: use %s", fields[0], descriptorHint)
 }
@@ -128,8 +138,16 @@ func parseCron(s string) (Schedule, error) {
 	if spec.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
 		return nil, fmt.Errorf("cron schedule %q never fires: no date matches its day-of-month and month (such as 30 February)", expr)
 	}
-	return cronSchedule{spec: spec, expr: expr}, nil
+	hour := fields[len(fields)-4]
+	return cronSchedule{spec: spec, expr: expr, fixedHour: fixedHourField(hour)}, nil
 }
+
+// fixedHourField reports whether a cron hour field names its hours: a
+// number, a range or a list of them ("2", "9-17", "2,14"). A wildcard or a
+// step anywhere in it ("*", "?", "*/2", "1-23/2") makes the hour follow the
+// clock instead, and the schedule is an interval one for daylight saving
+// (see WithDST).
+func fixedHourField(f string) bool { return !strings.ContainsAny(f, "*?/") }
 
 // fieldError names the field robfig rejected: its own message does not say
 // which one it was, and an operator reads fields by name.
@@ -163,23 +181,24 @@ func operatorWords(msg string) string {
 	return msg
 }
 
+// cronSchedule matches its fields against wall-clock readings with
+// robfig/cron, in UTC where no reading is missing or repeated, and maps each
+// reading to instants in its zone itself (see dst.go).
 type cronSchedule struct {
 	spec *cron.SpecSchedule
 	expr string
+	// fixedHour: the hour field names hours, so the DST policies apply.
+	fixedHour bool
+	// loc is the zone set by WithDST; nil reads fields in Next's argument's
+	// location, as Parse's schedules do.
+	loc *time.Location
+	// gap and repeat are the policies set by WithDST; "" is the default.
+	gap, repeat string
 }
 
 func (c cronSchedule) Next(after time.Time) time.Time {
-	next := c.spec.Next(after)
-	// robfig resets to the start of an hour with time.Date, which inside a
-	// repeated autumn hour may pick the earlier pass; "strictly after" is
-	// what keeps a slot from firing twice, so it is enforced here.
-	for i := 0; i < 3 && !next.IsZero() && !next.After(after); i++ {
-		next = c.spec.Next(next)
-	}
-	if !next.IsZero() && !next.After(after) {
-		return time.Time{}
-	}
-	return next
+	t, _ := c.nextSlot(after)
+	return t
 }
 func (c cronSchedule) Manual() bool   { return false }
 func (c cronSchedule) String() string { return c.expr }
@@ -187,7 +206,10 @@ func (c cronSchedule) String() string { return c.expr }
 // every is "@every D". Its slots are the multiples of D since the Unix
 // epoch, not since the core started, so every core and every restart agree
 // on them and a restart neither shifts nor repeats a slot.
-type every struct{ d time.Duration }
+type every struct {
+	d   time.Duration
+	loc *time.Location // set by WithDST: slots are returned in it
+}
 
 func (e every) Next(after time.Time) time.Time {
 	// Whole seconds keep the arithmetic far from int64 limits: nanoseconds
@@ -198,7 +220,11 @@ func (e every) Next(after time.Time) time.Time {
 	if sec%step < 0 { // floor for instants before 1970
 		k--
 	}
-	return time.Unix((k+1)*step, 0).In(after.Location())
+	loc := e.loc
+	if loc == nil {
+		loc = after.Location()
+	}
+	return time.Unix((k+1)*step, 0).In(loc)
 }
 func (e every) Manual() bool   { return false }
 func (e every) String() string { return "@every " + wire.FormatDuration(e.d) }

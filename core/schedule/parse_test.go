@@ -217,56 +217,82 @@ func TestNextInZone(t *testing.T) {
 
 // Europe/Bucharest springs forward on 2024-03-31 at 03:00 EET (01:00 UTC)
 // to 04:00 EEST, and falls back on 2024-10-27 at 04:00 EEST to 03:00 EET.
+// NextN flags each fire: dst when the offset changed since the previous
+// one, and how the policy placed it.
 func TestNextNDST(t *testing.T) {
 	bucharest := mustLoc(t, "Europe/Bucharest")
-	type fire struct {
+	type want struct {
 		local string // "2006-01-02 15:04 MST"
 		dst   bool
+		flag  string // "shifted", "second" or ""
 	}
 	tests := []struct {
-		name string
-		expr string
-		from time.Time
-		want []fire
+		name   string
+		expr   string
+		repeat string // for WithDST; "" leaves the schedule as Parse gave it
+		from   time.Time
+		want   []want
 	}{
 		{
 			name: "hourly across spring-forward: 03:30 does not exist",
 			expr: "0 30 * * * *",
 			from: time.Date(2024, 3, 31, 1, 0, 0, 0, bucharest),
-			want: []fire{
-				{"2024-03-31 01:30 EET", false},
-				{"2024-03-31 02:30 EET", false},
-				{"2024-03-31 04:30 EEST", true},
-				{"2024-03-31 05:30 EEST", false},
+			want: []want{
+				{"2024-03-31 01:30 EET", false, ""},
+				{"2024-03-31 02:30 EET", false, ""},
+				{"2024-03-31 04:30 EEST", true, ""},
+				{"2024-03-31 05:30 EEST", false, ""},
 			},
 		},
 		{
-			name: "daily at 03:30 inside the gap: robfig skips that day",
+			name: "daily at 03:30 inside the gap: Parse's default shifts it to 04:00",
 			expr: "30 3 * * *",
 			from: time.Date(2024, 3, 30, 12, 0, 0, 0, bucharest),
-			want: []fire{
-				{"2024-04-01 03:30 EEST", true},
-				{"2024-04-02 03:30 EEST", false},
+			want: []want{
+				{"2024-03-31 04:00 EEST", true, "shifted"},
+				{"2024-04-01 03:30 EEST", false, ""},
 			},
 		},
 		{
-			name: "daily at 03:30 inside the repeated hour: robfig fires twice",
+			name: "daily at 03:30 inside the repeated hour: Parse's default fires once",
 			expr: "30 3 * * *",
 			from: time.Date(2024, 10, 27, 0, 0, 0, 0, bucharest),
-			want: []fire{
-				{"2024-10-27 03:30 EEST", false},
-				{"2024-10-27 03:30 EET", true},
-				{"2024-10-28 03:30 EET", false},
+			want: []want{
+				{"2024-10-27 03:30 EEST", false, ""},
+				{"2024-10-28 03:30 EET", true, ""},
+				{"2024-10-29 03:30 EET", false, ""},
+			},
+		},
+		{
+			name:   "daily at 03:30 inside the repeated hour, twice",
+			expr:   "30 3 * * *",
+			repeat: "twice",
+			from:   time.Date(2024, 10, 27, 0, 0, 0, 0, bucharest),
+			want: []want{
+				{"2024-10-27 03:30 EEST", false, ""},
+				{"2024-10-27 03:30 EET", true, "second"},
+				{"2024-10-28 03:30 EET", false, ""},
+			},
+		},
+		{
+			name: "hourly across fall-back: both passes, the second flagged",
+			expr: "0 30 * * * *",
+			from: time.Date(2024, 10, 27, 2, 0, 0, 0, bucharest),
+			want: []want{
+				{"2024-10-27 02:30 EEST", false, ""},
+				{"2024-10-27 03:30 EEST", false, ""},
+				{"2024-10-27 03:30 EET", true, "second"},
+				{"2024-10-27 04:30 EET", false, ""},
 			},
 		},
 		{
 			name: "first fire flagged against from",
 			expr: "@daily",
 			from: time.Date(2024, 3, 30, 12, 0, 0, 0, bucharest),
-			want: []fire{
-				{"2024-03-31 00:00 EET", false},
-				{"2024-04-01 00:00 EEST", true},
-				{"2024-04-02 00:00 EEST", false},
+			want: []want{
+				{"2024-03-31 00:00 EET", false, ""},
+				{"2024-04-01 00:00 EEST", true, ""},
+				{"2024-04-02 00:00 EEST", false, ""},
 			},
 		},
 	}
@@ -276,14 +302,27 @@ func TestNextNDST(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tt.repeat != "" {
+				if s, err = schedule.WithDST(s, bucharest, "", tt.repeat); err != nil {
+					t.Fatal(err)
+				}
+			}
 			got := schedule.NextN(s, bucharest, tt.from, len(tt.want))
 			if len(got) != len(tt.want) {
 				t.Fatalf("NextN gave %d fires, want %d: %v", len(got), len(tt.want), got)
 			}
 			for i, f := range got {
+				flag := ""
+				if f.Shifted {
+					flag = "shifted"
+				}
+				if f.SecondPass {
+					flag += "second"
+				}
 				local := f.At.Format("2006-01-02 15:04 MST")
-				if local != tt.want[i].local || f.DST != tt.want[i].dst {
-					t.Errorf("fire %d = %s dst=%v, want %s dst=%v", i, local, f.DST, tt.want[i].local, tt.want[i].dst)
+				w := tt.want[i]
+				if local != w.local || f.DST != w.dst || flag != w.flag {
+					t.Errorf("fire %d = %s dst=%v %q, want %s dst=%v %q", i, local, f.DST, flag, w.local, w.dst, w.flag)
 				}
 			}
 		})

@@ -20,8 +20,10 @@ type Firing struct {
 // Entry is one job as the Scheduler sees it.
 type Entry struct {
 	Name     string
-	Schedule Schedule       // nil: never fires
-	Location *time.Location // nil: UTC
+	Schedule Schedule // nil: never fires
+	// Location is where Next is asked from (nil: UTC); a schedule from
+	// WithDST reads its fields in its own zone, the job's.
+	Location *time.Location
 	Enabled  bool
 }
 
@@ -42,10 +44,14 @@ type JobState struct {
 // DefaultMaxLate is Config.MaxLate's default.
 const DefaultMaxLate = 5 * time.Minute
 
-// maxWait bounds one timer so that a step of the wall clock (NTP, a resumed
-// VM) is noticed within a minute: Go timers run on the monotonic clock,
-// slots are wall-clock times.
-const maxWait = time.Minute
+// maxWait bounds one timer. Go timers run on the monotonic clock, which a
+// step of the wall clock (NTP, a resumed VM) does not move, while slots are
+// wall-clock instants: a timer set for a slot an hour away still waits an
+// hour after the wall clock jumped forward past it. Waking every second and
+// reading the wall clock again bounds the lateness such a jump causes to a
+// second; after a step back, the loop simply finds nothing due yet. A wake
+// costs a clock read and a heap peek, whatever the number of jobs.
+const maxWait = time.Second
 
 // Config configures a Scheduler.
 type Config struct {
@@ -138,7 +144,8 @@ func NewScheduler(cfg Config) *Scheduler {
 }
 
 // Set replaces the whole job set (a reload, or an enable/disable from the
-// API). A job whose schedule and location did not change keeps its next
+// API). A job whose schedule (expression, and the zone and daylight-saving
+// policies WithDST bound to it) and location did not change keeps its next
 // and last slots; a changed, new or re-enabled job starts at its first slot
 // strictly after now, so slots missed while it was disabled never fire.
 // A job's last fired slot is remembered under its name even across
@@ -293,7 +300,7 @@ func (s *Scheduler) apply(entries []Entry, now time.Time) {
 		}
 		key := ""
 		if e.Schedule != nil {
-			key = e.Schedule.String() + "\x00" + loc.String()
+			key = scheduleKey(e.Schedule, loc)
 		}
 		j := &job{name: e.Name, sched: e.Schedule, loc: loc, key: key, enabled: e.Enabled, index: -1}
 		old := s.jobs[e.Name]
@@ -376,6 +383,17 @@ func (j *job) slotAfter(t time.Time) time.Time {
 		return time.Time{}
 	}
 	return j.sched.Next(t.In(j.loc))
+}
+
+// scheduleKey is what decides a job's slots: its expression, the entry's
+// zone and, for a schedule from WithDST, the zone and policies bound to it,
+// so that a reload that changes only dst_gap is a changed schedule.
+func scheduleKey(s Schedule, loc *time.Location) string {
+	k := s.String() + "\x00" + loc.String()
+	if p, ok := s.(interface{ policyKey() string }); ok {
+		k += "\x00" + p.policyKey()
+	}
+	return k
 }
 
 func laterOf(a, b time.Time) time.Time {

@@ -32,7 +32,13 @@ type harness struct {
 // start runs a Scheduler on a fake clock at t0, stopped at cleanup.
 func start(t *testing.T, cfg schedule.Config, before ...func(*schedule.Scheduler)) *harness {
 	t.Helper()
-	h := &harness{clock: newFakeClock(t0), out: make(chan schedule.Firing), done: make(chan error, 1)}
+	return startAt(t, t0, cfg, before...)
+}
+
+// startAt is start with the fake clock at now.
+func startAt(t *testing.T, now time.Time, cfg schedule.Config, before ...func(*schedule.Scheduler)) *harness {
+	t.Helper()
+	h := &harness{clock: newFakeClock(now), out: make(chan schedule.Firing), done: make(chan error, 1)}
 	cfg.Clock, cfg.Firings = h.clock, h.out
 	h.s = schedule.NewScheduler(cfg)
 	for _, f := range before {
@@ -82,9 +88,14 @@ func TestSchedulerFiresEachSlotOnceOnTime(t *testing.T) {
 		if len(got) != 0 {
 			t.Fatalf("fired %v before %s", got, slot(sec))
 		}
-		// The timer aims at the slot itself, not at a polling tick.
-		if !parkedUntil.Equal(slot(sec)) {
-			t.Fatalf("timer set for %s, want the slot %s", parkedUntil, slot(sec))
+		// The timer aims at the slot itself, or at MaxWait from now when
+		// the slot is further, to read the wall clock again.
+		want := slot(sec)
+		if limit := h.clock.Now().Add(schedule.MaxWait); limit.Before(want) {
+			want = limit
+		}
+		if !parkedUntil.Equal(want) {
+			t.Fatalf("timer set for %s, want %s", parkedUntil, want)
 		}
 		// One nanosecond early: nothing fires.
 		h.clock.set(slot(sec).Add(-time.Nanosecond))
@@ -136,6 +147,103 @@ func TestSchedulerClockJumps(t *testing.T) {
 	h.clock.set(slot(11))
 	if got, _ := collect(t, h.clock, h.out); len(got) != 0 {
 		t.Fatalf("after a reload and a step back, fired %v again", got)
+	}
+}
+
+// A step of the wall clock moves no timer (they run on the monotonic
+// clock); the loop notices it within a second of time passing, because it
+// reads the wall clock again at least that often.
+func TestSchedulerWallClockSteps(t *testing.T) {
+	const noticedWithin = time.Second
+	t.Run("forward: a slot stepped over fires within a second", func(t *testing.T) {
+		h := start(t, schedule.Config{})
+		h.s.Set([]schedule.Entry{{Name: "hourly", Schedule: mustParse(t, "0 0 * * * *"), Enabled: true}})
+		collect(t, h.clock, h.out)
+		h.clock.jump(time.Hour) // 11:00:00.5: the 11:00 slot is due
+		h.clock.advance(noticedWithin)
+		got, _ := collect(t, h.clock, h.out)
+		sameFirings(t, got, []schedule.Firing{{Job: "hourly", Slot: time.Date(2024, 5, 1, 11, 0, 0, 0, time.UTC)}})
+	})
+
+	t.Run("forward over many slots: MaxLate still applies", func(t *testing.T) {
+		h := start(t, schedule.Config{MaxLate: 5 * time.Second})
+		h.s.Set([]schedule.Entry{{Name: "tick", Schedule: mustParse(t, "*/2 * * * * *"), Enabled: true}})
+		collect(t, h.clock, h.out)
+		h.clock.jump(20 * time.Second) // 10:00:20.5
+		h.clock.advance(noticedWithin) // 10:00:21.5: slots up to 16.5 are too late
+		got, _ := collect(t, h.clock, h.out)
+		sameFirings(t, got, firings("tick", 18, 20))
+		if st, _ := h.s.State("tick"); st.Skipped != 8 {
+			t.Errorf("Skipped = %d, want 8 (slots 2 to 16)", st.Skipped)
+		}
+	})
+
+	t.Run("backward: nothing fires early or twice", func(t *testing.T) {
+		h := start(t, schedule.Config{})
+		h.s.Set([]schedule.Entry{{Name: "tick", Schedule: mustParse(t, "*/2 * * * * *"), Enabled: true}})
+		collect(t, h.clock, h.out)
+		h.clock.set(slot(2))
+		got, _ := collect(t, h.clock, h.out)
+		sameFirings(t, got, firings("tick", 2))
+
+		h.clock.jump(-time.Hour) // 09:00:02: slots 2 and 4 are ahead again
+		for range 5 {
+			h.clock.advance(noticedWithin)
+			got, parkedUntil := collect(t, h.clock, h.out)
+			if len(got) != 0 {
+				t.Fatalf("at %s, after a step back, fired %v", h.clock.Now(), got)
+			}
+			if limit := h.clock.Now().Add(noticedWithin); parkedUntil.After(limit) {
+				t.Fatalf("parked until %s, after %s: a step would go unnoticed", parkedUntil, limit)
+			}
+		}
+		if next := h.s.NextRun("tick"); !next.Equal(slot(4)) {
+			t.Errorf("NextRun = %s, want %s", next, slot(4))
+		}
+		// The hour passes again: slot 2 stays fired, slot 4 fires on time.
+		h.clock.set(slot(4).Add(-time.Nanosecond))
+		if got, _ := collect(t, h.clock, h.out); len(got) != 0 {
+			t.Fatalf("fired %v before 10:00:04", got)
+		}
+		h.clock.set(slot(4))
+		got, _ = collect(t, h.clock, h.out)
+		sameFirings(t, got, firings("tick", 4))
+	})
+}
+
+// A job's schedule from WithDST fires its policy's slots, and a reload that
+// changes only the policy is a changed schedule.
+func TestSchedulerDSTPolicy(t *testing.T) {
+	ny := mustLoc(t, "America/New_York")
+	entry := func(name, gap string) schedule.Entry {
+		s, err := schedule.WithDST(mustParse(t, "0 30 2 * * *"), ny, gap, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return schedule.Entry{Name: name, Schedule: s, Location: ny, Enabled: true}
+	}
+	// 2026-03-08 01:00 EST; at 02:00 the clocks go to 03:00 EDT.
+	h := startAt(t, mustTime(t, "2026-03-08T06:00:00Z"), schedule.Config{})
+	h.s.Set([]schedule.Entry{entry("shift", "shift"), entry("skip", "skip"), entry("changed", "shift")})
+	collect(t, h.clock, h.out)
+	for name, want := range map[string]string{
+		"shift":   "2026-03-08T03:00:00-04:00",
+		"skip":    "2026-03-09T02:30:00-04:00",
+		"changed": "2026-03-08T03:00:00-04:00",
+	} {
+		if got := h.s.NextRun(name).Format(time.RFC3339); got != want {
+			t.Errorf("NextRun(%s) = %s, want %s", name, got, want)
+		}
+	}
+	h.s.Set([]schedule.Entry{entry("shift", "shift"), entry("skip", "skip"), entry("changed", "skip")})
+	if got, want := h.s.NextRun("changed").Format(time.RFC3339), "2026-03-09T02:30:00-04:00"; got != want {
+		t.Errorf("after a reload to skip, NextRun(changed) = %s, want %s", got, want)
+	}
+	collect(t, h.clock, h.out)
+	h.clock.set(mustTime(t, "2026-03-08T07:00:00Z"))
+	got, _ := collect(t, h.clock, h.out)
+	if len(got) != 1 || got[0].Job != "shift" || got[0].Slot.Format(time.RFC3339) != "2026-03-08T03:00:00-04:00" || got[0].Slot.Location() != ny {
+		t.Fatalf("at the gap's end fired %v, want shift at 03:00 EDT", got)
 	}
 }
 
@@ -397,9 +505,9 @@ func TestSchedulerJobLocation(t *testing.T) {
 		{Name: "ro", Schedule: mustParse(t, "30 0 13 * * *"), Location: bucharest, Enabled: true},
 		{Name: "utc", Schedule: mustParse(t, "30 0 13 * * *"), Enabled: true},
 	})
-	_, parkedUntil := collect(t, h.clock, h.out)
-	if want := slot(30); !parkedUntil.Equal(want) {
-		t.Fatalf("timer at %s, want %s", parkedUntil, want)
+	collect(t, h.clock, h.out)
+	if next := h.s.NextRun("ro"); !next.Equal(slot(30)) {
+		t.Fatalf("NextRun(ro) = %s, want %s", next, slot(30))
 	}
 	h.clock.set(slot(30))
 	got, _ := collect(t, h.clock, h.out)
