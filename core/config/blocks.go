@@ -299,12 +299,13 @@ func (l *loader) decodePlugin(b *hcl.Block) {
 }
 
 var notifierSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "plugin"}},
+	Attributes: []hcl.AttributeSchema{{Name: "plugin"}, {Name: "attempts"}, {Name: "backoff"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "config"}},
 }
 
 func (l *loader) decodeNotifier(b *hcl.Block) {
-	n := Notifier{Name: b.Labels[0], Range: b.DefRange, Config: json.RawMessage("{}")}
+	n := Notifier{Name: b.Labels[0], Range: b.DefRange, Config: json.RawMessage("{}"),
+		Attempts: DefaultNotifierAttempts, Backoff: DefaultNotifierBackoff}
 	if !validName(n.Name) {
 		l.errorAt(b.LabelRanges[0], "Invalid notifier name", nameRule)
 	}
@@ -323,6 +324,10 @@ func (l *loader) decodeNotifier(b *hcl.Block) {
 	} else if a != nil {
 		l.notifierPlugins = append(l.notifierPlugins, a)
 	}
+	if a := l.count(c.Attributes, "attempts", &n.Attempts); a != nil && n.Attempts < 1 {
+		l.attrError(a, "Invalid attempts", fmt.Sprintf("notifier %q: attempts must be at least 1 (the first delivery counts).", n.Name))
+	}
+	l.positiveDuration(c.Attributes, "backoff", &n.Backoff)
 	if cb := l.single(c.Blocks, "config", "A notifier"); cb != nil {
 		n.Config = l.jsonBody(cb.Body)
 	}

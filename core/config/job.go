@@ -31,7 +31,7 @@ const (
 var BuiltinTargets = []string{"local", "ssh", "salt"}
 
 // NotifyEvents are the values a notify block's on list takes.
-var NotifyEvents = []string{"failure", "timeout", "killed", "lost", "soft_timeout", "missed", "recovered"}
+var NotifyEvents = []string{"success", "failure", "timeout", "killed", "lost", "not_started", "soft_timeout", "missed", "recovered"}
 
 // Names appear in URLs, metrics labels and logs, so they keep to a set of
 // characters that needs no escaping anywhere.

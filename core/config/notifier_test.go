@@ -3,6 +3,7 @@ package config_test
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/saltpeter/saltpeter/core/config"
 )
@@ -41,5 +42,34 @@ func TestLoadNotifierPlugins(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"main.hcl": "notifier \"ops\" {\n  plugin = \"nope\"\n}\n"})
 	if _, diags := config.Load(filepath.Join(dir, "main.hcl")); !diags.HasErrors() {
 		t.Error("a single file with an unknown notifier plugin loads")
+	}
+}
+
+// A notifier block's attempts and backoff: defaulted, read, and checked.
+func TestLoadNotifierRetry(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     string
+		attempts int
+		backoff  time.Duration
+		want     []wantDiag
+	}{
+		{"defaults", "", config.DefaultNotifierAttempts, config.DefaultNotifierBackoff, nil},
+		{"set", "  attempts = 3\n  backoff  = \"5s\"\n", 3, 5 * time.Second, nil},
+		{"no attempt", "  attempts = 0\n", 0, 0, []wantDiag{{Summary: "Invalid attempts", File: "main.hcl", Line: 3, Col: 14}}},
+		{"bad backoff", "  backoff = \"soon\"\n", 0, 0, []wantDiag{{Summary: "Invalid duration", File: "main.hcl", Line: 3, Col: 13}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "notifier \"ops\" {\n  plugin = \"webhook\"\n" + tt.body + "}\n"
+			cfg, diags := config.Load(writeFiles(t, map[string]string{"main.hcl": src}))
+			checkDiags(t, diags, tt.want)
+			if tt.want != nil {
+				return
+			}
+			if n := cfg.Notifiers[0]; n.Attempts != tt.attempts || n.Backoff != tt.backoff {
+				t.Errorf("attempts %d, backoff %s; want %d, %s", n.Attempts, n.Backoff, tt.attempts, tt.backoff)
+			}
+		})
 	}
 }

@@ -106,8 +106,19 @@ type Notifier struct {
 	Name   string
 	Plugin string
 	Config json.RawMessage
-	Range  hcl.Range
+	// Attempts bounds the deliveries tried for one notification (default
+	// 10); Backoff is the wait after the first failed one (default 30s),
+	// doubled after each further one, up to an hour.
+	Attempts int
+	Backoff  time.Duration
+	Range    hcl.Range
 }
+
+// Notifier delivery defaults.
+const (
+	DefaultNotifierAttempts = 10
+	DefaultNotifierBackoff  = 30 * time.Second
+)
 
 // Maintenance is the starting maintenance state.
 type Maintenance struct {

@@ -160,3 +160,79 @@ func (m *managed) reconfigure(ctx context.Context, conf []byte) error {
 	m.setConfig(conf)
 	return nil
 }
+
+// ApplyNotifiers brings a reloaded configuration's notifier blocks into
+// force, as Apply does for targets: a changed config goes to the running
+// plugin's Configure (refused: the reload is refused), a new block is
+// added; a block whose plugin or program changed takes a restart. A
+// removed block's process stays until the core restarts; notifications
+// still queued for it fail after their attempts, each logged.
+func (h *Host) ApplyNotifiers(ctx context.Context, plugins []config.Plugin, blocks []config.Notifier) (undo func(context.Context), diags hcl.Diagnostics) {
+	type change struct {
+		m     *managed
+		old   []byte
+		added bool
+	}
+	var changes []change
+	undo = func(ctx context.Context) {
+		for _, c := range slices.Backward(changes) {
+			if c.added {
+				h.mu.Lock()
+				delete(h.plugins, key{sdk.KindNotifier, c.m.name})
+				h.mu.Unlock()
+				c.m.stop()
+				continue
+			}
+			if err := c.m.reconfigure(ctx, c.old); err != nil {
+				c.m.log.Error("put the previous config back after a refused reload", "error", err)
+			}
+		}
+	}
+	fail := func(r hcl.Range, summary string, err error) (func(context.Context), hcl.Diagnostics) {
+		undo(ctx)
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: err.Error() + ".", Subject: &r}}
+	}
+	programs := map[string]string{}
+	for _, p := range plugins {
+		if p.Kind == sdk.KindNotifier {
+			programs[p.Name] = p.Path
+		}
+	}
+	for _, n := range blocks {
+		conf := []byte(n.Config)
+		if len(conf) == 0 {
+			conf = []byte("{}")
+		}
+		path, declared := programs[n.Plugin]
+		if !declared && !slices.Contains(h.cfg.Builtins(sdk.KindNotifier), n.Plugin) {
+			return fail(n.Range, "Unknown notifier plugin", fmt.Errorf("notifier %q: plugin %q is neither built in nor declared", n.Name, n.Plugin))
+		}
+		h.mu.Lock()
+		m, ok := h.plugins[key{sdk.KindNotifier, n.Name}]
+		h.mu.Unlock()
+		switch {
+		case !ok:
+			m = h.newManaged(sdk.KindNotifier, n.Name, path, conf)
+			m.plugin = n.Plugin
+			h.mu.Lock()
+			h.plugins[key{sdk.KindNotifier, n.Name}] = m
+			h.mu.Unlock()
+			changes = append(changes, change{m: m, added: true})
+			h.log.Info("notifier added", "name", n.Name, "plugin", n.Plugin)
+		case m.plugin != n.Plugin || m.path != path:
+			return fail(n.Range, "Notifier plugin changed", fmt.Errorf("notifier %q: its plugin changed from %q to %q (or its program), which takes a restart of the core",
+				n.Name, m.plugin, n.Plugin))
+		default:
+			old := m.currentConfig()
+			if bytes.Equal(old, conf) {
+				continue
+			}
+			if err := m.reconfigure(ctx, conf); err != nil {
+				return fail(n.Range, "Notifier refused its config", fmt.Errorf("notifier %q refused its new config: %w", n.Name, err))
+			}
+			changes = append(changes, change{m: m, old: old})
+			h.log.Info("notifier reconfigured", "name", n.Name)
+		}
+	}
+	return undo, nil
+}

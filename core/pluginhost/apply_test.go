@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -78,4 +79,57 @@ func TestApply(t *testing.T) {
 		t.Fatalf("Target(added): %v", err)
 	}
 	machines(added, "a1")
+}
+
+// TestApplyNotifiers: a reload's notifier blocks reach the running
+// notifier without a restart (its events go to the new URL); a new block
+// is usable at once; a changed plugin refuses the reload; undo puts the
+// previous config back.
+func TestApplyNotifiers(t *testing.T) {
+	first, second, added := newHook(t, http.StatusOK), newHook(t, http.StatusOK), newHook(t, http.StatusOK)
+	ops := config.Notifier{Name: "ops", Plugin: "webhook", Config: first.config()}
+	h, _ := newNotifierHost(t, nil, ops)
+	send := func(name, id string) {
+		t.Helper()
+		n, err := h.Notifier(ctx(t), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Notify(ctx(t), event(id)); err != nil {
+			t.Fatalf("Notify %s via %s: %v", id, name, err)
+		}
+	}
+	send("ops", "e1")
+
+	moved := ops
+	moved.Config = second.config()
+	undo, diags := h.ApplyNotifiers(ctx(t), nil, []config.Notifier{moved, {Name: "new", Plugin: "webhook", Config: added.config()}})
+	if diags.HasErrors() {
+		t.Fatalf("ApplyNotifiers: %v", diags)
+	}
+	send("ops", "e2")
+	send("new", "e3")
+	if launches := notifierLaunches(h, "ops"); launches != 1 {
+		t.Errorf("ops was started %d times for a new config, want once", launches)
+	}
+	undo(ctx(t))
+	send("ops", "e4")
+	got := func(hk *hook) (ids []string) {
+		for _, ev := range hk.events() {
+			ids = append(ids, ev.ID)
+		}
+		return ids
+	}
+	if a, b, c := got(first), got(second), got(added); !slices.Equal(a, []string{"e1", "e4"}) || !slices.Equal(b, []string{"e2"}) || !slices.Equal(c, []string{"e3"}) {
+		t.Fatalf("first URL got %v, second %v, added %v; want [e1 e4], [e2], [e3]", a, b, c)
+	}
+	if _, err := h.Notifier(ctx(t), "new"); err == nil {
+		t.Error("a notifier added by an undone reload stayed")
+	}
+
+	other := ops
+	other.Plugin = "slack"
+	if _, diags := h.ApplyNotifiers(ctx(t), nil, []config.Notifier{other}); !diags.HasErrors() || !strings.Contains(diags.Error(), "takes a restart") {
+		t.Fatalf("a changed plugin: %v, want it refused", diags)
+	}
 }

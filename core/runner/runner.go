@@ -23,6 +23,7 @@ import (
 	"github.com/saltpeter/saltpeter/core/events"
 	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/core/killq"
+	"github.com/saltpeter/saltpeter/core/notify"
 	"github.com/saltpeter/saltpeter/core/schedule"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/target"
@@ -74,7 +75,16 @@ type Config struct {
 	// DispatchConcurrency bounds the Dispatch calls of one batch in
 	// flight at once; default 32.
 	DispatchConcurrency int
-	Now                 func() time.Time
+	// CoreURL is the core's base URL, for links in notifications ("":
+	// none).
+	CoreURL string
+	// Notified is called after notifications were put in the outbox, to
+	// wake their delivery; nil: nothing to wake.
+	Notified func()
+	// DeadmanInterval is how often the jobs' expect blocks are checked;
+	// default 1m.
+	DeadmanInterval time.Duration
+	Now             func() time.Time
 }
 
 // Runner carries firings and operator requests to the hub and the store.
@@ -132,6 +142,9 @@ type activeRun struct {
 
 // New returns a Runner on the given configuration. Call Run.
 func New(cfg Config, conf *config.Config) *Runner {
+	if cfg.DeadmanInterval <= 0 {
+		cfg.DeadmanInterval = time.Minute
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -171,6 +184,11 @@ func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error 
 	r.catchUp(ctx, st)
 	defer r.work.Wait()
 	defer close(r.stopped)
+	r.work.Add(1)
+	go func() {
+		defer r.work.Done()
+		r.deadman(ctx, r.cfg.Now())
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -209,6 +227,7 @@ func (r *Runner) resume(ctx context.Context, st *state) error {
 		if job != nil {
 			a.success = job.Success
 		}
+		r.watchSoftTimeout(job, run.ID, run.StartedAt)
 		var inFlight, queued []store.Machine
 		for _, m := range run.Machines {
 			switch {
@@ -503,6 +522,7 @@ func (r *Runner) fireSlot(ctx context.Context, st *state, job *config.Job, slot 
 			r.log.Info("slot already fired", "job", job.Name, "slot", slot)
 		default:
 			r.log.Info("scheduled run skipped", "job", job.Name, "slot", slot, "trigger", trigger, "reason", err)
+			r.missedSlot(ctx, job, slot, err)
 		}
 		return
 	}
@@ -642,6 +662,7 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string
 	}
 	r.cfg.Publish(events.Event{Kind: events.RunCreated, Job: job.Name, RunID: a.id, Status: store.StatusRunning})
 	r.log.Info("run started", "job", job.Name, "run_id", a.id, "trigger", trigger, "by", by)
+	r.watchSoftTimeout(job, a.id, now)
 	r.work.Add(1)
 	go func() {
 		defer r.work.Done()
@@ -1060,10 +1081,15 @@ func (r *Runner) failRun(ctx context.Context, id, reason string) {
 	r.log.Warn("run failed before dispatch", "run_id", id, "reason", reason)
 	now := r.cfg.Now().UTC()
 	status := store.StatusError
-	if err := r.cfg.Store.UpdateRun(ctx, id, store.RunUpdate{Status: &status, Reason: &reason, FinishedAt: &now}); err != nil {
-		r.log.Error("record run failure", "run_id", id, "error", err)
+	run, err := r.cfg.Store.GetRun(ctx, id)
+	if err != nil {
+		r.log.Error("read a run that failed", "run_id", id, "error", err)
+		run = store.Run{ID: id}
 	}
-	r.cfg.Publish(events.Event{Kind: events.RunUpdated, RunID: id, Status: status})
+	var job *config.Job
+	_ = r.do(ctx, func(st *state) { job = st.conf.Job(run.Job) })
+	run.Status, run.Reason, run.FinishedAt = status, reason, now
+	r.endRun(ctx, job, run, store.RunUpdate{Status: &status, Reason: &reason, FinishedAt: &now})
 }
 
 // MachineFinal is the hub's OnFinal: it must not block.
@@ -1123,25 +1149,81 @@ func (r *Runner) finalize(ctx context.Context, id string) {
 	if !store.Final(status) {
 		return
 	}
-	var policy string
+	var (
+		policy string
+		job    *config.Job
+	)
 	_ = r.do(ctx, func(st *state) {
+		job = st.conf.Job(run.Job)
 		if a := st.find(id); a != nil {
 			policy = a.success
-		} else if j := st.conf.Job(run.Job); j != nil {
+		} else if job != nil {
 			// busy may have dropped the run already (its machines are
 			// final): the job's policy as configured now is the best
 			// left, better than none.
-			policy = j.Success
+			policy = job.Success
 		}
 	})
 	status = applySuccess(policy, run.Machines, status)
 	now := r.cfg.Now().UTC()
-	if err := r.cfg.Store.UpdateRun(ctx, id, store.RunUpdate{Status: &status, FinishedAt: &now}); err != nil {
-		r.log.Error("record run result", "run_id", id, "error", err)
+	run.Status, run.FinishedAt = status, now
+	r.endRun(ctx, job, run, store.RunUpdate{Status: &status, FinishedAt: &now})
+}
+
+// endRun records a run's end with the notifications it gives, in one
+// store update, so that neither is recorded without the other.
+func (r *Runner) endRun(ctx context.Context, job *config.Job, run store.Run, u store.RunUpdate) {
+	ns, err := notify.ForRun(job, run, r.previousStatus(ctx, run), r.cfg.CoreURL, run.FinishedAt)
+	if err != nil {
+		r.log.Error("notifications of a run's end", "run_id", run.ID, "error", err)
+	}
+	u.Notifications = ns
+	err = r.cfg.Store.UpdateRun(ctx, run.ID, u)
+	if errors.Is(err, errors.ErrUnsupported) && len(ns) > 0 {
+		r.log.Error("the store plugin keeps no notifications (built before the outbox): the run's are dropped", "run_id", run.ID)
+		u.Notifications = nil
+		err = r.cfg.Store.UpdateRun(ctx, run.ID, u)
+	}
+	if err != nil {
+		r.log.Error("record run result", "run_id", run.ID, "error", err)
 		return
 	}
-	r.log.Info("run finished", "job", run.Job, "run_id", id, "status", status)
-	r.cfg.Publish(events.Event{Kind: events.RunUpdated, Job: run.Job, RunID: id, Status: status})
+	if len(ns) > 0 && r.cfg.Notified != nil {
+		r.cfg.Notified()
+	}
+	r.log.Info("run finished", "job", run.Job, "run_id", run.ID, "status", run.Status, "notifications", len(ns))
+	r.cfg.Publish(events.Event{Kind: events.RunUpdated, Job: run.Job, RunID: run.ID, Status: run.Status})
+}
+
+// previousStatus is the status of the job's last run that ended before
+// run, skipped and cancelled ones aside ("" when none): what tells a
+// recovery.
+func (r *Runner) previousStatus(ctx context.Context, run store.Run) string {
+	runs, err := r.cfg.Store.ListRuns(ctx, store.RunFilter{Job: run.Job, Before: run.StartedAt, Limit: 10})
+	if err != nil {
+		r.log.Warn("read the job's previous run", "job", run.Job, "error", err)
+		return ""
+	}
+	for _, p := range runs {
+		if p.ID != run.ID && store.Final(p.Status) && p.Status != store.StatusSkipped && p.Status != store.StatusCancelled {
+			return p.Status
+		}
+	}
+	return ""
+}
+
+// enqueue puts notifications not tied to a run's end in the outbox.
+func (r *Runner) enqueue(ctx context.Context, what string, ns []store.Notification, err error) {
+	if err == nil && len(ns) > 0 {
+		err = r.cfg.Store.EnqueueNotifications(ctx, ns)
+	}
+	if err != nil {
+		r.log.Error("notify "+what, "error", err)
+		return
+	}
+	if len(ns) > 0 && r.cfg.Notified != nil {
+		r.cfg.Notified()
+	}
 }
 
 func dedupe(ms []string) []string {

@@ -130,6 +130,8 @@ type fixture struct {
 	sched *fakeScheduler
 	// firings reaches the running runner as the scheduler would.
 	firings chan<- schedule.Firing
+	// notified counts the runner's calls of Notified.
+	notified atomic.Int32
 	// stop ends the runner and waits for Run to return; the test's
 	// cleanup calls it too.
 	stop func()
@@ -172,7 +174,8 @@ func (f *fixture) start(t *testing.T, jobs ...*config.Job) {
 	}
 	conf := &config.Config{Jobs: jobs, Core: config.Core{HeartbeatInterval: 5 * time.Second, ConnectDeadline: time.Minute}}
 	r := New(Config{Logger: hclog.NewNullLogger(), Store: f.store, Hub: f.hub, Targets: fakeTargets{f.tgt},
-		Tokens: fakeTokens{}, Kills: f.kills, Scheduler: f.sched, URLs: []string{"ws://core:8080/ws", "ws://core2:8080/ws"}}, conf)
+		Tokens: fakeTokens{}, Kills: f.kills, Scheduler: f.sched, URLs: []string{"ws://core:8080/ws", "ws://core2:8080/ws"},
+		CoreURL: "http://core:8080", DeadmanInterval: 20 * time.Millisecond, Notified: func() { f.notified.Add(1) }}, conf)
 	f.r = r
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -1416,4 +1419,101 @@ func TestJitter(t *testing.T) {
 		t.Fatalf("run killed while its machines waited for their jitter: %s", run.Status)
 	}
 	f.noDispatch(t, "after the kill")
+}
+
+// TestNotifications: a run's end puts its notifications in the outbox
+// with its final status (failure, then success and recovered), a run past
+// its soft timeout notifies soft_timeout, a slot skipped by overlap
+// notifies missed, and the dead-man check notifies missed once per gap.
+func TestNotifications(t *testing.T) {
+	ctx := context.Background()
+	job := &config.Job{Name: "j", Command: "x", Enabled: true, SoftTimeout: 150 * time.Millisecond,
+		Expect: &config.Expect{MaxGap: 300 * time.Millisecond},
+		Notify: []config.Notify{{Notifier: "ops", On: []string{"failure", "success", "recovered", "soft_timeout", "missed"}}}}
+	f := newFixture(t, job)
+	await := func(what string, cond func([]store.Notification) bool) []store.Notification {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ns, err := f.store.ListNotifications(ctx, store.NotificationFilter{Job: "j"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cond(ns) {
+				return ns
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: outbox holds %+v", what, ns)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	has := func(id string) func([]store.Notification) bool {
+		return func(ns []store.Notification) bool {
+			return slices.ContainsFunc(ns, func(n store.Notification) bool { return n.ID == id })
+		}
+	}
+	count := func(ns []store.Notification, prefix string) int {
+		n := 0
+		for _, x := range ns {
+			if strings.HasPrefix(x.ID, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+
+	first, err := f.r.RunNow(ctx, "j", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dispatches(t, 2)
+	f.awaitDispatched(t, first)
+	// Still running past its soft timeout.
+	await("soft timeout", has(first+"/ops/soft_timeout"))
+	f.finish(t, first, "a", store.StatusFailed)
+	f.finish(t, first, "b", store.StatusSucceeded)
+	if run := waitRunStatus(t, f.store, first); run.Status != store.StatusFailed {
+		t.Fatalf("first run %s", run.Status)
+	}
+	await("failure", has(first+"/ops/failure"))
+
+	second, err := f.r.RunNow(ctx, "j", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dispatches(t, 2)
+	f.awaitDispatched(t, second)
+	f.finish(t, second, "a", store.StatusSucceeded)
+	f.finish(t, second, "b", store.StatusSucceeded)
+	waitRunStatus(t, f.store, second)
+	ns := await("success and recovered", func(ns []store.Notification) bool {
+		return has(second+"/ops/success")(ns) && has(second+"/ops/recovered")(ns)
+	})
+	if count(ns, second+"/") != 2 {
+		t.Errorf("second run notified %d times, want success and recovered: %+v", count(ns, second+"/"), ns)
+	}
+
+	// The dead-man check: no success for more than 300ms, told once.
+	ns = await("dead-man", func(ns []store.Notification) bool { return count(ns, "j/ops/missed/gap/") > 0 })
+	time.Sleep(5 * f.r.cfg.DeadmanInterval) // several more checks of the same gap
+	ns = await("dead-man", func(ns []store.Notification) bool { return true })
+	if n := count(ns, "j/ops/missed/gap/"); n != 1 {
+		t.Errorf("the dead-man check notified %d times for one gap", n)
+	}
+
+	// A slot that overlap skips while a run goes on.
+	third, err := f.r.RunNow(ctx, "j", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dispatches(t, 2)
+	f.awaitDispatched(t, third)
+	f.hub.setBusy(third, true)
+	slot := time.Now().Truncate(time.Second)
+	f.firings <- schedule.Firing{Job: "j", Slot: slot}
+	await("missed slot", has(fmt.Sprintf("j/ops/missed/slot/%d", slot.Unix())))
+	if f.notified.Load() == 0 {
+		t.Error("Notified was never called")
+	}
 }

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,6 +29,7 @@ import (
 	"github.com/saltpeter/saltpeter/core/events"
 	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/core/killq"
+	"github.com/saltpeter/saltpeter/core/notify"
 	"github.com/saltpeter/saltpeter/core/pluginhost"
 	"github.com/saltpeter/saltpeter/core/retention"
 	"github.com/saltpeter/saltpeter/core/runner"
@@ -115,15 +118,22 @@ func Run(ctx context.Context, opts Options) error {
 		LegacyWrappers:   conf.Core.LegacyWrappers,
 		HeartbeatTimeout: conf.Core.HeartbeatTimeout,
 	})
+	deliver := notify.NewDeliverer(notify.Config{Logger: log.Named("notify"), Store: st, Notifiers: plugins, Owner: leaseOwner()})
+	deliver.SetPolicies(retryPolicies(conf))
 	run = runner.New(runner.Config{
 		Logger: log.Named("runner"), Store: st, Hub: h, Targets: plugins, Tokens: tokens, Kills: kills,
 		Scheduler: sched, Publish: bus.Publish, URLs: urls, CAFile: conf.Core.WrapperCAFile,
+		CoreURL: baseURL(urls[0]), Notified: deliver.Wake,
 		Load: func() (*config.Config, error) {
 			// A SIGHUP and an API reload at once must not interleave
 			// their plugin changes and undos.
 			reloading.Lock()
 			defer reloading.Unlock()
-			return reload(ctx, opts.ConfigPath, plugins, conf.StoreOrDefault())
+			next, err := reload(ctx, opts.ConfigPath, plugins, conf.StoreOrDefault())
+			if err == nil {
+				deliver.SetPolicies(retryPolicies(next))
+			}
+			return next, err
 		},
 	}, conf)
 	a := api.New(api.Config{Logger: log.Named("api"), Control: run, Store: st, Events: bus,
@@ -160,6 +170,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	goPart("scheduler", func() error { return sched.Run(ctx) })
 	goPart("runner", func() error { return run.Run(ctx, firings) })
+	goPart("notifications", func() error { return deliver.Run(ctx) })
 	goPart("http server", func() error {
 		var err error
 		if tlsOn {
@@ -265,8 +276,8 @@ func checkTargets(ctx context.Context, plugins *pluginhost.Host, conf *config.Co
 }
 
 // reload loads the configuration again for a running core: its target
-// plugin blocks are applied to the running plugins (Host.Apply) and its
-// target blocks checked; a refusal puts the plugins back as they were.
+// plugin blocks and notifier blocks are applied to the running plugins
+// (Host.Apply, Host.ApplyNotifiers) and its target blocks checked; a refusal puts the plugins back as they were.
 // The store cannot change under a running core: a changed store block
 // refuses the reload rather than being silently ignored.
 func reload(ctx context.Context, path string, plugins *pluginhost.Host, running config.Store) (*config.Config, error) {
@@ -284,7 +295,13 @@ func reload(ctx context.Context, path string, plugins *pluginhost.Host, running 
 	if diags.HasErrors() {
 		return nil, configError(conf, diags)
 	}
+	undoNotifiers, diags := plugins.ApplyNotifiers(actx, conf.Plugins, conf.Notifiers)
+	if diags.HasErrors() {
+		undo(actx)
+		return nil, configError(conf, diags)
+	}
 	if err := checkTargets(ctx, plugins, conf); err != nil {
+		undoNotifiers(actx)
 		undo(actx)
 		return nil, err
 	}
@@ -349,6 +366,41 @@ func openStore(ctx context.Context, plugins *pluginhost.Host, block *config.Plug
 		return nil, fmt.Errorf("open the %s store: %w", block.Name, err)
 	}
 	return st, nil
+}
+
+// retryPolicies are the notifier blocks' delivery attempts and back-off.
+func retryPolicies(conf *config.Config) map[string]notify.Policy {
+	p := make(map[string]notify.Policy, len(conf.Notifiers))
+	for _, n := range conf.Notifiers {
+		p[n.Name] = notify.Policy{Attempts: n.Attempts, Backoff: n.Backoff}
+	}
+	return p
+}
+
+// leaseOwner names this core process's leases on the notification
+// outbox: unique per process, even for two cores on one host.
+func leaseOwner() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
+}
+
+// baseURL is the core's own URL for links in notifications: the first
+// advertised wrapper URL, as http(s) and without /ws.
+func baseURL(ws string) string {
+	u, err := url.Parse(ws)
+	if err != nil {
+		return ""
+	}
+	switch u.Scheme {
+	case "wss":
+		u.Scheme = "https"
+	default:
+		u.Scheme = "http"
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/ws")
+	return u.String()
 }
 
 // advertised returns the URLs wrappers dial, each ending in /ws.

@@ -1,0 +1,111 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/saltpeter/saltpeter/core/config"
+	"github.com/saltpeter/saltpeter/core/notify"
+	"github.com/saltpeter/saltpeter/sdk/store"
+	"github.com/saltpeter/saltpeter/sdk/wire"
+)
+
+// watchSoftTimeout notifies soft_timeout when the run is still going
+// once its job's soft_timeout passed since it started. It returns at
+// once for a job with no soft_timeout or nobody to tell.
+func (r *Runner) watchSoftTimeout(job *config.Job, runID string, started time.Time) {
+	if job == nil || job.SoftTimeout <= 0 || !wantsAny(job, "soft_timeout") {
+		return
+	}
+	r.work.Add(1)
+	go func() {
+		defer r.work.Done()
+		wait := time.NewTimer(time.Until(started.Add(job.SoftTimeout)))
+		defer wait.Stop()
+		select {
+		case <-wait.C:
+		case <-r.stopped:
+			return // the next core watches again, from the run's start
+		}
+		ctx := context.Background()
+		run, err := r.cfg.Store.GetRun(ctx, runID)
+		if err != nil {
+			r.log.Warn("read a run past its soft timeout", "run_id", runID, "error", err)
+			return
+		}
+		if store.Final(run.Status) {
+			return
+		}
+		r.log.Info("run past its soft timeout", "job", job.Name, "run_id", runID, "soft_timeout", wire.FormatDuration(job.SoftTimeout))
+		ns, err := notify.ForSoftTimeout(job, run, r.cfg.CoreURL, r.cfg.Now())
+		r.enqueue(ctx, "a soft timeout", ns, err)
+	}()
+}
+
+// missedSlot notifies missed for a scheduled slot that passed without a
+// run (overlap skip, global maintenance), once per slot.
+func (r *Runner) missedSlot(ctx context.Context, job *config.Job, slot time.Time, why error) {
+	if !wantsAny(job, "missed") {
+		return
+	}
+	msg := fmt.Sprintf("%s did not run for its slot %s: %v", job.Name, slot.UTC().Format(time.RFC3339), why)
+	ns, err := notify.ForMissed(job, "slot/"+strconv.FormatInt(slot.Unix(), 10), slot, msg, r.cfg.CoreURL, r.cfg.Now())
+	r.enqueue(ctx, "a missed slot", ns, err)
+}
+
+// deadman checks every DeadmanInterval that each job with an expect
+// block succeeded within its max_gap, and notifies missed once per gap
+// (the id names the last success, or the core's start when the job
+// never succeeded, so a restart does not repeat it).
+func (r *Runner) deadman(ctx context.Context, started time.Time) {
+	tick := time.NewTicker(r.cfg.DeadmanInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		var jobs []*config.Job
+		if err := r.do(ctx, func(st *state) {
+			for _, j := range st.conf.Jobs {
+				if j.Expect != nil && j.Expect.MaxGap > 0 {
+					jobs = append(jobs, j)
+				}
+			}
+		}); err != nil {
+			return
+		}
+		now := r.cfg.Now()
+		for _, j := range jobs {
+			runs, err := r.cfg.Store.ListRuns(ctx, store.RunFilter{Job: j.Name, Status: store.StatusSucceeded, Limit: 1})
+			if err != nil {
+				r.log.Warn("read the last success for the dead-man check", "job", j.Name, "error", err)
+				continue
+			}
+			since, what := started, "since the core started"
+			if len(runs) > 0 {
+				since, what = runs[0].FinishedAt, "since "+runs[0].FinishedAt.UTC().Format(time.RFC3339)
+			}
+			if now.Sub(since) < j.Expect.MaxGap {
+				continue
+			}
+			msg := fmt.Sprintf("%s has not succeeded %s, longer than its expect max_gap of %s", j.Name, what, wire.FormatDuration(j.Expect.MaxGap))
+			ns, err := notify.ForMissed(j, "gap/"+strconv.FormatInt(since.UnixNano(), 10), since.Add(j.Expect.MaxGap), msg, r.cfg.CoreURL, now)
+			r.enqueue(ctx, "a dead-man check", ns, err)
+		}
+	}
+}
+
+func wantsAny(job *config.Job, kind string) bool {
+	for _, n := range job.Notify {
+		for _, k := range n.On {
+			if k == kind {
+				return true
+			}
+		}
+	}
+	return false
+}
