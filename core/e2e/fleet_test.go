@@ -210,3 +210,69 @@ job "rolling" {
 		t.Fatal("the restarted core did not launch the queued batches itself")
 	}
 }
+
+// TestRetryRerunsOnlyTheFailedMachine: a job on three machines fails on
+// one; after its back-off the retry block runs that machine alone again,
+// as a run with trigger retry, which succeeds.
+func TestRetryRerunsOnlyTheFailedMachine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	marker, ran := filepath.Join(dir, "failed-once"), filepath.Join(dir, "ran")
+	command := fmt.Sprintf(`echo "$SP_MACHINE_ID" >> %s; if [ "$SP_MACHINE_ID" = sim2 ] && [ ! -e %s ]; then touch %s; exit 4; fi`, ran, marker, marker)
+	c := startCore(t, coreBlock("")+fmt.Sprintf(`
+plugin "target" "simfleet" {
+  path = %q
+  config {
+    wrapper = %q
+  }
+}
+
+job "flaky" {
+  schedule = "@manually"
+  command  = %q
+  target "simfleet" {
+    machines = ["sim1", "sim2", "sim3"]
+  }
+  retry {
+    attempts = 2
+    backoff  = "500ms"
+  }
+}
+`, filepath.Join(binDir, "simfleet"), filepath.Join(binDir, "saltpeter-wrapper"), command))
+	id := c.runNow("flaky")
+	if r := c.waitFinal(id, 30*time.Second); r.Status != "failed" {
+		t.Fatalf("first run %s, want failed", r.Status)
+	}
+	var retry run
+	deadline := time.Now().Add(30 * time.Second)
+	for retry.ID == "" {
+		var resp struct {
+			Runs []run `json:"runs"`
+		}
+		if st := c.call(http.MethodGet, "/api/v1/runs?job=flaky", nil, &resp); st != http.StatusOK {
+			t.Fatalf("list runs: %d", st)
+		}
+		for _, r := range resp.Runs {
+			if r.Trigger == "retry" {
+				retry = r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no retry run: %+v", resp.Runs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r := c.waitFinal(retry.ID, 30*time.Second)
+	if r.Status != "succeeded" || len(r.Machines) != 1 || r.Machines[0].Machine != "sim2" {
+		t.Fatalf("retry run: %+v, want succeeded on sim2 alone", r)
+	}
+	b, err := os.ReadFile(ran)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Fields(string(b))
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"sim1", "sim2", "sim2", "sim3"}) {
+		t.Fatalf("machines ran %v, want sim2 twice and the others once", got)
+	}
+}

@@ -112,6 +112,8 @@ type state struct {
 	maintenance *store.Maintenance
 	// active holds runs this core started that may still be busy, by job.
 	active map[string][]*activeRun
+	// retried holds the runs whose retry this core recorded.
+	retried map[string]bool
 }
 
 type activeRun struct {
@@ -163,7 +165,7 @@ func New(cfg Config, conf *config.Config) *Runner {
 // Run loads the stored overrides, schedules the jobs and serves requests
 // and firings until ctx ends.
 func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error {
-	st := &state{conf: r.initial, overrides: map[string]store.JobOverride{}, active: map[string][]*activeRun{}}
+	st := &state{conf: r.initial, overrides: map[string]store.JobOverride{}, active: map[string][]*activeRun{}, retried: map[string]bool{}}
 	ovs, err := r.cfg.Store.Overrides(ctx)
 	if err != nil {
 		return fmt.Errorf("load enable overrides: %w", err)
@@ -342,6 +344,13 @@ func (r *Runner) resumeRun(ctx context.Context, job *config.Job, connectDeadline
 	protocol := queued[0].Protocol
 	if protocol == 0 {
 		protocol = wire.ProtocolV2
+	}
+	if strings.HasPrefix(run.Reason, hub.QueuedPrefix) {
+		// A retry waiting for its back-off said so; it starts now.
+		none := ""
+		if err := r.cfg.Store.UpdateRun(ctx, run.ID, store.RunUpdate{Reason: &none}); err != nil {
+			log.Warn("clear a queued run's reason", "error", err)
+		}
 	}
 	log.Info("carrying on with the run's later batches", "queued", len(queued), "in_flight", len(inFlight))
 	p := plan{log: log, tgt: tgt, job: job, spec: spec, timeout: timeout, protocol: protocol, connectDeadline: connectDeadline}
@@ -1168,6 +1177,7 @@ func (r *Runner) finalize(ctx context.Context, id string) {
 	now := r.cfg.Now().UTC()
 	run.Status, run.FinishedAt = status, now
 	r.endRun(ctx, job, run, store.RunUpdate{Status: &status, FinishedAt: &now})
+	r.scheduleRetry(ctx, job, run)
 }
 
 // endRun records a run's end with the notifications it gives, in one

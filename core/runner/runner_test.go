@@ -1517,3 +1517,66 @@ func TestNotifications(t *testing.T) {
 		t.Error("Notified was never called")
 	}
 }
+
+// TestRetry: a run's failed machines, and only they, run again as a run
+// with trigger retry after the back-off, doubled at each attempt, up to
+// the job's attempts; a machine that succeeded is not run again.
+func TestRetry(t *testing.T) {
+	ctx := context.Background()
+	job := &config.Job{Name: "j", Command: "x", Retry: &config.Retry{Attempts: 2, Backoff: 50 * time.Millisecond}}
+	f := newFixture(t, job)
+	first, err := f.r.RunNow(ctx, "j", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dispatches(t, 2)
+	f.awaitDispatched(t, first)
+	// Taken before the run ends, so that the retry cannot come sooner.
+	ended := time.Now()
+	f.finish(t, first, "a", store.StatusFailed)
+	f.finish(t, first, "b", store.StatusSucceeded)
+	prev := first
+	for attempt := 1; attempt <= 2; attempt++ {
+		var retry store.Run
+		deadline := time.Now().Add(10 * time.Second)
+		for retry.ID == "" {
+			runs, err := f.store.ListRuns(ctx, store.RunFilter{Job: "j"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range runs {
+				if r.RequestedBy == fmt.Sprintf("retry %d/2 of %s", attempt, prev) {
+					retry = r
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no retry %d of %s: %+v", attempt, prev, runs)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if retry.Trigger != store.TriggerRetry || len(retry.Machines) != 1 || retry.Machines[0].Machine != "a" {
+			t.Fatalf("retry %d: %+v, want trigger retry on a only", attempt, retry)
+		}
+		req := f.dispatches(t, 1)
+		if _, ok := req["a"]; !ok {
+			t.Fatalf("retry %d dispatched %v, want a", attempt, req)
+		}
+		if waited, backoff := time.Since(ended), time.Duration(attempt)*50*time.Millisecond; waited < backoff {
+			t.Errorf("retry %d dispatched %s after the run it retries ended, before its back-off of %s", attempt, waited, backoff)
+		}
+		f.awaitDispatched(t, retry.ID)
+		ended = time.Now()
+		f.finish(t, retry.ID, "a", store.StatusFailed)
+		if run := waitRunStatus(t, f.store, retry.ID); run.Status != store.StatusFailed {
+			t.Fatalf("retry %d: %s", attempt, run.Status)
+		}
+		prev = retry.ID
+	}
+	// Two attempts were all: no third.
+	time.Sleep(300 * time.Millisecond) // past a third back-off (200ms), were there one
+	f.noDispatch(t, "after the last retry")
+	runs, err := f.store.ListRuns(ctx, store.RunFilter{Job: "j"})
+	if err != nil || len(runs) != 3 {
+		t.Fatalf("%d runs, want the run and 2 retries: %v", len(runs), err)
+	}
+}
