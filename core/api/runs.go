@@ -50,19 +50,22 @@ type machineJSON struct {
 }
 
 type runJSON struct {
-	ID           string        `json:"id"`
-	Job          string        `json:"job"`
-	Trigger      string        `json:"trigger"`
-	ScheduledFor *string       `json:"scheduled_for"`
-	StartedAt    *string       `json:"started_at"`
-	FinishedAt   *string       `json:"finished_at"`
-	Status       string        `json:"status"`
-	Reason       string        `json:"reason"`
-	RequestedBy  string        `json:"requested_by"`
-	KilledBy     string        `json:"killed_by"`
-	KilledAt     *string       `json:"killed_at"`
-	Actions      []actionJSON  `json:"actions"`
-	Machines     []machineJSON `json:"machines"`
+	ID           string  `json:"id"`
+	Job          string  `json:"job"`
+	Trigger      string  `json:"trigger"`
+	ScheduledFor *string `json:"scheduled_for"`
+	StartedAt    *string `json:"started_at"`
+	FinishedAt   *string `json:"finished_at"`
+	Status       string  `json:"status"`
+	Reason       string  `json:"reason"`
+	RequestedBy  string  `json:"requested_by"`
+	KilledBy     string  `json:"killed_by"`
+	KilledAt     *string `json:"killed_at"`
+	// SoftTimeoutPassed says the run was still going at its job's
+	// soft_timeout (http-api.md); that is not a status.
+	SoftTimeoutPassed bool          `json:"soft_timeout_passed"`
+	Actions           []actionJSON  `json:"actions"`
+	Machines          []machineJSON `json:"machines"`
 }
 
 // actionJSON is one operator action on a run: who asked for what, when.
@@ -92,6 +95,11 @@ func toRunJSON(run store.Run) runJSON {
 		Machines:     make([]machineJSON, 0, len(run.Machines)),
 	}
 	for _, a := range run.Actions {
+		if a.Kind == store.ActionSoftTimeout {
+			// The core's own record, not an operator's action.
+			out.SoftTimeoutPassed = true
+			continue
+		}
 		aj := actionJSON{Kind: a.Kind, Machine: a.Machine, Signal: a.Signal, By: a.By, At: ts(a.At)}
 		if a.Grace > 0 {
 			g := wire.FormatDuration(a.Grace)

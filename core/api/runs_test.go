@@ -95,6 +95,7 @@ func TestGetRun(t *testing.T) {
 		Actions: []store.Action{
 			{Kind: "signal", Signal: "SIGSTOP", By: "ops", At: t0.Add(time.Second)},
 			{Kind: "kill", Machine: "db1", Signal: "SIGINT", Grace: 10 * time.Second, By: "deployer", At: t0.Add(2 * time.Second)},
+			{Kind: store.ActionSoftTimeout, By: "core", At: t0.Add(3 * time.Second)},
 		},
 		Machines: []store.Machine{
 			{Machine: "db1", Status: store.StatusFailed, ExitCode: ptr(2), Reason: "exit", PID: 4242,
@@ -110,6 +111,7 @@ func TestGetRun(t *testing.T) {
 		"id": "r1", "job": "backup", "trigger": "manual",
 		"scheduled_for": "2025-03-01T03:00:00Z", "started_at": "2025-03-01T03:00:00Z", "finished_at": nil,
 		"status": "running", "reason": "", "requested_by": "deployer", "killed_by": "", "killed_at": nil,
+		"soft_timeout_passed": true,
 		"actions": []any{
 			map[string]any{"kind": "signal", "signal": "SIGSTOP", "grace": nil, "by": "ops", "at": "2025-03-01T03:00:01Z"},
 			map[string]any{"kind": "kill", "machine": "db1", "signal": "SIGINT", "grace": "10s", "by": "deployer", "at": "2025-03-01T03:00:02Z"},

@@ -1471,6 +1471,11 @@ func TestNotifications(t *testing.T) {
 	f.awaitDispatched(t, first)
 	// Still running past its soft timeout.
 	await("soft timeout", has(first+"/ops/soft_timeout"))
+	if run, err := f.store.GetRun(ctx, first); err != nil || !slices.ContainsFunc(run.Actions, func(a store.Action) bool {
+		return a.Kind == store.ActionSoftTimeout && a.By == "core"
+	}) {
+		t.Fatalf("the run past its soft timeout does not record it: %+v %v", run.Actions, err)
+	}
 	f.finish(t, first, "a", store.StatusFailed)
 	f.finish(t, first, "b", store.StatusSucceeded)
 	if run := waitRunStatus(t, f.store, first); run.Status != store.StatusFailed {

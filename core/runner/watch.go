@@ -7,16 +7,18 @@ import (
 	"time"
 
 	"github.com/saltpeter/saltpeter/core/config"
+	"github.com/saltpeter/saltpeter/core/events"
 	"github.com/saltpeter/saltpeter/core/notify"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
-// watchSoftTimeout notifies soft_timeout when the run is still going
-// once its job's soft_timeout passed since it started. It returns at
-// once for a job with no soft_timeout or nobody to tell.
+// watchSoftTimeout records, when the run is still going once its job's
+// soft_timeout passed since it started, that it passed it (the run's
+// soft_timeout_passed), and notifies soft_timeout, in one store update.
+// It returns at once for a job with no soft_timeout.
 func (r *Runner) watchSoftTimeout(job *config.Job, runID string, started time.Time) {
-	if job == nil || job.SoftTimeout <= 0 || !wantsAny(job, "soft_timeout") {
+	if job == nil || job.SoftTimeout <= 0 {
 		return
 	}
 	r.work.Add(1)
@@ -38,9 +40,26 @@ func (r *Runner) watchSoftTimeout(job *config.Job, runID string, started time.Ti
 		if store.Final(run.Status) {
 			return
 		}
+		for _, a := range run.Actions {
+			if a.Kind == store.ActionSoftTimeout {
+				return // recorded by this core before a restart
+			}
+		}
 		r.log.Info("run past its soft timeout", "job", job.Name, "run_id", runID, "soft_timeout", wire.FormatDuration(job.SoftTimeout))
-		ns, err := notify.ForSoftTimeout(job, run, r.cfg.CoreURL, r.cfg.Now())
-		r.enqueue(ctx, "a soft timeout", ns, err)
+		now := r.cfg.Now().UTC()
+		ns, err := notify.ForSoftTimeout(job, run, r.cfg.CoreURL, now)
+		if err != nil {
+			r.log.Error("notifications of a soft timeout", "run_id", runID, "error", err)
+		}
+		u := store.RunUpdate{AddAction: &store.Action{Kind: store.ActionSoftTimeout, By: "core", At: now}, Notifications: ns}
+		if err := r.cfg.Store.UpdateRun(ctx, runID, u); err != nil {
+			r.log.Error("record a soft timeout", "run_id", runID, "error", err)
+			return
+		}
+		if len(ns) > 0 && r.cfg.Notified != nil {
+			r.cfg.Notified()
+		}
+		r.cfg.Publish(events.Event{Kind: events.RunUpdated, Job: job.Name, RunID: runID, Status: run.Status})
 	}()
 }
 

@@ -137,15 +137,21 @@ type Machine struct {
 	LateReason   string `json:"late_reason,omitempty"`
 }
 
-// Action is one operator action on a run.
+// Action is one operator action on a run, or one the core records about
+// it (ActionSoftTimeout).
 type Action struct {
-	Kind    string        `json:"kind"` // "kill" or "signal"
+	Kind    string        `json:"kind"` // "kill", "signal" or ActionSoftTimeout
 	Machine string        `json:"machine,omitempty"`
 	Signal  string        `json:"signal,omitempty"`
 	Grace   time.Duration `json:"-"`
 	By      string        `json:"by"`
 	At      time.Time     `json:"at"`
 }
+
+// ActionSoftTimeout is the action the core records when a run passed its
+// job's soft_timeout still going (by "core"): the run carries
+// soft_timeout_passed from then on.
+const ActionSoftTimeout = "soft_timeout"
 
 // MachineUpdate changes some fields of a Machine; nil fields stay.
 type MachineUpdate struct {
