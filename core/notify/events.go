@@ -31,15 +31,20 @@ var specific = map[string]notifier.EventKind{
 // but a success is also "recovered". A block that lists the status's own
 // kind (timeout, killed, lost, not_started) gets that; one that lists
 // only "failure" gets a failure for every run that did not succeed. A
-// skipped run (every machine under maintenance) notifies nothing here.
+// skipped run (every machine under maintenance) did not run: it is
+// missed, for the blocks that list that.
 func ForRun(job *config.Job, run store.Run, prev, coreURL string, now time.Time) ([]store.Notification, error) {
-	if job == nil || len(job.Notify) == 0 || run.Status == store.StatusSkipped || !store.Final(run.Status) {
+	if job == nil || len(job.Notify) == 0 || !store.Final(run.Status) {
 		return nil, nil
 	}
 	var out []store.Notification
 	for _, nb := range job.Notify {
 		var kinds []notifier.EventKind
-		if run.Status == store.StatusSucceeded {
+		if run.Status == store.StatusSkipped {
+			if wants(nb, notifier.EventMissed) {
+				kinds = append(kinds, notifier.EventMissed)
+			}
+		} else if run.Status == store.StatusSucceeded {
 			if wants(nb, notifier.EventSuccess) {
 				kinds = append(kinds, notifier.EventSuccess)
 			}
@@ -151,6 +156,8 @@ func runEvent(job *config.Job, run store.Run, k notifier.EventKind, prev, coreUR
 	}
 	ran := len(ms) - ev.Counts[store.StatusSkipped]
 	switch {
+	case run.Status == store.StatusSkipped:
+		ev.Message = fmt.Sprintf("%s did not run: every one of its %s is under maintenance", job.Name, machines(len(ms)))
 	case run.Status == store.StatusSucceeded && k == notifier.EventRecovered:
 		ev.Message = fmt.Sprintf("%s recovered: succeeded on %s after a run that was %s", job.Name, machines(ran), prev)
 	case run.Status == store.StatusSucceeded:

@@ -41,7 +41,7 @@ func TestForRun(t *testing.T) {
 			[]string{"ops/timeout", "chat/failure"}, "timed out"},
 		{"lost is a failure", run(store.StatusLost, store.Machine{Machine: "db1", Status: store.StatusLost}), "",
 			[]string{"ops/failure", "chat/failure"}, "db1: lost"},
-		{"skipped notifies nothing", run(store.StatusSkipped, store.Machine{Machine: "db1", Status: store.StatusSkipped}), "", nil, ""},
+		{"skipped notifies nothing but missed", run(store.StatusSkipped, store.Machine{Machine: "db1", Status: store.StatusSkipped}), "", nil, ""},
 		{"running notifies nothing", run(store.StatusRunning), "", nil, ""},
 	}
 	for _, tc := range tests {
@@ -94,6 +94,20 @@ func TestEventListsFailingMachinesFirstAndCaps(t *testing.T) {
 	}
 	if !strings.Contains(ev.Message, "on 5 of 50 machines") || !strings.HasSuffix(ev.Message, ", ...)") {
 		t.Errorf("message %q", ev.Message)
+	}
+}
+
+// A run whose machines were all under maintenance is missed, for the
+// blocks that ask.
+func TestSkippedRunIsMissed(t *testing.T) {
+	job := &config.Job{Name: "j", Notify: []config.Notify{{Notifier: "ops", On: []string{"missed"}}}}
+	ns, err := ForRun(job, store.Run{ID: "r", Status: store.StatusSkipped, Machines: []store.Machine{{Machine: "db1", Status: store.StatusSkipped}}}, "", "", time.Now())
+	if err != nil || len(ns) != 1 || ns[0].ID != "r/ops/missed" {
+		t.Fatalf("skipped run: %+v %v", ns, err)
+	}
+	var ev notifier.Event
+	if err := json.Unmarshal(ns[0].Event, &ev); err != nil || !strings.Contains(ev.Message, "under maintenance") {
+		t.Fatalf("event %+v %v", ev, err)
 	}
 }
 

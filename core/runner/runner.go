@@ -114,6 +114,9 @@ type state struct {
 	active map[string][]*activeRun
 	// retried holds the runs whose retry this core recorded.
 	retried map[string]bool
+	// disabled watches the disabled jobs whose missed slots someone wants
+	// to hear of (see watchDisabled), by job.
+	disabled map[string]*disabledWatch
 }
 
 type activeRun struct {
@@ -165,7 +168,8 @@ func New(cfg Config, conf *config.Config) *Runner {
 // Run loads the stored overrides, schedules the jobs and serves requests
 // and firings until ctx ends.
 func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error {
-	st := &state{conf: r.initial, overrides: map[string]store.JobOverride{}, active: map[string][]*activeRun{}, retried: map[string]bool{}}
+	st := &state{conf: r.initial, overrides: map[string]store.JobOverride{}, active: map[string][]*activeRun{}, retried: map[string]bool{},
+		disabled: map[string]*disabledWatch{}}
 	ovs, err := r.cfg.Store.Overrides(ctx)
 	if err != nil {
 		return fmt.Errorf("load enable overrides: %w", err)
@@ -452,6 +456,7 @@ func (r *Runner) reschedule(st *state) {
 		entries = append(entries, schedule.Entry{Name: j.Name, Schedule: s, Location: j.Location, Enabled: st.enabled(j)})
 	}
 	r.cfg.Scheduler.Set(entries)
+	r.watchDisabled(st)
 }
 
 // busy reports whether any run of job still counts as running, dropping

@@ -1585,3 +1585,49 @@ func TestRetry(t *testing.T) {
 		t.Fatalf("%d runs, want the run and 2 retries: %v", len(runs), err)
 	}
 }
+
+// TestDisabledJobMissesItsSlot: a disabled job whose notify blocks ask
+// for missed is told once, at the first slot it misses, not at every
+// slot; enabled and disabled again, it is told again.
+func TestDisabledJobMissesItsSlot(t *testing.T) {
+	ctx := context.Background()
+	f := newIdleFixture()
+	f.start(t, &config.Job{Name: "j", Command: "x", Enabled: false, Schedule: "* * * * * *",
+		Notify: []config.Notify{{Notifier: "ops", On: []string{"missed"}}}})
+	missed := func() int {
+		t.Helper()
+		ns, err := f.store.ListNotifications(ctx, store.NotificationFilter{Job: "j"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, x := range ns {
+			if strings.HasPrefix(x.ID, "j/ops/missed/disabled/") {
+				n++
+			}
+		}
+		return n
+	}
+	await := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for missed() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d missed notifications, want %d", missed(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	await(1)
+	time.Sleep(2500 * time.Millisecond) // two more slots pass, still disabled
+	if n := missed(); n != 1 {
+		t.Fatalf("%d missed notifications after three missed slots, want one", n)
+	}
+	if err := f.r.SetEnabled(ctx, "j", true, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.SetEnabled(ctx, "j", false, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	await(2)
+}

@@ -128,3 +128,68 @@ func wantsAny(job *config.Job, kind string) bool {
 	}
 	return false
 }
+
+// disabledWatch waits for the first slot a disabled job misses.
+type disabledWatch struct {
+	timer *time.Timer
+	// told is set once the missed slot was notified: a job disabled for a
+	// month must not notify every slot it misses, once is enough until it
+	// is enabled again.
+	told bool
+}
+
+// watchDisabled keeps, on the loop, one watch per disabled job whose
+// notify blocks ask for missed: at the first slot that passes while the
+// job is disabled, missed is notified once (by a core: a core restarted
+// while the job stays disabled notifies again at its first slot). A job
+// enabled again drops its watch. Slots that pass under global maintenance
+// or that overlap skips are notified by fireSlot, each.
+func (r *Runner) watchDisabled(st *state) {
+	seen := map[string]bool{}
+	for _, j := range st.conf.Jobs {
+		if st.enabled(j) || !wantsAny(j, "missed") {
+			continue
+		}
+		s, err := jobSchedule(j)
+		if err != nil || s.Manual() {
+			continue
+		}
+		seen[j.Name] = true
+		if _, ok := st.disabled[j.Name]; ok {
+			continue
+		}
+		slot := s.Next(r.cfg.Now())
+		if slot.IsZero() {
+			continue
+		}
+		w := &disabledWatch{}
+		name := j.Name
+		w.timer = time.AfterFunc(time.Until(slot), func() {
+			_ = r.do(context.Background(), func(st *state) {
+				if st.disabled[name] != w || w.told {
+					return // enabled again meanwhile, or replaced
+				}
+				w.told = true
+				job := st.conf.Job(name)
+				if job == nil || st.enabled(job) {
+					return
+				}
+				r.work.Add(1)
+				go func() {
+					defer r.work.Done()
+					msg := fmt.Sprintf("%s is disabled: its slot %s passed without a run, and its next slots will until it is enabled",
+						name, slot.UTC().Format(time.RFC3339))
+					ns, err := notify.ForMissed(job, "disabled/"+strconv.FormatInt(slot.Unix(), 10), slot, msg, r.cfg.CoreURL, r.cfg.Now())
+					r.enqueue(context.Background(), "a disabled job's missed slot", ns, err)
+				}()
+			})
+		})
+		st.disabled[j.Name] = w
+	}
+	for name, w := range st.disabled {
+		if !seen[name] {
+			w.timer.Stop()
+			delete(st.disabled, name)
+		}
+	}
+}
