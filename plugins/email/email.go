@@ -1,14 +1,12 @@
 package email
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/mail"
 	"os"
@@ -113,7 +111,7 @@ func (n *Notifier) Configure(_ context.Context, raw []byte) error {
 
 func parseConfig(raw []byte) (*config, error) {
 	var fc fileConfig
-	if err := decodeConfig(raw, &fc); err != nil {
+	if err := notifier.DecodeConfig(raw, &fc); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -265,23 +263,5 @@ func (n *Notifier) Notify(ctx context.Context, ev notifier.Event) error {
 		return fmt.Errorf("email %s (attempt %d) through %s: %w", ev.ID, ev.Attempt, c.addr, err)
 	}
 	n.log.Debug("event mailed", "event_id", ev.ID, "kind", ev.Kind, "recipients", len(c.to))
-	return nil
-}
-
-func decodeConfig(raw []byte, v any) error {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = []byte("{}")
-	}
-	if bytes.TrimSpace(raw)[0] != '{' {
-		return errors.New("not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decode: %w", err)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return errors.New("decode: trailing data after the config object")
-	}
 	return nil
 }

@@ -90,7 +90,7 @@ func (n *Notifier) Configure(_ context.Context, raw []byte) error {
 
 func parseConfig(raw []byte) (*config, error) {
 	var fc fileConfig
-	if err := decodeConfig(raw, &fc); err != nil {
+	if err := notifier.DecodeConfig(raw, &fc); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -347,22 +347,4 @@ func (t *tail) String() string {
 		s = "…" + s
 	}
 	return s
-}
-
-func decodeConfig(raw []byte, v any) error {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = []byte("{}")
-	}
-	if bytes.TrimSpace(raw)[0] != '{' {
-		return errors.New("not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decode: %w", err)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return errors.New("decode: trailing data after the config object")
-	}
-	return nil
 }

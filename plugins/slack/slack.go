@@ -1,12 +1,10 @@
 package slack
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -70,7 +68,7 @@ func (n *Notifier) Configure(_ context.Context, raw []byte) error {
 
 func parseConfig(raw []byte) (*config, error) {
 	var fc fileConfig
-	if err := decodeConfig(raw, &fc); err != nil {
+	if err := notifier.DecodeConfig(raw, &fc); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -138,23 +136,5 @@ func (n *Notifier) Notify(ctx context.Context, ev notifier.Event) error {
 		return fmt.Errorf("slack %s (attempt %d): %w", ev.ID, ev.Attempt, err)
 	}
 	n.log.Debug("event delivered", "event_id", ev.ID, "kind", ev.Kind)
-	return nil
-}
-
-func decodeConfig(raw []byte, v any) error {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = []byte("{}")
-	}
-	if bytes.TrimSpace(raw)[0] != '{' {
-		return errors.New("not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decode: %w", err)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return errors.New("decode: trailing data after the config object")
-	}
 	return nil
 }

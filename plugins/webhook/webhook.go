@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -97,7 +96,7 @@ var TemplateFuncs = template.FuncMap{
 
 func parseConfig(raw []byte) (*config, error) {
 	var fc fileConfig
-	if err := decodeConfig(raw, &fc); err != nil {
+	if err := notifier.DecodeConfig(raw, &fc); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -199,26 +198,6 @@ func Sign(secret, body []byte) string {
 	m := hmac.New(sha256.New, secret)
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
-
-// decodeConfig decodes a notifier block's config into v, refusing unknown
-// keys, wrong types, and anything but one JSON object. Empty means {}.
-func decodeConfig(raw []byte, v any) error {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = []byte("{}")
-	}
-	if bytes.TrimSpace(raw)[0] != '{' {
-		return errors.New("not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decode: %w", err)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		return errors.New("decode: trailing data after the config object")
-	}
-	return nil
 }
 
 // parseDuration reads a duration setting ("10s", "1m30s"); empty is def.
