@@ -24,26 +24,8 @@ import (
 // in flight: that is refused, with what to do. Store blocks are the
 // server's business (the store cannot change under a running core).
 func (h *Host) Apply(ctx context.Context, blocks []config.Plugin) (undo func(context.Context), diags hcl.Diagnostics) {
-	type change struct {
-		m        *managed
-		old, new []byte
-		added    bool
-	}
 	var changes []change
-	undo = func(ctx context.Context) {
-		for _, c := range slices.Backward(changes) {
-			if c.added {
-				h.mu.Lock()
-				delete(h.plugins, key{sdk.KindTarget, c.m.name})
-				h.mu.Unlock()
-				c.m.stop() // CheckTargets may have started it
-				continue
-			}
-			if err := c.m.reconfigure(ctx, c.old); err != nil {
-				c.m.log.Error("put the previous config back after a refused reload", "error", err)
-			}
-		}
-	}
+	undo = func(ctx context.Context) { h.undo(ctx, changes) }
 	fail := func(r hcl.Range, summary string, err error) (func(context.Context), hcl.Diagnostics) {
 		undo(ctx)
 		d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: err.Error() + "."}
@@ -89,7 +71,7 @@ func (h *Host) Apply(ctx context.Context, blocks []config.Plugin) (undo func(con
 			if err := m.reconfigure(ctx, conf); err != nil {
 				return fail(b.Range, "Plugin refused its config", fmt.Errorf("plugin %q %q refused its new config: %w", b.Kind, b.Name, err))
 			}
-			changes = append(changes, change{m: m, old: old, new: conf})
+			changes = append(changes, change{m: m, old: old})
 			h.log.Info("plugin reconfigured", "kind", b.Kind, "name", b.Name)
 		}
 	}
@@ -118,7 +100,7 @@ func (h *Host) Apply(ctx context.Context, blocks []config.Plugin) (undo func(con
 		if err := m.reconfigure(ctx, []byte("{}")); err != nil {
 			return fail(hcl.Range{}, "Plugin refused its config", fmt.Errorf("plugin %q %q: its block is gone, and it refuses to run without one: %w", m.kind, m.name, err))
 		}
-		changes = append(changes, change{m: m, old: old, new: []byte("{}")})
+		changes = append(changes, change{m: m, old: old})
 		h.log.Info("plugin block removed; the plugin runs with an empty config", "kind", m.kind, "name", m.name)
 	}
 	if len(gone) > 0 {
@@ -126,6 +108,32 @@ func (h *Host) Apply(ctx context.Context, blocks []config.Plugin) (undo func(con
 		h.log.Warn("plugin blocks removed; their plugins stay until the core restarts", "names", strings.Join(gone, " "))
 	}
 	return undo, nil
+}
+
+// change is one thing Apply or ApplyNotifiers did: a plugin added, or
+// reconfigured from old.
+type change struct {
+	m     *managed
+	old   []byte
+	added bool
+}
+
+// undo puts changes back, last first: an added plugin is dropped (and
+// stopped: CheckTargets may have started it), a reconfigured one gets
+// its old config again.
+func (h *Host) undo(ctx context.Context, changes []change) {
+	for _, c := range slices.Backward(changes) {
+		if c.added {
+			h.mu.Lock()
+			delete(h.plugins, key{c.m.kind, c.m.name})
+			h.mu.Unlock()
+			c.m.stop()
+			continue
+		}
+		if err := c.m.reconfigure(ctx, c.old); err != nil {
+			c.m.log.Error("put the previous config back after a refused reload", "error", err)
+		}
+	}
 }
 
 // currentConfig is the config the plugin is (or will be) configured with.
@@ -168,26 +176,8 @@ func (m *managed) reconfigure(ctx context.Context, conf []byte) error {
 // removed block's process stays until the core restarts; notifications
 // still queued for it fail after their attempts, each logged.
 func (h *Host) ApplyNotifiers(ctx context.Context, plugins []config.Plugin, blocks []config.Notifier) (undo func(context.Context), diags hcl.Diagnostics) {
-	type change struct {
-		m     *managed
-		old   []byte
-		added bool
-	}
 	var changes []change
-	undo = func(ctx context.Context) {
-		for _, c := range slices.Backward(changes) {
-			if c.added {
-				h.mu.Lock()
-				delete(h.plugins, key{sdk.KindNotifier, c.m.name})
-				h.mu.Unlock()
-				c.m.stop()
-				continue
-			}
-			if err := c.m.reconfigure(ctx, c.old); err != nil {
-				c.m.log.Error("put the previous config back after a refused reload", "error", err)
-			}
-		}
-	}
+	undo = func(ctx context.Context) { h.undo(ctx, changes) }
 	fail := func(r hcl.Range, summary string, err error) (func(context.Context), hcl.Diagnostics) {
 		undo(ctx)
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: err.Error() + ".", Subject: &r}}
