@@ -104,6 +104,8 @@ func (a *API) routes() {
 	m.HandleFunc("PUT /api/v1/maintenance", a.guard(a.putMaintenance))
 	m.HandleFunc("DELETE /api/v1/maintenance", a.guard(a.deleteMaintenance))
 
+	m.HandleFunc("GET /api/v1/notifications", a.guard(a.listNotifications))
+
 	m.HandleFunc("GET /api/v1/events", a.guard(a.events))
 }
 
