@@ -243,10 +243,8 @@ func parseSize(s string) (int64, error) {
 	return n * factor, nil
 }
 
-// oneOf decodes a string that must be one of allowed. notYet maps values
-// the spec names but this build does not implement to why, so that the
-// operator learns it is not a typo.
-func (d *decoder) oneOf(attrs hcl.Attributes, name string, dst *string, allowed []string, notYet map[string]string) *hcl.Attribute {
+// oneOf decodes a string that must be one of allowed.
+func (d *decoder) oneOf(attrs hcl.Attributes, name string, dst *string, allowed []string) *hcl.Attribute {
 	var v string
 	a := d.str(attrs, name, &v)
 	if a == nil {
@@ -257,10 +255,6 @@ func (d *decoder) oneOf(attrs hcl.Attributes, name string, dst *string, allowed 
 			*dst = v
 			return a
 		}
-	}
-	if why, ok := notYet[v]; ok {
-		d.attrError(a, fmt.Sprintf("Unsupported %s", name), fmt.Sprintf("%s = %q is not built yet: %s. Use %s.", name, v, why, orList(allowed)))
-		return nil
 	}
 	d.attrError(a, fmt.Sprintf("Invalid %s", name), fmt.Sprintf("%s must be %s, not %q.", name, orList(allowed), v))
 	return nil

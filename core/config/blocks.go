@@ -227,7 +227,7 @@ func (l *loader) decodeStore(b *hcl.Block) {
 	}
 	attrs := l.content(b.Body, schema).Attributes
 	l.str(attrs, "path", &s.Path)
-	l.oneOf(attrs, "synchronous", &s.Synchronous, []string{"normal", "full"}, nil)
+	l.oneOf(attrs, "synchronous", &s.Synchronous, []string{"normal", "full"})
 	if a := l.str(attrs, "dsn", &s.DSN); s.Kind == StorePostgres && s.DSN == "" {
 		if a != nil {
 			l.attrError(a, "Missing dsn", "store \"postgres\" needs dsn, such as \"postgres://saltpeter@db/saltpeter\".")

@@ -144,10 +144,10 @@ func (l *loader) decodeJob(b *hcl.Block) {
 			fmt.Sprintf("soft_timeout (%s) is not shorter than timeout (%s), so the job is killed before the soft timeout can notify.", j.SoftTimeout, j.Timeout))
 	}
 	l.duration(attrs, "jitter", &j.Jitter, true)
-	l.oneOf(attrs, "overlap", &j.Overlap, []string{OverlapSkip, OverlapAllow, OverlapQueue, OverlapReplace}, nil)
-	l.oneOf(attrs, "catch_up", &j.CatchUp, []string{"none", "latest", "all"}, nil)
-	l.oneOf(attrs, "dst_gap", &j.DSTGap, []string{"shift", "skip"}, nil)
-	l.oneOf(attrs, "dst_repeat", &j.DSTRepeat, []string{"once", "twice"}, nil)
+	l.oneOf(attrs, "overlap", &j.Overlap, []string{OverlapSkip, OverlapAllow, OverlapQueue, OverlapReplace})
+	l.oneOf(attrs, "catch_up", &j.CatchUp, []string{"none", "latest", "all"})
+	l.oneOf(attrs, "dst_gap", &j.DSTGap, []string{"shift", "skip"})
+	l.oneOf(attrs, "dst_repeat", &j.DSTRepeat, []string{"once", "twice"})
 	if j.ParsedSchedule != nil {
 		// Bound here, so that every consumer of the job's schedule (the
 		// Scheduler, catch-up, the next-runs listing) fires the same slots.
