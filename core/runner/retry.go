@@ -127,3 +127,39 @@ func (r *Runner) scheduleRetry(ctx context.Context, job *config.Job, run store.R
 		r.resumeRun(context.WithoutCancel(ctx), job, deadline, retry, a, nil, rows)
 	}()
 }
+
+// maxRetryCatchUp bounds how old a run may be for a restarted core to
+// record the retry its previous core did not: a failure from last week
+// is not worth running again now.
+const maxRetryCatchUp = 24 * time.Hour
+
+// catchUpRetries records, at start, the retry a previous core owed: the
+// job's last run ended with machines worth retrying, attempts were left,
+// and the core stopped between recording the run's end and its retry
+// (two store writes). It looks at each job with a retry block, once.
+func (r *Runner) catchUpRetries(ctx context.Context, st *state) {
+	now := r.cfg.Now()
+	for _, job := range st.conf.Jobs {
+		if job.Retry == nil || job.Retry.Attempts <= 0 {
+			continue
+		}
+		runs, err := r.cfg.Store.ListRuns(ctx, store.RunFilter{Job: job.Name, Limit: 5})
+		if err != nil {
+			r.log.Warn("look for a retry owed", "job", job.Name, "error", err)
+			continue
+		}
+		if len(runs) == 0 {
+			continue
+		}
+		last := runs[0] // newest first: a retry, were one recorded, is newer
+		if !store.Final(last.Status) || last.Status == store.StatusSucceeded || now.Sub(last.FinishedAt) > maxRetryCatchUp {
+			continue
+		}
+		r.log.Info("recording the retry the previous core did not", "job", job.Name, "run_id", last.ID)
+		r.work.Add(1)
+		go func() {
+			defer r.work.Done()
+			r.scheduleRetry(context.WithoutCancel(ctx), job, last)
+		}()
+	}
+}

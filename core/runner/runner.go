@@ -188,6 +188,7 @@ func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error 
 	}
 	r.reschedule(st)
 	r.catchUp(ctx, st)
+	r.catchUpRetries(ctx, st)
 	defer r.work.Wait()
 	defer close(r.stopped)
 	r.work.Add(1)

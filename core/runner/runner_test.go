@@ -1631,3 +1631,45 @@ func TestDisabledJobMissesItsSlot(t *testing.T) {
 	}
 	await(2)
 }
+
+// TestRetryOwedByAStoppedCore: a core that stopped between recording a
+// run's end and its retry leaves the retry to the next core, which
+// records it at start; a run that already has its retry gets no second.
+func TestRetryOwedByAStoppedCore(t *testing.T) {
+	ctx := context.Background()
+	f := newIdleFixture()
+	specJSON, err := json.Marshal(wire.Spec{Command: "x", Heartbeat: "5s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := f.store.CreateRun(ctx, store.Run{ID: "r1", Job: "j", Trigger: store.TriggerSchedule, StartedAt: now.Add(-time.Minute),
+		FinishedAt: now, Status: store.StatusFailed, Spec: specJSON}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.AddMachines(ctx, "r1", []store.Machine{
+		{Machine: "a", Status: store.StatusFailed, Protocol: 2},
+		{Machine: "b", Status: store.StatusSucceeded, Protocol: 2},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.start(t, &config.Job{Name: "j", Command: "x", Retry: &config.Retry{Attempts: 2, Backoff: 10 * time.Millisecond}})
+	req := f.dispatches(t, 1)
+	if _, ok := req["a"]; !ok {
+		t.Fatalf("the owed retry dispatched %v, want a", req)
+	}
+	runs, err := f.store.ListRuns(ctx, store.RunFilter{Job: "j"})
+	if err != nil || len(runs) != 2 || runs[0].RequestedBy != "retry 1/2 of r1" {
+		t.Fatalf("runs %+v %v, want r1 and its retry", runs, err)
+	}
+	// Restarted again while the retry runs: nothing more is owed.
+	f.restart(t, &config.Job{Name: "j", Command: "x", Retry: &config.Retry{Attempts: 2, Backoff: 10 * time.Millisecond}})
+	// The loop answering means start is done, owed retries looked for.
+	if _, err := f.r.Job(ctx, "j"); err != nil {
+		t.Fatal(err)
+	}
+	f.noDispatch(t, "after a second restart")
+	if runs, err := f.store.ListRuns(ctx, store.RunFilter{Job: "j"}); err != nil || len(runs) != 2 {
+		t.Fatalf("%d runs after a second restart, want 2: %v", len(runs), err)
+	}
+}
