@@ -1189,7 +1189,12 @@ func (r *Runner) finalize(ctx context.Context, id string) {
 // endRun records a run's end with the notifications it gives, in one
 // store update, so that neither is recorded without the other.
 func (r *Runner) endRun(ctx context.Context, job *config.Job, run store.Run, u store.RunUpdate) {
-	ns, err := notify.ForRun(job, run, r.previousStatus(ctx, run), r.cfg.CoreURL, run.FinishedAt)
+	// Only a recovery needs the run before; most jobs do not ask for one.
+	var prev string
+	if job != nil && run.Status == store.StatusSucceeded && wantsAny(job, "recovered") {
+		prev = r.previousStatus(ctx, run)
+	}
+	ns, err := notify.ForRun(job, run, prev, r.cfg.CoreURL, run.FinishedAt)
 	if err != nil {
 		r.log.Error("notifications of a run's end", "run_id", run.ID, "error", err)
 	}
