@@ -25,7 +25,7 @@ var coreSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "listen"}, {Name: "advertise"}, {Name: "tls_cert"}, {Name: "tls_key"}, {Name: "wrapper_ca_file"},
 	{Name: "data_dir"}, {Name: "secret_file"}, {Name: "legacy_wrappers"},
 	{Name: "heartbeat_timeout"}, {Name: "heartbeat_interval"}, {Name: "connect_deadline"},
-	{Name: "api_tokens"},
+	{Name: "api_tokens"}, {Name: "metrics_per_machine"}, {Name: "metrics_max_machines"},
 }}
 
 // coreAttrs keeps the core attributes that later checks point at.
@@ -40,6 +40,7 @@ func defaultCore() Core {
 		HeartbeatTimeout:  DefaultHeartbeatTimeout,
 		HeartbeatInterval: DefaultHeartbeatInterval,
 		ConnectDeadline:   DefaultConnectDeadline,
+		MetricsPerMachine: true,
 	}
 }
 
@@ -81,6 +82,8 @@ func (l *loader) decodeCore(b *hcl.Block) {
 	l.coreAttrs.heartbeatTimeout = l.positiveDuration(attrs, "heartbeat_timeout", &c.HeartbeatTimeout)
 	l.coreAttrs.heartbeatInterval = l.positiveDuration(attrs, "heartbeat_interval", &c.HeartbeatInterval)
 	l.positiveDuration(attrs, "connect_deadline", &c.ConnectDeadline)
+	l.boolean(attrs, "metrics_per_machine", &c.MetricsPerMachine)
+	l.count(attrs, "metrics_max_machines", &c.MetricsMaxMachines)
 	if a := attrs["api_tokens"]; a != nil {
 		c.APITokens = l.decodeTokens(a)
 	}

@@ -359,6 +359,7 @@ func TestLoadDefaults(t *testing.T) {
 	wantCore := config.Core{
 		Listen: "127.0.0.1:8080", DataDir: data, SecretFile: filepath.Join(data, "secret"),
 		HeartbeatTimeout: 30 * time.Second, HeartbeatInterval: 5 * time.Second, ConnectDeadline: 2 * time.Minute,
+		MetricsPerMachine: true,
 	}
 	if !reflect.DeepEqual(cfg.Core, wantCore) {
 		t.Errorf("Core = %+v\nwant %+v", cfg.Core, wantCore)

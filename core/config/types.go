@@ -63,6 +63,11 @@ type Core struct {
 	HeartbeatInterval time.Duration
 	ConnectDeadline   time.Duration
 	APITokens         []APIToken
+	// MetricsPerMachine keeps per-(job, machine) series at /metrics
+	// (default true); MetricsMaxMachines bounds them (0: the metrics
+	// package's default, 10000).
+	MetricsPerMachine  bool
+	MetricsMaxMachines int
 }
 
 // API token roles.

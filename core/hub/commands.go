@@ -38,7 +38,7 @@ func (h *Hub) command(r killq.Request) {
 		return
 	}
 	for _, st := range targets {
-		cmd := &command{kind: r.Kind, signal: r.Signal, grace: r.Grace, by: r.By}
+		cmd := &command{kind: r.Kind, signal: r.Signal, grace: r.Grace, by: r.By, asked: r.At}
 		if r.Kind == killq.Kill {
 			// The latest kill's overrides win; it goes out at once.
 			st.kill = cmd
@@ -125,6 +125,8 @@ func (h *Hub) killed(k key, signal string) {
 	}
 	switch {
 	case st.kill != nil:
+		// Kept for the kill's latency, measured to the machine's result.
+		st.killAsked = st.kill.asked
 		st.kill = nil
 		h.log.Info("kill confirmed", "run_id", k.run, "machine", k.machine)
 	case len(st.signals) > 0 && signal == "":

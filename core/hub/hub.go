@@ -48,6 +48,11 @@ type Config struct {
 	ResendInterval   time.Duration    // kill/signal re-send period, default 500ms
 	Now              func() time.Time // optional, for tests
 
+	// OnKilled, optional, is told how long a kill took, from the
+	// operator's request to the machine's killed result (for metrics). It
+	// is called from the hub goroutine and must not block.
+	OnKilled func(time.Duration)
+
 	// SendBuffer is how many frames may wait for a connection's write
 	// pump; a connection whose buffer is full is dropped. Default 64.
 	SendBuffer int
@@ -95,12 +100,16 @@ type command struct {
 	signal   string
 	grace    time.Duration
 	by       string
+	asked    time.Time // when the operator asked
 	lastSent time.Time // zero: never sent
 }
 
 // mstate is the hub's view of one (run, machine); only the hub goroutine
 // touches it.
 type mstate struct {
+	// killAsked is when the kill the wrapper confirmed was asked for.
+	killAsked time.Time
+
 	key        key
 	exp        Expectation
 	status     string // pending, running, lost (final ones are forgotten)
@@ -160,6 +169,9 @@ type Hub struct {
 	cancel   context.CancelFunc
 	running  atomic.Bool
 	wg       sync.WaitGroup // the hub's own store writers
+
+	// Counted at each tick, for metrics.
+	runningMachines, connectedWrappers atomic.Int64
 
 	// Owned by the Run goroutine.
 	machines map[key]*mstate
@@ -588,6 +600,14 @@ func (h *Hub) final(k key, status string, late bool) {
 	if st == nil {
 		return
 	}
+	if asked := st.killAsked; status == store.StatusKilled && h.cfg.OnKilled != nil {
+		if st.kill != nil {
+			asked = st.kill.asked // the wrapper completed before it confirmed
+		}
+		if !asked.IsZero() {
+			h.cfg.OnKilled(h.now().Sub(asked))
+		}
+	}
 	if status == store.StatusLost {
 		st.status = store.StatusLost
 		return
@@ -600,6 +620,7 @@ func (h *Hub) final(k key, status string, late bool) {
 func (h *Hub) finalize(st *mstate, status string, code int, reason string) {
 	st.finalizing = true
 	k, now := st.key, h.now()
+
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -636,7 +657,11 @@ func (h *Hub) finalResult(r finalResult) {
 
 func (h *Hub) onTick() {
 	now := h.now()
+	var running int64
 	for _, st := range h.machines {
+		if st.status == store.StatusRunning {
+			running++
+		}
 		switch st.status {
 		case store.StatusPending:
 			dl := st.exp.ConnectDeadline
@@ -658,6 +683,14 @@ func (h *Hub) onTick() {
 		}
 		h.flush(st, false)
 	}
+	h.runningMachines.Store(running)
+	connected := int64(0)
+	for _, k := range h.conns {
+		if k != nil {
+			connected++
+		}
+	}
+	h.connectedWrappers.Store(connected)
 }
 
 func (h *Hub) busy(run string) bool {
@@ -744,6 +777,12 @@ func (h *Hub) recoverRun(run store.Run, connectDeadline time.Duration) int {
 		h.log.Info("took over machines in flight", "run_id", run.ID, "job", run.Job, "machines", n)
 	}
 	return n
+}
+
+// Counts returns the machines running and the wrappers connected, as of
+// the hub's last tick (for metrics).
+func (h *Hub) Counts() (running, connected int64) {
+	return h.runningMachines.Load(), h.connectedWrappers.Load()
 }
 
 // Expect registers a (run, machine) before the runner dispatches its

@@ -46,6 +46,9 @@ type Config struct {
 	MaxAttempts int
 	// Parallel bounds the attempts in flight (default 8).
 	Parallel int
+	// OnResult, optional, is told how each attempt went: "delivered",
+	// "retry" or "failed" (for metrics). It must not block.
+	OnResult func(notifier, result string)
 	Now      func() time.Time
 }
 
@@ -170,12 +173,18 @@ func (d *Deliverer) attempt(ctx context.Context, n store.Notification) {
 	now := d.cfg.Now().UTC()
 	res := store.NotificationResult{At: now}
 	pol := d.policy(n.Notifier)
+	result := "retry"
+	defer func() {
+		if d.cfg.OnResult != nil {
+			d.cfg.OnResult(n.Notifier, result)
+		}
+	}()
 	switch {
 	case err == nil:
-		res.Delivered = true
+		res.Delivered, result = true, "delivered"
 		log.Debug("notification delivered")
 	case notifier.IsPermanent(err) || n.Attempts+1 >= pol.Attempts:
-		res.Final, res.Error = true, err.Error()
+		res.Final, res.Error, result = true, err.Error(), "failed"
 		d.failed.Add(1)
 		log.Error("notification failed for good", "error", err, "permanent", notifier.IsPermanent(err))
 	default:

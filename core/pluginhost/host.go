@@ -160,6 +160,26 @@ func (h *Host) PID(kind, name string) (int, bool) {
 	return m.inst.pid, true
 }
 
+// Starts returns how many times each plugin, by kind and name, was
+// started: more than once is a restart (for metrics).
+func (h *Host) Starts() map[[2]string]int {
+	h.mu.Lock()
+	ms := make(map[key]*managed, len(h.plugins))
+	for k, m := range h.plugins {
+		ms[k] = m
+	}
+	h.mu.Unlock()
+	out := make(map[[2]string]int, len(ms))
+	for k, m := range ms {
+		m.mu.Lock()
+		if m.launches > 0 {
+			out[[2]string{k.kind, k.name}] = m.launches
+		}
+		m.mu.Unlock()
+	}
+	return out
+}
+
 // Close stops every plugin and waits for them to exit; the host starts
 // none after it.
 func (h *Host) Close() error {

@@ -81,6 +81,9 @@ type Config struct {
 	// Notified is called after notifications were put in the outbox, to
 	// wake their delivery; nil: nothing to wake.
 	Notified func()
+	// OnRunEnd, optional, is told of each run that ended, as recorded
+	// (for metrics). It must not block.
+	OnRunEnd func(store.Run)
 	// DeadmanInterval is how often the jobs' expect blocks are checked;
 	// default 1m.
 	DeadmanInterval time.Duration
@@ -1211,6 +1214,9 @@ func (r *Runner) endRun(ctx context.Context, job *config.Job, run store.Run, u s
 	}
 	if len(ns) > 0 && r.cfg.Notified != nil {
 		r.cfg.Notified()
+	}
+	if r.cfg.OnRunEnd != nil {
+		r.cfg.OnRunEnd(run)
 	}
 	r.log.Info("run finished", "job", run.Job, "run_id", run.ID, "status", run.Status, "notifications", len(ns))
 	r.cfg.Publish(events.Event{Kind: events.RunUpdated, Job: run.Job, RunID: run.ID, Status: run.Status})

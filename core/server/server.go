@@ -29,6 +29,7 @@ import (
 	"github.com/saltpeter/saltpeter/core/events"
 	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/core/killq"
+	"github.com/saltpeter/saltpeter/core/metrics"
 	"github.com/saltpeter/saltpeter/core/notify"
 	"github.com/saltpeter/saltpeter/core/pluginhost"
 	"github.com/saltpeter/saltpeter/core/retention"
@@ -106,24 +107,30 @@ func Run(ctx context.Context, opts Options) error {
 	// Deferred after plugins.Close, so it runs first: the store plugin
 	// closes its database before the host stops the process.
 	defer st.Close()
+	var h *hub.Hub
+	mx := metrics.New(metrics.Config{PerMachine: conf.Core.MetricsPerMachine, MaxMachineSeries: conf.Core.MetricsMaxMachines,
+		HubCounts: func() (int64, int64) { return h.Counts() }, PluginStarts: plugins.Starts})
+	st = mx.Store(st)
 
 	firings := make(chan schedule.Firing)
 	sched := schedule.NewScheduler(schedule.Config{Logger: log.Named("schedule"), Firings: firings})
 
 	var run *runner.Runner
 	var reloading sync.Mutex
-	h := hub.New(hub.Config{
+	h = hub.New(hub.Config{
 		Logger: log.Named("hub"), Store: st, Tokens: tokens, Kills: kills.C(), Publish: bus.Publish,
 		OnFinal:          func(runID, machine, status string) { run.MachineFinal(runID, machine, status) },
 		LegacyWrappers:   conf.Core.LegacyWrappers,
 		HeartbeatTimeout: conf.Core.HeartbeatTimeout,
+		OnKilled:         mx.Killed,
 	})
-	deliver := notify.NewDeliverer(notify.Config{Logger: log.Named("notify"), Store: st, Notifiers: plugins, Owner: leaseOwner()})
+	deliver := notify.NewDeliverer(notify.Config{Logger: log.Named("notify"), Store: st, Notifiers: plugins, Owner: leaseOwner(),
+		OnResult: mx.Notified})
 	deliver.SetPolicies(retryPolicies(conf))
 	run = runner.New(runner.Config{
 		Logger: log.Named("runner"), Store: st, Hub: h, Targets: plugins, Tokens: tokens, Kills: kills,
 		Scheduler: sched, Publish: bus.Publish, URLs: urls, CAFile: conf.Core.WrapperCAFile,
-		CoreURL: baseURL(urls[0]), Notified: deliver.Wake,
+		CoreURL: baseURL(urls[0]), Notified: deliver.Wake, OnRunEnd: mx.RunEnded,
 		Load: func() (*config.Config, error) {
 			// A SIGHUP and an API reload at once must not interleave
 			// their plugin changes and undos.
@@ -141,6 +148,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
+	mux.Handle("GET /metrics", a.Guard(mx.Handler()))
 	mux.Handle("/", a.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 
