@@ -40,6 +40,9 @@ type API struct {
 	now     func() time.Time
 	key     []byte // signs session cookies; made at start
 	mux     *http.ServeMux
+	// patterns are the mux's routes in the order registered, for the
+	// test that holds openapi.json to them.
+	patterns []string
 }
 
 // New builds the API. It does not listen; mount Handler.
@@ -75,8 +78,11 @@ func New(cfg Config) *API {
 }
 
 func (a *API) routes() {
-	m := a.mux
+	m := router{a}
 	m.HandleFunc("GET /healthz", a.healthz)
+	// Unguarded: the API's description is not a secret, and a client
+	// reads it before it has a token.
+	m.HandleFunc("GET /api/v1/openapi.json", a.openAPI)
 
 	m.HandleFunc("POST /api/v1/session", a.createSession)
 	m.HandleFunc("DELETE /api/v1/session", a.deleteSession)
@@ -108,6 +114,18 @@ func (a *API) routes() {
 
 	m.HandleFunc("GET /api/v1/events", a.guard(a.events))
 }
+
+// router registers on the API's mux and records each pattern, so that
+// the routes the OpenAPI document is checked against are the ones served,
+// not a second list kept by hand.
+type router struct{ a *API }
+
+func (r router) Handle(pattern string, h http.Handler) {
+	r.a.mux.Handle(pattern, h)
+	r.a.patterns = append(r.a.patterns, pattern)
+}
+
+func (r router) HandleFunc(pattern string, h http.HandlerFunc) { r.Handle(pattern, h) }
 
 // Handler serves /api/ and /healthz. The core mounts it on its own mux
 // beside the web UI:

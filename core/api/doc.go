@@ -15,6 +15,8 @@
 //   - a limit or count above its maximum is lowered to it, not refused;
 //   - POST /api/v1/session answers {"name","role","expires_at"};
 //     GET tells a UI who it is, DELETE clears the cookie;
+//   - GET /api/v1/openapi.json (openapi.json, embedded) describes the API
+//     and needs no token: a description is not a secret;
 //   - a request that carries an Origin header must come from the core's own
 //     address, and with tokens off the Host must be a loopback name, so a
 //     page elsewhere cannot act through the operator's browser.
