@@ -25,6 +25,7 @@ const usage = `saltpeter: a distributed cron for fleets
 Core:
   saltpeter serve    -config PATH   run the core
   saltpeter validate -config PATH   check a configuration, print its diagnostics
+  saltpeter import [-timezone ZONE] [-o FILE] DIR   convert the old tool's YAML job files to HCL
   saltpeter version
 
 Operator (talks to a core's HTTP API; -addr or SALTPETER_ADDR, token in SALTPETER_TOKEN):
@@ -50,6 +51,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return serve(rest, stderr)
 	case "validate":
 		return validate(rest, stdout, stderr)
+	case "import":
+		return cmdImport(rest, stdout, stderr)
 	case "plugin":
 		// Re-executed by the core's plugin host: serve one built-in.
 		if len(rest) != 2 {
