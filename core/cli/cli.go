@@ -28,15 +28,33 @@ Core:
   saltpeter import [-timezone ZONE] [-o FILE] DIR   convert the old tool's YAML job files to HCL
   saltpeter version
 
-Operator (talks to a core's HTTP API; -addr or SALTPETER_ADDR, token in SALTPETER_TOKEN):
-  saltpeter jobs
-  saltpeter next JOB [-count N]
-  saltpeter run JOB
-  saltpeter kill JOB | kill -run ID [-machine M] [-signal SIG] [-grace D]
+Operator (talks to a core's HTTP API at -addr or SALTPETER_ADDR; the token,
+sent as "Authorization: Bearer", comes from SALTPETER_TOKEN only):
+  saltpeter jobs [-json]
+  saltpeter job JOB [-json]                    settings, next fire times, runs going on
+  saltpeter next JOB [-count N] [-json]
+  saltpeter run JOB [-wait]                    prints the run id; -wait: its result, and
+                                               exits with its status (below)
+  saltpeter kill JOB|RUN [-machine M] [-signal SIG] [-grace D]
+                                               a 26-character run id is a run, anything
+                                               else a job; -job NAME / -run ID force it
+  saltpeter signal RUN SIGNAL [-machine M]     e.g. SIGSTOP, SIGCONT; never SIGKILL
+  saltpeter logs RUN [-machine M] [-f] [-stream S]
+                                               several machines: lines prefixed "M | ";
+                                               -f follows until every result is final
+                                               ("output" is the older name)
   saltpeter enable JOB | disable JOB | reset JOB
-  saltpeter runs [-job JOB] [-limit N]
-  saltpeter run-status ID
-  saltpeter output [-follow] [-stream S] ID MACHINE
+  saltpeter runs [-job JOB] [-limit N] [-json]
+  saltpeter run-status RUN
+  saltpeter maintenance [-json]
+  saltpeter maintenance set [-global] [-machines a,b]   replaces what is in force
+  saltpeter maintenance reset                  back to the configuration's block
+
+Exit status: 0 done, 1 failed (the message says why), 2 usage, 3 conflict
+(409: overlap, already finished, maintenance). run -wait exits with the
+run's status: 0 succeeded, 10 failed, 11 timeout, 12 killed, 13 lost,
+14 not_started, 15 error, 16 cancelled, 17 skipped, 19 a status this
+version does not know, 130 interrupted while waiting (the run goes on).
 `
 
 // Main runs the command line and returns the exit code.

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"syscall"
 	"text/tabwriter"
+	"time"
 )
 
 var clientCommands = map[string]func(args []string, stdout, stderr io.Writer) int{
@@ -26,8 +27,13 @@ var clientCommands = map[string]func(args []string, stdout, stderr io.Writer) in
 	"reset":      func(a []string, o, e io.Writer) int { return cmdToggle("reset", a, o, e) },
 	"runs":       cmdRuns,
 	"run-status": cmdRunStatus,
-	"output":     cmdOutput,
+	"output":     cmdLogs, // the older name of logs, kept for scripts
 	"next":       cmdNext,
+
+	"logs":        cmdLogs,
+	"job":         cmdJob,
+	"signal":      cmdSignal,
+	"maintenance": cmdMaintenance,
 }
 
 // client talks to a core's API.
@@ -37,6 +43,8 @@ type client struct {
 	http  *http.Client
 }
 
+// newFlags starts a command's flags with -addr, whose default is
+// SALTPETER_ADDR; a flag given wins over the environment.
 func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -48,6 +56,9 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	return fs, addr
 }
 
+// newClient returns a client for addr. The token comes from
+// SALTPETER_TOKEN only, never from a flag: a command line is visible to
+// every user in ps and is kept in shell history.
 func newClient(addr string) *client {
 	return &client{addr: addr, token: os.Getenv("SALTPETER_TOKEN"), http: &http.Client{}}
 }
@@ -57,10 +68,22 @@ type apiError struct {
 	Status  int
 	Message string `json:"error"`
 	Code    string `json:"code"`
+	// hint says what the operator can do about it, when the CLI knows.
+	hint string
 }
 
 func (e *apiError) Error() string {
-	return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
+	msg := fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
+	switch e.Status {
+	case http.StatusUnauthorized:
+		msg = "not authenticated: " + msg
+	case http.StatusForbidden:
+		msg = "not allowed: " + msg
+	}
+	if e.hint != "" {
+		msg += "\n  " + e.hint
+	}
+	return msg
 }
 
 // send makes a request and returns the response, or the API's error for
@@ -94,6 +117,14 @@ func (c *client) send(ctx context.Context, method, path string, body any) (*http
 		e := &apiError{Status: resp.StatusCode}
 		if json.Unmarshal(data, e) != nil || e.Message == "" {
 			e.Message = string(bytes.TrimSpace(data))
+		}
+		switch {
+		case e.Status == http.StatusUnauthorized && c.token == "":
+			e.hint = "set SALTPETER_TOKEN to one of the core's api_tokens"
+		case e.Status == http.StatusUnauthorized:
+			e.hint = "SALTPETER_TOKEN is not a token this core knows"
+		case e.Status == http.StatusForbidden && e.Code == "FORBIDDEN" && method != http.MethodGet:
+			e.hint = "this needs a token with the operate role in SALTPETER_TOKEN"
 		}
 		return nil, e
 	}
@@ -134,6 +165,7 @@ func ctxWithSignals() (context.Context, context.CancelFunc) {
 
 func cmdJobs(args []string, stdout, stderr io.Writer) int {
 	fs, addr := newFlags("jobs", stderr)
+	asJSON := fs.Bool("json", false, "print the API's JSON")
 	if fs.Parse(args) != nil {
 		return 2
 	}
@@ -151,8 +183,13 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 			} `json:"last_run"`
 		} `json:"jobs"`
 	}
-	if err := newClient(*addr).do(ctx, http.MethodGet, "/api/v1/jobs", nil, &resp); err != nil {
+	raw, err := newClient(*addr).getJSON(ctx, "/api/v1/jobs", &resp)
+	if err != nil {
 		return fail(stderr, err)
+	}
+	if *asJSON {
+		writeRaw(stdout, raw)
+		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tSCHEDULE\tENABLED\tRUNNING\tLAST\tNEXT")
@@ -178,35 +215,84 @@ func oneArg(fs *flag.FlagSet, stderr io.Writer, what string) (string, bool) {
 	return fs.Arg(0), true
 }
 
+// cmdRun starts a run and prints its id. With -wait it then waits for the
+// run's end, prints its result and exits with the run's status (see
+// runExitCodes); on a terminal a progress line shows meanwhile, in a pipe
+// nothing does.
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs, addr := newFlags("run", stderr)
-	if fs.Parse(args) != nil {
-		return 2
+	wait := fs.Bool("wait", false, "wait for the run's end; exit with its status")
+	poll := fs.Duration("poll", time.Second, "with -wait: how often to ask the core")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return parseFailed(err)
 	}
-	job, ok := oneArg(fs, stderr, "job name")
-	if !ok {
-		return 2
+	if len(pos) != 1 {
+		return usageErr(stderr, "run", "want one job name")
+	}
+	if *poll <= 0 {
+		return usageErr(stderr, "run", "-poll %s: want a positive duration", *poll)
 	}
 	ctx, cancel := ctxWithSignals()
 	defer cancel()
+	c := newClient(*addr)
 	var out struct {
 		RunID string `json:"run_id"`
 	}
-	if err := newClient(*addr).do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(job)+"/run", nil, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(pos[0])+"/run", nil, &out); err != nil {
 		return fail(stderr, err)
 	}
 	fmt.Fprintln(stdout, out.RunID)
-	return 0
+	if !*wait {
+		return 0
+	}
+	progress, endProgress := func(runView) {}, func() {}
+	if isTerminal(stdout) {
+		// \r and erase-line redraw one line in place.
+		progress = func(r runView) { fmt.Fprintf(stdout, "\r\033[K%s", progressLine(r)) }
+		endProgress = func() { fmt.Fprint(stdout, "\r\033[K") }
+	}
+	r, err := c.waitRun(ctx, out.RunID, *poll, progress)
+	endProgress()
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "saltpeter run: stopped waiting; run %s goes on\n", out.RunID)
+			return exitInterrupted
+		}
+		return fail(stderr, err)
+	}
+	printRunResult(stdout, r)
+	return runExitCode(r.Status)
 }
 
+// cmdKill kills every running run of a job, one run, or one run on one
+// machine. "kill X" takes X for a run id when it looks like one (26
+// characters of Crockford base32, as the core writes them) and for a job
+// name otherwise; -run and -job say which when a job is named like a run
+// id.
 func cmdKill(args []string, stdout, stderr io.Writer) int {
 	fs, addr := newFlags("kill", stderr)
-	run := fs.String("run", "", "kill this run instead of every run of a job")
-	machine := fs.String("machine", "", "with -run: kill it on this machine only")
+	run := fs.String("run", "", "kill this run")
+	job := fs.String("job", "", "kill every running run of this job")
+	machine := fs.String("machine", "", "with a run: kill it on this machine only")
 	sig := fs.String("signal", "", "override the job's kill signal")
 	grace := fs.String("grace", "", "override the job's grace period")
-	if fs.Parse(args) != nil {
-		return 2
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return parseFailed(err)
+	}
+	switch {
+	case len(pos) > 1 || len(pos) == 1 && (*run != "" || *job != "") || *run != "" && *job != "":
+		return usageErr(stderr, "kill", "want one job name or run id")
+	case len(pos) == 1 && looksLikeRunID(pos[0]):
+		*run = pos[0]
+	case len(pos) == 1:
+		*job = pos[0]
+	case *run == "" && *job == "":
+		return usageErr(stderr, "kill", "want one job name or run id")
+	}
+	if *job != "" && *machine != "" {
+		return usageErr(stderr, "kill", "-machine needs a run id, not a job")
 	}
 	body := map[string]string{}
 	if *sig != "" {
@@ -222,11 +308,7 @@ func cmdKill(args []string, stdout, stderr io.Writer) int {
 	case *run != "":
 		path = "/api/v1/runs/" + url.PathEscape(*run) + "/kill"
 	default:
-		job, ok := oneArg(fs, stderr, "job name (or -run ID)")
-		if !ok {
-			return 2
-		}
-		path = "/api/v1/jobs/" + url.PathEscape(job) + "/kill"
+		path = "/api/v1/jobs/" + url.PathEscape(*job) + "/kill"
 	}
 	ctx, cancel := ctxWithSignals()
 	defer cancel()
@@ -264,6 +346,7 @@ func cmdRuns(args []string, stdout, stderr io.Writer) int {
 	fs, addr := newFlags("runs", stderr)
 	job := fs.String("job", "", "only this job's runs")
 	limit := fs.Int("limit", 20, "how many")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
 	if fs.Parse(args) != nil {
 		return 2
 	}
@@ -282,8 +365,13 @@ func cmdRuns(args []string, stdout, stderr io.Writer) int {
 			StartedAt string `json:"started_at"`
 		} `json:"runs"`
 	}
-	if err := newClient(*addr).do(ctx, http.MethodGet, "/api/v1/runs?"+q.Encode(), nil, &resp); err != nil {
+	raw, err := newClient(*addr).getJSON(ctx, "/api/v1/runs?"+q.Encode(), &resp)
+	if err != nil {
 		return fail(stderr, err)
+	}
+	if *asJSON {
+		writeRaw(stdout, raw)
+		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tJOB\tTRIGGER\tSTATUS\tSTARTED")
@@ -315,43 +403,12 @@ func cmdRunStatus(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdOutput(args []string, stdout, stderr io.Writer) int {
-	fs, addr := newFlags("output", stderr)
-	follow := fs.Bool("follow", false, "keep streaming until the machine's result is final")
-	stream := fs.String("stream", "", "stdout, stderr or system (default: all, in order)")
-	if fs.Parse(args) != nil {
-		return 2
-	}
-	if fs.NArg() != 2 {
-		fmt.Fprintln(stderr, "saltpeter output: want RUN_ID MACHINE")
-		return 2
-	}
-	q := url.Values{}
-	if *follow {
-		q.Set("follow", "1")
-	}
-	if *stream != "" {
-		q.Set("stream", *stream)
-	}
-	ctx, cancel := ctxWithSignals()
-	defer cancel()
-	path := "/api/v1/runs/" + url.PathEscape(fs.Arg(0)) + "/machines/" + url.PathEscape(fs.Arg(1)) + "/output?" + q.Encode()
-	resp, err := newClient(*addr).send(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(stdout, resp.Body); err != nil && ctx.Err() == nil {
-		return fail(stderr, fmt.Errorf("read output: %w", err))
-	}
-	return 0
-}
-
 // cmdNext prints a job's next fire times, in the job's zone and in UTC,
 // with what daylight saving did to each (the API's dst field).
 func cmdNext(args []string, stdout, stderr io.Writer) int {
 	fs, addr := newFlags("next", stderr)
 	count := fs.Int("count", 5, "how many fire times (the core gives at most 100)")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
 	// Flags may come before or after the job name: "next JOB -count 3"
 	// reads as naturally as "next -count 3 JOB", and the flag package
 	// stops at the first argument that is not a flag.
@@ -384,8 +441,13 @@ func cmdNext(args []string, stdout, stderr io.Writer) int {
 		} `json:"fires"`
 	}
 	path := "/api/v1/jobs/" + url.PathEscape(job) + "/next?" + url.Values{"count": {strconv.Itoa(*count)}}.Encode()
-	if err := newClient(*addr).do(ctx, http.MethodGet, path, nil, &resp); err != nil {
+	raw, err := newClient(*addr).getJSON(ctx, path, &resp)
+	if err != nil {
 		return fail(stderr, err)
+	}
+	if *asJSON {
+		writeRaw(stdout, raw)
+		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "LOCAL (%s)\tUTC\tDST\n", resp.Timezone)
