@@ -36,6 +36,7 @@ import (
 	"github.com/saltpeter/saltpeter/core/runner"
 	"github.com/saltpeter/saltpeter/core/schedule"
 	"github.com/saltpeter/saltpeter/core/store/memory"
+	"github.com/saltpeter/saltpeter/core/ui"
 	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
@@ -149,7 +150,9 @@ func Run(ctx context.Context, opts Options) error {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
 	mux.Handle("GET /metrics", a.Guard(mx.Handler()))
-	mux.Handle("/", a.Handler())
+	mux.Handle("/api/", a.Handler())
+	mux.Handle("/healthz", a.Handler())
+	mux.Handle("/", ui.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 
 	// Each part reports when it returns; before shutdown that is a

@@ -1,0 +1,73 @@
+// Building the page from elements rather than HTML strings keeps every
+// job name, command and line of output text, never markup.
+
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+export function clear(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+// Times are shown in the reader's zone; the title keeps the exact UTC.
+export function when(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return h('time', { datetime: iso, title: iso }, d.toLocaleString());
+}
+
+export function status(s) {
+  if (!s) return '—';
+  return h('span', { class: `status status-${s}` }, s);
+}
+
+export const final = (s) => !!s && s !== 'running' && s !== 'pending';
+
+export const enc = encodeURIComponent;
+
+// ask shows the confirmation dialog and resolves to true when the reader
+// confirms; body says what the action touches, so nothing dies unnamed.
+export function ask(title, body, okLabel) {
+  const dlg = document.getElementById('confirm');
+  document.getElementById('confirm-title').textContent = title;
+  clear(document.getElementById('confirm-body'), body);
+  document.getElementById('confirm-ok').textContent = okLabel;
+  return new Promise((resolve) => {
+    dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true });
+    dlg.returnValue = '';
+    dlg.showModal();
+  });
+}
+
+// refresher runs fn one at a time: a call while one is in flight queues
+// exactly one more, so a burst of events costs at most two reads.
+export function refresher(fn) {
+  let running = false;
+  let again = false;
+  let timer = null;
+  async function run() {
+    if (running) { again = true; return; }
+    running = true;
+    try { await fn(); } finally {
+      running = false;
+      if (again) { again = false; run(); }
+    }
+  }
+  return {
+    now: run,
+    // soon waits a moment so that one run's many events read once.
+    soon() { clearTimeout(timer); timer = setTimeout(run, 150); },
+    stop() { clearTimeout(timer); },
+  };
+}
