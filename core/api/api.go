@@ -27,6 +27,11 @@ type Config struct {
 	Listen string
 	// Now defaults to time.Now; tests set it to expire sessions.
 	Now func() time.Time
+	// SessionKey signs session cookies. The core derives it from its site
+	// secret, so that a session outlives a restart of the core (and works
+	// on every core sharing that secret); empty: a key made at start, and
+	// sessions end with the process.
+	SessionKey []byte
 }
 
 // API serves the operator HTTP API.
@@ -38,7 +43,7 @@ type API struct {
 	tokens  []token
 	listen  string
 	now     func() time.Time
-	key     []byte // signs session cookies; made at start
+	key     []byte // signs session cookies (Config.SessionKey)
 	mux     *http.ServeMux
 	// patterns are the mux's routes in the order registered, for the
 	// test that holds openapi.json to them.
@@ -68,7 +73,11 @@ func New(cfg Config) *API {
 		// what they read at the start.
 		a.bus = events.New()
 	}
-	rand.Read(a.key) // never fails: crypto/rand crashes the program instead
+	if len(cfg.SessionKey) > 0 {
+		a.key = cfg.SessionKey
+	} else {
+		rand.Read(a.key) // never fails: crypto/rand crashes the program instead
+	}
 	a.tokens = loadTokens(a, cfg.Tokens)
 	if len(a.tokens) == 0 {
 		a.log.Warn("api tokens are off: every caller may operate; serving on loopback only", "listen", cfg.Listen)

@@ -124,8 +124,8 @@ func (a *API) authenticate(r *http.Request) (principal, *Error) {
 }
 
 // session is the signed payload of the session cookie. Nothing is kept on
-// the server: the HMAC key made at start is what makes it trustworthy, so
-// sessions end with the process.
+// the server: the HMAC key (Config.SessionKey, derived from the core's
+// site secret) is what makes it trustworthy.
 type session struct {
 	Name    string `json:"n"`
 	Role    string `json:"r"`

@@ -267,3 +267,29 @@ func TestTokenWithBadHashIsIgnored(t *testing.T) {
 	wantError(t, e.do(req{Method: "GET", Path: "/api/v1/jobs", Auth: "zz"}), 401, CodeUnauthorized)
 	wantStatus(t, e.do(req{Method: "GET", Path: "/api/v1/jobs", Auth: readSecret}), 200)
 }
+
+// TestSessionOutlivesARestart: a session cookie signed with the core's
+// session key is good on another API with the same key (the core
+// restarted, or another core sharing its site secret), and on none with
+// another key or with a key made at start.
+func TestSessionOutlivesARestart(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	withKey := func(k []byte) envOpt { return func(c *Config) { withTokens(c); c.SessionKey = k } }
+	c := newEnv(t, withKey(key)).sessionCookie(opSecret)
+	header := map[string]string{"Cookie": c.Name + "=" + c.Value}
+	tests := []struct {
+		name   string
+		opt    envOpt
+		status int
+	}{
+		{"same key", withKey(key), 200},
+		{"another key", withKey([]byte("another key, as long as the first")), 401},
+		{"a key made at start", withTokens, 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newEnv(t, tt.opt).do(req{Method: "GET", Path: "/api/v1/jobs", Header: header})
+			wantStatus(t, r, tt.status)
+		})
+	}
+}

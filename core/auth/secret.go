@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -92,4 +94,13 @@ func readSecret(path string) ([]byte, error) {
 		return b, fmt.Errorf("secret %s has mode %04o, want 0600: %w", path, fi.Mode().Perm(), ErrLoosePermissions)
 	}
 	return b, nil
+}
+
+// DeriveKey returns a key for one purpose made from the site secret
+// (HMAC-SHA256 of the purpose under it), so that each use of the secret
+// has a key of its own and none can be turned into another.
+func DeriveKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("saltpeter derived key v1\x00" + purpose))
+	return m.Sum(nil)
 }

@@ -145,7 +145,7 @@ func Run(ctx context.Context, opts Options) error {
 		},
 	}, conf)
 	a := api.New(api.Config{Logger: log.Named("api"), Control: run, Store: st, Events: bus,
-		Tokens: conf.Core.APITokens, Listen: ln.Addr().String()})
+		Tokens: conf.Core.APITokens, Listen: ln.Addr().String(), SessionKey: auth.DeriveKey(secret, "api session cookies")})
 
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
