@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -265,6 +266,123 @@ func TestUITokenRoles(t *testing.T) {
 	until(t, viewer, "job settings shown", textHas("#settings", "sleep 300"))
 	if eval[bool](t, viewer, `document.querySelector('main button') !== null`) {
 		t.Errorf("read role sees a button on the job page: %s", eval[string](t, viewer, `document.querySelector('main button').textContent`))
+	}
+}
+
+// TestUIMaintenance: with tokens off (every caller operates) the
+// maintenance page turns global maintenance on, which the API then
+// reports and every page's banner shows, and follows a change made
+// elsewhere; it saves a machine list as the whole state and drops the
+// override. A read token sees the state and where it comes from, and no
+// control at all.
+func TestUIMaintenance(t *testing.T) {
+	t.Parallel()
+	type maint struct {
+		Global   bool     `json:"global"`
+		Machines []string `json:"machines"`
+		Source   string   `json:"source"`
+		SetBy    string   `json:"set_by"`
+	}
+	c := startCore(t, coreBlock("")+job("alpha", "true", ""))
+	getMaint := func() maint {
+		t.Helper()
+		var m maint
+		if st := c.call(http.MethodGet, "/api/v1/maintenance", nil, &m); st != http.StatusOK {
+			t.Fatalf("GET maintenance: %d", st)
+		}
+		return m
+	}
+	bannerShown := `!document.getElementById('maint-banner').hidden && document.getElementById('maint-banner').textContent.includes('Global maintenance is on')`
+	bannerHidden := `document.getElementById('maint-banner').hidden`
+
+	ctx := browser(t)
+	do(t, ctx, "open the jobs page", chromedp.Navigate(c.url("/#/jobs")))
+	until(t, ctx, "alpha listed", present(`#jobs tr[data-job="alpha"]`))
+	until(t, ctx, "events socket open", `document.getElementById('live').dataset.state === 'open'`)
+	if !eval[bool](t, ctx, bannerHidden) {
+		t.Fatal("the maintenance banner is shown with no maintenance")
+	}
+	do(t, ctx, "follow the header's link", chromedp.Click(chromedp.CSS(`header a[href="#/maintenance"]`)))
+	until(t, ctx, "source shown", textHas("#maint-source", "configuration"))
+	until(t, ctx, "global shown off", textHas("#maint-global-state", "off"))
+	until(t, ctx, "editor shown to operate", present("#maint-global"))
+	until(t, ctx, "the page says save replaces everything", textHas("#maint-explain", "replaces the whole maintenance state"))
+	eval[string](t, ctx, `window.__uiTestMarker = 'same page'`)
+
+	do(t, ctx, "switch global on", chromedp.Click(chromedp.CSS("#maint-global")))
+	if m := getMaint(); m.Global {
+		t.Fatalf("global maintenance on before Save: %+v", m)
+	}
+	do(t, ctx, "save", chromedp.Click(chromedp.CSS("#maint-save")))
+	until(t, ctx, "global shown on", textHas("#maint-global-state", "on"))
+	until(t, ctx, "source shown as the API", textHas("#maint-source", "set by local"))
+	if m := getMaint(); !m.Global || len(m.Machines) != 0 || m.Source != "api" || m.SetBy != "local" {
+		t.Fatalf("maintenance after saving global on: %+v", m)
+	}
+
+	do(t, ctx, "open the jobs page", chromedp.Click(chromedp.CSS(`header nav a[href="#/jobs"]`)))
+	until(t, ctx, "alpha listed", present(`#jobs tr[data-job="alpha"]`))
+	until(t, ctx, "banner on the jobs page", bannerShown)
+	// A change made elsewhere reaches the banner through the events
+	// socket alone: the page is neither reloaded nor navigated.
+	var m maint
+	if st := c.call(http.MethodPut, "/api/v1/maintenance", map[string]any{"global": false, "machines": []string{}}, &m); st != http.StatusOK {
+		t.Fatalf("PUT maintenance: %d", st)
+	}
+	until(t, ctx, "banner gone after the API turned it off", bannerHidden)
+
+	do(t, ctx, "back to the maintenance page", chromedp.Click(chromedp.CSS(`header a[href="#/maintenance"]`)))
+	until(t, ctx, "global shown off", textHas("#maint-global-state", "off"))
+	until(t, ctx, "editor drawn", present("#maint-add-name"))
+	if eval[bool](t, ctx, `document.getElementById('maint-global').checked`) {
+		t.Fatal("the global switch is on while the API says off")
+	}
+	do(t, ctx, "add db3", chromedp.SendKeys(chromedp.CSS("#maint-add-name"), "db3"), chromedp.Click(chromedp.CSS("#maint-add")))
+	until(t, ctx, "db3 in the editor", present(`#maint-machines li[data-machine="db3"]`))
+	do(t, ctx, "add db4", chromedp.SendKeys(chromedp.CSS("#maint-add-name"), "db4"), chromedp.Click(chromedp.CSS("#maint-add")))
+	until(t, ctx, "db4 in the editor", present(`#maint-machines li[data-machine="db4"]`))
+	do(t, ctx, "remove db4", chromedp.Click(chromedp.CSS(`#maint-machines li[data-machine="db4"] .remove-machine`)))
+	until(t, ctx, "db4 gone from the editor", `document.querySelector('#maint-machines li[data-machine="db4"]') === null`)
+	do(t, ctx, "save", chromedp.Click(chromedp.CSS("#maint-save")))
+	until(t, ctx, "db3 shown in force", textHas("#maint-machines-state", "db3"))
+	if m := getMaint(); m.Global || len(m.Machines) != 1 || m.Machines[0] != "db3" || m.Source != "api" {
+		t.Fatalf("maintenance after saving db3: %+v; want machines [db3], global off", m)
+	}
+
+	do(t, ctx, "back to the configuration", chromedp.Click(chromedp.CSS("#maint-reset")))
+	until(t, ctx, "source shown as the configuration", textHas("#maint-source", "configuration"))
+	until(t, ctx, "no machine shown", textHas("#maint-machines-state", "none"))
+	if m := getMaint(); m.Global || len(m.Machines) != 0 || m.Source != "config" {
+		t.Fatalf("maintenance after going back to the configuration: %+v", m)
+	}
+	if m := eval[string](t, ctx, `window.__uiTestMarker || ''`); m != "same page" {
+		t.Fatalf("the page was reloaded: marker %q", m)
+	}
+
+	// The read token: a core whose configuration puts everything under
+	// maintenance, so there is a state to see and a banner to show.
+	digest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
+	rc := startCore(t, coreBlock(fmt.Sprintf(`  api_tokens = [
+    { name = "viewer", role = "read", sha256 = %q },
+  ]`, digest("read-secret")))+`
+maintenance {
+  global   = true
+  machines = ["db9"]
+}
+`+job("alpha", "true", ""))
+	viewer := browser(t)
+	do(t, viewer, "open the maintenance page", chromedp.Navigate(rc.url("/#/maintenance")))
+	until(t, viewer, "sign-in form shown", present("#signin #token"))
+	do(t, viewer, "sign in", chromedp.SendKeys(chromedp.CSS("#token"), "read-secret"), chromedp.Click(chromedp.CSS(`#signin button[type="submit"]`)))
+	until(t, viewer, "signed in as viewer", textHas("#who", "viewer (read)"))
+	until(t, viewer, "db9 shown", textHas("#maint-machines-state", "db9"))
+	until(t, viewer, "global shown on", textHas("#maint-global-state", "on"))
+	until(t, viewer, "source shown", textHas("#maint-source", "configuration"))
+	until(t, viewer, "banner from the configuration", bannerShown)
+	for _, sel := range []string{"#maint-editor", "#maint-global", "#maint-save", "#maint-reset", "main button", "main input"} {
+		if eval[bool](t, viewer, present(sel)) {
+			t.Errorf("read role sees %s", sel)
+		}
 	}
 }
 

@@ -10,6 +10,13 @@
 // uses, and follows changes on /api/v1/events. It has no server-side
 // state and no route of its own under /api/.
 //
+// Maintenance (#/maintenance) is edited as a whole: PUT replaces global
+// and machines together, so the page sends the full draft, and "Back to
+// the configuration" is DELETE. The global banner is drawn by the app, not
+// a page, from GET /api/v1/maintenance on load, on every socket open and
+// on maintenance_updated events, since any page may be open when it
+// changes.
+//
 // Handler serves "/" (the page) and "/ui/" (its assets) under a strict
 // Content-Security-Policy: scripts, styles and connections only from the
 // core's own origin, no inline script, no framing.

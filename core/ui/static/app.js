@@ -1,16 +1,20 @@
 // The UI's entry: who is signed in, the hash router (#/jobs, #/jobs/NAME,
-// #/runs/ID), and the one events socket shared by every page.
+// #/runs/ID, #/maintenance), the one events socket shared by every page,
+// and the global maintenance banner, which every page carries because
+// an operator on any page must know that nothing new will start.
 
 import { APIError, get, post } from './api.js';
-import { clear, h } from './dom.js';
+import { clear, h, refresher } from './dom.js';
 import { connectLive } from './live.js';
 import { jobsPage, jobPage } from './jobs.js';
+import { maintenancePage } from './maintenance.js';
 import { runPage } from './run.js';
 
 const main = document.getElementById('main');
 let session = null;
 let live = null;
 let page = null;
+const banner = document.getElementById('maint-banner');
 
 const app = {
   // operate is the role that may act; a read token sees no action
@@ -26,7 +30,25 @@ const app = {
     const box = document.getElementById('page-error');
     if (box) box.textContent = String(err.message || err);
   },
+  // maintenanceShown takes every maintenance state the UI reads, so the
+  // maintenance page's own save updates the banner without waiting for
+  // the event.
+  maintenanceShown(m) { drawBanner(m); },
 };
+
+function drawBanner(m) {
+  banner.hidden = !(m && m.global);
+  if (banner.hidden) { clear(banner); return; }
+  clear(banner, h('strong', {}, 'Global maintenance is on:'), ' no new runs start; running ones finish. ',
+    m.source === 'api' ? `Set by ${m.set_by || '?'}. ` : 'Set in the configuration. ',
+    h('a', { href: '#/maintenance' }, 'Maintenance'));
+}
+
+const bannerRefresh = refresher(async () => {
+  // A failed read leaves the banner as it was; the page shows the error
+  // when it fails the same way.
+  try { drawBanner(await get('/api/v1/maintenance')); } catch { /* kept */ }
+});
 
 async function boot() {
   try {
@@ -46,10 +68,16 @@ function started() {
   clear(document.getElementById('who'), `${session.name} (${session.role})`);
   if (!live) {
     live = connectLive({
-      onOpen: () => page && page.refresh(),
-      onEvent: (e) => page && e.kind !== 'hello' && e.kind !== 'reply' && page.onEvent(e),
+      // An open after a gap re-reads the banner too: its event may have
+      // been missed.
+      onOpen: () => { bannerRefresh.now(); if (page) page.refresh(); },
+      onEvent: (e) => {
+        if (e.kind === 'maintenance_updated') bannerRefresh.soon();
+        if (page && e.kind !== 'hello' && e.kind !== 'reply') page.onEvent(e);
+      },
     });
   }
+  bannerRefresh.now();
   route();
 }
 
@@ -57,6 +85,8 @@ function signIn(why) {
   if (live) { live.stop(); live = null; }
   if (page) { page.dispose(); page = null; }
   session = null;
+  bannerRefresh.stop();
+  drawBanner(null);
   clear(document.getElementById('who'));
   const input = h('input', { type: 'password', id: 'token', name: 'token', autocomplete: 'current-password', required: true, placeholder: 'API token' });
   const msg = h('p', { class: 'error', id: 'signin-error' }, why || '');
@@ -83,6 +113,7 @@ function route() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   if (parts[0] === 'jobs' && parts[1]) page = jobPage(app, parts[1]);
   else if (parts[0] === 'runs' && parts[1]) page = runPage(app, parts[1]);
+  else if (parts[0] === 'maintenance') page = maintenancePage(app);
   else page = jobsPage(app);
   clear(main, h('p', { id: 'page-error', class: 'error' }), page.el);
   page.refresh();
