@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ type fakeNotifiers map[string]*fakeNotifier
 func (f fakeNotifiers) Notifier(_ context.Context, name string) (notifier.Notifier, error) {
 	n, ok := f[name]
 	if !ok {
-		return nil, fmt.Errorf("no notifier %q", name)
+		return nil, notifier.Permanent(fmt.Errorf("no notifier %q", name))
 	}
 	return n, nil
 }
@@ -121,5 +122,28 @@ func TestBackoff(t *testing.T) {
 	}
 	if got := d.backoff(30*time.Second, 1000); got != 5*time.Minute {
 		t.Errorf("backoff(1000) = %s", got)
+	}
+}
+
+// TestDelivererUnknownNotifier: a notification for a notifier block that
+// is gone (a reload removed it) fails for good at its first attempt.
+func TestDelivererUnknownNotifier(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	d := NewDeliverer(Config{Store: st, Notifiers: fakeNotifiers{}, Owner: "core-1"})
+	job := &config.Job{Name: "j", Notify: []config.Notify{{Notifier: "gone", On: []string{"failure"}}}}
+	ns, err := ForRun(job, store.Run{ID: "r1", Job: "j", Status: store.StatusFailed}, "", "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EnqueueNotifications(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.Once(ctx); n != 1 || err != nil {
+		t.Fatalf("claimed %d, %v", n, err)
+	}
+	got, err := st.ListNotifications(ctx, store.NotificationFilter{})
+	if err != nil || len(got) != 1 || got[0].State != store.NotificationFailed || !strings.Contains(got[0].LastError, `no notifier "gone"`) {
+		t.Fatalf("notification %+v %v, want failed for good naming the notifier", got, err)
 	}
 }

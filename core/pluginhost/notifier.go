@@ -75,7 +75,9 @@ func (h *Host) Notifier(ctx context.Context, name string) (notifier.Notifier, er
 	case closed:
 		return nil, errors.New("plugin host is closed")
 	case !ok:
-		return nil, fmt.Errorf("no notifier %q: no notifier block declares it", name)
+		// Permanent: a block removed by a reload leaves notifications
+		// queued for it, and no retry can bring it back.
+		return nil, notifier.Permanent(fmt.Errorf("no notifier %q: no notifier block declares it", name))
 	}
 	if _, err := m.get(ctx); err != nil {
 		return nil, err

@@ -235,7 +235,7 @@ func TestNotifierBlocks(t *testing.T) {
 		t.Errorf("a permanent refusal restarted the plugin: %d launches", got)
 	}
 
-	if _, err := h.Notifier(ctx(t), "nope"); err == nil || !strings.Contains(err.Error(), `no notifier "nope"`) {
+	if _, err := h.Notifier(ctx(t), "nope"); err == nil || !strings.Contains(err.Error(), `no notifier "nope"`) || !notifier.IsPermanent(err) {
 		t.Errorf("Notifier(nope) = %v", err)
 	}
 	if _, err := h.Target(ctx(t), "ops"); err == nil {
