@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/saltpeter/saltpeter/sdk/wire"
@@ -171,4 +173,19 @@ func parseSignalBody(data []byte) (signalBody, *Error) {
 // badParam refuses a query parameter; value is quoted so a blank shows.
 func badParam(name, value, want string) *Error {
 	return errorf(http.StatusBadRequest, CodeBadRequest, "Query parameter %s=%q is not valid: %s.", name, value, want)
+}
+
+// countParam reads a whole-number query parameter from 1 up: def when it
+// is absent, lowered to max when above it (http-api.md: a limit above its
+// maximum is lowered, not refused).
+func countParam(q url.Values, name string, def, max int) (int, *Error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, badParam(name, v, "want a whole number from 1")
+	}
+	return min(n, max), nil
 }

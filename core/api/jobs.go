@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/saltpeter/saltpeter/core/control"
@@ -316,14 +315,10 @@ type fireJSON struct {
 
 func (a *API) nextRuns(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	n := nextDefault
-	if v := r.URL.Query().Get("count"); v != "" {
-		c, err := strconv.Atoi(v)
-		if err != nil || c < 1 {
-			a.writeError(w, badParam("count", v, "want a whole number from 1"))
-			return
-		}
-		n = min(c, nextMax)
+	n, e := countParam(r.URL.Query(), "count", nextDefault, nextMax)
+	if e != nil {
+		a.writeError(w, e)
+		return
 	}
 	fires, err := a.control.NextRuns(r.Context(), name, n)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
-	"strconv"
 
 	"github.com/saltpeter/saltpeter/sdk/store"
 )
@@ -40,14 +39,12 @@ func (a *API) listNotifications(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, badParam("state", f.State, "want one of pending, delivered, failed"))
 		return
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			a.writeError(w, badParam("limit", v, "want a whole number from 1"))
-			return
-		}
-		f.Limit = min(n, runsMax)
+	limit, e := countParam(q, "limit", runsDefault, runsMax)
+	if e != nil {
+		a.writeError(w, e)
+		return
 	}
+	f.Limit = limit
 	ns, err := a.store.ListNotifications(r.Context(), f)
 	if err != nil {
 		a.fail(w, r, err)

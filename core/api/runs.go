@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/saltpeter/saltpeter/core/control"
@@ -175,14 +174,12 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request) {
 			f.Status = s
 		}
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			a.writeError(w, badParam("limit", v, "want a whole number from 1"))
-			return
-		}
-		f.Limit = min(n, runsMax)
+	limit, e := countParam(q, "limit", runsDefault, runsMax)
+	if e != nil {
+		a.writeError(w, e)
+		return
 	}
+	f.Limit = limit
 	if v := q.Get("before"); v != "" {
 		t, err := a.before(r, v)
 		if err != nil {
