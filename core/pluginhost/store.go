@@ -18,7 +18,7 @@ import (
 // its retry is safe:
 //
 //   - reads (GetRun, ListRuns, ReadOutput, Overrides, GetMaintenance,
-//     LastFire, ListNotifications, Ping) change nothing;
+//     LastFire, ListNotifications, ListAudit, Ping) change nothing;
 //   - AppendOutput is idempotent: a chunk below the machine's next seq is
 //     a duplicate that returns the next seq and stores nothing;
 //   - SetOverride, DeleteOverride, SetMaintenance, DeleteMaintenance and
@@ -57,7 +57,11 @@ import (
 //   - PruneRuns deletes what finished before a fixed time, so pruning
 //     twice deletes nothing more than pruning once. The retry's count is
 //     only what the retry deleted: runs the first try deleted before the
-//     plugin died are not counted again.
+//     plugin died are not counted again;
+//   - AppendAudit appends, so before retrying it looks among the newest
+//     entries of the same token, action and job for this very entry
+//     (every field, the same instant): found, the first try stored it
+//     and its id is the answer; not found, the retry appends.
 type hostedStore struct {
 	m *managed
 }
@@ -412,6 +416,56 @@ func (s *hostedStore) ListNotifications(ctx context.Context, f store.Notificatio
 		return err
 	})
 	return ns, err
+}
+
+// auditLookBack is how many of the newest entries of an entry's token,
+// action and job a retried AppendAudit looks through for its first try.
+const auditLookBack = 20
+
+// AppendAudit implements store.Store. A retry after the plugin died first
+// looks for the entry the first try may have stored (see hostedStore), so
+// that one action is not recorded twice.
+func (s *hostedStore) AppendAudit(ctx context.Context, e store.AuditEntry) (int64, error) {
+	var id int64
+	_, err := s.callStore(ctx, func(st store.Store, attempt int) error {
+		if attempt > 1 {
+			stored, err := st.ListAudit(ctx, store.AuditFilter{By: e.By, Action: e.Action, Job: e.Job, Limit: auditLookBack})
+			if err != nil {
+				return err
+			}
+			for _, got := range stored {
+				if sameAudit(got, e) {
+					s.m.log.Debug("AppendAudit retried after the plugin died met the entry it had stored", "id", got.ID)
+					id = got.ID
+					return nil
+				}
+			}
+		}
+		var err error
+		id, err = st.AppendAudit(ctx, e)
+		return err
+	})
+	return id, err
+}
+
+// sameAudit tells whether stored is e as a store keeps it: every field
+// but the id, and the same instant to the microsecond (a store may keep
+// no finer).
+func sameAudit(stored, e store.AuditEntry) bool {
+	d := stored.At.Sub(e.At)
+	stored.ID, stored.At, e.ID, e.At = 0, time.Time{}, 0, time.Time{}
+	return stored == e && d > -time.Microsecond && d < time.Microsecond
+}
+
+// ListAudit implements store.Store.
+func (s *hostedStore) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
+	var es []store.AuditEntry
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		es, err = st.ListAudit(ctx, f)
+		return err
+	})
+	return es, err
 }
 
 // Ping implements store.Store. A dead plugin is started again, so Ping

@@ -142,3 +142,44 @@ func TestFireRunRetryMeetsItsOwnRun(t *testing.T) {
 		t.Errorf("FireRun of the same slot again = %v, %v; want false", ok, err)
 	}
 }
+
+// TestAppendAuditRetryMeetsItsOwnEntry: the plugin stores an audit entry
+// and dies before answering. The retry on the restarted plugin finds the
+// entry there and answers its id: the action is recorded once. An entry
+// that differs in one field only is appended as its own.
+func TestAppendAuditRetryMeetsItsOwnEntry(t *testing.T) {
+	dir := t.TempDir()
+	h, _ := newHost(t, fakeStorePlugin(t, "lite", fmt.Sprintf(`{"sqlite": %q}`, filepath.Join(dir, "state.db"))))
+	c := ctx(t)
+	s, err := h.Store(c, "lite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 1, 10, 0, 0, 123456789, time.UTC)
+	twin := store.AuditEntry{At: at, By: "ops", Action: store.AuditKill, Via: "api", Job: "j", Detail: "crash_once:x",
+		Outcome: store.AuditOK}
+	first, err := s.AppendAudit(c, twin) // the same but for the path: must not count as the retried one
+	if err != nil {
+		t.Fatal(err)
+	}
+	flag := filepath.Join(dir, "crash")
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := twin
+	e.Detail = "crash_once:" + flag
+	id, err := s.AppendAudit(c, e)
+	if err != nil {
+		t.Fatalf("AppendAudit across a crash after the commit: %v", err)
+	}
+	if n := storeLaunches(h, "lite"); n != 2 {
+		t.Fatalf("launches = %d, want 2: the plugin did not die mid-call", n)
+	}
+	got, err := s.ListAudit(c, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != id || got[1].ID != first || got[0].Detail != e.Detail {
+		t.Errorf("log after the retried append = %+v; want entry %d (answered) over %d, once each", got, id, first)
+	}
+}

@@ -7,11 +7,12 @@
 // stream's size, which the output cap must not lose with the chunk that
 // ended it), overrides, maintenance (one row), fires ((job, slot) is the
 // primary key), notifications (the outbox: each notification with its
-// lease owner and end), and saltpeter_migrations, which records the schema
-// version. Open applies the migrations the database lacks in one
-// transaction under pg_advisory_xact_lock, so cores starting together
-// migrate once; a database whose schema is newer than the binary is
-// refused, naming both versions.
+// lease owner and end), audit (the operator actions, by an identity id),
+// and saltpeter_migrations, which records the schema version. Open
+// applies the migrations the database lacks in one transaction under
+// pg_advisory_xact_lock, so cores starting together migrate once; a
+// database whose schema is newer than the binary is refused, naming both
+// versions.
 //
 // Times are unix nanoseconds in bigint columns, because timestamptz keeps
 // only microseconds and the store must return what it was given; the zero
@@ -51,6 +52,12 @@
 // time. A finish locks its row and checks the lease before writing, so it
 // either lands before another core's claim (which then skips the row) or
 // fails with store.ErrLeaseLost after it.
+//
+// The audit log's ids come from its identity sequence, which no two cores
+// share a value of and a prune never hands out again; an append that
+// starts after another returned gets a larger id. Appends in flight at
+// once may commit out of id order, so a listing meanwhile may show a
+// larger id before a smaller one commits.
 //
 // Each chunk row carries its end offset in the machine's output and in
 // its stream's, so ReadOutput from an offset seeks an index rather than

@@ -19,6 +19,12 @@ func TestConformance(t *testing.T) {
 	sdktest.TestStore(t, func(t *testing.T) store.Store { return open(t, freshDB(t)) })
 }
 
+// TestConformanceOverGRPC runs the suite through the store plugin adapter,
+// the way the core reaches this store as a plugin.
+func TestConformanceOverGRPC(t *testing.T) {
+	sdktest.TestStore(t, func(t *testing.T) store.Store { return store.TestGRPCConn(t, open(t, freshDB(t))) })
+}
+
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func TestReopenKeepsState(t *testing.T) {

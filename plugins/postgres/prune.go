@@ -18,7 +18,8 @@ var pruneBatch = 500
 // is final and its finish time is set; fire records are left alone. It
 // then deletes the delivered and failed notifications created before
 // finishedBefore, in batches the same way; pending ones stay, and none is
-// counted.
+// counted; and the audit entries recorded before finishedBefore, in
+// batches too, uncounted.
 //
 // It deletes in transactions of at most pruneBatch runs, oldest first,
 // until a batch finds nothing. The runs are picked FOR UPDATE SKIP
@@ -69,6 +70,20 @@ func (s *Store) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, e
 		})
 		if err != nil {
 			return total, fmt.Errorf("%w (%d runs pruned before)", s.fail("prune notifications", err), total)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	for {
+		var n int
+		err := s.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			var err error
+			n, err = pruneAuditTx(ctx, tx, before, pruneBatch)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("%w (%d runs pruned before)", s.fail("prune audit entries", err), total)
 		}
 		if n == 0 {
 			return total, nil

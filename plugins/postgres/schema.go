@@ -176,6 +176,31 @@ CREATE INDEX notifications_created ON notifications (created_at_ns DESC, seq DES
 CREATE INDEX notifications_state ON notifications (state, created_at_ns DESC, seq DESC);
 CREATE INDEX notifications_job ON notifications (job, created_at_ns DESC, seq DESC);
 `,
+	// 6: the audit log of operator actions. The id is an identity: a
+	// sequence, which never gives a value twice (a prune frees none for
+	// reuse) and gives each core's later append a larger one. The listing
+	// walks the primary key, or the job, token or action index, from
+	// before_id down; PruneRuns picks entries by time through audit_at.
+	`
+CREATE TABLE audit (
+	id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	at_ns   bigint NOT NULL,
+	by_name text NOT NULL DEFAULT '',
+	action  text NOT NULL DEFAULT '',
+	via     text NOT NULL DEFAULT '',
+	remote  text NOT NULL DEFAULT '',
+	job     text NOT NULL DEFAULT '',
+	run_id  text NOT NULL DEFAULT '',
+	machine text NOT NULL DEFAULT '',
+	detail  text NOT NULL DEFAULT '',
+	outcome text NOT NULL DEFAULT '',
+	error   text NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_at ON audit (at_ns);
+CREATE INDEX audit_job ON audit (job, id DESC);
+CREATE INDEX audit_by ON audit (by_name, id DESC);
+CREATE INDEX audit_action ON audit (action, id DESC);
+`,
 }
 
 // SchemaVersion is the schema version this binary writes and reads.

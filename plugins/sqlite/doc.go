@@ -10,13 +10,15 @@
 // run_actions), machines (one result per machine of a run, with its
 // output_bytes, stored_bytes, output_cap and next_seq), output_chunks
 // keyed by (run_id, machine, seq), output_streams (each stream's size),
-// overrides, maintenance (one row), fires and notifications (the outbox:
-// each notification with its lease owner and end). Each chunk row keeps its
-// offset in the machine's whole output and in its stream, so ReadOutput
-// from an offset seeks to its chunk through an index instead of reading
-// the chunks before it; a chunk, its stream's size, the machine's
-// next_seq and sizes, and what the output cap drops change in one
-// transaction (sdk/store's package doc says what the cap keeps).
+// overrides, maintenance (one row), fires, notifications (the outbox:
+// each notification with its lease owner and end) and audit (the operator
+// actions, by an AUTOINCREMENT id that a prune never frees for reuse).
+// Each chunk row keeps its offset in the machine's whole output and in
+// its stream, so ReadOutput from an offset seeks to its chunk through an
+// index instead of reading the chunks before it; a chunk, its stream's
+// size, the machine's next_seq and sizes, and what the output cap drops
+// change in one transaction (sdk/store's package doc says what the cap
+// keeps).
 //
 // # Opening
 //
@@ -85,7 +87,7 @@
 // sizes; auto_vacuum = INCREMENTAL lets PRAGMA incremental_vacuum hand the
 // pages back to the file system. Notifications are not tied to their run:
 // PruneRuns deletes the delivered and failed ones by creation time, and
-// never a pending one.
+// never a pending one; audit entries go by their time (at).
 //
 // # Outbox
 //

@@ -22,7 +22,8 @@ const (
 // it deleted. Runs still active are never pruned, whatever their
 // finished_at; fire records stay. It then deletes the delivered and failed
 // notifications created before finishedBefore (pending ones stay, and
-// none is counted). It deletes at most pruneBatch rows per write
+// none is counted), and the audit entries recorded before it (not
+// counted either). It deletes at most pruneBatch rows per write
 // transaction and releases the writer between batches, so other writers
 // wait for one batch at most. It then gives the freed pages back to the
 // file system in steps of vacuumStep pages, each its own transaction. On
@@ -72,7 +73,18 @@ func (s *Store) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, e
 			break
 		}
 	}
-	if total == 0 && notes == 0 {
+	audit := int64(0)
+	for {
+		n, err := s.pruneAudit(ctx, before, pruneBatch)
+		if err != nil {
+			return total, err
+		}
+		audit += n
+		if n < pruneBatch {
+			break
+		}
+	}
+	if total == 0 && notes == 0 && audit == 0 {
 		return 0, nil
 	}
 	if err := s.vacuum(ctx); err != nil {

@@ -174,6 +174,30 @@ CREATE INDEX notifications_created ON notifications (created_at, seq);
 CREATE INDEX notifications_state   ON notifications (state, created_at, seq);
 CREATE INDEX notifications_job     ON notifications (job, created_at, seq);
 `,
+	// 6: the audit log of operator actions. AUTOINCREMENT keeps an id from
+	// being given again after the newest entries are pruned, so that a
+	// page's BeforeID never meets a newer entry. The listing seeks by id,
+	// by job, token or action; PruneRuns by time through audit_at.
+	`
+CREATE TABLE audit (
+	id      INTEGER PRIMARY KEY AUTOINCREMENT,
+	at      INTEGER NOT NULL, -- unix nanoseconds UTC
+	by      TEXT    NOT NULL DEFAULT '',
+	action  TEXT    NOT NULL DEFAULT '',
+	via     TEXT    NOT NULL DEFAULT '',
+	remote  TEXT    NOT NULL DEFAULT '',
+	job     TEXT    NOT NULL DEFAULT '',
+	run_id  TEXT    NOT NULL DEFAULT '',
+	machine TEXT    NOT NULL DEFAULT '',
+	detail  TEXT    NOT NULL DEFAULT '',
+	outcome TEXT    NOT NULL DEFAULT '',
+	error   TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_at     ON audit (at);
+CREATE INDEX audit_job    ON audit (job, id);
+CREATE INDEX audit_by     ON audit (by, id);
+CREATE INDEX audit_action ON audit (action, id);
+`,
 }
 
 // schemaVersion is the version this binary brings a database to.

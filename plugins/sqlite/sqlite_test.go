@@ -48,6 +48,14 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceOverGRPC runs the suite through the store plugin adapter,
+// the way the core reaches this store as a plugin.
+func TestConformanceOverGRPC(t *testing.T) {
+	sdktest.TestStore(t, func(t *testing.T) store.Store {
+		return store.TestGRPCConn(t, openTest(t, filepath.Join(t.TempDir(), "saltpeter.db")))
+	})
+}
+
 // fixture writes runs, output and overrides to s and returns what GetRun
 // and ReadOutput must give back.
 type fixture struct {

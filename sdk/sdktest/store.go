@@ -42,6 +42,11 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"NotificationsList", testListNotifications},
 		{"NotificationsPrune", testPruneNotifications},
 		{"NotificationsClaimRace", testClaimRace},
+		{"AuditAppend", testAuditAppend},
+		{"AuditList", testAuditList},
+		{"AuditPaging", testAuditPaging},
+		{"AuditPrune", testAuditPrune},
+		{"AuditConcurrent", testAuditConcurrent},
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"CancelledContext", testCancelledContext},
 		{"PingClose", testPingClose},
@@ -1126,6 +1131,299 @@ func testClaimRace(t *testing.T, s store.Store) {
 	for _, n := range all {
 		if got := claimedBy[n.ID]; len(got) != 1 {
 			t.Errorf("%s claimed by %v, want exactly one owner", n.ID, got)
+		}
+	}
+}
+
+// auditAt is when the audit tests' entries happen: to the microsecond, as
+// much as every store must keep (a timestamp column may keep no more).
+var auditAt = t0.Add(123456 * time.Microsecond)
+
+func auditEntry(job, by, action string, at time.Time) store.AuditEntry {
+	return store.AuditEntry{At: at, By: by, Action: action, Via: "api", Job: job, Outcome: store.AuditOK}
+}
+
+func mustAppendAudit(t *testing.T, s store.Store, e store.AuditEntry) int64 {
+	t.Helper()
+	id, err := s.AppendAudit(context.Background(), e)
+	if err != nil {
+		t.Fatalf("AppendAudit(%s by %s): %v", e.Action, e.By, err)
+	}
+	if id <= 0 {
+		t.Fatalf("AppendAudit(%s by %s) gave id %d, want a positive one", e.Action, e.By, id)
+	}
+	return id
+}
+
+func mustListAudit(t *testing.T, s store.Store, f store.AuditFilter) []store.AuditEntry {
+	t.Helper()
+	es, err := s.ListAudit(context.Background(), f)
+	if err != nil {
+		t.Fatalf("ListAudit(%+v): %v", f, err)
+	}
+	return es
+}
+
+func auditIDs(es []store.AuditEntry) []int64 {
+	ids := []int64{}
+	for _, e := range es {
+		ids = append(ids, e.ID)
+	}
+	return ids
+}
+
+// checkAudit compares every field; the time as an instant, in UTC.
+func checkAudit(t *testing.T, got, want store.AuditEntry) {
+	t.Helper()
+	if !got.At.Equal(want.At) || got.At.Location() != time.UTC {
+		t.Errorf("entry %d: At %v, want %v in UTC", want.ID, got.At, want.At)
+	}
+	got.At, want.At = time.Time{}, time.Time{}
+	if got != want {
+		t.Errorf("entry %d:\n got %+v\nwant %+v", want.ID, got, want)
+	}
+}
+
+func testAuditAppend(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if got, err := s.ListAudit(ctx, store.AuditFilter{}); err != nil || len(got) != 0 {
+		t.Fatalf("ListAudit of an empty log = %+v, %v; want none", got, err)
+	}
+	zone := time.FixedZone("X", -(3*3600 + 1800))
+	full := store.AuditEntry{ID: 1 << 40, At: auditAt.In(zone), By: "alice", Action: store.AuditSignal, Via: "api",
+		Remote: "192.0.2.7:51234", Job: "backup", RunID: "r1", Machine: "web1", Detail: "signal SIGINT, grace 30s",
+		Outcome: store.AuditFailed, Error: "store unavailable"}
+	bare := store.AuditEntry{At: auditAt.Add(-time.Hour), By: "core", Action: store.AuditReload, Via: "signal",
+		Outcome: store.AuditOK}
+	id1 := mustAppendAudit(t, s, full)
+	// The caller's ID is ignored, even one the store gave already.
+	bare.ID = id1
+	id2 := mustAppendAudit(t, s, bare)
+	bare.ID = -1
+	id3 := mustAppendAudit(t, s, bare)
+	if !(id1 < id2 && id2 < id3) {
+		t.Fatalf("ids %d, %d, %d: want each larger than the one before", id1, id2, id3)
+	}
+	got := mustListAudit(t, s, store.AuditFilter{})
+	if fmt.Sprint(auditIDs(got)) != fmt.Sprint([]int64{id3, id2, id1}) {
+		t.Fatalf("ListAudit = %v, want %v (newest first)", auditIDs(got), []int64{id3, id2, id1})
+	}
+	want := full
+	want.ID = id1
+	checkAudit(t, got[2], want)
+	want = bare
+	want.ID = id2
+	checkAudit(t, got[1], want)
+	want.ID = id3
+	checkAudit(t, got[0], want)
+
+	if _, err := s.AppendAudit(ctx, store.AuditEntry{By: "alice", Action: store.AuditRun, Outcome: store.AuditOK}); err == nil {
+		t.Error("AppendAudit of an entry without a time succeeded")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.AppendAudit(cancelled, full); err == nil {
+		t.Error("AppendAudit with a cancelled context succeeded")
+	}
+	if _, err := s.ListAudit(cancelled, store.AuditFilter{}); err == nil {
+		t.Error("ListAudit with a cancelled context succeeded")
+	}
+	if got := mustListAudit(t, s, store.AuditFilter{}); len(got) != 3 {
+		t.Errorf("ListAudit after refused appends = %v, want the 3 entries only", auditIDs(got))
+	}
+}
+
+func testAuditList(t *testing.T, s store.Store) {
+	log := []struct{ job, by, action string }{
+		{"backup", "alice", store.AuditRun},
+		{"report", "bob", store.AuditKill},
+		{"backup", "bob", store.AuditKill},
+		{"", "core", store.AuditReload},
+		{"backup", "alice", store.AuditKill},
+		{"report", "alice", store.AuditRun},
+	}
+	ids := make([]int64, len(log))
+	for i, l := range log {
+		// Each entry earlier than the one before: the log is ordered by
+		// id, not by time (the clocks of two cores may disagree).
+		ids[i] = mustAppendAudit(t, s, auditEntry(l.job, l.by, l.action, auditAt.Add(-time.Duration(i)*time.Minute)))
+	}
+	cases := []struct {
+		name string
+		f    store.AuditFilter
+		want []int // indexes into log, newest first
+	}{
+		{"all newest first", store.AuditFilter{}, []int{5, 4, 3, 2, 1, 0}},
+		{"job", store.AuditFilter{Job: "backup"}, []int{4, 2, 0}},
+		{"by", store.AuditFilter{By: "alice"}, []int{5, 4, 0}},
+		{"action", store.AuditFilter{Action: store.AuditKill}, []int{4, 2, 1}},
+		{"job and by", store.AuditFilter{Job: "backup", By: "bob"}, []int{2}},
+		{"job, by and action", store.AuditFilter{Job: "backup", By: "alice", Action: store.AuditKill}, []int{4}},
+		{"before", store.AuditFilter{BeforeID: ids[4]}, []int{3, 2, 1, 0}},
+		{"before and job", store.AuditFilter{BeforeID: ids[4], Job: "backup"}, []int{2, 0}},
+		{"before and action", store.AuditFilter{BeforeID: ids[2], Action: store.AuditKill}, []int{1}},
+		{"before the first", store.AuditFilter{BeforeID: ids[0]}, []int{}},
+		{"before a negative id", store.AuditFilter{BeforeID: -1}, []int{}},
+		{"limit", store.AuditFilter{Limit: 2}, []int{5, 4}},
+		{"limit, by and before", store.AuditFilter{Limit: 2, By: "alice", BeforeID: ids[5]}, []int{4, 0}},
+		{"limit above the count", store.AuditFilter{Limit: 50, Action: store.AuditRun}, []int{5, 0}},
+		{"no such job", store.AuditFilter{Job: "nope"}, []int{}},
+		{"no such action for the job", store.AuditFilter{Job: "report", Action: store.AuditReload}, []int{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := []int64{}
+			for _, i := range c.want {
+				want = append(want, ids[i])
+			}
+			if got := auditIDs(mustListAudit(t, s, c.f)); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("ListAudit(%+v) = %v, want %v", c.f, got, want)
+			}
+		})
+	}
+}
+
+func testAuditPaging(t *testing.T, s store.Store) {
+	const total = store.DefaultAuditLimit + 5
+	var all, alice []int64 // in append order
+	for i := range total {
+		by := "bob"
+		if i%3 == 0 {
+			by = "alice"
+		}
+		id := mustAppendAudit(t, s, auditEntry("backup", by, store.AuditRun, auditAt.Add(time.Duration(i)*time.Second)))
+		all = append(all, id)
+		if by == "alice" {
+			alice = append(alice, id)
+		}
+	}
+	newestFirst := func(ids []int64) []int64 {
+		out := slices.Clone(ids)
+		slices.Reverse(out)
+		return out
+	}
+	for _, limit := range []int{0, -1} {
+		got := auditIDs(mustListAudit(t, s, store.AuditFilter{Limit: limit}))
+		if want := newestFirst(all)[:store.DefaultAuditLimit]; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("ListAudit with limit %d = %d entries %v, want the newest %d", limit, len(got), got, store.DefaultAuditLimit)
+		}
+	}
+	// Walking pages with BeforeID = the last id of each: every entry once,
+	// in order, none skipped.
+	walk := func(f store.AuditFilter) []int64 {
+		var out []int64
+		for range total + 1 {
+			page := mustListAudit(t, s, f)
+			if len(page) > f.Limit {
+				t.Fatalf("page of %d entries, limit %d", len(page), f.Limit)
+			}
+			if len(page) == 0 {
+				return out
+			}
+			out = append(out, auditIDs(page)...)
+			f.BeforeID = page[len(page)-1].ID
+		}
+		t.Fatalf("paging %+v did not end", f)
+		return nil
+	}
+	if got, want := walk(store.AuditFilter{Limit: 7}), newestFirst(all); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pages of 7 walked %v, want %v", got, want)
+	}
+	if got, want := walk(store.AuditFilter{Limit: 4, By: "alice"}), newestFirst(alice); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("alice's pages of 4 walked %v, want %v", got, want)
+	}
+}
+
+func testAuditPrune(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	cutoff := t0
+	add := func(at time.Time) int64 {
+		t.Helper()
+		return mustAppendAudit(t, s, auditEntry("backup", "alice", store.AuditKill, at))
+	}
+	add(cutoff.Add(-48 * time.Hour))
+	recent := add(cutoff.Add(24 * time.Hour))
+	edge := add(cutoff) // not before the cutoff: kept
+	last := add(cutoff.Add(-time.Microsecond))
+	mustCreate(t, s, "old")
+	old := cutoff.Add(-time.Hour)
+	if err := s.UpdateRun(ctx, "old", store.RunUpdate{Status: ptr(store.StatusSucceeded), FinishedAt: &old}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PruneRuns(ctx, cutoff)
+	if err != nil || n != 1 {
+		t.Fatalf("PruneRuns = %d, %v; want 1: the run, audit entries not counted", n, err)
+	}
+	want := []int64{edge, recent}
+	if got := auditIDs(mustListAudit(t, s, store.AuditFilter{})); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after PruneRuns: %v, want %v (the entries before the cutoff pruned)", got, want)
+	}
+	// The pruned entry had the largest id: the next append must not reuse it.
+	if next := add(cutoff); next <= last {
+		t.Errorf("append after pruning id %d gave %d: ids must never be reused", last, next)
+	}
+	if n, err := s.PruneRuns(ctx, cutoff); err != nil || n != 0 {
+		t.Errorf("second PruneRuns = %d, %v; want 0", n, err)
+	}
+	if got := mustListAudit(t, s, store.AuditFilter{}); len(got) != 3 {
+		t.Errorf("after a second PruneRuns: %v, want 3 entries", auditIDs(got))
+	}
+}
+
+// testAuditConcurrent appends from several goroutines at once: every
+// append gets its own id, each goroutine's ids grow, and all are listed.
+func testAuditConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const writers, each = 8, 20
+	ids := make([][]int64, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			by := fmt.Sprint("token-", w)
+			for i := range each {
+				id, err := s.AppendAudit(ctx, auditEntry("backup", by, store.AuditRun, auditAt.Add(time.Duration(i)*time.Millisecond)))
+				if err != nil {
+					t.Errorf("%s: AppendAudit %d: %v", by, i, err)
+					return
+				}
+				ids[w] = append(ids[w], id)
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	seen := map[int64]bool{}
+	for w, got := range ids {
+		for i, id := range got {
+			if id <= 0 || seen[id] {
+				t.Errorf("token-%d append %d: id %d, want a positive id not given before", w, i, id)
+			}
+			seen[id] = true
+			if i > 0 && id <= got[i-1] {
+				t.Errorf("token-%d: id %d after %d, want larger for a later append", w, id, got[i-1])
+			}
+		}
+	}
+	listed := mustListAudit(t, s, store.AuditFilter{Limit: 2 * writers * each})
+	if len(listed) != writers*each {
+		t.Errorf("ListAudit lists %d entries, want %d", len(listed), writers*each)
+	}
+	for i, e := range listed {
+		if !seen[e.ID] {
+			t.Errorf("listed id %d that no append gave", e.ID)
+		}
+		if i > 0 && e.ID >= listed[i-1].ID {
+			t.Errorf("listed id %d after %d: want newest first", e.ID, listed[i-1].ID)
+		}
+	}
+	for w := range writers {
+		by := fmt.Sprint("token-", w)
+		if got := mustListAudit(t, s, store.AuditFilter{By: by}); len(got) != each {
+			t.Errorf("ListAudit by %s = %d entries, want %d", by, len(got), each)
 		}
 	}
 }

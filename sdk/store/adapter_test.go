@@ -52,6 +52,13 @@ type fakeStore struct {
 	finish     finishCall
 	noteFilter NotificationFilter
 
+	// audit is the entry the last AppendAudit got, answered with auditID;
+	// auditFilter the last ListAudit filter, answered with audits.
+	audit       AuditEntry
+	auditID     int64
+	auditFilter AuditFilter
+	audits      []AuditEntry
+
 	// appendGate, when set, holds the AppendOutput of seq 0 until closed,
 	// after sending on appendEntered.
 	appendGate    chan struct{}
@@ -223,6 +230,26 @@ func (f *fakeStore) ListNotifications(_ context.Context, nf NotificationFilter) 
 	return f.notes, nil
 }
 
+func (f *fakeStore) AppendAudit(_ context.Context, e AuditEntry) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.audit = e
+	if f.err != nil {
+		return 0, f.err
+	}
+	return f.auditID, nil
+}
+
+func (f *fakeStore) ListAudit(_ context.Context, af AuditFilter) ([]AuditEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.auditFilter = af
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.audits, nil
+}
+
 func (f *fakeStore) Ping(context.Context) error { return f.fail() }
 
 func (f *fakeStore) Close() error {
@@ -339,6 +366,11 @@ func TestErrorsCrossTheWire(t *testing.T) {
 		}},
 		{"ClaimNotifications", func() error { _, err := c.client.ClaimNotifications(ctx, ClaimRequest{Owner: "o"}); return err }},
 		{"FinishNotification", func() error { return c.client.FinishNotification(ctx, "n1", "o", NotificationResult{}) }},
+		{"AppendAudit", func() error {
+			_, err := c.client.AppendAudit(ctx, AuditEntry{At: time.Unix(60, 0), By: "ops", Action: AuditRun})
+			return err
+		}},
+		{"ListAudit", func() error { _, err := c.client.ListAudit(ctx, AuditFilter{Job: "j"}); return err }},
 	}
 	for _, tc := range cases {
 		for _, call := range calls {
@@ -400,6 +432,11 @@ func TestTransportFailureIsUnavailable(t *testing.T) {
 		"LastFire":     func() error { _, err := c.client.LastFire(ctx, "j"); return err },
 		"PruneRuns":    func() error { _, err := c.client.PruneRuns(ctx, time.Unix(60, 0)); return err },
 		"AppendOutput": func() error { _, err := c.client.AppendOutput(ctx, "r", "m", Chunk{Seq: 1}); return err },
+		"AppendAudit": func() error {
+			_, err := c.client.AppendAudit(ctx, AuditEntry{At: time.Unix(60, 0), Action: AuditKill})
+			return err
+		},
+		"ListAudit": func() error { _, err := c.client.ListAudit(ctx, AuditFilter{}); return err },
 	}
 	for name, call := range calls {
 		err := call()
@@ -933,21 +970,7 @@ func (p *oldPlugin) UpdateRun(context.Context, *storepb.UpdateRunRequest) (*stor
 // and so do the outbox's calls, as the plugin's answer (no restart).
 func TestOldPluginRefusesNotifications(t *testing.T) {
 	old := &oldPlugin{}
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	storepb.RegisterStoreServer(srv, old)
-	go func() { _ = srv.Serve(lis) }()
-	cc, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cc.Close()
-		srv.Stop()
-	})
-	c := newGRPCClient(cc)
+	c := dialOld(t, old)
 	ctx := context.Background()
 	if err := c.UpdateRun(ctx, "r1", RunUpdate{Status: ptr(StatusFailed)}); err != nil {
 		t.Fatalf("UpdateRun without notifications: %v", err)
@@ -973,5 +996,114 @@ func TestOldPluginRefusesNotifications(t *testing.T) {
 	}
 	if n := old.updates.Load(); n != 1 {
 		t.Errorf("the old plugin got %d UpdateRun calls, want 1: an update with notifications reached it", n)
+	}
+}
+
+// dialOld serves a plugin built with an older SDK over bufconn.
+func dialOld(t *testing.T, old storepb.StoreServer) *GRPCClient {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	storepb.RegisterStoreServer(srv, old)
+	go func() { _ = srv.Serve(lis) }()
+	cc, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cc.Close()
+		srv.Stop()
+	})
+	return newGRPCClient(cc)
+}
+
+// TestOldPluginRefusesAudit: a plugin built before the audit log answers
+// both audit calls with ErrUnsupported, as its own answer.
+func TestOldPluginRefusesAudit(t *testing.T) {
+	c := dialOld(t, &oldPlugin{})
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"AppendAudit": func() error {
+			_, err := c.AppendAudit(ctx, AuditEntry{At: time.Unix(60, 0), By: "ops", Action: AuditRun})
+			return err
+		},
+		"ListAudit": func() error { _, err := c.ListAudit(ctx, AuditFilter{}); return err },
+	}
+	for name, call := range calls {
+		err := call()
+		if !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("%s on an old plugin: %v, want ErrUnsupported", name, err)
+		}
+		var a interface{ PluginAnswered() bool }
+		if !errors.As(err, &a) || !a.PluginAnswered() {
+			t.Errorf("%s: %v does not say the plugin answered", name, err)
+		}
+	}
+}
+
+func TestAuditRoundTrip(t *testing.T) {
+	// Every field crosses both ways; a time to the nanosecond, in another
+	// zone than UTC, arrives as the same instant in UTC; the zero time and
+	// empty strings stay as they are; the id comes back whole.
+	zone := time.FixedZone("X", -(3*3600 + 1800))
+	local := time.Date(2026, 3, 1, 8, 59, 0, 123456789, zone)
+	full := AuditEntry{ID: 42, At: local, By: "alice", Action: AuditSignal, Via: "api", Remote: "192.0.2.7:51234",
+		Job: "backup", RunID: "r1", Machine: "web1", Detail: "signal SIGINT, grace 30s", Outcome: AuditFailed,
+		Error: "store down"}
+	utc := full
+	utc.At = local.UTC()
+	f := &fakeStore{}
+	c := dial(t, f)
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		e, want AuditEntry
+		id      int64
+	}{
+		{"every field", full, utc, 1<<40 + 3},
+		{"zero", AuditEntry{}, AuditEntry{}, 1},
+	}
+	for _, tc := range cases {
+		t.Run("append "+tc.name, func(t *testing.T) {
+			f.mu.Lock()
+			f.auditID = tc.id
+			f.mu.Unlock()
+			id, err := c.client.AppendAudit(ctx, tc.e)
+			if err != nil || id != tc.id {
+				t.Fatalf("AppendAudit = %d, %v; want %d", id, err, tc.id)
+			}
+			f.mu.Lock()
+			got := f.audit
+			f.mu.Unlock()
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("store got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+
+	filters := []AuditFilter{
+		{Job: "backup", By: "alice", Action: AuditSignal, BeforeID: 1 << 40, Limit: 7},
+		{},
+	}
+	for _, answer := range [][]AuditEntry{{utc, {ID: 1}}, nil} {
+		for _, filter := range filters {
+			f.mu.Lock()
+			f.audits = answer
+			f.mu.Unlock()
+			got, err := c.client.ListAudit(ctx, filter)
+			if err != nil {
+				t.Fatalf("ListAudit(%+v): %v", filter, err)
+			}
+			if len(got) != len(answer) || len(answer) > 0 && !reflect.DeepEqual(got, answer) {
+				t.Errorf("ListAudit(%+v) = %+v, want %+v", filter, got, answer)
+			}
+			f.mu.Lock()
+			if f.auditFilter != filter {
+				t.Errorf("store got filter %+v, want %+v", f.auditFilter, filter)
+			}
+			f.mu.Unlock()
+		}
 	}
 }

@@ -245,6 +245,24 @@ func (c *GRPCClient) ListNotifications(ctx context.Context, f NotificationFilter
 	return goNotifications(resp.GetNotifications()), nil
 }
 
+// AppendAudit implements Store.
+func (c *GRPCClient) AppendAudit(ctx context.Context, e AuditEntry) (int64, error) {
+	resp, err := c.client.AppendAudit(ctx, &storepb.AppendAuditRequest{Entry: pbAudit(e)})
+	if err != nil {
+		return 0, fromStatus(err)
+	}
+	return resp.GetId(), nil
+}
+
+// ListAudit implements Store.
+func (c *GRPCClient) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	resp, err := c.client.ListAudit(ctx, pbAuditFilter(f))
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return goAudits(resp.GetEntries()), nil
+}
+
 // Ping implements Store.
 func (c *GRPCClient) Ping(ctx context.Context) error {
 	_, err := c.client.Ping(ctx, &storepb.Empty{})

@@ -295,3 +295,41 @@ func goResult(r *storepb.NotificationResult) NotificationResult {
 	return NotificationResult{Delivered: r.GetDelivered(), Final: r.GetFinal(),
 		RetryAt: goTime(r.GetRetryAt()), Error: r.GetError(), At: goTime(r.GetAt())}
 }
+
+func pbAudit(e AuditEntry) *storepb.AuditEntry {
+	return &storepb.AuditEntry{Id: e.ID, At: pbTime(e.At), By: e.By, Action: e.Action, Via: e.Via,
+		Remote: e.Remote, Job: e.Job, RunId: e.RunID, Machine: e.Machine, Detail: e.Detail,
+		Outcome: e.Outcome, Error: e.Error}
+}
+
+func goAudit(e *storepb.AuditEntry) AuditEntry {
+	return AuditEntry{ID: e.GetId(), At: goTime(e.GetAt()), By: e.GetBy(), Action: e.GetAction(),
+		Via: e.GetVia(), Remote: e.GetRemote(), Job: e.GetJob(), RunID: e.GetRunId(), Machine: e.GetMachine(),
+		Detail: e.GetDetail(), Outcome: e.GetOutcome(), Error: e.GetError()}
+}
+
+func pbAudits(es []AuditEntry) []*storepb.AuditEntry {
+	out := make([]*storepb.AuditEntry, len(es))
+	for i, e := range es {
+		out[i] = pbAudit(e)
+	}
+	return out
+}
+
+// goAudits decodes a listing; none is an empty slice, as a store answers.
+func goAudits(es []*storepb.AuditEntry) []AuditEntry {
+	out := make([]AuditEntry, len(es))
+	for i, e := range es {
+		out[i] = goAudit(e)
+	}
+	return out
+}
+
+func pbAuditFilter(f AuditFilter) *storepb.AuditFilter {
+	return &storepb.AuditFilter{Job: f.Job, By: f.By, Action: f.Action, BeforeId: f.BeforeID, Limit: int64(f.Limit)}
+}
+
+func goAuditFilter(f *storepb.AuditFilter) AuditFilter {
+	return AuditFilter{Job: f.GetJob(), By: f.GetBy(), Action: f.GetAction(), BeforeID: f.GetBeforeId(),
+		Limit: int(f.GetLimit())}
+}

@@ -1,8 +1,8 @@
 // Package store is the store plugin kind: the run, machine, output and
 // override types the core keeps and the Store interface a store
-// implements (store.go; the notification outbox's types in outbox.go),
-// and the go-plugin adapter that carries it over
-// gRPC, laid out like every kind: plugin.go (Plugin, the adapter),
+// implements (store.go; the notification outbox's types in outbox.go,
+// the audit log's in audit.go), and the go-plugin adapter that carries it
+// over gRPC, laid out like every kind: plugin.go (Plugin, the adapter),
 // client.go (GRPCClient, the core's side), server.go (GRPCServer, the
 // plugin's side), proto/ (the service; its generated code is internal)
 // and testing.go (TestGRPCConn, a real in-process connection for tests).
@@ -97,4 +97,17 @@
 //     delivered and failed notifications created before its time, in
 //     bounded batches like the runs; pending ones are never pruned,
 //     however old.
+//
+// # Audit log
+//
+// AppendAudit appends an operator action (AuditEntry) and answers the ID
+// the store gave it: positive, larger for every later append, never
+// reused, even after a prune (it orders and pages the log, not At, since
+// the clocks of cores sharing a store may disagree). An entry needs an At
+// (PrepareAudit, which every store calls, refuses one without); the
+// caller's ID is ignored. ListAudit answers newest (largest ID) first,
+// by job, token and action, and pages with BeforeID. PruneRuns deletes
+// the entries whose At is before its time, in bounded batches, uncounted.
+// AppendAudit is not idempotent: a call retried after a plugin died may
+// meet its own first try (the core's plugin host looks for it first).
 package store

@@ -250,6 +250,22 @@ func (l *lazy) ListNotifications(ctx context.Context, f NotificationFilter) ([]N
 	return s.ListNotifications(ctx, f)
 }
 
+func (l *lazy) AppendAudit(ctx context.Context, e AuditEntry) (int64, error) {
+	s, err := l.get()
+	if err != nil {
+		return 0, err
+	}
+	return s.AppendAudit(ctx, e)
+}
+
+func (l *lazy) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.ListAudit(ctx, f)
+}
+
 func (l *lazy) Ping(ctx context.Context) error {
 	s, err := l.get()
 	if err != nil {

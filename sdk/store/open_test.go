@@ -32,6 +32,12 @@ func TestOpenOnConfigure(t *testing.T) {
 	if _, err := s.PruneRuns(ctx, time.Unix(60, 0)); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("PruneRuns before Configure: %v, want ErrUnavailable", err)
 	}
+	if _, err := s.AppendAudit(ctx, AuditEntry{At: time.Unix(60, 0)}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("AppendAudit before Configure: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.ListAudit(ctx, AuditFilter{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("ListAudit before Configure: %v, want ErrUnavailable", err)
+	}
 	res := s.(Batcher).AppendOutputBatch(ctx, []Append{{RunID: "r", Machine: "m"}})
 	if len(res) != 1 || !errors.Is(res[0].Err, ErrUnavailable) {
 		t.Fatalf("batch before Configure: %+v", res)
@@ -57,6 +63,15 @@ func TestOpenOnConfigure(t *testing.T) {
 	opened[0].pruned = 2
 	if n, err := s.PruneRuns(ctx, slot); err != nil || n != 2 || !opened[0].pruneBefore.Equal(slot) {
 		t.Fatalf("PruneRuns after Configure: %d, %v, reached %v", n, err, opened[0].pruneBefore)
+	}
+	entry := AuditEntry{At: slot, By: "ops", Action: AuditReload}
+	opened[0].auditID, opened[0].audits = 7, []AuditEntry{{ID: 7}}
+	if id, err := s.AppendAudit(ctx, entry); err != nil || id != 7 || opened[0].audit != entry {
+		t.Fatalf("AppendAudit after Configure: %d, %v, reached %+v", id, err, opened[0].audit)
+	}
+	if es, err := s.ListAudit(ctx, AuditFilter{By: "ops"}); err != nil || len(es) != 1 || es[0].ID != 7 ||
+		opened[0].auditFilter.By != "ops" {
+		t.Fatalf("ListAudit after Configure: %+v, %v, reached %+v", es, err, opened[0].auditFilter)
 	}
 	// A store without batches gets the chunks one by one.
 	res = s.(Batcher).AppendOutputBatch(ctx, []Append{{RunID: "r1", Machine: "m", Chunk: Chunk{Seq: 0, Data: []byte("x")}}})

@@ -264,6 +264,28 @@ func (s *GRPCServer) ListNotifications(ctx context.Context, req *storepb.Notific
 	return &storepb.NotificationsResponse{Notifications: pbNotifications(ns)}, nil
 }
 
+// AppendAudit implements the gRPC service.
+func (s *GRPCServer) AppendAudit(ctx context.Context, req *storepb.AppendAuditRequest) (*storepb.AppendAuditResponse, error) {
+	e := req.GetEntry()
+	if e == nil {
+		e = &storepb.AuditEntry{}
+	}
+	id, err := s.Impl.AppendAudit(ctx, goAudit(e))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.AppendAuditResponse{Id: id}, nil
+}
+
+// ListAudit implements the gRPC service.
+func (s *GRPCServer) ListAudit(ctx context.Context, req *storepb.AuditFilter) (*storepb.ListAuditResponse, error) {
+	es, err := s.Impl.ListAudit(ctx, goAuditFilter(req))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.ListAuditResponse{Entries: pbAudits(es)}, nil
+}
+
 // Ping implements the gRPC service.
 func (s *GRPCServer) Ping(ctx context.Context, _ *storepb.Empty) (*storepb.Empty, error) {
 	return empty(s.Impl.Ping(ctx))

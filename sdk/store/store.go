@@ -318,7 +318,8 @@ type Store interface {
 	// deleted. Runs not finished are never pruned, however old; fire
 	// records stay (they are what keeps a slot from firing twice). It also
 	// deletes the delivered and failed notifications created before that
-	// time (not counted in the answer); pending ones stay, however old. A
+	// time (not counted in the answer); pending ones stay, however old;
+	// and the audit entries recorded before that time. A
 	// store gives the freed space back in its own time; PruneRuns must not
 	// block other writers for long: delete in bounded batches.
 	PruneRuns(ctx context.Context, finishedBefore time.Time) (int, error)
@@ -346,6 +347,14 @@ type Store interface {
 	// ListNotifications returns the notifications f selects, newest
 	// first.
 	ListNotifications(ctx context.Context, f NotificationFilter) ([]Notification, error)
+
+	// The audit log of operator actions (audit.go).
+	//
+	// AppendAudit stores an entry and returns the ID it gave it; the
+	// entry's own ID is ignored.
+	AppendAudit(ctx context.Context, e AuditEntry) (int64, error)
+	// ListAudit returns the entries f selects, newest (largest ID) first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 
 	// Ping reports whether the store can be reached, for /healthz.
 	Ping(ctx context.Context) error

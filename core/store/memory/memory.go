@@ -29,6 +29,9 @@ const DefaultListLimit = 100
 //     wrapper may come back and finish sending);
 //   - ListNotifications orders by CreatedAt, ties broken by enqueue
 //     order, newest first, like ListRuns;
+//   - AppendAudit refuses an entry without a time (store.PrepareAudit);
+//     ListAudit treats a negative BeforeID as the bound it is (below every
+//     id: nothing) and a limit below 1 as none set;
 //   - after Close every call returns store.ErrUnavailable;
 //   - a cancelled context makes a call fail with its error.
 type Store struct {
@@ -44,6 +47,10 @@ type Store struct {
 	maintenance *store.Maintenance
 	// notes is the notification outbox, by id.
 	notes map[string]*noteRec
+	// audit is the audit log in id order; auditID the last id given, so
+	// that a pruned id is never given again.
+	audit   []store.AuditEntry
+	auditID int64
 }
 
 // noteRec is a stored notification with its lease.
@@ -520,7 +527,9 @@ func (s *Store) DeleteMaintenance(ctx context.Context) error {
 	return nil
 }
 
-// PruneRuns deletes finished runs older than finishedBefore.
+// PruneRuns deletes finished runs older than finishedBefore, the
+// delivered and failed notifications created before it, and the audit
+// entries recorded before it.
 func (s *Store) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -539,7 +548,44 @@ func (s *Store) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, e
 			delete(s.notes, id)
 		}
 	}
+	s.audit = slices.DeleteFunc(s.audit, func(e store.AuditEntry) bool { return e.At.Before(finishedBefore) })
 	return n, nil
+}
+
+// AppendAudit stores e with the next id.
+func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	e, err := store.PrepareAudit(e)
+	if err != nil {
+		return 0, fmt.Errorf("append audit entry: %w", err)
+	}
+	s.auditID++
+	e.ID = s.auditID
+	s.audit = append(s.audit, e)
+	return e.ID, nil
+}
+
+// ListAudit returns the entries f selects, newest (largest id) first.
+func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	limit := store.AuditLimit(f.Limit)
+	out := []store.AuditEntry{}
+	for i := len(s.audit) - 1; i >= 0 && len(out) < limit; i-- {
+		e := s.audit[i]
+		if (f.BeforeID == 0 || e.ID < f.BeforeID) && (f.Job == "" || e.Job == f.Job) &&
+			(f.By == "" || e.By == f.By) && (f.Action == "" || e.Action == f.Action) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // EnqueueNotifications stores notifications, pending; an id already

@@ -2761,6 +2761,349 @@ func (x *NotificationFilter) GetLimit() int64 {
 	return 0
 }
 
+// AuditEntry: see store.AuditEntry. id is the store's.
+type AuditEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	By            string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	Action        string                 `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	Via           string                 `protobuf:"bytes,5,opt,name=via,proto3" json:"via,omitempty"`
+	Remote        string                 `protobuf:"bytes,6,opt,name=remote,proto3" json:"remote,omitempty"`
+	Job           string                 `protobuf:"bytes,7,opt,name=job,proto3" json:"job,omitempty"`
+	RunId         string                 `protobuf:"bytes,8,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Machine       string                 `protobuf:"bytes,9,opt,name=machine,proto3" json:"machine,omitempty"`
+	Detail        string                 `protobuf:"bytes,10,opt,name=detail,proto3" json:"detail,omitempty"`
+	Outcome       string                 `protobuf:"bytes,11,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Error         string                 `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_store_proto_store_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *AuditEntry) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetRemote() string {
+	if x != nil {
+		return x.Remote
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetMachine() string {
+	if x != nil {
+		return x.Machine
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type AppendAuditRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entry         *AuditEntry            `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendAuditRequest) Reset() {
+	*x = AppendAuditRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendAuditRequest) ProtoMessage() {}
+
+func (x *AppendAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendAuditRequest.ProtoReflect.Descriptor instead.
+func (*AppendAuditRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *AppendAuditRequest) GetEntry() *AuditEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+type AppendAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendAuditResponse) Reset() {
+	*x = AppendAuditResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendAuditResponse) ProtoMessage() {}
+
+func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendAuditResponse.ProtoReflect.Descriptor instead.
+func (*AppendAuditResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *AppendAuditResponse) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// AuditFilter: see store.AuditFilter. Empty fields select everything;
+// before_id 0 is no bound, limit 0 the store's default.
+type AuditFilter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	By            string                 `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	Action        string                 `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	BeforeId      int64                  `protobuf:"varint,4,opt,name=before_id,json=beforeId,proto3" json:"before_id,omitempty"`
+	Limit         int64                  `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditFilter) Reset() {
+	*x = AuditFilter{}
+	mi := &file_store_proto_store_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditFilter) ProtoMessage() {}
+
+func (x *AuditFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditFilter.ProtoReflect.Descriptor instead.
+func (*AuditFilter) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *AuditFilter) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *AuditFilter) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *AuditFilter) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditFilter) GetBeforeId() int64 {
+	if x != nil {
+		return x.BeforeId
+	}
+	return 0
+}
+
+func (x *AuditFilter) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditResponse) Reset() {
+	*x = ListAuditResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditResponse) ProtoMessage() {}
+
+func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListAuditResponse) GetEntries() []*AuditEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 var File_store_proto_store_proto protoreflect.FileDescriptor
 
 const file_store_proto_store_proto_rawDesc = "" +
@@ -3001,7 +3344,34 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x12NotificationFilter\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x10\n" +
 	"\x03job\x18\x02 \x01(\tR\x03job\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x03R\x05limit*\xfd\x01\n" +
+	"\x05limit\x18\x03 \x01(\x03R\x05limit\"\xa5\x02\n" +
+	"\n" +
+	"AuditEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x10\n" +
+	"\x03via\x18\x05 \x01(\tR\x03via\x12\x16\n" +
+	"\x06remote\x18\x06 \x01(\tR\x06remote\x12\x10\n" +
+	"\x03job\x18\a \x01(\tR\x03job\x12\x15\n" +
+	"\x06run_id\x18\b \x01(\tR\x05runId\x12\x18\n" +
+	"\amachine\x18\t \x01(\tR\amachine\x12\x16\n" +
+	"\x06detail\x18\n" +
+	" \x01(\tR\x06detail\x12\x18\n" +
+	"\aoutcome\x18\v \x01(\tR\aoutcome\x12\x14\n" +
+	"\x05error\x18\f \x01(\tR\x05error\"J\n" +
+	"\x12AppendAuditRequest\x124\n" +
+	"\x05entry\x18\x01 \x01(\v2\x1e.saltpeter.store.v1.AuditEntryR\x05entry\"%\n" +
+	"\x13AppendAuditResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"z\n" +
+	"\vAuditFilter\x12\x10\n" +
+	"\x03job\x18\x01 \x01(\tR\x03job\x12\x0e\n" +
+	"\x02by\x18\x02 \x01(\tR\x02by\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12\x1b\n" +
+	"\tbefore_id\x18\x04 \x01(\x03R\bbeforeId\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x03R\x05limit\"M\n" +
+	"\x11ListAuditResponse\x128\n" +
+	"\aentries\x18\x01 \x03(\v2\x1e.saltpeter.store.v1.AuditEntryR\aentries*\xfd\x01\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ERROR_KIND_NOT_FOUND\x10\x01\x12\x15\n" +
@@ -3011,7 +3381,7 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x05\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\x06\x12 \n" +
 	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a\x12\x19\n" +
-	"\x15ERROR_KIND_LEASE_LOST\x10\b2\x98\x11\n" +
+	"\x15ERROR_KIND_LEASE_LOST\x10\b2\xcd\x12\n" +
 	"\x05Store\x12X\n" +
 	"\tConfigure\x12$.saltpeter.store.v1.ConfigureRequest\x1a%.saltpeter.store.v1.ConfigureResponse\x12L\n" +
 	"\tCreateRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12P\n" +
@@ -3038,7 +3408,9 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x14EnqueueNotifications\x12/.saltpeter.store.v1.EnqueueNotificationsRequest\x1a\x19.saltpeter.store.v1.Empty\x12n\n" +
 	"\x12ClaimNotifications\x12-.saltpeter.store.v1.ClaimNotificationsRequest\x1a).saltpeter.store.v1.NotificationsResponse\x12^\n" +
 	"\x12FinishNotification\x12-.saltpeter.store.v1.FinishNotificationRequest\x1a\x19.saltpeter.store.v1.Empty\x12f\n" +
-	"\x11ListNotifications\x12&.saltpeter.store.v1.NotificationFilter\x1a).saltpeter.store.v1.NotificationsResponse\x12<\n" +
+	"\x11ListNotifications\x12&.saltpeter.store.v1.NotificationFilter\x1a).saltpeter.store.v1.NotificationsResponse\x12^\n" +
+	"\vAppendAudit\x12&.saltpeter.store.v1.AppendAuditRequest\x1a'.saltpeter.store.v1.AppendAuditResponse\x12S\n" +
+	"\tListAudit\x12\x1f.saltpeter.store.v1.AuditFilter\x1a%.saltpeter.store.v1.ListAuditResponse\x12<\n" +
 	"\x04Ping\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.Empty\x12=\n" +
 	"\x05Close\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.EmptyBCZAgithub.com/saltpeter/saltpeter/sdk/store/internal/storepb;storepbb\x06proto3"
 
@@ -3055,7 +3427,7 @@ func file_store_proto_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_store_proto_store_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: saltpeter.store.v1.ErrorKind
 	(*Empty)(nil),                       // 1: saltpeter.store.v1.Empty
@@ -3098,115 +3470,127 @@ var file_store_proto_store_proto_goTypes = []any{
 	(*NotificationResult)(nil),          // 38: saltpeter.store.v1.NotificationResult
 	(*FinishNotificationRequest)(nil),   // 39: saltpeter.store.v1.FinishNotificationRequest
 	(*NotificationFilter)(nil),          // 40: saltpeter.store.v1.NotificationFilter
-	(*timestamppb.Timestamp)(nil),       // 41: google.protobuf.Timestamp
+	(*AuditEntry)(nil),                  // 41: saltpeter.store.v1.AuditEntry
+	(*AppendAuditRequest)(nil),          // 42: saltpeter.store.v1.AppendAuditRequest
+	(*AppendAuditResponse)(nil),         // 43: saltpeter.store.v1.AppendAuditResponse
+	(*AuditFilter)(nil),                 // 44: saltpeter.store.v1.AuditFilter
+	(*ListAuditResponse)(nil),           // 45: saltpeter.store.v1.ListAuditResponse
+	(*timestamppb.Timestamp)(nil),       // 46: google.protobuf.Timestamp
 }
 var file_store_proto_store_proto_depIdxs = []int32{
 	0,  // 0: saltpeter.store.v1.ErrorDetail.kind:type_name -> saltpeter.store.v1.ErrorKind
-	41, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
-	41, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
-	41, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
-	41, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
-	41, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
-	41, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
-	41, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
-	41, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	41, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
-	41, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
+	46, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
+	46, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
+	46, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
+	46, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
+	46, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
+	46, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
+	46, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
+	46, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	46, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
+	46, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 11: saltpeter.store.v1.Run.actions:type_name -> saltpeter.store.v1.Action
 	6,  // 12: saltpeter.store.v1.Run.machines:type_name -> saltpeter.store.v1.Machine
 	7,  // 13: saltpeter.store.v1.CreateRunRequest.run:type_name -> saltpeter.store.v1.Run
 	6,  // 14: saltpeter.store.v1.AddMachinesRequest.machines:type_name -> saltpeter.store.v1.Machine
-	41, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
-	41, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	41, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
+	46, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
+	46, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	46, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 18: saltpeter.store.v1.RunUpdate.add_action:type_name -> saltpeter.store.v1.Action
 	34, // 19: saltpeter.store.v1.RunUpdate.notifications:type_name -> saltpeter.store.v1.Notification
 	10, // 20: saltpeter.store.v1.UpdateRunRequest.update:type_name -> saltpeter.store.v1.RunUpdate
-	41, // 21: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
-	41, // 22: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
-	41, // 23: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
-	41, // 24: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	41, // 25: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
+	46, // 21: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
+	46, // 22: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
+	46, // 23: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
+	46, // 24: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	46, // 25: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
 	12, // 26: saltpeter.store.v1.UpdateMachineRequest.update:type_name -> saltpeter.store.v1.MachineUpdate
-	41, // 27: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
+	46, // 27: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
 	7,  // 28: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
-	41, // 29: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
+	46, // 29: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
 	17, // 30: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
 	18, // 31: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
 	0,  // 32: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
 	20, // 33: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
-	41, // 34: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
-	41, // 35: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
+	46, // 34: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
+	46, // 35: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
 	25, // 36: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
-	41, // 37: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
-	41, // 38: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
-	41, // 39: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
-	41, // 40: saltpeter.store.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
-	41, // 41: saltpeter.store.v1.Notification.due_at:type_name -> google.protobuf.Timestamp
-	41, // 42: saltpeter.store.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
+	46, // 37: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
+	46, // 38: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
+	46, // 39: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
+	46, // 40: saltpeter.store.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
+	46, // 41: saltpeter.store.v1.Notification.due_at:type_name -> google.protobuf.Timestamp
+	46, // 42: saltpeter.store.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
 	34, // 43: saltpeter.store.v1.EnqueueNotificationsRequest.notifications:type_name -> saltpeter.store.v1.Notification
-	41, // 44: saltpeter.store.v1.ClaimNotificationsRequest.now:type_name -> google.protobuf.Timestamp
+	46, // 44: saltpeter.store.v1.ClaimNotificationsRequest.now:type_name -> google.protobuf.Timestamp
 	34, // 45: saltpeter.store.v1.NotificationsResponse.notifications:type_name -> saltpeter.store.v1.Notification
-	41, // 46: saltpeter.store.v1.NotificationResult.retry_at:type_name -> google.protobuf.Timestamp
-	41, // 47: saltpeter.store.v1.NotificationResult.at:type_name -> google.protobuf.Timestamp
+	46, // 46: saltpeter.store.v1.NotificationResult.retry_at:type_name -> google.protobuf.Timestamp
+	46, // 47: saltpeter.store.v1.NotificationResult.at:type_name -> google.protobuf.Timestamp
 	38, // 48: saltpeter.store.v1.FinishNotificationRequest.result:type_name -> saltpeter.store.v1.NotificationResult
-	3,  // 49: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
-	8,  // 50: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	9,  // 51: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
-	11, // 52: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
-	11, // 53: saltpeter.store.v1.Store.UpdateRunNotify:input_type -> saltpeter.store.v1.UpdateRunRequest
-	13, // 54: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
-	14, // 55: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
-	15, // 56: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
-	19, // 57: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
-	22, // 58: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
-	25, // 59: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
-	26, // 60: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
-	1,  // 61: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
-	24, // 62: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
-	1,  // 63: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
-	1,  // 64: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
-	28, // 65: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
-	8,  // 66: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	30, // 67: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
-	32, // 68: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
-	35, // 69: saltpeter.store.v1.Store.EnqueueNotifications:input_type -> saltpeter.store.v1.EnqueueNotificationsRequest
-	36, // 70: saltpeter.store.v1.Store.ClaimNotifications:input_type -> saltpeter.store.v1.ClaimNotificationsRequest
-	39, // 71: saltpeter.store.v1.Store.FinishNotification:input_type -> saltpeter.store.v1.FinishNotificationRequest
-	40, // 72: saltpeter.store.v1.Store.ListNotifications:input_type -> saltpeter.store.v1.NotificationFilter
-	1,  // 73: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
-	1,  // 74: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
-	4,  // 75: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
-	1,  // 76: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 77: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
-	1,  // 78: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 79: saltpeter.store.v1.Store.UpdateRunNotify:output_type -> saltpeter.store.v1.Empty
-	1,  // 80: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
-	7,  // 81: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
-	16, // 82: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
-	21, // 83: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
-	23, // 84: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
-	1,  // 85: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
-	1,  // 86: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
-	27, // 87: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
-	1,  // 88: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
-	24, // 89: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
-	1,  // 90: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
-	29, // 91: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
-	29, // 92: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
-	31, // 93: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
-	33, // 94: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
-	1,  // 95: saltpeter.store.v1.Store.EnqueueNotifications:output_type -> saltpeter.store.v1.Empty
-	37, // 96: saltpeter.store.v1.Store.ClaimNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
-	1,  // 97: saltpeter.store.v1.Store.FinishNotification:output_type -> saltpeter.store.v1.Empty
-	37, // 98: saltpeter.store.v1.Store.ListNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
-	1,  // 99: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
-	1,  // 100: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
-	75, // [75:101] is the sub-list for method output_type
-	49, // [49:75] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	46, // 49: saltpeter.store.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	41, // 50: saltpeter.store.v1.AppendAuditRequest.entry:type_name -> saltpeter.store.v1.AuditEntry
+	41, // 51: saltpeter.store.v1.ListAuditResponse.entries:type_name -> saltpeter.store.v1.AuditEntry
+	3,  // 52: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
+	8,  // 53: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	9,  // 54: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
+	11, // 55: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
+	11, // 56: saltpeter.store.v1.Store.UpdateRunNotify:input_type -> saltpeter.store.v1.UpdateRunRequest
+	13, // 57: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
+	14, // 58: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
+	15, // 59: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
+	19, // 60: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
+	22, // 61: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
+	25, // 62: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
+	26, // 63: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
+	1,  // 64: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
+	24, // 65: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
+	1,  // 66: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
+	1,  // 67: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
+	28, // 68: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
+	8,  // 69: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	30, // 70: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
+	32, // 71: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
+	35, // 72: saltpeter.store.v1.Store.EnqueueNotifications:input_type -> saltpeter.store.v1.EnqueueNotificationsRequest
+	36, // 73: saltpeter.store.v1.Store.ClaimNotifications:input_type -> saltpeter.store.v1.ClaimNotificationsRequest
+	39, // 74: saltpeter.store.v1.Store.FinishNotification:input_type -> saltpeter.store.v1.FinishNotificationRequest
+	40, // 75: saltpeter.store.v1.Store.ListNotifications:input_type -> saltpeter.store.v1.NotificationFilter
+	42, // 76: saltpeter.store.v1.Store.AppendAudit:input_type -> saltpeter.store.v1.AppendAuditRequest
+	44, // 77: saltpeter.store.v1.Store.ListAudit:input_type -> saltpeter.store.v1.AuditFilter
+	1,  // 78: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
+	1,  // 79: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
+	4,  // 80: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
+	1,  // 81: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 82: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
+	1,  // 83: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 84: saltpeter.store.v1.Store.UpdateRunNotify:output_type -> saltpeter.store.v1.Empty
+	1,  // 85: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
+	7,  // 86: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
+	16, // 87: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
+	21, // 88: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
+	23, // 89: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
+	1,  // 90: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
+	1,  // 91: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
+	27, // 92: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
+	1,  // 93: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
+	24, // 94: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
+	1,  // 95: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
+	29, // 96: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
+	29, // 97: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
+	31, // 98: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
+	33, // 99: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
+	1,  // 100: saltpeter.store.v1.Store.EnqueueNotifications:output_type -> saltpeter.store.v1.Empty
+	37, // 101: saltpeter.store.v1.Store.ClaimNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	1,  // 102: saltpeter.store.v1.Store.FinishNotification:output_type -> saltpeter.store.v1.Empty
+	37, // 103: saltpeter.store.v1.Store.ListNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	43, // 104: saltpeter.store.v1.Store.AppendAudit:output_type -> saltpeter.store.v1.AppendAuditResponse
+	45, // 105: saltpeter.store.v1.Store.ListAudit:output_type -> saltpeter.store.v1.ListAuditResponse
+	1,  // 106: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
+	1,  // 107: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
+	80, // [80:108] is the sub-list for method output_type
+	52, // [52:80] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_store_proto_init() }
@@ -3226,7 +3610,7 @@ func file_store_proto_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_store_proto_rawDesc), len(file_store_proto_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   40,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -43,6 +43,8 @@ const (
 	Store_ClaimNotifications_FullMethodName   = "/saltpeter.store.v1.Store/ClaimNotifications"
 	Store_FinishNotification_FullMethodName   = "/saltpeter.store.v1.Store/FinishNotification"
 	Store_ListNotifications_FullMethodName    = "/saltpeter.store.v1.Store/ListNotifications"
+	Store_AppendAudit_FullMethodName          = "/saltpeter.store.v1.Store/AppendAudit"
+	Store_ListAudit_FullMethodName            = "/saltpeter.store.v1.Store/ListAudit"
 	Store_Ping_FullMethodName                 = "/saltpeter.store.v1.Store/Ping"
 	Store_Close_FullMethodName                = "/saltpeter.store.v1.Store/Close"
 )
@@ -101,6 +103,7 @@ type StoreClient interface {
 	// PruneRuns deletes the runs finished before finished_before and
 	// answers how many it deleted; fire records stay. Delivered and failed
 	// notifications created before it go too, uncounted; pending ones stay.
+	// So do the audit entries recorded (at) before it, uncounted.
 	PruneRuns(ctx context.Context, in *PruneRunsRequest, opts ...grpc.CallOption) (*PruneRunsResponse, error)
 	// The notification outbox. EnqueueNotifications leaves an id already
 	// stored as it is; FinishNotification fails with
@@ -109,6 +112,12 @@ type StoreClient interface {
 	ClaimNotifications(ctx context.Context, in *ClaimNotificationsRequest, opts ...grpc.CallOption) (*NotificationsResponse, error)
 	FinishNotification(ctx context.Context, in *FinishNotificationRequest, opts ...grpc.CallOption) (*Empty, error)
 	ListNotifications(ctx context.Context, in *NotificationFilter, opts ...grpc.CallOption) (*NotificationsResponse, error)
+	// The audit log of operator actions. AppendAudit stores the entry and
+	// answers the id it gave it (the entry's own id is ignored); ListAudit
+	// answers the entries the filter selects, newest (largest id) first. A
+	// plugin built before the audit log answers UNIMPLEMENTED to both.
+	AppendAudit(ctx context.Context, in *AppendAuditRequest, opts ...grpc.CallOption) (*AppendAuditResponse, error)
+	ListAudit(ctx context.Context, in *AuditFilter, opts ...grpc.CallOption) (*ListAuditResponse, error)
 	Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 	Close(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 }
@@ -364,6 +373,26 @@ func (c *storeClient) ListNotifications(ctx context.Context, in *NotificationFil
 	return out, nil
 }
 
+func (c *storeClient) AppendAudit(ctx context.Context, in *AppendAuditRequest, opts ...grpc.CallOption) (*AppendAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AppendAuditResponse)
+	err := c.cc.Invoke(ctx, Store_AppendAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) ListAudit(ctx context.Context, in *AuditFilter, opts ...grpc.CallOption) (*ListAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditResponse)
+	err := c.cc.Invoke(ctx, Store_ListAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storeClient) Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
@@ -438,6 +467,7 @@ type StoreServer interface {
 	// PruneRuns deletes the runs finished before finished_before and
 	// answers how many it deleted; fire records stay. Delivered and failed
 	// notifications created before it go too, uncounted; pending ones stay.
+	// So do the audit entries recorded (at) before it, uncounted.
 	PruneRuns(context.Context, *PruneRunsRequest) (*PruneRunsResponse, error)
 	// The notification outbox. EnqueueNotifications leaves an id already
 	// stored as it is; FinishNotification fails with
@@ -446,6 +476,12 @@ type StoreServer interface {
 	ClaimNotifications(context.Context, *ClaimNotificationsRequest) (*NotificationsResponse, error)
 	FinishNotification(context.Context, *FinishNotificationRequest) (*Empty, error)
 	ListNotifications(context.Context, *NotificationFilter) (*NotificationsResponse, error)
+	// The audit log of operator actions. AppendAudit stores the entry and
+	// answers the id it gave it (the entry's own id is ignored); ListAudit
+	// answers the entries the filter selects, newest (largest id) first. A
+	// plugin built before the audit log answers UNIMPLEMENTED to both.
+	AppendAudit(context.Context, *AppendAuditRequest) (*AppendAuditResponse, error)
+	ListAudit(context.Context, *AuditFilter) (*ListAuditResponse, error)
 	Ping(context.Context, *Empty) (*Empty, error)
 	Close(context.Context, *Empty) (*Empty, error)
 	mustEmbedUnimplementedStoreServer()
@@ -529,6 +565,12 @@ func (UnimplementedStoreServer) FinishNotification(context.Context, *FinishNotif
 }
 func (UnimplementedStoreServer) ListNotifications(context.Context, *NotificationFilter) (*NotificationsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListNotifications not implemented")
+}
+func (UnimplementedStoreServer) AppendAudit(context.Context, *AppendAuditRequest) (*AppendAuditResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AppendAudit not implemented")
+}
+func (UnimplementedStoreServer) ListAudit(context.Context, *AuditFilter) (*ListAuditResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListAudit not implemented")
 }
 func (UnimplementedStoreServer) Ping(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Ping not implemented")
@@ -978,6 +1020,42 @@ func _Store_ListNotifications_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Store_AppendAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AppendAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).AppendAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_AppendAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).AppendAudit(ctx, req.(*AppendAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_ListAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditFilter)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).ListAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_ListAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).ListAudit(ctx, req.(*AuditFilter))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Store_Ping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(Empty)
 	if err := dec(in); err != nil {
@@ -1112,6 +1190,14 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListNotifications",
 			Handler:    _Store_ListNotifications_Handler,
+		},
+		{
+			MethodName: "AppendAudit",
+			Handler:    _Store_AppendAudit_Handler,
+		},
+		{
+			MethodName: "ListAudit",
+			Handler:    _Store_ListAudit_Handler,
 		},
 		{
 			MethodName: "Ping",
