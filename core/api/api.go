@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/saltpeter/saltpeter/core/audit"
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/core/control"
 	"github.com/saltpeter/saltpeter/core/events"
@@ -32,6 +33,16 @@ type Config struct {
 	// on every core sharing that secret); empty: a key made at start, and
 	// sessions end with the process.
 	SessionKey []byte
+	// Audit records operator actions the API refuses before the control
+	// sees them, and sign-ins; the control records the rest (pass one
+	// wrapped by audit.Control). Nil records nothing.
+	Audit *audit.Log
+	// Wrappers serves the wire protocol (the hub) at GET /ws, and
+	// Metrics the Prometheus exposition at GET /metrics, behind the API's
+	// tokens. They are routed here, beside the API, so that the OpenAPI
+	// document is held to every route the core serves. Nil: 404.
+	Wrappers http.Handler
+	Metrics  http.Handler
 }
 
 // API serves the operator HTTP API.
@@ -44,7 +55,11 @@ type API struct {
 	listen  string
 	now     func() time.Time
 	key     []byte // signs session cookies (Config.SessionKey)
-	mux     *http.ServeMux
+	audit   *audit.Log
+	// wrappers and metrics are Config's.
+	wrappers http.Handler
+	metrics  http.Handler
+	mux      *http.ServeMux
 	// patterns are the mux's routes in the order registered, for the
 	// test that holds openapi.json to them.
 	patterns []string
@@ -53,14 +68,17 @@ type API struct {
 // New builds the API. It does not listen; mount Handler.
 func New(cfg Config) *API {
 	a := &API{
-		log:     cfg.Logger,
-		control: cfg.Control,
-		store:   cfg.Store,
-		bus:     cfg.Events,
-		listen:  cfg.Listen,
-		now:     cfg.Now,
-		key:     make([]byte, 32),
-		mux:     http.NewServeMux(),
+		log:      cfg.Logger,
+		control:  cfg.Control,
+		store:    cfg.Store,
+		bus:      cfg.Events,
+		listen:   cfg.Listen,
+		now:      cfg.Now,
+		audit:    cfg.Audit,
+		wrappers: cfg.Wrappers,
+		metrics:  cfg.Metrics,
+		key:      make([]byte, 32),
+		mux:      http.NewServeMux(),
 	}
 	if a.log == nil {
 		a.log = hclog.NewNullLogger()
@@ -120,8 +138,25 @@ func (a *API) routes() {
 	m.HandleFunc("DELETE /api/v1/maintenance", a.guard(a.deleteMaintenance))
 
 	m.HandleFunc("GET /api/v1/notifications", a.guard(a.listNotifications))
+	m.HandleFunc("GET /api/v1/audit", a.guard(a.listAudit))
 
 	m.HandleFunc("GET /api/v1/events", a.guard(a.events))
+
+	// The wrappers authenticate in the wire protocol, with their own
+	// tokens, not the API's.
+	m.Handle("GET /ws", a.mounted(a.wrappers))
+	m.Handle("GET /metrics", a.Guard(a.mounted(a.metrics)))
+}
+
+// mounted serves h, or 404 when the core mounted nothing there.
+func (a *API) mounted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h == nil {
+			a.writeError(w, errorf(http.StatusNotFound, CodeNotFound, "There is nothing at %s.", r.URL.Path))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // router registers on the API's mux and records each pattern, so that
@@ -136,11 +171,13 @@ func (r router) Handle(pattern string, h http.Handler) {
 
 func (r router) HandleFunc(pattern string, h http.HandlerFunc) { r.Handle(pattern, h) }
 
-// Handler serves /api/ and /healthz. The core mounts it on its own mux
-// beside the web UI:
+// Handler serves /api/, /healthz, /ws and /metrics. The core mounts it
+// on its own mux beside the web UI:
 //
 //	root.Handle("/api/", h)
 //	root.Handle("/healthz", h)
+//	root.Handle("/ws", h)
+//	root.Handle("/metrics", h)
 //
 // Unknown paths and wrong methods get the JSON error body the rest of the
 // API uses, not net/http's plain text.

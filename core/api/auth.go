@@ -14,7 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/saltpeter/saltpeter/core/audit"
 	"github.com/saltpeter/saltpeter/core/config"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // LocalName is who asked when tokens are off.
@@ -226,10 +228,14 @@ func (a *API) guard(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if !p.may(r.Method) {
-			a.writeError(w, errorf(http.StatusForbidden, CodeForbidden, "Token %q has the %s role, which may only read; %s needs operate.", p.Name, p.Role, r.Method))
+			e := errorf(http.StatusForbidden, CodeForbidden, "Token %q has the %s role, which may only read; %s needs operate.", p.Name, p.Role, r.Method)
+			a.auditRefused(r, p, e)
+			a.writeError(w, e)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		ctx := context.WithValue(r.Context(), principalKey{}, p)
+		ctx = audit.WithSource(ctx, audit.Source{Via: audit.ViaAPI, Remote: remoteOf(r)})
+		h(w, r.WithContext(ctx))
 	}
 }
 
@@ -283,6 +289,8 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) {
 		SameSite: http.SameSiteStrictMode,
 	})
 	a.log.Info("session created", "token_name", t.name, "role", t.role, "remote_addr", r.RemoteAddr)
+	a.audit.Record(r.Context(), store.AuditEntry{By: t.name, Action: store.AuditSignIn, Via: audit.ViaAPI, Remote: remoteOf(r),
+		Detail: t.role + " role, until " + exp.Format(time.RFC3339), Outcome: store.AuditOK})
 	a.writeJSON(w, http.StatusOK, sessionResponse{Name: t.name, Role: t.role, ExpiresAt: &exp})
 }
 
@@ -295,6 +303,14 @@ func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	// Only a session that was valid is worth an entry: anyone may ask to
+	// drop a cookie.
+	if c, err := r.Cookie(SessionCookie); err == nil && len(a.tokens) > 0 {
+		if p, ok := a.verifySession(c.Value); ok {
+			a.audit.Record(r.Context(), store.AuditEntry{By: p.Name, Action: store.AuditSignOut, Via: audit.ViaAPI,
+				Remote: remoteOf(r), Outcome: store.AuditOK})
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -8,9 +8,11 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/saltpeter/saltpeter/core/audit"
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/core/control"
 	"github.com/saltpeter/saltpeter/core/events"
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 const (
@@ -97,7 +99,9 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request's context may end with the hijack; the socket's own
 	// ends when its write pump does, and cancels commands in flight.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	// Commands over the socket are audited as coming through it.
+	ctx, cancel := context.WithCancel(audit.WithSource(context.WithoutCancel(r.Context()),
+		audit.Source{Via: audit.ViaEvents, Remote: remoteOf(r)}))
 	defer cancel()
 	s := a.newSocket(ctx, conn, who(r))
 	a.log.Debug("events socket opened", "remote_addr", r.RemoteAddr, "by", s.who.Name)
@@ -268,6 +272,7 @@ func (s *socket) handle(msg []byte) wsReply {
 	r := wsReply{Kind: "reply", Command: name}
 	if (name == "killCron" || name == "killMachine" || name == "run") && s.who.Role != config.RoleOperate {
 		r.Code, r.Error = CodeForbidden, "Token \""+s.who.Name+"\" has the "+s.who.Role+" role; "+name+" needs operate."
+		s.auditRefused(c, r.Error)
 		return r
 	}
 	var err error
@@ -310,6 +315,23 @@ func (s *socket) handle(msg []byte) wsReply {
 	}
 	r.OK = true
 	return r
+}
+
+// auditRefused records a command refused for the token's role as the
+// action it asked for.
+func (s *socket) auditRefused(c wsCommand, why string) {
+	e := store.AuditEntry{By: s.who.Name, Outcome: store.AuditRefused, Error: why}
+	switch {
+	case c.KillCron != nil:
+		e.Action, e.Job = store.AuditKill, *c.KillCron
+	case c.KillMachine != nil:
+		e.Action, e.Job, e.RunID, e.Machine = store.AuditKill, c.KillMachine.Cron, c.KillMachine.JobInstance, c.KillMachine.Machine
+	case c.Run != nil:
+		e.Action, e.Job = store.AuditRun, *c.Run
+	default:
+		return
+	}
+	s.api.audit.Record(s.ctx, e)
 }
 
 // killMachine checks that the run belongs to the job the UI named before

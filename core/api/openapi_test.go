@@ -280,7 +280,7 @@ func TestOpenAPIServed(t *testing.T) {
 // schemas the document gives them: every property present must be listed,
 // every required one present, each of the listed type (null included).
 func TestOpenAPISchemasMatchResponses(t *testing.T) {
-	e := newEnv(t, withTokens)
+	e := newEnv(t, withTokens, withAudit)
 	doc := loadDoc(t)
 	at := time.Date(2025, 3, 1, 3, 0, 0, 0, time.UTC)
 	e.ctl.fires = []control.Fire{{At: at.Add(24 * time.Hour)}, {At: at.Add(48 * time.Hour), DST: true}}
@@ -339,6 +339,9 @@ func TestOpenAPISchemasMatchResponses(t *testing.T) {
 		{"bad limit", nil, req{Method: "GET", Path: "/api/v1/runs?limit=0", Auth: readSecret}, "/api/v1/runs", 400},
 		{"no token", nil, req{Method: "GET", Path: "/api/v1/runs"}, "/api/v1/runs", 401},
 		{"reader kills", nil, req{Method: "POST", Path: "/api/v1/runs/r2/kill", Auth: readSecret}, "/api/v1/runs/{id}/kill", 403},
+		// After the actions above, refused ones included.
+		{"audit", nil, req{Method: "GET", Path: "/api/v1/audit?limit=3", Auth: readSecret}, "/api/v1/audit", 200},
+		{"audit bad action", nil, req{Method: "GET", Path: "/api/v1/audit?action=x", Auth: readSecret}, "/api/v1/audit", 400},
 		// Last: the store stays closed.
 		{"health without a store", func() { e.store.Close() }, req{Method: "GET", Path: "/healthz"}, "/healthz", 503},
 	}

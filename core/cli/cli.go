@@ -49,6 +49,8 @@ sent as "Authorization: Bearer", comes from SALTPETER_TOKEN only):
   saltpeter maintenance [-json]
   saltpeter maintenance set [-global] [-machines a,b]   replaces what is in force
   saltpeter maintenance reset                  back to the configuration's block
+  saltpeter audit [-job J] [-by NAME] [-action A] [-before ID] [-limit N] [-json]
+                                               operator actions, newest first
 
 Exit status: 0 done, 1 failed (the message says why), 2 usage, 3 conflict
 (409: overlap, already finished, maintenance). run -wait exits with the

@@ -34,6 +34,7 @@ var clientCommands = map[string]func(args []string, stdout, stderr io.Writer) in
 	"job":         cmdJob,
 	"signal":      cmdSignal,
 	"maintenance": cmdMaintenance,
+	"audit":       cmdAudit,
 }
 
 // client talks to a core's API.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/saltpeter/saltpeter/core/api"
+	"github.com/saltpeter/saltpeter/core/audit"
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/core/control"
 	"github.com/saltpeter/saltpeter/core/events"
@@ -178,7 +179,9 @@ func newTestCore(t *testing.T, tokens bool) *testCore {
 	t.Helper()
 	c := &testCore{store: memory.New(), bus: events.New()}
 	c.ctl = &fakeControl{store: c.store, endStatus: store.StatusSucceeded}
-	cfg := api.Config{Control: c.ctl, Store: c.store, Events: c.bus, Listen: "127.0.0.1:0"}
+	// Audited as the core is, so that `audit` reads what the others did.
+	log := audit.New(c.store, nil, nil)
+	cfg := api.Config{Control: audit.Control(c.ctl, log), Audit: log, Store: c.store, Events: c.bus, Listen: "127.0.0.1:0"}
 	if tokens {
 		cfg.Tokens = []config.APIToken{
 			{Name: "deployer", Role: config.RoleOperate, SHA256: digest(operateSecret)},
@@ -451,6 +454,7 @@ func TestJSONOutput(t *testing.T) {
 		{[]string{"runs", "--json"}, "runs"},
 		{[]string{"next", "backup", "-json"}, "fires"},
 		{[]string{"maintenance", "-json"}, "global"},
+		{[]string{"audit", "-json"}, "entries"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args[0], func(t *testing.T) {
@@ -580,5 +584,49 @@ func TestSignal(t *testing.T) {
 	defer c.ctl.mu.Unlock()
 	if len(c.ctl.signals) != 1 || c.ctl.signals[0].RunID != testRunID || c.ctl.signals[0].Machine != "m1" || c.ctl.signals[0].Signal != "SIGSTOP" {
 		t.Errorf("signals sent %+v", c.ctl.signals)
+	}
+}
+
+func TestAudit(t *testing.T) {
+	newTestCore(t, true)
+	t.Setenv("SALTPETER_TOKEN", operateSecret)
+	if code, _, errs := run(t, "disable", "backup"); code != 0 {
+		t.Fatalf("disable: exit %d; %s", code, errs)
+	}
+	t.Setenv("SALTPETER_TOKEN", readSecret)
+	if code, _, _ := run(t, "kill", "backup"); code != 1 {
+		t.Fatalf("kill by a read token: exit %d, want 1", code)
+	}
+	code, out, errs := run(t, "audit")
+	if code != 0 {
+		t.Fatalf("audit: exit %d; %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("audit printed %d lines, want a header and two entries:\n%s", len(lines), out)
+	}
+	for i, want := range [][]string{
+		{"viewer", "api", "kill", "backup", "refused: Token \"viewer\" has the read role"},
+		{"deployer", "api", "disable", "backup", "ok"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i+1], w) {
+				t.Errorf("entry %d %q lacks %q", i, lines[i+1], w)
+			}
+		}
+	}
+	code, out, errs = run(t, "audit", "-limit", "1", "-action", "kill")
+	if code != 0 || strings.Count(out, "\n") != 2 || !strings.Contains(out, "viewer") {
+		t.Errorf("audit -limit 1 -action kill: exit %d, stdout %q", code, out)
+	}
+	if strings.Contains(errs, "older entries") {
+		t.Errorf("one kill entry, yet stderr offers an older page: %q", errs)
+	}
+	code, _, errs = run(t, "audit", "-limit", "1")
+	if code != 0 || !strings.Contains(errs, "older entries: saltpeter audit -before ") {
+		t.Errorf("audit -limit 1: exit %d, stderr %q, want the next page's command", code, errs)
+	}
+	if code, _, errs := run(t, "audit", "-action", "explode"); code != 1 || !strings.Contains(errs, "BAD_REQUEST") {
+		t.Errorf("bad action: exit %d, stderr %q", code, errs)
 	}
 }

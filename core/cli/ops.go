@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 )
@@ -255,4 +256,90 @@ func printMaintenance(w io.Writer, m maintenanceView) {
 	}
 	fmt.Fprintf(tw, "source\t%s\n", source)
 	tw.Flush()
+}
+
+// cmdAudit prints the audit log, newest first: who did what, through
+// which surface, and how it ended.
+func cmdAudit(args []string, stdout, stderr io.Writer) int {
+	fs, addr := newFlags("audit", stderr)
+	job := fs.String("job", "", "only entries about this job")
+	by := fs.String("by", "", "only entries by this token name")
+	action := fs.String("action", "", "only this action (run, kill, signal, enable, disable, reset, maintenance_set, maintenance_reset, reload, sign_in, sign_out)")
+	before := fs.Int64("before", 0, "only entries older than this id (the next page: the last id shown)")
+	limit := fs.Int("limit", 50, "how many")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "audit takes no arguments, only flags; got %q\n", fs.Arg(0))
+		return 2
+	}
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	for k, v := range map[string]string{"job": *job, "by": *by, "action": *action} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if *before > 0 {
+		q.Set("before", strconv.FormatInt(*before, 10))
+	}
+	ctx, cancel := ctxWithSignals()
+	defer cancel()
+	var resp struct {
+		Entries []struct {
+			ID      int64  `json:"id"`
+			At      string `json:"at"`
+			By      string `json:"by"`
+			Action  string `json:"action"`
+			Via     string `json:"via"`
+			Job     string `json:"job"`
+			RunID   string `json:"run_id"`
+			Machine string `json:"machine"`
+			Detail  string `json:"detail"`
+			Outcome string `json:"outcome"`
+			Error   string `json:"error"`
+		} `json:"entries"`
+		NextBefore *int64 `json:"next_before"`
+	}
+	raw, err := newClient(*addr).getJSON(ctx, "/api/v1/audit?"+q.Encode(), &resp)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if *asJSON {
+		writeRaw(stdout, raw)
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAT\tBY\tVIA\tACTION\tWHAT\tOUTCOME\tDETAIL")
+	for _, e := range resp.Entries {
+		what := e.Job
+		if e.RunID != "" {
+			what = strings.TrimPrefix(what+" run "+e.RunID, " ")
+		}
+		if e.Machine != "" {
+			what += " machine " + e.Machine
+		}
+		outcome := e.Outcome
+		if e.Error != "" {
+			// The first line: a refused configuration's diagnostics
+			// follow on the next ones, and the JSON has them whole.
+			first, _, _ := strings.Cut(e.Error, "\n")
+			outcome += ": " + first
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.At, e.By, e.Via, e.Action, dash(what), outcome, dash(e.Detail))
+	}
+	tw.Flush()
+	if resp.NextBefore != nil {
+		fmt.Fprintf(stderr, "older entries: saltpeter audit -before %d\n", *resp.NextBefore)
+	}
+	return 0
+}
+
+// dash stands in for an empty cell, so that columns stay readable.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/saltpeter/saltpeter/core/api"
+	"github.com/saltpeter/saltpeter/core/audit"
 	"github.com/saltpeter/saltpeter/core/auth"
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/core/control"
@@ -144,14 +145,18 @@ func Run(ctx context.Context, opts Options) error {
 			return next, err
 		},
 	}, conf)
-	a := api.New(api.Config{Logger: log.Named("api"), Control: run, Store: st, Events: bus,
+	// Every operator action goes through ctl, which records it in the
+	// audit log, whichever surface asked.
+	auditLog := audit.New(st, log.Named("audit"), nil)
+	ctl := audit.Control(run, auditLog)
+	a := api.New(api.Config{Logger: log.Named("api"), Control: ctl, Store: st, Events: bus, Audit: auditLog, Wrappers: h, Metrics: mx.Handler(),
 		Tokens: conf.Core.APITokens, Listen: ln.Addr().String(), SessionKey: auth.DeriveKey(secret, "api session cookies")})
 
 	mux := http.NewServeMux()
-	mux.Handle("/ws", h)
-	mux.Handle("GET /metrics", a.Guard(mx.Handler()))
 	mux.Handle("/api/", a.Handler())
 	mux.Handle("/healthz", a.Handler())
+	mux.Handle("/ws", a.Handler())
+	mux.Handle("/metrics", a.Handler())
 	mux.Handle("/", ui.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 
@@ -208,7 +213,7 @@ serve:
 	for {
 		select {
 		case <-hup:
-			if err := run.Reload(ctx, "SIGHUP"); err != nil {
+			if err := ctl.Reload(audit.WithSource(ctx, audit.Source{Via: audit.ViaSignal}), "SIGHUP"); err != nil {
 				var ce *control.ConfigError
 				if errors.As(err, &ce) {
 					log.Error("reload refused, the running configuration stays", "diagnostics", ce.Diagnostics)
