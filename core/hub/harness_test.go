@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -74,6 +76,28 @@ type opts struct {
 	// wrap, when set, is the store the hub gets, made from the memory
 	// store (a batching store, a slow one).
 	wrap func(*memory.Store) store.Store
+	// smallSendBuf gives the core's side of every connection a tiny
+	// kernel send buffer, so that a client that stops reading blocks the
+	// core's writes after a few KB, not after the megabytes Linux would
+	// otherwise autotune the buffer to.
+	smallSendBuf bool
+}
+
+// smallSendBufListener sets a small SO_SNDBUF on each accepted connection.
+type smallSendBufListener struct{ net.Listener }
+
+func (l smallSendBufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if err := tc.SetWriteBuffer(4096); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("set the send buffer: %w", err)
+		}
+	}
+	return c, nil
 }
 
 type harness struct {
@@ -139,7 +163,11 @@ func newHarness(t *testing.T, o opts) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- h.hub.Run(ctx) }()
-	srv := httptest.NewServer(h.hub)
+	srv := httptest.NewUnstartedServer(h.hub)
+	if o.smallSendBuf {
+		srv.Listener = smallSendBufListener{srv.Listener}
+	}
+	srv.Start()
 	h.url = "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
 	var stopOnce sync.Once
 	h.stop = func() {

@@ -706,7 +706,7 @@ var smallBufDialer = &websocket.Dialer{
 }
 
 func TestSlowReaderDropped(t *testing.T) {
-	h := newHarness(t, opts{sendBuffer: 4, writeTimeout: 500 * time.Millisecond})
+	h := newHarness(t, opts{sendBuffer: 4, writeTimeout: 500 * time.Millisecond, smallSendBuf: true})
 	h.expect(exp{run: "slow", machine: "m"})
 	h.expect(exp{run: "fast", machine: "m"})
 
