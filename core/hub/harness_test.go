@@ -101,7 +101,7 @@ func (l smallSendBufListener) Accept() (net.Conn, error) {
 }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	hub    *hub.Hub
 	store  *memory.Store
 	tokens *auth.Tokens
@@ -120,7 +120,7 @@ type harness struct {
 
 var testSecret = bytes.Repeat([]byte{42}, 32)
 
-func newHarness(t *testing.T, o opts) *harness {
+func newHarness(t testing.TB, o opts) *harness {
 	t.Helper()
 	if o.hb == 0 {
 		o.hb = 10 * time.Second
@@ -314,7 +314,7 @@ func ptrInt(p *int) string {
 
 // client is a wrapper written from the spec, speaking over a real socket.
 type client struct {
-	t            *testing.T
+	t            testing.TB
 	h            *harness
 	ws           *websocket.Conn
 	run, machine string
