@@ -44,15 +44,11 @@ test: deps vet build
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 $(MICROBENCH)
 
-# Figures, not pass/fail: each benchmark reports its ratios to a baseline
-# measured in the same run (see the benchmarks' comments).
+# Figures, not pass/fail: benchreport runs every benchmark, each bounded
+# in time, and writes BENCHMARKS.md (the machine, the method, the figures
+# against their targets, the ratios to baselines measured in the same run).
 bench: deps build
-	$(GO) test -run '^$$' -bench 'KillLatency|RunTrue' -benchtime 20x -count 1 ./core/e2e/
-	$(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./wrapper/proc/
-	$(GO) test -run '^$$' -bench 'OutputThroughput' -benchtime 1x -count 1 -timeout 60m ./core/e2e/
-	$(GO) test -run '^$$' -bench 'ScheduledRuns|CoreRSSWithStoredRuns' -benchtime 1x -count 1 -timeout 30m ./core/e2e/
-	$(GO) test -run '^$$' -bench 'SSHDispatch200' -benchtime 1x -count 1 -timeout 30m ./core/e2e/
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./plugins/sqlite/
+	$(GO) run ./core/e2e/benchreport -o BENCHMARKS.md
 
 # A short run of every fuzz target, beyond the checked-in seeds that
 # `make test` replays.
