@@ -29,9 +29,11 @@ const writeTimeout = 5 * time.Second
 // diagnostics can be long, and the log is read on a page.
 const maxError = 4000
 
-// Appender is what the log needs of the store.
+// Appender is what the log needs of the store: appending, and reading a
+// run for the job of an action that names only the run.
 type Appender interface {
 	AppendAudit(ctx context.Context, e store.AuditEntry) (int64, error)
+	GetRun(ctx context.Context, id string) (store.Run, error)
 }
 
 // Source is where a request came from; the surfaces put it in the
@@ -95,10 +97,18 @@ func (l *Log) Record(ctx context.Context, e store.AuditEntry) {
 	if len(e.Error) > maxError {
 		e.Error = e.Error[:maxError] + "…"
 	}
-	args := []any{"by", e.By, "action", e.Action, "via", e.Via, "remote", e.Remote, "job", e.Job,
-		"run_id", e.RunID, "machine", e.Machine, "detail", e.Detail, "outcome", e.Outcome, "error", e.Error}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
+	// An action on a run names its job too, so that the job's log shows
+	// its runs' kills and signals. A run that is not stored (a refused
+	// kill of a wrong id) leaves the job empty.
+	if e.Job == "" && e.RunID != "" {
+		if run, err := l.store.GetRun(wctx, e.RunID); err == nil {
+			e.Job = run.Job
+		}
+	}
+	args := []any{"by", e.By, "action", e.Action, "via", e.Via, "remote", e.Remote, "job", e.Job,
+		"run_id", e.RunID, "machine", e.Machine, "detail", e.Detail, "outcome", e.Outcome, "error", e.Error}
 	id, err := l.store.AppendAudit(wctx, e)
 	if err != nil {
 		l.log.Error("audit entry not stored", append(args, "store_error", err)...)

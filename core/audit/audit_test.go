@@ -34,6 +34,14 @@ func (a *appender) AppendAudit(ctx context.Context, e store.AuditEntry) (int64, 
 	return int64(len(a.entries)), nil
 }
 
+// GetRun knows run r1, of job backup.
+func (a *appender) GetRun(_ context.Context, id string) (store.Run, error) {
+	if id == "r1" {
+		return store.Run{ID: id, Job: "backup"}, nil
+	}
+	return store.Run{}, store.ErrNotFound
+}
+
 func (a *appender) only(t *testing.T) store.AuditEntry {
 	t.Helper()
 	a.mu.Lock()
@@ -88,7 +96,7 @@ var actions = []struct {
 	}, store.AuditEntry{By: "alice", Action: store.AuditKill, Job: "backup", Detail: "the job's kill policy; runs r1, r2"}},
 	{"Signal", func(ctx context.Context, c control.Control) error {
 		return c.Signal(ctx, control.SignalRequest{RunID: "r1", Machine: "web1", Signal: "SIGUSR1", By: "alice"})
-	}, store.AuditEntry{By: "alice", Action: store.AuditSignal, RunID: "r1", Machine: "web1", Detail: "SIGUSR1"}},
+	}, store.AuditEntry{By: "alice", Action: store.AuditSignal, Job: "backup", RunID: "r1", Machine: "web1", Detail: "SIGUSR1"}},
 	{"SetEnabled", func(ctx context.Context, c control.Control) error { return c.SetEnabled(ctx, "backup", false, "alice") },
 		store.AuditEntry{By: "alice", Action: store.AuditDisable, Job: "backup"}},
 	{"ResetEnabled", func(ctx context.Context, c control.Control) error { return c.ResetEnabled(ctx, "backup", "alice") },
@@ -233,5 +241,14 @@ func TestStoreFailureKeepsTheAction(t *testing.T) {
 	c := Control(&fakeControl{}, New(st, nil, nil))
 	if _, err := c.RunNow(context.Background(), "backup", "alice"); err != nil {
 		t.Errorf("RunNow = %v, want the control's nil whatever the audit write did", err)
+	}
+}
+
+// An action on a run of unknown id keeps an empty job.
+func TestRecordUnknownRun(t *testing.T) {
+	st := &appender{}
+	New(st, nil, nil).Record(context.Background(), store.AuditEntry{By: "alice", Action: store.AuditKill, RunID: "nope", Outcome: store.AuditRefused})
+	if e := st.only(t); e.Job != "" || e.RunID != "nope" {
+		t.Errorf("entry = %+v, want the run id and no job", e)
 	}
 }

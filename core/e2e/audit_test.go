@@ -80,7 +80,7 @@ func TestAuditLog(t *testing.T) {
 	}
 	want := []auditEntry{
 		{By: "SIGHUP", Action: "reload", Via: "signal", Outcome: "refused"},
-		{By: "local", Action: "kill", Via: "api", RunID: id, Detail: "the job's signal, grace 1s", Outcome: "ok"},
+		{By: "local", Action: "kill", Via: "api", Job: "sleepy", RunID: id, Detail: "the job's signal, grace 1s", Outcome: "ok"},
 		{By: "local", Action: "run", Via: "api", Job: "sleepy", RunID: id, Outcome: "ok"},
 	}
 	for i, w := range want {
