@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -134,6 +138,141 @@ func eval[T any](t *testing.T, ctx context.Context, js string) T {
 	return v
 }
 
+// fetchStatus makes the page call the API itself, with its own cookie,
+// and returns the answer's status.
+func fetchStatus(t *testing.T, ctx context.Context, method, path string) int {
+	t.Helper()
+	js := fmt.Sprintf(`fetch(%q, { method: %q, credentials: 'same-origin' }).then((r) => r.status)`, path, method)
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[int](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("fetch %s %s from the page: %v", method, path, err)
+	}
+	return v
+}
+
+// choose picks value in a select as a reader does, change event and all.
+func choose(t *testing.T, ctx context.Context, sel, value string) {
+	t.Helper()
+	js := fmt.Sprintf(`(() => { const s = document.querySelector(%q); if (!s || ![...s.options].some((o) => o.value === %q)) return false;
+		s.value = %q; s.dispatchEvent(new Event('change', { bubbles: true })); return true; })()`, sel, value, value)
+	if !eval[bool](t, ctx, js) {
+		t.Fatalf("%s has no option %q", sel, value)
+	}
+}
+
+// visible is a condition: the element is drawn and lies across the
+// viewport's width, so a reader reaches it without scrolling sideways.
+func visible(sel string) string {
+	return fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false;
+		const r = e.getBoundingClientRect(); const w = document.documentElement.clientWidth;
+		return r.width > 0 && r.height > 0 && r.left >= 0 && r.right <= w && getComputedStyle(e).visibility !== 'hidden'; })()`, sel)
+}
+
+// click clicks the element sel finds, found and clicked in one step: a
+// table row redrawn by an event between a lookup and a click would lose
+// chromedp.Click's node.
+func click(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	if !eval[bool](t, ctx, fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.click(); return true; })()`, sel)) {
+		t.Fatalf("nothing to click at %s", sel)
+	}
+}
+
+// The tokens the UI tests sign in with: sha256 digests in the
+// configuration, secrets in the browser.
+const (
+	readSecret    = "read-secret"
+	operateSecret = "operate-secret"
+)
+
+// withTokens is a core block's api_tokens: "viewer" reads, "ops" operates.
+func withTokens() string {
+	digest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
+	return fmt.Sprintf(`  api_tokens = [
+    { name = "viewer", role = "read", sha256 = %q },
+    { name = "ops", role = "operate", sha256 = %q },
+  ]`, digest(readSecret), digest(operateSecret))
+}
+
+// signIn fills in the sign-in form the page shows.
+func signIn(t *testing.T, ctx context.Context, secret string) {
+	t.Helper()
+	until(t, ctx, "sign-in form shown", present("#signin #token"))
+	do(t, ctx, "sign in", chromedp.SendKeys(chromedp.CSS("#token"), secret), chromedp.Click(chromedp.CSS(`#signin button[type="submit"]`)))
+}
+
+// bearer calls the API with a token, as a script would, and decodes a
+// JSON answer into out (if set).
+func bearer(t *testing.T, c *core, secret, method, path string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.url(path), rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := c.http().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read %s %s: %v", method, path, err)
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// runAction is an operator action as GET /api/v1/runs/{id} lists it.
+type runAction struct {
+	Kind    string  `json:"kind"`
+	Machine string  `json:"machine"`
+	Signal  string  `json:"signal"`
+	Grace   *string `json:"grace"`
+	By      string  `json:"by"`
+}
+
+// runActions returns the operator actions on a run, oldest first.
+func runActions(t *testing.T, c *core, id string) []runAction {
+	t.Helper()
+	var r struct {
+		Actions []runAction `json:"actions"`
+	}
+	if st := c.call(http.MethodGet, "/api/v1/runs/"+id, nil, &r); st != http.StatusOK {
+		t.Fatalf("get run %s: status %d", id, st)
+	}
+	return r.Actions
+}
+
+// waitActions waits until the run lists n operator actions: the page
+// posts them after the dialog closes, so the test awaits their arrival.
+func waitActions(t *testing.T, c *core, id string, n int) []runAction {
+	t.Helper()
+	deadline := time.Now().Add(uiWait)
+	for {
+		a := runActions(t, c, id)
+		if len(a) >= n {
+			return a
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s: %d actions, want %d: %+v", id, len(a), n, a)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // gatedJob prints first, waits for the gate file, prints second.
 func gatedJob(name, gate, first, second string) string {
 	return job(name, fmt.Sprintf(`echo %s; while [ ! -e %s ]; do sleep 0.05; done; echo %s`, first, gate, second), "")
@@ -153,6 +292,9 @@ func TestUIJobsPage(t *testing.T) {
 	// With tokens off there is nothing to sign in with.
 	if eval[bool](t, ctx, present("#signin")) {
 		t.Fatal("a sign-in form is shown with tokens off")
+	}
+	if !eval[bool](t, ctx, `document.getElementById('sign-out').hidden`) {
+		t.Fatal("a sign-out button is shown with tokens off")
 	}
 	do(t, ctx, "filter", chromedp.SendKeys(chromedp.CSS("#filter"), "alp"))
 	until(t, ctx, "beta filtered out", `document.querySelector('#jobs tr[data-job="beta"]') === null && document.querySelector('#jobs tr[data-job="alpha"]') !== null`)
@@ -262,8 +404,13 @@ func TestUITokenRoles(t *testing.T) {
 	}
 	do(t, viewer, "open the jobs page", chromedp.Navigate(c.url("/#/jobs")))
 	until(t, viewer, "jobs listed", present(`#jobs tr[data-job="sleeper"]`))
+	// An override is set, so that an operate page would offer to reset it.
+	if st := bearer(t, c, operateSecret, http.MethodPost, "/api/v1/jobs/sleeper/disable", nil, nil); st != http.StatusOK {
+		t.Fatalf("disable: status %d", st)
+	}
 	do(t, viewer, "open the job page", chromedp.Navigate(c.url("/#/jobs/sleeper")))
 	until(t, viewer, "job settings shown", textHas("#settings", "sleep 300"))
+	until(t, viewer, "the override shown", textHas(`#settings dd[data-field="enabled"]`, "set by ops"))
 	if eval[bool](t, viewer, `document.querySelector('main button') !== null`) {
 		t.Errorf("read role sees a button on the job page: %s", eval[string](t, viewer, `document.querySelector('main button').textContent`))
 	}
@@ -465,4 +612,522 @@ job %q {
 	}
 	c.waitFinal(id, 30*time.Second)
 	shot("ui-job.png", "#/jobs/backup-db", textHas("#runs", "succeeded"))
+}
+
+// TestUIRunSignal: the run page shows each machine's wrapper version and
+// sends a chosen signal, after a confirmation that names it and what
+// receives it, to the whole run and to one machine; SIGKILL is not
+// offered.
+func TestUIRunSignal(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock("")+job("trapper",
+		`trap 'echo got-usr1' USR1; trap 'echo got-hup' HUP; echo started; while :; do sleep 0.1; done`, ""))
+	id := c.runNow("trapper")
+	c.waitRunning(id)
+	host := hostname(t)
+	var api struct {
+		Machines []struct {
+			WrapperVersion string `json:"wrapper_version"`
+		} `json:"machines"`
+	}
+	c.call(http.MethodGet, "/api/v1/runs/"+id, nil, &api)
+	if len(api.Machines) != 1 || api.Machines[0].WrapperVersion == "" {
+		t.Fatalf("the API gives no wrapper version: %+v", api)
+	}
+	ctx := browser(t)
+	do(t, ctx, "open the run page", chromedp.Navigate(c.url("/#/runs/"+id)))
+	until(t, ctx, "job started", textHas("#output", "started"))
+	until(t, ctx, "wrapper version shown", textHas(fmt.Sprintf(`#machines tr[data-machine=%q] .wrapper-version`, host), api.Machines[0].WrapperVersion))
+
+	click(t, ctx, "#signal-run")
+	until(t, ctx, "dialog open", `document.getElementById('confirm').open`)
+	for _, want := range []string{"trapper", id, host} {
+		if !eval[bool](t, ctx, textHas("#confirm", want)) {
+			t.Fatalf("the dialog does not name %q: %s", want, eval[string](t, ctx, `document.getElementById('confirm').textContent`))
+		}
+	}
+	offered := eval[[]string](t, ctx, `[...document.querySelectorAll('#confirm-signal option')].map((o) => o.value)`)
+	for _, want := range []string{"SIGHUP", "SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGQUIT"} {
+		if !slices.Contains(offered, want) {
+			t.Errorf("signal %s not offered: %v", want, offered)
+		}
+	}
+	if slices.Contains(offered, "SIGKILL") {
+		t.Errorf("SIGKILL offered for signal: %v", offered)
+	}
+	choose(t, ctx, "#confirm-signal", "SIGUSR1")
+	until(t, ctx, "the dialog names the chosen signal", textHas("#confirm-signal-name", "SIGUSR1"))
+	if a := runActions(t, c, id); len(a) != 0 {
+		t.Fatalf("actions before the dialog was answered: %+v", a)
+	}
+	do(t, ctx, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
+	until(t, ctx, "the job got SIGUSR1", textHas("#output", "got-usr1"))
+	if a := waitActions(t, c, id, 1); a[0].Kind != "signal" || a[0].Signal != "SIGUSR1" || a[0].Machine != "" {
+		t.Fatalf("actions after signalling the run: %+v; want SIGUSR1 to the whole run", a)
+	}
+
+	click(t, ctx, fmt.Sprintf(`#machines tr[data-machine=%q] .signal-machine`, host))
+	until(t, ctx, "dialog open", `document.getElementById('confirm').open`)
+	until(t, ctx, "the dialog names the machine", textHas("#confirm-machines", host))
+	choose(t, ctx, "#confirm-signal", "SIGHUP")
+	do(t, ctx, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
+	until(t, ctx, "the job got SIGHUP", textHas("#output", "got-hup"))
+	if a := waitActions(t, c, id, 2); a[1].Kind != "signal" || a[1].Signal != "SIGHUP" || a[1].Machine != host {
+		t.Fatalf("actions after signalling %s: %+v; want SIGHUP to it", host, a)
+	}
+	if r := c.run(id); r.Status != "running" {
+		t.Fatalf("run %s after the signals the job traps, want running", r.Status)
+	}
+}
+
+// TestUIKillOverride: the kill dialog is filled in with the job's kill
+// policy; confirming it as it is kills with that policy (no override
+// sent), and a changed signal and grace are sent for that kill only.
+func TestUIKillOverride(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock("")+job("trapper",
+		`trap 'echo got-int; exit 3' INT; trap 'echo got-hup; exit 4' HUP; echo started; while :; do sleep 0.1; done`,
+		"kill {\n    signal = \"SIGHUP\"\n    grace  = \"7s\"\n  }"))
+	host := hostname(t)
+	ctx := browser(t)
+	policyShown := func() {
+		t.Helper()
+		until(t, ctx, "dialog open", `document.getElementById('confirm').open`)
+		until(t, ctx, "the job's signal filled in", `document.getElementById('confirm-kill-signal').value === 'SIGHUP'`)
+		if g := eval[string](t, ctx, `document.getElementById('confirm-kill-grace').value`); g != "7s" {
+			t.Fatalf("grace filled in as %q, want the job's 7s", g)
+		}
+		if !eval[bool](t, ctx, textHas("#confirm-machines", host)) {
+			t.Fatalf("the dialog does not name %s: %s", host, eval[string](t, ctx, `document.getElementById('confirm').textContent`))
+		}
+	}
+
+	// As it is: the job's own policy.
+	id := c.runNow("trapper")
+	c.waitRunning(id)
+	do(t, ctx, "open the run page", chromedp.Navigate(c.url("/#/runs/"+id)))
+	until(t, ctx, "job started", textHas("#output", "started"))
+	click(t, ctx, "#kill-run")
+	policyShown()
+	do(t, ctx, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
+	if r := c.waitFinal(id, 30*time.Second); r.Status != "killed" {
+		t.Fatalf("run %s after the kill, want killed", r.Status)
+	}
+	if a := runActions(t, c, id); len(a) != 1 || a[0].Kind != "kill" || a[0].Signal != "" || a[0].Grace != nil {
+		t.Fatalf("actions after confirming the kill as it was: %+v; want one kill with the job's policy", a)
+	}
+	if out := c.output(id, host, "stdout"); !strings.Contains(out, "got-hup") {
+		t.Fatalf("the job's policy signal SIGHUP did not reach it: %q", out)
+	}
+
+	// Changed: SIGINT, 20s, on one machine.
+	id = c.runNow("trapper")
+	c.waitRunning(id)
+	do(t, ctx, "open the run page", chromedp.Navigate(c.url("/#/runs/"+id)))
+	until(t, ctx, "job started", textHas("#output", "started"))
+	click(t, ctx, fmt.Sprintf(`#machines tr[data-machine=%q] .kill-machine`, host))
+	policyShown()
+	choose(t, ctx, "#confirm-kill-signal", "SIGINT")
+	do(t, ctx, "change the grace", chromedp.Clear(chromedp.CSS("#confirm-kill-grace")), chromedp.SendKeys(chromedp.CSS("#confirm-kill-grace"), "20s"))
+	do(t, ctx, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
+	if r := c.waitFinal(id, 30*time.Second); r.Status != "killed" {
+		t.Fatalf("run %s after the kill, want killed", r.Status)
+	}
+	a := runActions(t, c, id)
+	if len(a) != 1 || a[0].Kind != "kill" || a[0].Signal != "SIGINT" || a[0].Grace == nil || *a[0].Grace != "20s" || a[0].Machine != host {
+		t.Fatalf("actions after the overridden kill: %+v; want SIGINT, grace 20s, on %s", a, host)
+	}
+	if out := c.output(id, host, "stdout"); !strings.Contains(out, "got-int") || strings.Contains(out, "got-hup") {
+		t.Fatalf("the overriding SIGINT did not reach the job alone: %q", out)
+	}
+	until(t, ctx, "page shows killed", textHas("#run-status", "killed"))
+}
+
+// TestUIJobConfiguration: the job page shows every field of the job the
+// API returns, env names without values; an override of enabled offers
+// "Reset to configuration", which drops it.
+func TestUIJobConfiguration(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock("")+`
+notifier "hook" {
+  plugin = "webhook"
+  config {
+    url    = "http://127.0.0.1:9/hook"
+    secret = "s"
+  }
+}
+
+job "full" {
+  group                = "nightly"
+  schedule             = "0 3 * * *"
+  timezone             = "Europe/Paris"
+  command              = "echo full"
+  env                  = { PGHOST = "db1", PGPASSWORD = "hunter2" }
+  batch_size           = 2
+  success              = "any"
+  abort_after_failures = 3
+  timeout              = "1h"
+  soft_timeout         = "30m"
+  no_output_timeout    = "10m"
+  jitter               = "45s"
+  catch_up             = "none"
+  dst_gap              = "skip"
+  keep_children        = true
+  target "local" {}
+  kill {
+    signal = "SIGINT"
+    grace  = "12s"
+  }
+  retry {
+    attempts = 2
+    backoff  = "90s"
+  }
+  expect {
+    max_gap = "26h"
+  }
+  notify "hook" {
+    on = ["failure", "missed"]
+  }
+}
+`)
+	var api map[string]any
+	if st := c.call(http.MethodGet, "/api/v1/jobs/full", nil, &api); st != http.StatusOK {
+		t.Fatalf("get job: status %d", st)
+	}
+	ctx := browser(t)
+	do(t, ctx, "open the job page", chromedp.Navigate(c.url("/#/jobs/full")))
+	until(t, ctx, "configuration shown", textHas("#settings", "echo full"))
+	// Every field the API gives has its row, except those the page shows
+	// elsewhere (the runs, the next fire times) or inside another row.
+	elsewhere := []string{"name", "next_run", "running", "last_run", "enabled_in_config", "override_by", "override_at", "timezone"}
+	for k := range api {
+		if slices.Contains(elsewhere, k) {
+			continue
+		}
+		if !eval[bool](t, ctx, present(fmt.Sprintf(`#settings dd[data-field=%q]`, k))) {
+			t.Errorf("field %s (%v) not shown", k, api[k])
+		}
+	}
+	for field, want := range map[string]string{
+		"schedule": "Europe/Paris", "group": "nightly", "success": "any", "batch_size": "2",
+		"abort_after_failures": "3", "timeout": "1h0m0s", "soft_timeout": "30m0s", "no_output_timeout": "10m0s",
+		"jitter": "45s", "catch_up": "none", "dst_gap": "skip", "dst_repeat": "once", "keep_children": "yes",
+		"kill": "SIGINT", "retry": "1m30s", "expect": "1d2h0m0s", "notify": "failure, missed", "target": "local",
+		"number_of_targets": "all", "overlap": "skip",
+	} {
+		if !eval[bool](t, ctx, textHas(fmt.Sprintf(`#settings dd[data-field=%q]`, field), want)) {
+			t.Errorf("%s does not read %q: %q", field, want, eval[string](t, ctx, fmt.Sprintf(`(document.querySelector('#settings dd[data-field=%q]') || {}).textContent || ''`, field)))
+		}
+	}
+	if !eval[bool](t, ctx, textHas(`#settings dd[data-field="kill"]`, "12s")) || !eval[bool](t, ctx, textHas(`#settings dd[data-field="notify"]`, "hook")) {
+		t.Errorf("kill or notify incomplete: %s", eval[string](t, ctx, `document.getElementById('settings').textContent`))
+	}
+	env := eval[string](t, ctx, `document.querySelector('#settings dd[data-field="env"]').textContent`)
+	if env != "PGHOST, PGPASSWORD" {
+		t.Errorf("environment reads %q, want the names alone", env)
+	}
+	if page := eval[string](t, ctx, `document.body.textContent`); strings.Contains(page, "hunter2") || strings.Contains(page, "***") {
+		t.Errorf("an env value is on the page")
+	}
+
+	// The override: set, shown, reset.
+	if eval[bool](t, ctx, present("#reset-enabled")) {
+		t.Fatal("reset offered with no override")
+	}
+	click(t, ctx, "main button.toggle")
+	until(t, ctx, "reset offered", present("#reset-enabled"))
+	until(t, ctx, "the override shown", textHas(`#settings dd[data-field="enabled"]`, "set by local"))
+	click(t, ctx, "#reset-enabled")
+	until(t, ctx, "reset no longer offered", `document.getElementById('reset-enabled') === null`)
+	until(t, ctx, "enabled shown from the configuration", `document.querySelector('#settings dd[data-field="enabled"]').textContent === 'yes'`)
+	var after struct {
+		Enabled    bool    `json:"enabled"`
+		OverrideAt *string `json:"override_at"`
+	}
+	c.call(http.MethodGet, "/api/v1/jobs/full", nil, &after)
+	if !after.Enabled || after.OverrideAt != nil {
+		t.Fatalf("job after the reset: %+v; want enabled, no override", after)
+	}
+}
+
+// TestUIJobRunsPaging: the job page lists its newest runs with their
+// durations, and "Older runs" adds the next page, in the API's order
+// and without repeats, until there is none.
+func TestUIJobRunsPaging(t *testing.T) {
+	t.Parallel()
+	// overlap allow: a run reads as final a moment before the runner lets
+	// the next one start, and "skip" would refuse it in that moment.
+	c := startCore(t, coreBlock("")+job("quick", "true", `overlap = "allow"`))
+	const runs = 23 // one page of 20 and a short one
+	for range runs {
+		c.waitFinal(c.runNow("quick"), 30*time.Second)
+	}
+	var api struct {
+		Runs []struct {
+			ID string `json:"id"`
+		} `json:"runs"`
+	}
+	c.call(http.MethodGet, "/api/v1/runs?job=quick&limit=100", nil, &api)
+	var want []string
+	for _, r := range api.Runs {
+		want = append(want, r.ID)
+	}
+	if len(want) != runs {
+		t.Fatalf("the API lists %d runs, want %d", len(want), runs)
+	}
+	ctx := browser(t)
+	do(t, ctx, "open the job page", chromedp.Navigate(c.url("/#/jobs/quick")))
+	shownIDs := `[...document.querySelectorAll('#runs tr[data-run]')].map((r) => r.dataset.run)`
+	until(t, ctx, "a page of runs", `document.querySelectorAll('#runs tr[data-run]').length === 20`)
+	until(t, ctx, "older runs offered", present("#older-runs"))
+	if got := eval[[]string](t, ctx, shownIDs); !slices.Equal(got, want[:20]) {
+		t.Fatalf("first page %v, want %v", got, want[:20])
+	}
+	durations := eval[[]string](t, ctx, `[...document.querySelectorAll('#runs tr[data-run] .duration')].map((d) => d.textContent)`)
+	for _, d := range durations {
+		if d == "" || d[0] < '0' || d[0] > '9' {
+			t.Fatalf("a finished run's duration reads %q: %v", d, durations)
+		}
+	}
+	do(t, ctx, "older runs", chromedp.Click(chromedp.CSS("#older-runs")))
+	until(t, ctx, "every run", fmt.Sprintf(`document.querySelectorAll('#runs tr[data-run]').length === %d`, runs))
+	if got := eval[[]string](t, ctx, shownIDs); !slices.Equal(got, want) {
+		t.Fatalf("runs after paging %v, want %v", got, want)
+	}
+	until(t, ctx, "no older runs offered", `document.getElementById('older-runs') === null`)
+	// A refresh (a new run's events) keeps the older runs it read.
+	id := c.runNow("quick")
+	c.waitFinal(id, 30*time.Second)
+	until(t, ctx, "the new run listed first", fmt.Sprintf(`document.querySelector('#runs tr[data-run]').dataset.run === %q`, id))
+	if n := eval[int](t, ctx, `document.querySelectorAll('#runs tr[data-run]').length`); n != runs+1 {
+		t.Fatalf("%d runs listed after a refresh, want %d", n, runs+1)
+	}
+}
+
+// TestUISignOut: signing out shows the sign-in form and closes the events
+// socket, and the cookie is gone: a reload asks for a token again.
+func TestUISignOut(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock(withTokens())+job("alpha", "true", ""))
+	ctx := browser(t)
+	do(t, ctx, "open the jobs page", chromedp.Navigate(c.url("/#/jobs")))
+	signIn(t, ctx, operateSecret)
+	until(t, ctx, "signed in", textHas("#who", "ops (operate)"))
+	until(t, ctx, "events socket open", `document.getElementById('live').dataset.state === 'open'`)
+	until(t, ctx, "sign-out shown", visible("#sign-out"))
+	do(t, ctx, "sign out", chromedp.Click(chromedp.CSS("#sign-out")))
+	until(t, ctx, "sign-in form shown", present("#signin #token"))
+	until(t, ctx, "signed out said", textHas("#signin-note", "Signed out"))
+	until(t, ctx, "events socket closed", `document.getElementById('live').dataset.state === 'closed' && document.getElementById('live').textContent === 'offline'`)
+	if eval[string](t, ctx, `document.getElementById('who').textContent`) != "" || !eval[bool](t, ctx, `document.getElementById('sign-out').hidden`) {
+		t.Fatal("still named as signed in")
+	}
+	do(t, ctx, "reload", chromedp.Reload())
+	until(t, ctx, "sign-in form shown after a reload", present("#signin #token"))
+	if eval[bool](t, ctx, present("#jobs")) {
+		t.Fatal("the jobs page is shown after signing out")
+	}
+}
+
+// TestUISessionExpiry: when the session stops being accepted under an
+// open page, the page (no reload) falls back to the sign-in form with a
+// message, and signing in again returns to the page it was on. Twice:
+// the cookie is dropped and a change makes the page read again; the core
+// restarts with a new secret under an idle page.
+func TestUISessionExpiry(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, fmt.Sprintf(`core {
+  listen             = "127.0.0.1:%d"
+  heartbeat_interval = "500ms"
+  heartbeat_timeout  = "15s"
+  connect_deadline   = "20s"
+%s
+}
+`, freePort(t), withTokens())+job("alpha", "true", ""))
+	ctx := browser(t)
+	do(t, ctx, "open the job page", chromedp.Navigate(c.url("/#/jobs/alpha")))
+	signIn(t, ctx, operateSecret)
+	until(t, ctx, "job page shown", present("#settings dd"))
+	until(t, ctx, "events socket open", `document.getElementById('live').dataset.state === 'open'`)
+	eval[string](t, ctx, `window.__uiTestMarker = 'same page'`)
+	expired := func() {
+		t.Helper()
+		until(t, ctx, "sign-in form shown", present("#signin #token"))
+		until(t, ctx, "the reader told why", textHas("#signin-note", "session has ended"))
+		if h := eval[string](t, ctx, `location.hash`); h != "#/jobs/alpha" {
+			t.Fatalf("hash %q after the session ended", h)
+		}
+		until(t, ctx, "events socket closed", `document.getElementById('live').dataset.state === 'closed'`)
+		signIn(t, ctx, operateSecret)
+		until(t, ctx, "back on the job page", textHas("main h1", "alpha"))
+		until(t, ctx, "the job read again", present("#settings dd"))
+		until(t, ctx, "events socket open", `document.getElementById('live').dataset.state === 'open'`)
+		if m := eval[string](t, ctx, `window.__uiTestMarker || ''`); m != "same page" {
+			t.Fatalf("the page was reloaded: marker %q", m)
+		}
+	}
+
+	// The cookie dropped behind the page's back; a run (by a script with
+	// a token) makes the page read the job again.
+	if st := fetchStatus(t, ctx, http.MethodDelete, "/api/v1/session"); st != http.StatusNoContent {
+		t.Fatalf("DELETE session from the page: %d", st)
+	}
+	if eval[bool](t, ctx, present("#signin")) {
+		t.Fatal("sign-in form shown before the page read anything")
+	}
+	var started struct {
+		RunID string `json:"run_id"`
+	}
+	if st := bearer(t, c, operateSecret, http.MethodPost, "/api/v1/jobs/alpha/run", nil, &started); st != http.StatusAccepted {
+		t.Fatalf("run alpha: status %d", st)
+	}
+	expired()
+
+	// A new secret: every session made before is refused, and the page
+	// learns it from its events socket alone.
+	c.stop(syscall.SIGTERM)
+	if err := os.Remove(filepath.Join(c.dir, "data", "secret")); err != nil {
+		t.Fatalf("remove the site secret: %v", err)
+	}
+	c.launch()
+	expired()
+}
+
+// TestUIAudit: the audit page lists operator actions, newest first, with
+// who and how they ended: an operate token's kill and disable as ok, a
+// read token's kill attempt as refused with its error; it filters by
+// action and who, and pages to older entries.
+func TestUIAudit(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock(withTokens())+job("sleeper", "echo started; sleep 300", "")+job("alpha", "true", ""))
+	if st := bearer(t, c, readSecret, http.MethodGet, "/api/v1/audit?limit=1", nil, nil); st == http.StatusNotFound {
+		t.Skip("the core has no GET /api/v1/audit yet")
+	} else if st != http.StatusOK {
+		t.Fatalf("GET /api/v1/audit with a read token: status %d", st)
+	}
+	var started struct {
+		RunID string `json:"run_id"`
+	}
+	if st := bearer(t, c, operateSecret, http.MethodPost, "/api/v1/jobs/sleeper/run", nil, &started); st != http.StatusAccepted {
+		t.Fatalf("run sleeper: status %d", st)
+	}
+	id := started.RunID
+
+	ops := browser(t)
+	do(t, ops, "open alpha's page", chromedp.Navigate(c.url("/#/jobs/alpha")))
+	signIn(t, ops, operateSecret)
+	until(t, ops, "disable offered", present("main button.toggle"))
+	click(t, ops, "main button.toggle")
+	until(t, ops, "alpha disabled", present("#reset-enabled"))
+	do(t, ops, "open the run page", chromedp.Navigate(c.url("/#/runs/"+id)))
+	until(t, ops, "kill offered", present("#kill-run"))
+	click(t, ops, "#kill-run")
+	until(t, ops, "dialog open", `document.getElementById('confirm').open && document.getElementById('confirm-kill-signal').value === 'SIGTERM'`)
+	choose(t, ops, "#confirm-kill-signal", "SIGINT")
+	do(t, ops, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
+	until(t, ops, "run killed", textHas("#run-status", "killed"))
+
+	viewer := browser(t)
+	do(t, viewer, "open the jobs page", chromedp.Navigate(c.url("/#/jobs")))
+	signIn(t, viewer, readSecret)
+	until(t, viewer, "signed in as viewer", textHas("#who", "viewer (read)"))
+	if st := fetchStatus(t, viewer, http.MethodPost, "/api/v1/runs/"+id+"/kill"); st != http.StatusForbidden {
+		t.Fatalf("a read token's kill: status %d, want 403", st)
+	}
+
+	do(t, ops, "open the audit page", chromedp.Click(chromedp.CSS(`header a[href="#/audit"]`)))
+	refused := `#audit tr[data-action="kill"][data-outcome="refused"]`
+	until(t, ops, "the refused kill listed", present(refused))
+	until(t, ops, "the refused kill by viewer", textHas(refused+" .by", "viewer"))
+	until(t, ops, "the refused kill marked", `document.querySelector('`+refused+`').classList.contains('audit-refused') && document.querySelector('`+refused+` .audit-error').textContent.length > 0`)
+	killed := `#audit tr[data-action="kill"][data-outcome="ok"]`
+	until(t, ops, "the kill listed", textHas(killed+" .by", "ops"))
+	until(t, ops, "the kill's run linked", present(killed+fmt.Sprintf(` a[href="#/runs/%s"]`, id)))
+	disabled := `#audit tr[data-action="disable"][data-outcome="ok"]`
+	until(t, ops, "the disable listed", textHas(disabled+" .by", "ops"))
+	until(t, ops, "the disable's job linked", present(disabled+` a[href="#/jobs/alpha"]`))
+	order := eval[[]string](t, ops, `[...document.querySelectorAll('#audit tr[data-id]')].map((r) => r.dataset.action + '/' + r.dataset.outcome)`)
+	if i, j, k := slices.Index(order, "kill/refused"), slices.Index(order, "kill/ok"), slices.Index(order, "disable/ok"); i < 0 || j < 0 || k < 0 || i > j || j > k {
+		t.Fatalf("entries not newest first: %v", order)
+	}
+
+	choose(t, ops, "#audit-action", "disable")
+	until(t, ops, "only disables", `[...document.querySelectorAll('#audit tr[data-id]')].every((r) => r.dataset.action === 'disable') && document.querySelector('#audit tr[data-id]') !== null`)
+	choose(t, ops, "#audit-action", "")
+	do(t, ops, "filter by who", chromedp.SendKeys(chromedp.CSS("#audit-by"), "viewer"), chromedp.Click(chromedp.CSS("#audit-apply")))
+	until(t, ops, "only the viewer's", `[...document.querySelectorAll('#audit tr[data-id] .by')].every((b) => b.textContent === 'viewer') && document.querySelector('#audit tr[data-id]') !== null`)
+	eval[string](t, ops, `document.getElementById('audit-by').value = ''`)
+	do(t, ops, "clear the filter", chromedp.Click(chromedp.CSS("#audit-apply")))
+	until(t, ops, "everyone's again", `[...document.querySelectorAll('#audit tr[data-id] .by')].some((b) => b.textContent === 'ops')`)
+
+	// More than a page: "Older" reads on from where it stopped.
+	for i := range 60 {
+		verb := []string{"enable", "disable"}[i%2]
+		if st := bearer(t, c, operateSecret, http.MethodPost, "/api/v1/jobs/alpha/"+verb, nil, nil); st != http.StatusOK {
+			t.Fatalf("%s alpha: status %d", verb, st)
+		}
+	}
+	do(t, ops, "refresh", chromedp.Click(chromedp.CSS("#audit-refresh")))
+	until(t, ops, "older offered", present("#audit-older"))
+	before := eval[int](t, ops, `document.querySelectorAll('#audit tr[data-id]').length`)
+	do(t, ops, "older", chromedp.Click(chromedp.CSS("#audit-older")))
+	until(t, ops, "older entries added", fmt.Sprintf(`document.querySelectorAll('#audit tr[data-id]').length > %d`, before))
+	until(t, ops, "the first disable reached", present(disabled+` a[href="#/jobs/alpha"]`))
+	ids := eval[[]int](t, ops, `[...document.querySelectorAll('#audit tr[data-id]')].map((r) => Number(r.dataset.id))`)
+	for i := 1; i < len(ids); i++ {
+		if ids[i] >= ids[i-1] {
+			t.Fatalf("entries not newest first, or repeated, after paging: %v", ids)
+		}
+	}
+}
+
+// TestUIPhoneWidth: at a phone's width (390×844) no page scrolls
+// sideways and each page's primary actions lie within the screen.
+func TestUIPhoneWidth(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock("")+job("a-job-with-a-rather-long-name-for-a-phone", "echo started; sleep 300",
+		"group = \"nightly-maintenance-and-reporting\"\n  env = { A_VARIABLE_NAME_FAR_TOO_LONG_FOR_ONE_LINE_OF_A_PHONE_SCREEN_AT_ALL = \"x\", B = \"y\" }"))
+	name := "a-job-with-a-rather-long-name-for-a-phone"
+	id := c.runNow(name)
+	c.waitRunning(id)
+	ctx := browser(t)
+	do(t, ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch))
+	noSideways := `document.documentElement.scrollWidth <= document.documentElement.clientWidth`
+	for _, p := range []struct {
+		hash, ready string
+		actions     []string
+	}{
+		{"#/jobs", present(`#jobs tr[data-job]`), []string{"#filter", `#jobs tr[data-job] button.toggle`, `#jobs tr[data-job] a`, `header a[href="#/audit"]`}},
+		{"#/jobs/" + name, present("#settings dd"), []string{"#run-now", "main button.toggle", "#runs tr[data-run] a"}},
+		{"#/runs/" + id, textHas("#output", "started"), []string{"#kill-run", "#pause", "#resume", "#signal-run", ".kill-machine", ".signal-machine", "#output"}},
+		{"#/maintenance", present("#maint-add-name"), []string{"#maint-global", "#maint-add-name", "#maint-add", "#maint-save", "#maint-reset"}},
+		{"#/audit", `document.querySelector('#audit tr') !== null || document.getElementById('audit-note').textContent !== ''`, []string{"#audit-job", "#audit-by", "#audit-action", "#audit-apply", "#audit-refresh"}},
+	} {
+		do(t, ctx, "open "+p.hash, chromedp.Navigate(c.url("/"+p.hash)))
+		until(t, ctx, p.hash+" drawn", p.ready)
+		until(t, ctx, "events socket open", `document.getElementById('live').dataset.state === 'open'`)
+		if !eval[bool](t, ctx, noSideways) {
+			t.Errorf("%s scrolls sideways: %s", p.hash, eval[string](t, ctx, `document.documentElement.scrollWidth + ' > ' + document.documentElement.clientWidth + '; widest: ' +
+				[...document.querySelectorAll('main *')].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth).slice(0, 5).map((e) => e.tagName + '#' + e.id + '.' + e.className).join(', ')`))
+		}
+		for _, sel := range p.actions {
+			if !eval[bool](t, ctx, visible(sel)) {
+				t.Errorf("%s: %s is not within the screen", p.hash, sel)
+			}
+		}
+	}
+	// The kill dialog, with its fields, fits too.
+	do(t, ctx, "open the run page", chromedp.Navigate(c.url("/#/runs/"+id)))
+	until(t, ctx, "kill offered", present("#kill-run"))
+	click(t, ctx, "#kill-run")
+	until(t, ctx, "dialog open", `document.getElementById('confirm').open && document.getElementById('confirm-kill-grace') !== null`)
+	for _, sel := range []string{"#confirm", "#confirm-kill-signal", "#confirm-kill-grace", "#confirm-ok", "#confirm-cancel"} {
+		if !eval[bool](t, ctx, visible(sel)) {
+			t.Errorf("kill dialog: %s is not within the screen", sel)
+		}
+	}
+	if !eval[bool](t, ctx, noSideways) {
+		t.Error("the kill dialog makes the page scroll sideways")
+	}
+	do(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
 }

@@ -20,6 +20,7 @@ func TestHandler(t *testing.T) {
 		{"GET", "/ui/app.js", 200, "text/javascript", "connectLive"},
 		{"GET", "/ui/style.css", 200, "text/css", "#output"},
 		{"GET", "/ui/maintenance.js", 200, "text/javascript", "maintenancePage"},
+		{"GET", "/ui/audit.js", 200, "text/javascript", "auditPage"},
 		{"GET", "/ui/", 404, "", ""},
 		{"GET", "/ui/missing.js", 404, "", ""},
 		{"GET", "/elsewhere", 404, "", ""},

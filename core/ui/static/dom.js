@@ -34,6 +34,30 @@ export function status(s) {
 
 export const final = (s) => !!s && s !== 'running' && s !== 'pending';
 
+// duration says how long from start to end, or until now while there is
+// no end yet, at the precision a reader compares runs by.
+export function duration(fromIso, toIso) {
+  if (!fromIso) return '—';
+  const ms = Math.max(0, (toIso ? new Date(toIso) : new Date()) - new Date(fromIso));
+  if (ms < 1000) return `${ms}ms`;
+  const s = ms / 1000;
+  if (s < 10) return `${s.toFixed(1)}s`;
+  const pad = (n) => String(n).padStart(2, '0');
+  const t = Math.floor(s);
+  if (t < 60) return `${t}s`;
+  if (t < 3600) return `${Math.floor(t / 60)}m${pad(t % 60)}s`;
+  if (t < 86400) return `${Math.floor(t / 3600)}h${pad(Math.floor(t / 60) % 60)}m`;
+  return `${Math.floor(t / 86400)}d${pad(Math.floor(t / 3600) % 24)}h`;
+}
+
+// choice is a select of values (or [value, label] pairs) with one chosen.
+export function choice(attrs, values, chosen) {
+  return h('select', attrs, values.map((v) => {
+    const [value, label] = Array.isArray(v) ? v : [v, v];
+    return h('option', { value, selected: value === chosen }, label);
+  }));
+}
+
 export const enc = encodeURIComponent;
 
 // ask shows the confirmation dialog and resolves to true when the reader

@@ -3,7 +3,7 @@
 // jittered delay (a restarting core is not stampeded); each open counts
 // as "re-read everything", since events were missed while it was closed.
 
-export function connectLive({ onEvent, onOpen }) {
+export function connectLive({ onEvent, onOpen, onClose }) {
   const badge = document.getElementById('live');
   let delay = 500;
   let opens = 0;
@@ -29,9 +29,15 @@ export function connectLive({ onEvent, onOpen }) {
       onEvent(e);
     });
     ws.addEventListener('close', () => {
+      // stop() has said "offline" already; the close it caused arrives
+      // after it and must not say "reconnecting".
+      if (stopped) return;
       badge.dataset.state = 'closed';
       badge.textContent = 'reconnecting…';
-      if (stopped) return;
+      // The socket gives no reason for a refused upgrade: the app asks
+      // whether the session is still good (a core with a new secret, or
+      // an expired cookie, refuses it every time).
+      if (onClose) onClose();
       timer = setTimeout(open, delay * (0.75 + Math.random() / 2));
       delay = Math.min(delay * 2, 10000);
     });

@@ -2,7 +2,17 @@
 // an operator takes on it.
 
 import { APIError, get, post } from './api.js';
-import { ask, clear, enc, final, h, refresher, status, when } from './dom.js';
+import { ask, choice, clear, enc, final, h, refresher, status, when } from './dom.js';
+
+// signals are what "Signal…" offers: the ones jobs commonly trap. SIGKILL
+// is not among them, since the API refuses it for signal (kill is the
+// call that does it, with the kill queue's bookkeeping); SIGSTOP and
+// SIGCONT have their own buttons.
+const signals = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT'];
+
+// killSignals are what a kill may send first instead of the job's
+// policy; SIGKILL skips the grace.
+const killSignals = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGKILL'];
 
 export function runPage(app, id) {
   const head = h('div', { id: 'run-head' });
@@ -14,7 +24,8 @@ export function runPage(app, id) {
     h('h2', {}, 'Machines'), h('div', { class: 'scroll' }, h('table', {},
       h('thead', {}, h('tr', {}, h('th', {}, 'Machine'), h('th', {}, 'Status'), h('th', {}, 'Exit'),
         h('th', { class: 'hide-narrow' }, 'Started'), h('th', { class: 'hide-narrow' }, 'Finished'),
-        h('th', { class: 'hide-narrow' }, 'Last heartbeat'), app.canOperate && h('th', {}, ''))), machines)),
+        h('th', { class: 'hide-narrow' }, 'Last heartbeat'), h('th', { class: 'hide-narrow' }, 'Wrapper'),
+        app.canOperate && h('th', {}, ''))), machines)),
     outTitle, out);
 
   let run = null;
@@ -40,6 +51,7 @@ export function runPage(app, id) {
       h('button', { id: 'kill-run', class: 'danger', onclick: () => killRun(live) }, 'Kill run'),
       h('button', { id: 'pause', onclick: () => signal('SIGSTOP') }, 'Pause'),
       h('button', { id: 'resume', onclick: () => signal('SIGCONT') }, 'Resume'),
+      h('button', { id: 'signal-run', onclick: () => askSignal(null, live.map((m) => m.machine)) }, 'Signal…'),
     ]);
     if (!selected && run.machines && run.machines.length) select(run.machines[0].machine);
     clear(machines, (run.machines || []).map((m) => h('tr', {
@@ -51,10 +63,12 @@ export function runPage(app, id) {
     h('td', { class: 'hide-narrow' }, when(m.started_at)),
     h('td', { class: 'hide-narrow' }, when(m.finished_at)),
     h('td', { class: 'hide-narrow' }, when(m.last_heartbeat)),
-    app.canOperate && h('td', {}, !final(m.status) && h('button', {
-      class: 'danger kill-machine', onclick: () => killMachine(m.machine),
-    }, 'Kill')))));
-    if (!machines.children.length) machines.append(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No machine yet.')));
+    h('td', { class: 'hide-narrow wrapper-version' }, m.wrapper_version || '—'),
+    app.canOperate && h('td', { class: 'row-actions' }, !final(m.status) && [
+      h('button', { class: 'signal-machine', onclick: () => askSignal(m.machine, [m.machine]) }, 'Signal…'),
+      h('button', { class: 'danger kill-machine', onclick: () => killMachine(m.machine) }, 'Kill'),
+    ]))));
+    if (!machines.children.length) machines.append(h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No machine yet.')));
   }
 
   function select(machine) {
@@ -115,24 +129,72 @@ export function runPage(app, id) {
 
   async function killRun(live) {
     const names = live.map((m) => m.machine);
-    const yes = await confirmKill(`Kill run ${id}?`, names);
-    if (yes) post(`/api/v1/runs/${enc(id)}/kill`).then(r.now, app.fail);
+    const body = await confirmKill(`Kill run ${id}?`, names);
+    if (body) post(`/api/v1/runs/${enc(id)}/kill`, body.override).then(r.now, app.fail);
   }
 
   async function killMachine(machine) {
-    const yes = await confirmKill(`Kill ${machine}?`, [machine]);
-    if (yes) post(`/api/v1/runs/${enc(id)}/machines/${enc(machine)}/kill`).then(r.now, app.fail);
+    const body = await confirmKill(`Kill ${machine}?`, [machine]);
+    if (body) post(`/api/v1/runs/${enc(id)}/machines/${enc(machine)}/kill`, body.override).then(r.now, app.fail);
   }
 
-  function confirmKill(title, names) {
-    return ask(title, [
+  // confirmKill names what dies and offers the job's kill policy, filled
+  // in, to override for this kill only. It resolves to null when the
+  // operator cancels, else to { override }: undefined, so no body and
+  // the job's own policy, unless a field was changed; then only the
+  // changed fields, so an untouched one stays the job's.
+  async function confirmKill(title, names) {
+    let policy = {};
+    try {
+      policy = (await get(`/api/v1/jobs/${enc(run.job)}`)).kill || {};
+    } catch (err) {
+      // A job dropped from the configuration still has runs to kill; the
+      // core applies the policy the run started with, which is not known
+      // here, so the fields start blank and blank means that policy.
+      if (!(err instanceof APIError && err.status === 404)) { app.fail(err); return null; }
+    }
+    const sigs = policy.signal && !killSignals.includes(policy.signal) ? [policy.signal, ...killSignals] : killSignals;
+    const sig = choice({ id: 'confirm-kill-signal' },
+      [...(policy.signal ? [] : [['', "the job's policy"]]), ...sigs.map((s) => [s, s === policy.signal ? `${s} (the job's policy)` : s])],
+      policy.signal || '');
+    const grace = h('input', {
+      type: 'text', id: 'confirm-kill-grace', value: policy.grace || '', placeholder: "the job's grace",
+      autocomplete: 'off', size: 8,
+    });
+    const yes = await ask(title, [
       h('p', {}, 'Job ', h('strong', {}, run.job), ', run ', h('code', {}, id), ', will be killed on:'),
       h('ul', { id: 'confirm-machines' }, names.map((n) => h('li', {}, n))),
+      h('div', { class: 'fields' },
+        h('label', {}, 'First send ', sig),
+        h('label', {}, 'then SIGKILL after ', grace)),
+      h('p', { class: 'muted' }, "Filled in with the job's kill policy; a change applies to this kill only."),
     ], 'Kill');
+    if (!yes) return null;
+    const override = {};
+    if (sig.value && sig.value !== policy.signal) override.signal = sig.value;
+    const g = grace.value.trim();
+    if (g && g !== policy.grace) override.grace = g;
+    return { override: Object.keys(override).length ? override : undefined };
   }
 
-  function signal(sig) {
-    post(`/api/v1/runs/${enc(id)}/signal`, { signal: sig }).then(r.now, app.fail);
+  function signal(sig, machine) {
+    post(`/api/v1/runs/${enc(id)}/signal`, { signal: sig, machine }).then(r.now, app.fail);
+  }
+
+  // askSignal sends another signal than pause and resume, to the whole
+  // run (machine null) or to one machine, once the operator has seen
+  // which signal goes where.
+  async function askSignal(machine, names) {
+    const sig = choice({ id: 'confirm-signal' }, signals, signals[0]);
+    const what = h('strong', { id: 'confirm-signal-name' }, sig.value);
+    sig.addEventListener('change', () => { what.textContent = sig.value; });
+    const yes = await ask(machine ? `Send a signal to ${machine}?` : `Send a signal to run ${id}?`, [
+      h('div', { class: 'fields' }, h('label', {}, 'Signal ', sig)),
+      h('p', {}, what, ' goes to job ', h('strong', {}, run.job), ', run ', h('code', {}, id), ', on:'),
+      h('ul', { id: 'confirm-machines' }, names.map((n) => h('li', {}, n))),
+      h('p', { class: 'muted' }, 'What it does is up to the job; Kill is what ends it.'),
+    ], 'Send');
+    if (yes) signal(sig.value, machine || undefined);
   }
 
   return {
