@@ -30,6 +30,34 @@ type lastRun struct {
 	Status     string  `json:"status"`
 	StartedAt  *string `json:"started_at"`
 	FinishedAt *string `json:"finished_at"`
+	// MachineCounts counts the run's machines by status; Machines are the
+	// first lastRunMachines of them with their result, so that the jobs
+	// list shows each machine's last result without a request per job,
+	// and a run of thousands of machines does not swell it.
+	MachineCounts map[string]int `json:"machine_counts"`
+	Machines      []lastMachine  `json:"machines"`
+}
+
+// lastMachine is one machine's result in a job's last run.
+type lastMachine struct {
+	Machine  string `json:"machine"`
+	Status   string `json:"status"`
+	ExitCode *int   `json:"exit_code"`
+}
+
+// lastRunMachines bounds lastRun.Machines.
+const lastRunMachines = 50
+
+func newLastRun(run store.Run) *lastRun {
+	lr := &lastRun{ID: run.ID, Status: run.Status, StartedAt: ts(run.StartedAt), FinishedAt: ts(run.FinishedAt),
+		MachineCounts: map[string]int{}, Machines: []lastMachine{}}
+	for i, m := range run.Machines {
+		lr.MachineCounts[m.Status]++
+		if i < lastRunMachines {
+			lr.Machines = append(lr.Machines, lastMachine{Machine: m.Machine, Status: m.Status, ExitCode: m.ExitCode})
+		}
+	}
+	return lr
 }
 
 // jobSummary is a job in GET /api/v1/jobs.
@@ -131,8 +159,7 @@ func (a *API) summary(ctx context.Context, js control.JobState) (jobSummary, err
 		return jobSummary{}, fmt.Errorf("last run of %s: %w", j.Name, err)
 	}
 	if len(runs) > 0 {
-		run := runs[0]
-		s.LastRun = &lastRun{ID: run.ID, Status: run.Status, StartedAt: ts(run.StartedAt), FinishedAt: ts(run.FinishedAt)}
+		s.LastRun = newLastRun(runs[0])
 	}
 	return s, nil
 }

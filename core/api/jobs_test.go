@@ -18,7 +18,9 @@ func TestListJobs(t *testing.T) {
 	e := newEnv(t)
 	t0 := time.Date(2025, 3, 1, 3, 0, 0, 0, time.UTC)
 	e.addRun(store.Run{ID: "r-old", Job: "backup", Trigger: store.TriggerSchedule, StartedAt: t0.Add(-24 * time.Hour), Status: store.StatusFailed})
-	e.addRun(store.Run{ID: "r-new", Job: "backup", Trigger: store.TriggerSchedule, StartedAt: t0, FinishedAt: t0.Add(time.Minute), Status: store.StatusSucceeded})
+	e.addRun(store.Run{ID: "r-new", Job: "backup", Trigger: store.TriggerSchedule, StartedAt: t0, FinishedAt: t0.Add(time.Minute), Status: store.StatusFailed,
+		Machines: []store.Machine{{Machine: "db1", Status: store.StatusSucceeded, ExitCode: ptr(0)}, {Machine: "db2", Status: store.StatusFailed, ExitCode: ptr(3)},
+			{Machine: "db3", Status: store.StatusSucceeded, ExitCode: ptr(0)}}})
 
 	r := e.do(req{Method: "GET", Path: "/api/v1/jobs"})
 	wantStatus(t, r, 200)
@@ -36,7 +38,13 @@ func TestListJobs(t *testing.T) {
 		"enabled": true, "enabled_in_config": true, "override_at": nil,
 		"next_run": "2025-03-02T02:00:00Z",
 		"running":  []any{"r-running"},
-		"last_run": map[string]any{"id": "r-new", "status": "succeeded", "started_at": "2025-03-01T03:00:00Z", "finished_at": "2025-03-01T03:01:00Z"},
+		"last_run": map[string]any{"id": "r-new", "status": "failed", "started_at": "2025-03-01T03:00:00Z", "finished_at": "2025-03-01T03:01:00Z",
+			"machine_counts": map[string]any{"succeeded": 2.0, "failed": 1.0},
+			"machines": []any{
+				map[string]any{"machine": "db1", "status": "succeeded", "exit_code": 0.0},
+				map[string]any{"machine": "db2", "status": "failed", "exit_code": 3.0},
+				map[string]any{"machine": "db3", "status": "succeeded", "exit_code": 0.0},
+			}},
 	}
 	if !reflect.DeepEqual(got.Jobs[0], want) {
 		t.Errorf("backup =\n%v\nwant\n%v", got.Jobs[0], want)
@@ -405,5 +413,33 @@ func TestClassify(t *testing.T) {
 				t.Errorf("classify(%v) = %+v, want %d %s", tt.err, e, tt.status, tt.code)
 			}
 		})
+	}
+}
+
+// A run of many machines shows the first lastRunMachines of them and
+// counts them all.
+func TestListJobsLastRunBounded(t *testing.T) {
+	e := newEnv(t)
+	run := store.Run{ID: "r-big", Job: "backup", Trigger: store.TriggerSchedule, StartedAt: time.Now(), Status: store.StatusRunning}
+	for i := range 3 * lastRunMachines {
+		st := store.StatusRunning
+		if i%3 == 0 {
+			st = store.StatusSucceeded
+		}
+		run.Machines = append(run.Machines, store.Machine{Machine: fmt.Sprintf("m%03d", i), Status: st})
+	}
+	e.addRun(run)
+	var got struct {
+		Jobs []jobSummary `json:"jobs"`
+	}
+	r := e.do(req{Method: "GET", Path: "/api/v1/jobs"})
+	wantStatus(t, r, 200)
+	if err := json.Unmarshal(r.Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	lr := got.Jobs[0].LastRun
+	if lr == nil || len(lr.Machines) != lastRunMachines || lr.Machines[0].Machine != "m000" ||
+		lr.MachineCounts[store.StatusSucceeded] != lastRunMachines || lr.MachineCounts[store.StatusRunning] != 2*lastRunMachines {
+		t.Errorf("last run = %+v, want %d machines listed and all %d counted", lr, lastRunMachines, 3*lastRunMachines)
 	}
 }
