@@ -132,13 +132,21 @@ func failedStatus(s string) bool {
 func (r *Runner) cancelMachines(ctx context.Context, job, id string, machines []string, why string) {
 	now := r.cfg.Now().UTC()
 	status := store.StatusCancelled
+	// Final in the store, one way or the other: no hub reports them.
+	var final []string
+	defer func() { r.settle(ctx, id, final) }()
 	for _, m := range machines {
 		err := r.cfg.Store.UpdateMachine(ctx, id, m, store.MachineUpdate{Status: &status, Reason: &why,
 			FinishedAt: &now, OnlyIfNotFinal: true})
+		if errors.Is(err, store.ErrFinal) {
+			final = append(final, m)
+			continue
+		}
 		if err != nil {
 			r.log.Warn("record a machine not launched", "run_id", id, "machine", m, "error", err)
 			continue
 		}
+		final = append(final, m)
 		r.cfg.Publish(events.Event{Kind: events.MachineUpdated, Job: job, RunID: id, Machine: m, Status: status})
 	}
 }

@@ -6,7 +6,10 @@
 // signal, enable) into the kill queue, the store and the scheduler.
 //
 // One goroutine owns the runner's state (the configuration in force, the
-// enable overrides, the runs it started that may still be busy); every
-// request reaches it through a channel, and slow work (store writes,
-// plugin calls) happens outside it.
+// enable overrides, the runs it started that may still be busy, and a
+// tally of each run's machines not final yet); every request reaches it
+// through a channel, and slow work (store writes, plugin calls) happens
+// outside it. The tally is what makes a machine's end cost the runner
+// O(1): the whole run is read from the store once, when its last machine
+// ended, to record its result.
 package runner

@@ -110,6 +110,7 @@ func (r *Runner) scheduleRetry(ctx context.Context, job *config.Job, run store.R
 		r.markDispatched(job.Name, a.id)
 		return
 	}
+	r.track(ctx, a.id, job.Name, a.success, rows)
 	r.cfg.Publish(events.Event{Kind: events.RunCreated, Job: job.Name, RunID: a.id, Status: store.StatusRunning})
 	r.log.Info("retry scheduled", "job", job.Name, "run_id", a.id, "retries", run.ID, "attempt", n, "of", job.Retry.Attempts,
 		"at", at, "machines", strings.Join(names, " "))

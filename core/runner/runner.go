@@ -120,6 +120,11 @@ type state struct {
 	// disabled watches the disabled jobs whose missed slots someone wants
 	// to hear of (see watchDisabled), by job.
 	disabled map[string]*disabledWatch
+	// tallies holds, by run, what finalize needs to know of the runs in
+	// flight without reading them (see tally). Unlike active, which
+	// overlap prunes once the hub says a run is idle, a tally stays until
+	// the run's end is recorded.
+	tallies map[string]*tally
 }
 
 type activeRun struct {
@@ -131,8 +136,8 @@ type activeRun struct {
 	success string
 	// changed is poked when one of the run's machines became final, for
 	// a dispatch waiting for a batch to finish; finals and failures count
-	// those machines, and those of them that failed, so that it need not
-	// read the run on every poke (see awaitBatch).
+	// those machines (each once), and those of them that failed, so that
+	// it need not read the run on every poke (see awaitBatch).
 	changed          chan struct{}
 	finals, failures atomic.Int64
 	// queued is a run recorded under overlap "queue" or "replace" that
@@ -172,7 +177,7 @@ func New(cfg Config, conf *config.Config) *Runner {
 // and firings until ctx ends.
 func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error {
 	st := &state{conf: r.initial, overrides: map[string]store.JobOverride{}, active: map[string][]*activeRun{}, retried: map[string]bool{},
-		disabled: map[string]*disabledWatch{}}
+		disabled: map[string]*disabledWatch{}, tallies: map[string]*tally{}}
 	ovs, err := r.cfg.Store.Overrides(ctx)
 	if err != nil {
 		return fmt.Errorf("load enable overrides: %w", err)
@@ -198,6 +203,11 @@ func (r *Runner) Run(ctx context.Context, firings <-chan schedule.Firing) error 
 	go func() {
 		defer r.work.Done()
 		r.deadman(ctx, r.cfg.Now())
+	}()
+	r.work.Add(1)
+	go func() {
+		defer r.work.Done()
+		r.recheckTallies(ctx)
 	}()
 	for {
 		select {
@@ -236,6 +246,12 @@ func (r *Runner) resume(ctx context.Context, st *state) error {
 		job := st.conf.Job(run.Job)
 		if job != nil {
 			a.success = job.Success
+		}
+		if len(run.Machines) > 0 {
+			// Read once here, before the loop hears of any machine's
+			// end: one reported meanwhile is either open in this read or
+			// already final in it, and then not counted again.
+			st.tallies[run.ID] = newTally(run.Job, a.success, run.Machines)
 		}
 		r.watchSoftTimeout(job, run.ID, run.StartedAt)
 		var inFlight, queued []store.Machine
@@ -891,6 +907,7 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 		r.failRun(ctx, a.id, fmt.Sprintf("record machines: %v", err))
 		return
 	}
+	r.track(ctx, a.id, job.Name, a.success, rows)
 	// The hub's timeout is the spec's: a run redispatched after a restart
 	// keeps the one it started with.
 	timeout := job.Timeout
@@ -954,15 +971,27 @@ func (r *Runner) launch(ctx context.Context, p plan, a *activeRun, machines []st
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	start := time.Now()
+	// Each machine's delay, hashed once rather than at every comparison
+	// of the sort.
+	var delays []time.Duration
 	if p.jitter > 0 {
-		machines = slices.Clone(machines)
-		slices.SortStableFunc(machines, func(x, y string) int {
-			return cmp.Compare(jitterOf(p.job.Name, x, p.jitter), jitterOf(p.job.Name, y, p.jitter))
-		})
+		type delayed struct {
+			m string
+			d time.Duration
+		}
+		order := make([]delayed, len(machines))
+		for i, m := range machines {
+			order[i] = delayed{m, jitterOf(p.job.Name, m, p.jitter)}
+		}
+		slices.SortStableFunc(order, func(x, y delayed) int { return cmp.Compare(x.d, y.d) })
+		machines, delays = make([]string, len(order)), make([]time.Duration, len(order))
+		for i, o := range order {
+			machines[i], delays[i] = o.m, o.d
+		}
 	}
 	for i, m := range machines {
 		if p.jitter > 0 {
-			wait := time.NewTimer(time.Until(start.Add(jitterOf(p.job.Name, m, p.jitter))))
+			wait := time.NewTimer(time.Until(start.Add(delays[i])))
 		jitter:
 			for !a.killed.Load() {
 				select {
@@ -1048,6 +1077,7 @@ func (r *Runner) unqueue(ctx context.Context, log hclog.Logger, id, m string) bo
 	switch {
 	case errors.Is(err, store.ErrFinal):
 		log.Info("queued machine already final, not launched", "machine", m)
+		r.settle(ctx, id, []string{m})
 		return false
 	case err != nil:
 		// Still queued in the store, it would be launched by the next
@@ -1107,7 +1137,8 @@ func (r *Runner) failRun(ctx context.Context, id, reason string) {
 	var job *config.Job
 	_ = r.do(ctx, func(st *state) { job = st.conf.Job(run.Job) })
 	run.Status, run.Reason, run.FinishedAt = status, reason, now
-	r.endRun(ctx, job, run, store.RunUpdate{Status: &status, Reason: &reason, FinishedAt: &now})
+	// endRun logs a failure to record it; there is nothing more to do.
+	_ = r.endRun(ctx, job, run, store.RunUpdate{Status: &status, Reason: &reason, FinishedAt: &now})
 }
 
 // MachineFinal is the hub's OnFinal: it must not block.
@@ -1115,30 +1146,55 @@ func (r *Runner) MachineFinal(runID, machine, status string) {
 	r.work.Add(1)
 	go func() {
 		defer r.work.Done()
+		r.machineFinal(context.Background(), runID, machine, status)
+	}()
+}
+
+// machineFinal counts a machine's end in its run's tally, wakes what
+// waits for it, and finalizes the run when it was the last machine not
+// final: O(1) for every machine but the last. A machine already counted
+// changes nothing, whatever status it comes with: a lost machine stays
+// lost for the run (its late complete is kept beside, see hub.late).
+func (r *Runner) machineFinal(ctx context.Context, runID, machine, status string) {
+	var tracked, over bool
+	err := r.do(ctx, func(st *state) {
+		if t := st.tallies[runID]; t != nil {
+			tracked = true
+			if !t.end(machine) {
+				return
+			}
+			over = len(t.open) == 0
+		}
 		// A dispatch waiting for its batch to finish looks again.
-		_ = r.do(context.Background(), func(st *state) {
-			for _, runs := range st.active {
-				var mine bool
-				for _, a := range runs {
-					if a.id == runID {
-						mine = true
-						a.finals.Add(1)
-						if failedStatus(status) {
-							a.failures.Add(1)
-						}
-						poke(a)
+		for _, runs := range st.active {
+			var mine bool
+			for _, a := range runs {
+				if a.id == runID {
+					mine = true
+					a.finals.Add(1)
+					if failedStatus(status) {
+						a.failures.Add(1)
 					}
-				}
-				// A run queued behind this one may start now.
-				for _, a := range runs {
-					if mine && a.queued {
-						poke(a)
-					}
+					poke(a)
 				}
 			}
-		})
-		r.finalize(context.Background(), runID)
-	}()
+			// A run queued behind this one may start now.
+			for _, a := range runs {
+				if mine && a.queued {
+					poke(a)
+				}
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		// The core is stopping: the next one reads the run back and
+		// finalizes it (resume).
+		return
+	case tracked && !over:
+		return
+	}
+	r.finalize(ctx, runID)
 }
 
 // poke tells a run waiting for its batch or its turn to look again.
@@ -1149,14 +1205,34 @@ func poke(a *activeRun) {
 	}
 }
 
-// finalize sets the run's status once every machine is final.
+// finalize records the run's status once every machine is final. A run
+// the runner keeps a tally of is read from the store once, when the
+// tally says its last machine ended, by one finalize (claimEnd). A run it
+// keeps none of (another core's, or one whose end is recorded already)
+// is read to decide, as a restarted core would.
 func (r *Runner) finalize(ctx context.Context, id string) {
+	var c endClaim
+	if err := r.do(ctx, func(st *state) { c = st.claimEnd(id) }); err != nil {
+		return // the core is stopping: the next one finalizes the run (resume)
+	}
+	if c.tracked && !c.claimed {
+		return
+	}
 	run, err := r.cfg.Store.GetRun(ctx, id)
 	if err != nil {
 		r.log.Error("read run to finalize", "run_id", id, "error", err)
+		r.unclaim(ctx, id, nil)
 		return
 	}
-	if store.Final(run.Status) || len(run.Machines) == 0 {
+	if store.Final(run.Status) {
+		// failRun, or another core, recorded its end.
+		if c.tracked {
+			r.untrack(ctx, id)
+		}
+		return
+	}
+	if len(run.Machines) == 0 {
+		r.unclaim(ctx, id, nil)
 		return
 	}
 	statuses := make([]string, len(run.Machines))
@@ -1165,33 +1241,42 @@ func (r *Runner) finalize(ctx context.Context, id string) {
 	}
 	status := store.Aggregate(statuses)
 	if !store.Final(status) {
+		if c.tracked {
+			// Not expected: a machine counted as ended that the store
+			// does not hold final. The store is the truth; its machines
+			// are waited for again.
+			r.log.Warn("run not finalized: the store holds machines not final that had ended", "run_id", id)
+			r.unclaim(ctx, id, &run)
+		}
 		return
 	}
-	var (
-		policy string
-		job    *config.Job
-	)
-	_ = r.do(ctx, func(st *state) {
-		job = st.conf.Job(run.Job)
-		if a := st.find(id); a != nil {
-			policy = a.success
-		} else if job != nil {
-			// busy may have dropped the run already (its machines are
-			// final): the job's policy as configured now is the best
-			// left, better than none.
-			policy = job.Success
-		}
-	})
-	status = applySuccess(policy, run.Machines, status)
+	if !c.tracked {
+		_ = r.do(ctx, func(st *state) {
+			c.job = st.conf.Job(run.Job)
+			if a := st.find(id); a != nil {
+				c.policy = a.success
+			} else if c.job != nil {
+				// busy may have dropped the run already (its machines
+				// are final): the job's policy as configured now is the
+				// best left, better than none.
+				c.policy = c.job.Success
+			}
+		})
+	}
+	status = applySuccess(c.policy, run.Machines, status)
 	now := r.cfg.Now().UTC()
 	run.Status, run.FinishedAt = status, now
-	r.endRun(ctx, job, run, store.RunUpdate{Status: &status, FinishedAt: &now})
-	r.scheduleRetry(ctx, job, run)
+	if err := r.endRun(ctx, c.job, run, store.RunUpdate{Status: &status, FinishedAt: &now}); err != nil {
+		r.unclaim(ctx, id, nil)
+		return
+	}
+	r.scheduleRetry(ctx, c.job, run)
 }
 
 // endRun records a run's end with the notifications it gives, in one
-// store update, so that neither is recorded without the other.
-func (r *Runner) endRun(ctx context.Context, job *config.Job, run store.Run, u store.RunUpdate) {
+// store update, so that neither is recorded without the other. Once it
+// is recorded the runner drops the run's tally.
+func (r *Runner) endRun(ctx context.Context, job *config.Job, run store.Run, u store.RunUpdate) error {
 	// Only a recovery needs the run before; most jobs do not ask for one.
 	var prev string
 	if job != nil && run.Status == store.StatusSucceeded && wantsAny(job, "recovered") {
@@ -1210,8 +1295,9 @@ func (r *Runner) endRun(ctx context.Context, job *config.Job, run store.Run, u s
 	}
 	if err != nil {
 		r.log.Error("record run result", "run_id", run.ID, "error", err)
-		return
+		return fmt.Errorf("record the result of run %s: %w", run.ID, err)
 	}
+	r.untrack(ctx, run.ID)
 	if len(ns) > 0 && r.cfg.Notified != nil {
 		r.cfg.Notified()
 	}
@@ -1220,6 +1306,7 @@ func (r *Runner) endRun(ctx context.Context, job *config.Job, run store.Run, u s
 	}
 	r.log.Info("run finished", "job", run.Job, "run_id", run.ID, "status", run.Status, "notifications", len(ns))
 	r.cfg.Publish(events.Event{Kind: events.RunUpdated, Job: run.Job, RunID: run.ID, Status: run.Status})
+	return nil
 }
 
 // previousStatus is the status of the job's last run that ended before

@@ -377,12 +377,9 @@ func TestDispatchFailureAndAggregate(t *testing.T) {
 	}
 	// The hub writes machine results; the runner aggregates when told.
 	for m, s := range map[string]string{"a": store.StatusSucceeded, "b": store.StatusNotStarted, "c": store.StatusNotStarted} {
-		if err := f.store.UpdateMachine(ctx, id, m, store.MachineUpdate{Status: &s}); err != nil {
-			t.Fatal(err)
-		}
+		f.finish(t, id, m, s)
 	}
-	f.r.finalize(ctx, id)
-	run, _ := f.store.GetRun(ctx, id)
+	run := waitRunStatus(t, f.store, id)
 	if run.Status != store.StatusNotStarted || run.FinishedAt.IsZero() {
 		t.Fatalf("run %s finished %v, want not_started", run.Status, run.FinishedAt)
 	}
