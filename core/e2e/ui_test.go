@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -1134,4 +1136,447 @@ func TestUIPhoneWidth(t *testing.T) {
 		t.Error("the kill dialog makes the page scroll sideways")
 	}
 	do(t, ctx, "cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
+}
+
+// scheduled is a job on the local target with a schedule of its own.
+func scheduled(name, schedule, command, extra string) string {
+	return fmt.Sprintf(`
+job %q {
+  schedule = %q
+  command  = %q
+  target "local" {}
+%s
+}
+`, name, schedule, command, extra)
+}
+
+// shownJobs is an expression: the jobs page's rows, in order, comma-joined.
+const shownJobs = `[...document.querySelectorAll('#jobs tr[data-job]')].map((r) => r.dataset.job).join(',')`
+
+// showsJobs is a condition: the jobs page lists exactly these, in order.
+func showsJobs(names ...string) string {
+	return fmt.Sprintf(`%s === %q`, shownJobs, strings.Join(names, ","))
+}
+
+// TestUIJobsFilter: the jobs page filters by group and by status (the
+// last run's, running now, never run, disabled), from the hash it is
+// opened with and from its selects, which write the hash back; the
+// filters hold over a redraw by a live event and over a reload.
+func TestUIJobsFilter(t *testing.T) {
+	t.Parallel()
+	gate := filepath.Join(t.TempDir(), "gate")
+	c := startCore(t, coreBlock("")+
+		job("alpha", "true", `group = "db"`)+
+		job("bravo", "exit 3", `group = "db"`)+
+		job("charlie", "true", "group = \"web\"\n  enabled = false")+
+		job("delta", "true", `group = "web"`)+
+		job("echo", fmt.Sprintf(`while [ ! -e %s ]; do sleep 0.05; done`, gate), `group = "web"`))
+	t.Cleanup(func() { _ = os.WriteFile(gate, nil, 0o644) })
+	c.waitFinal(c.runNow("alpha"), 30*time.Second)
+	c.waitFinal(c.runNow("bravo"), 30*time.Second)
+	c.waitRunning(c.runNow("echo"))
+
+	ctx := browser(t)
+	do(t, ctx, "open the jobs page filtered", chromedp.Navigate(c.url("/#/jobs?group=db&status=failed")))
+	until(t, ctx, "only db's failed job", showsJobs("bravo"))
+	if g, s := eval[string](t, ctx, `document.getElementById('filter-group').value`), eval[string](t, ctx, `document.getElementById('filter-status').value`); g != "db" || s != "failed" {
+		t.Fatalf("the selects read group %q, status %q; want the hash's db, failed", g, s)
+	}
+	until(t, ctx, "the count said", textHas("#jobs-count", "1 of 5 jobs"))
+
+	for _, step := range []struct {
+		sel, value string
+		want       []string
+		hash       string
+	}{
+		{"#filter-status", "", []string{"alpha", "bravo"}, "#/jobs?group=db"},
+		{"#filter-group", "web", []string{"charlie", "delta", "echo"}, "#/jobs?group=web"},
+		{"#filter-status", "never", []string{"charlie", "delta"}, "#/jobs?group=web&status=never"},
+		{"#filter-status", "disabled", []string{"charlie"}, "#/jobs?group=web&status=disabled"},
+		{"#filter-status", "running", []string{"echo"}, "#/jobs?group=web&status=running"},
+		{"#filter-group", "", []string{"echo"}, "#/jobs?status=running"},
+		{"#filter-status", "succeeded", []string{"alpha"}, "#/jobs?status=succeeded"},
+		{"#filter-status", "failed", []string{"bravo"}, "#/jobs?status=failed"},
+		{"#filter-status", "", []string{"alpha", "bravo", "charlie", "delta", "echo"}, "#/jobs"},
+		{"#filter-group", "db", []string{"alpha", "bravo"}, "#/jobs?group=db"},
+	} {
+		choose(t, ctx, step.sel, step.value)
+		until(t, ctx, fmt.Sprintf("%s = %q lists %v", step.sel, step.value, step.want), showsJobs(step.want...))
+		if h := eval[string](t, ctx, `location.hash`); h != step.hash {
+			t.Fatalf("%s = %q: hash %q, want %q", step.sel, step.value, h, step.hash)
+		}
+	}
+	groups := eval[[]string](t, ctx, `[...document.querySelectorAll('#filter-group option')].map((o) => o.value)`)
+	if !slices.Equal(groups, []string{"", "db", "web"}) {
+		t.Fatalf("groups offered %q, want all, db, web", groups)
+	}
+
+	// A live event redraws the list: the filters hold.
+	eval[string](t, ctx, `window.__uiTestMarker = 'same page'`)
+	do(t, ctx, "search", chromedp.SendKeys(chromedp.CSS("#filter"), "alp"))
+	until(t, ctx, "alpha alone", showsJobs("alpha"))
+	until(t, ctx, "the search in the hash", `location.hash === '#/jobs?q=alp&group=db'`)
+	id := c.runNow("alpha")
+	c.waitFinal(id, 30*time.Second)
+	until(t, ctx, "alpha's new run shown", present(fmt.Sprintf(`#jobs tr[data-job="alpha"] a[href="#/runs/%s"]`, id)))
+	if got := eval[string](t, ctx, shownJobs); got != "alpha" {
+		t.Fatalf("after a redraw the page lists %q, want alpha alone", got)
+	}
+	if g, q := eval[string](t, ctx, `document.getElementById('filter-group').value`), eval[string](t, ctx, `document.getElementById('filter').value`); g != "db" || q != "alp" {
+		t.Fatalf("after a redraw the filters read group %q, search %q", g, q)
+	}
+	if m := eval[string](t, ctx, `window.__uiTestMarker || ''`); m != "same page" {
+		t.Fatalf("the page was reloaded: marker %q", m)
+	}
+	// A reload (a shared link) opens the same view.
+	do(t, ctx, "reload", chromedp.Reload())
+	until(t, ctx, "alpha alone after a reload", showsJobs("alpha"))
+	if q := eval[string](t, ctx, `document.getElementById('filter').value`); q != "alp" {
+		t.Fatalf("after a reload the search reads %q", q)
+	}
+	click(t, ctx, "#filter-clear")
+	until(t, ctx, "every job after clearing", showsJobs("alpha", "bravo", "charlie", "delta", "echo"))
+	until(t, ctx, "the hash cleared", `location.hash === '#/jobs'`)
+}
+
+// TestUIJobsSort: the jobs page sorts by a column whose header is
+// clicked, and reverses on a second click, with aria-sort on that header:
+// by name, and by next run (jobs with none last either way); the sort
+// holds over a redraw and a reload.
+func TestUIJobsSort(t *testing.T) {
+	t.Parallel()
+	// Quarterly, so that no job fires during the test and none ties.
+	c := startCore(t, coreBlock("")+
+		scheduled("apple", "0 0 1 10 *", "true", "")+
+		scheduled("banana", "0 0 1 4 *", "true", "")+
+		job("cherry", "true", "")+
+		scheduled("damson", "0 0 1 7 *", "true", `timezone = "America/Chicago"`)+
+		scheduled("elder", "0 0 1 1 *", "true", `timezone = "Asia/Tokyo"`))
+	var api struct {
+		Jobs []struct {
+			Name    string  `json:"name"`
+			NextRun *string `json:"next_run"`
+		} `json:"jobs"`
+	}
+	if st := c.call(http.MethodGet, "/api/v1/jobs", nil, &api); st != http.StatusOK {
+		t.Fatalf("list jobs: %d", st)
+	}
+	type next struct {
+		name string
+		at   time.Time
+	}
+	var timed []next
+	var unscheduled []string
+	for _, j := range api.Jobs {
+		if j.NextRun == nil {
+			unscheduled = append(unscheduled, j.Name)
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, *j.NextRun)
+		if err != nil {
+			t.Fatalf("%s: next_run %q: %v", j.Name, *j.NextRun, err)
+		}
+		timed = append(timed, next{j.Name, at})
+	}
+	if len(timed) != 4 || !slices.Equal(unscheduled, []string{"cherry"}) {
+		t.Fatalf("next runs %v, unscheduled %v; want four and cherry", timed, unscheduled)
+	}
+	slices.SortFunc(timed, func(a, b next) int { return a.at.Compare(b.at) })
+	var soonest []string
+	for _, n := range timed {
+		soonest = append(soonest, n.name)
+	}
+	latest := slices.Clone(soonest)
+	slices.Reverse(latest)
+	soonest, latest = append(soonest, "cherry"), append(latest, "cherry")
+
+	ctx := browser(t)
+	do(t, ctx, "open the jobs page", chromedp.Navigate(c.url("/#/jobs")))
+	byName := []string{"apple", "banana", "cherry", "damson", "elder"}
+	byNameDesc := slices.Clone(byName)
+	slices.Reverse(byNameDesc)
+	until(t, ctx, "by name at first", showsJobs(byName...))
+	sortedBy := func(key, dir string) {
+		t.Helper()
+		got := eval[[]string](t, ctx, `[...document.querySelectorAll('thead th[aria-sort]')].map((th) => th.dataset.sort + ' ' + th.getAttribute('aria-sort'))`)
+		if want := key + " " + dir; len(got) != 1 || got[0] != want {
+			t.Fatalf("aria-sort on %q, want on %q alone", got, want)
+		}
+	}
+	sortedBy("name", "ascending")
+	for _, step := range []struct {
+		key, dir, hash string
+		want           []string
+	}{
+		{"name", "descending", "#/jobs?sort=name&dir=desc", byNameDesc},
+		{"name", "ascending", "#/jobs", byName},
+		{"next", "ascending", "#/jobs?sort=next&dir=asc", soonest},
+		{"next", "descending", "#/jobs?sort=next&dir=desc", latest},
+	} {
+		click(t, ctx, fmt.Sprintf(`thead th[data-sort=%q] button`, step.key))
+		until(t, ctx, fmt.Sprintf("by %s %s: %v", step.key, step.dir, step.want), showsJobs(step.want...))
+		sortedBy(step.key, step.dir)
+		if h := eval[string](t, ctx, `location.hash`); h != step.hash {
+			t.Fatalf("by %s %s: hash %q, want %q", step.key, step.dir, h, step.hash)
+		}
+	}
+
+	// A run's events redraw the list; the order holds.
+	id := c.runNow(soonest[1])
+	c.waitFinal(id, 30*time.Second)
+	until(t, ctx, "the run shown", present(fmt.Sprintf(`#jobs a[href="#/runs/%s"]`, id)))
+	if got := eval[string](t, ctx, shownJobs); got != strings.Join(latest, ",") {
+		t.Fatalf("after a redraw the order is %q, want %v", got, latest)
+	}
+	do(t, ctx, "reload", chromedp.Reload())
+	until(t, ctx, "the same order after a reload", showsJobs(latest...))
+	sortedBy("next", "descending")
+}
+
+// zoneReader makes the page's reader one in zone, whose dates read as in
+// Britain (day first, 24-hour clock), so that times have one spelling.
+func zoneReader(t *testing.T, ctx context.Context, zone string) {
+	t.Helper()
+	do(t, ctx, "the reader in "+zone, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: zone}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "en_GB"})
+		return err
+	}))
+}
+
+// zonedText is how the page writes an instant for a reader in reader's
+// zone (en-GB): the reader's time, and the part in the job's zone ("" when
+// it reads the same), its date only if another day there.
+func zonedText(t *testing.T, iso string, reader, zone *time.Location) (here, there string) {
+	t.Helper()
+	at, err := time.Parse(time.RFC3339Nano, iso)
+	if err != nil {
+		t.Fatalf("parse %q: %v", iso, err)
+	}
+	const full = "02/01/2006, 15:04:05"
+	a, b := at.In(reader), at.In(zone)
+	if a.Format(full) == b.Format(full) {
+		return a.Format(full), ""
+	}
+	if a.Format("2006-01-02") == b.Format("2006-01-02") {
+		return a.Format(full), fmt.Sprintf("(%s %s)", b.Format("15:04:05"), zone)
+	}
+	return a.Format(full), fmt.Sprintf("(%s %s)", b.Format(full), zone)
+}
+
+// TestUIJobZones: next runs read in the reader's zone (Tokyo here) and,
+// for a job scheduled in another zone, in that zone too, on the jobs page
+// and on the job page's next fire times, which keep their DST flags.
+func TestUIJobZones(t *testing.T) {
+	t.Parallel()
+	c := startCore(t, coreBlock("")+
+		scheduled("chicago", "0 3 * * *", "true", `timezone = "America/Chicago"`)+
+		scheduled("tokyo", "0 3 * * *", "true", `timezone = "Asia/Tokyo"`)+
+		scheduled("utc", "0 3 * * *", "true", "")+
+		// Sundays of March at 02:30: one of them falls in the spring gap.
+		scheduled("spring", "30 2 * 3 0", "true", `timezone = "America/Chicago"`))
+	load := func(name string) *time.Location {
+		t.Helper()
+		l, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatalf("load zone %s: %v", name, err)
+		}
+		return l
+	}
+	tokyo := load("Asia/Tokyo")
+	var api struct {
+		Jobs []struct {
+			Name     string `json:"name"`
+			Timezone string `json:"timezone"`
+			NextRun  string `json:"next_run"`
+		} `json:"jobs"`
+	}
+	if st := c.call(http.MethodGet, "/api/v1/jobs", nil, &api); st != http.StatusOK {
+		t.Fatalf("list jobs: %d", st)
+	}
+
+	ctx := browser(t)
+	zoneReader(t, ctx, "Asia/Tokyo")
+	do(t, ctx, "open the jobs page", chromedp.Navigate(c.url("/#/jobs")))
+	if z := eval[string](t, ctx, `Intl.DateTimeFormat().resolvedOptions().timeZone`); z != "Asia/Tokyo" {
+		t.Fatalf("the browser's zone is %q", z)
+	}
+	until(t, ctx, "every job listed", `document.querySelectorAll('#jobs tr[data-job]').length === 4`)
+	for _, j := range api.Jobs {
+		zone := j.Timezone
+		if zone == "" {
+			zone = "UTC"
+		}
+		here, there := zonedText(t, j.NextRun, tokyo, load(zone))
+		if (there == "") != (j.Name == "tokyo") {
+			t.Fatalf("%s in %s: expected %q %q", j.Name, zone, here, there)
+		}
+		cell := fmt.Sprintf(`#jobs tr[data-job=%q] .next-run`, j.Name)
+		if got := eval[string](t, ctx, fmt.Sprintf(`document.querySelector('%s time').textContent`, cell)); got != here {
+			t.Errorf("%s: next run reads %q for a reader in Tokyo, want %q", j.Name, got, here)
+		}
+		if got := eval[string](t, ctx, fmt.Sprintf(`(document.querySelector('%s .job-zone') || {}).textContent || ''`, cell)); got != there {
+			t.Errorf("%s: the job's zone part reads %q, want %q", j.Name, got, there)
+		}
+	}
+	if got := eval[string](t, ctx, `document.querySelector('#jobs tr[data-job="chicago"] .job-zone').textContent`); got != "(03:00:00 America/Chicago)" {
+		t.Errorf("chicago's zone part reads %q", got)
+	}
+
+	var fires struct {
+		Timezone string `json:"timezone"`
+		Fires    []struct {
+			At            string `json:"at"`
+			DSTTransition bool   `json:"dst_transition"`
+			DST           string `json:"dst"`
+		} `json:"fires"`
+	}
+	if st := c.call(http.MethodGet, "/api/v1/jobs/spring/next?count=5", nil, &fires); st != http.StatusOK || len(fires.Fires) != 5 {
+		t.Fatalf("next fires of spring: %d %+v", st, fires)
+	}
+	do(t, ctx, "open spring's page", chromedp.Click(chromedp.CSS(`#jobs tr[data-job="spring"] a`)))
+	until(t, ctx, "the fire times listed", `document.querySelectorAll('#next li .job-zone').length === 5`)
+	chicago := load("America/Chicago")
+	flagged := 0
+	for i, f := range fires.Fires {
+		here, there := zonedText(t, f.At, tokyo, chicago)
+		li := fmt.Sprintf(`#next li:nth-child(%d)`, i+1)
+		if got := eval[string](t, ctx, fmt.Sprintf(`document.querySelector('%s time').textContent`, li)); got != here {
+			t.Errorf("fire %d reads %q, want %q", i, got, here)
+		}
+		if got := eval[string](t, ctx, fmt.Sprintf(`document.querySelector('%s .job-zone').textContent`, li)); got != there {
+			t.Errorf("fire %d: the job's zone part reads %q, want %q", i, got, there)
+		}
+		dst := eval[string](t, ctx, fmt.Sprintf(`(document.querySelector('%s .dst') || {}).textContent || ''`, li))
+		if flag := f.DSTTransition || f.DST != ""; flag != strings.Contains(dst, "DST") {
+			t.Errorf("fire %d (%+v): DST flag reads %q", i, f, dst)
+		} else if flag {
+			flagged++
+		}
+	}
+	if flagged == 0 {
+		t.Fatalf("no fire of spring is DST-flagged: %+v", fires.Fires)
+	}
+}
+
+// TestUIMachineChips: the jobs page shows each machine's result in a
+// job's last run as a chip named for it (title and screen-reader text:
+// machine, status, exit code), and past the 50 the API lists, the rest
+// as counts; at a phone's width a run of many machines reads as counts
+// and the row stays within the screen.
+func TestUIMachineChips(t *testing.T) {
+	t.Parallel()
+	var wide []string
+	for i := range 55 {
+		wide = append(wide, fmt.Sprintf("w%02d", i+1))
+	}
+	machines, err := json.Marshal(wide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCore(t, coreBlock("")+fmt.Sprintf(`
+plugin "target" "simfleet" {
+  path = %q
+  config {
+    wrapper = %q
+  }
+}
+
+job "mixed" {
+  schedule = "@manually"
+  command  = "case $SP_MACHINE_ID in sim1) exit 0 ;; sim2) exit 3 ;; *) sleep 30 ;; esac"
+  timeout  = "1s"
+  target "simfleet" {
+    machines = ["sim1", "sim2", "sim3"]
+  }
+}
+
+job "wide" {
+  schedule   = "@manually"
+  command    = "true"
+  # In batches, so that a loaded test machine starts every wrapper
+  # within the connect deadline.
+  batch_size = 20
+  target "simfleet" {
+    machines = %s
+  }
+}
+`, filepath.Join(binDir, "simfleet"), filepath.Join(binDir, "saltpeter-wrapper"), machines))
+	if r := c.waitFinal(c.runNow("mixed"), 30*time.Second); r.Status != "timeout" || len(r.Machines) != 3 {
+		t.Fatalf("mixed run: %+v; want timeout over 3 machines", r)
+	}
+	if r := c.waitFinal(c.runNow("wide"), 90*time.Second); r.Status != "succeeded" || len(r.Machines) != 55 {
+		t.Fatalf("wide run %s on %d machines, want succeeded on 55", r.Status, len(r.Machines))
+	}
+	var api struct {
+		Jobs []struct {
+			Name    string `json:"name"`
+			LastRun struct {
+				Machines []struct {
+					Machine  string `json:"machine"`
+					Status   string `json:"status"`
+					ExitCode *int   `json:"exit_code"`
+				} `json:"machines"`
+			} `json:"last_run"`
+		} `json:"jobs"`
+	}
+	c.call(http.MethodGet, "/api/v1/jobs", nil, &api)
+
+	ctx := browser(t)
+	do(t, ctx, "open the jobs page", chromedp.Navigate(c.url("/#/jobs")))
+	mixed := `#jobs tr[data-job="mixed"]`
+	until(t, ctx, "mixed's chips", fmt.Sprintf(`document.querySelectorAll('%s .chip').length === 3`, mixed))
+	statuses := map[string]bool{}
+	for _, j := range api.Jobs {
+		if j.Name != "mixed" {
+			continue
+		}
+		for _, m := range j.LastRun.Machines {
+			statuses[m.Status] = true
+			want := fmt.Sprintf("%s: %s, exit %d", m.Machine, m.Status, deref(m.ExitCode))
+			chip := fmt.Sprintf(`%s .chip[data-machine=%q]`, mixed, m.Machine)
+			got := eval[[]string](t, ctx, fmt.Sprintf(`(() => { const c = document.querySelector('%s'); return c ? [c.title, c.textContent, c.className] : []; })()`, chip))
+			if len(got) != 3 || got[0] != want || !strings.HasPrefix(got[1], want) || !strings.Contains(got[2], "status-"+m.Status) {
+				t.Errorf("chip of %s: %q; want title and text %q, class status-%s", m.Machine, got, want, m.Status)
+			}
+		}
+	}
+	if len(statuses) != 3 {
+		t.Fatalf("mixed's machines ended %v, want three different statuses", statuses)
+	}
+	colours := eval[[]string](t, ctx, fmt.Sprintf(`[...document.querySelectorAll('%s .chip')].map((c) => getComputedStyle(c).backgroundColor)`, mixed))
+	if colours[0] == colours[1] || colours[0] == "rgba(0, 0, 0, 0)" {
+		t.Errorf("succeeded and failed chips are coloured %q", colours)
+	}
+	if eval[bool](t, ctx, present(mixed+" .machines-more")) {
+		t.Error("a run of 3 machines says there are more")
+	}
+	wideRow := `#jobs tr[data-job="wide"]`
+	until(t, ctx, "the first 50 of wide's chips", fmt.Sprintf(`document.querySelectorAll('%s .chip').length === 50`, wideRow))
+	until(t, ctx, "the rest counted", textHas(wideRow+" .machines-more", "+ 5 more: 5 succeeded"))
+
+	// A phone: the wide run reads as counts, and nothing leaves the screen.
+	do(t, ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch))
+	do(t, ctx, "reload", chromedp.Reload())
+	until(t, ctx, "wide's counts shown", visible(wideRow+" .machines-summary"))
+	if got := eval[string](t, ctx, `document.querySelector('`+wideRow+` .machines-summary').textContent`); got != "55 succeeded" {
+		t.Errorf("wide's summary reads %q", got)
+	}
+	if eval[bool](t, ctx, visible(wideRow+" .chips")) || eval[bool](t, ctx, visible(wideRow+" .machines-more")) {
+		t.Error("wide's 50 chips shown on a phone")
+	}
+	until(t, ctx, "mixed's chips on a phone", visible(mixed+" .chip"))
+	if !eval[bool](t, ctx, `document.documentElement.scrollWidth <= document.documentElement.clientWidth`) {
+		t.Error("the jobs page scrolls sideways on a phone")
+	}
+	for _, sel := range []string{wideRow + " button.toggle", mixed + " button.toggle", wideRow + " a", "#filter", "#filter-group", "#filter-status"} {
+		if !eval[bool](t, ctx, visible(sel)) {
+			t.Errorf("%s is not within the screen", sel)
+		}
+	}
+	if hgt := eval[float64](t, ctx, `document.querySelector('`+wideRow+`').getBoundingClientRect().height`); hgt > 90 {
+		t.Errorf("wide's row is %.0fpx high on a phone", hgt)
+	}
 }

@@ -9,7 +9,7 @@ export function h(tag, attrs, ...children) {
     else if (k === 'class') el.className = v;
     else el.setAttribute(k, v === true ? '' : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : String(c));
   }
@@ -25,6 +25,31 @@ export function when(iso) {
   if (!iso) return '—';
   const d = new Date(iso);
   return h('time', { datetime: iso, title: iso }, d.toLocaleString());
+}
+
+// zoned shows an instant as when does and, when the zone a job is
+// scheduled in (an IANA name; none is UTC) reads another time then, in
+// that zone too, with its date only if it is another day there:
+// "26/11/2026, 18:00:00 (03:00:00 America/Chicago)". A zone that reads
+// the same time as the reader's adds nothing and is left out.
+export function zoned(iso, zone) {
+  const local = when(iso);
+  if (!iso) return local;
+  const d = new Date(iso);
+  const tz = zone || 'UTC';
+  const day = { year: 'numeric', month: 'numeric', day: 'numeric' };
+  let there;
+  try {
+    if (d.toLocaleString(undefined, { timeZone: tz }) === d.toLocaleString()) return local;
+    there = d.toLocaleDateString(undefined, { ...day, timeZone: tz }) === d.toLocaleDateString(undefined, day)
+      ? d.toLocaleTimeString(undefined, { timeZone: tz })
+      : d.toLocaleString(undefined, { timeZone: tz });
+  } catch {
+    // A zone this browser does not know: the reader's time alone.
+    return local;
+  }
+  return h('span', { class: 'zoned' }, local, ' ',
+    h('span', { class: 'job-zone', title: `In the job's time zone, ${tz}` }, `(${there} ${tz})`));
 }
 
 export function status(s) {

@@ -1,50 +1,247 @@
 // The jobs list and one job's page.
 
 import { get, post } from './api.js';
-import { clear, duration, enc, h, refresher, status, when } from './dom.js';
+import { clear, duration, enc, h, refresher, status, when, zoned } from './dom.js';
+
+// severity orders last-run statuses, most severe first, as the API
+// folds its machines' statuses into the run's; running sits between the
+// failures and the good ends.
+const severity = ['error', 'not_started', 'lost', 'timeout', 'killed', 'failed', 'cancelled', 'running', 'pending', 'skipped', 'succeeded'];
+const rank = (s) => { const i = severity.indexOf(s); return i < 0 ? severity.indexOf('failed') + 0.5 : i; };
+
+// lastStatuses are what the status filter offers for the last run; the
+// other choices are about the job itself.
+const lastStatuses = ['succeeded', 'failed', 'timeout', 'killed', 'lost', 'not_started', 'error', 'cancelled', 'skipped'];
+const jobStatuses = [['running', 'Running now'], ['never', 'Never run'], ['disabled', 'Disabled']];
+
+// sorts are the sortable columns: the key a job sorts by (null, for no
+// group, no next run or no run yet, sorts last either way) and the
+// direction a first click picks.
+const sorts = {
+  name: { label: 'Name', first: 'asc', key: (j) => j.name },
+  group: { label: 'Group', first: 'asc', key: (j) => j.group || null },
+  next: { label: 'Next run', first: 'asc', key: (j) => (j.next_run ? Date.parse(j.next_run) : null) },
+  // Most severe first, then the newest.
+  last: { label: 'Last run', first: 'desc', key: (j) => (j.last_run ? [-rank(j.last_run.status), Date.parse(j.last_run.started_at || 0) || 0] : null) },
+  running: { label: 'Running', first: 'desc', key: (j) => (j.running || []).length },
+};
+
+// narrowChips is how many machines a run may have and still show one chip
+// each on a phone; more read as counts there.
+const narrowChips = 10;
+
+function compare(a, b) {
+  if (Array.isArray(a)) {
+    for (let i = 0; i < a.length; i++) {
+      const c = compare(a[i], b[i]);
+      if (c) return c;
+    }
+    return 0;
+  }
+  if (typeof a === 'string') return a.localeCompare(b);
+  return a - b;
+}
+
+// hashQuery is the query the jobs page keeps in its hash
+// (#/jobs?group=db&status=failed&sort=next&dir=desc), so that a filtered
+// view can be shared and survives the page's redraws.
+function hashQuery() {
+  const i = location.hash.indexOf('?');
+  return new URLSearchParams(i < 0 ? '' : location.hash.slice(i + 1));
+}
 
 export function jobsPage(app) {
-  const filter = h('input', { type: 'search', id: 'filter', placeholder: 'Filter by name or group', 'aria-label': 'Filter jobs' });
+  const q = hashQuery();
+  const view = {
+    text: q.get('q') || '',
+    group: q.get('group') || '',
+    status: q.get('status') || '',
+    sort: sorts[q.get('sort')] ? q.get('sort') : 'name',
+    dir: q.get('dir') === 'desc' ? 'desc' : 'asc',
+  };
+  const filter = h('input', { type: 'search', id: 'filter', placeholder: 'Filter by name or group', 'aria-label': 'Filter jobs', value: view.text });
+  const groupSel = h('select', { id: 'filter-group', 'aria-label': 'Group' });
+  const statusSel = h('select', { id: 'filter-status', 'aria-label': 'Status' },
+    h('option', { value: '' }, 'Any status'),
+    h('optgroup', { label: 'Last run' }, lastStatuses.map((s) => h('option', { value: s }, s.replace('_', ' ')))),
+    h('optgroup', { label: 'Job' }, jobStatuses.map(([v, label]) => h('option', { value: v }, label))));
+  if (view.status && ![...statusSel.options].some((o) => o.value === view.status)) {
+    // A status this page does not know (a newer core's) still filters.
+    statusSel.append(h('option', { value: view.status }, view.status));
+  }
+  statusSel.value = view.status;
+  const count = h('p', { id: 'jobs-count', class: 'muted' });
   const body = h('tbody', { id: 'jobs' });
+  const heads = {};
+  const head = (key, cls) => {
+    heads[key] = h('th', { class: cls, 'data-sort': key },
+      h('button', { type: 'button', class: 'sort', onclick: () => sortBy(key) }, sorts[key].label));
+    return heads[key];
+  };
   let jobs = [];
-  const el = h('section', {}, h('h1', {}, 'Jobs'), filter,
+  let loaded = false;
+  let groupsShown = null;
+  const el = h('section', {}, h('h1', {}, 'Jobs'),
+    h('form', { class: 'inline', id: 'jobs-filter', role: 'search', onsubmit: (ev) => ev.preventDefault() }, filter, groupSel, statusSel),
+    count,
     h('div', { class: 'scroll' }, h('table', {},
-      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', { class: 'hide-narrow' }, 'Group'),
-        h('th', { class: 'hide-narrow' }, 'Schedule'), h('th', {}, 'Enabled'), h('th', { class: 'hide-narrow' }, 'Next run'),
-        h('th', {}, 'Last run'), h('th', {}, 'Running'), app.canOperate && h('th', {}, ''))),
+      h('thead', {}, h('tr', {}, head('name'), head('group', 'hide-narrow'),
+        h('th', { class: 'hide-narrow' }, 'Schedule'), h('th', {}, 'Enabled'), head('next', 'hide-narrow'),
+        head('last'), head('running'), app.canOperate && h('th', {}, ''))),
       body)));
 
+  function drawGroups() {
+    const groups = [...new Set(jobs.map((j) => j.group).filter(Boolean))].sort();
+    // A group from a shared link that no job has now stays chosen, and
+    // the list says nothing matches.
+    if (view.group && !groups.includes(view.group)) groups.push(view.group);
+    const key = groups.join('\n');
+    if (key === groupsShown) return;
+    groupsShown = key;
+    clear(groupSel, h('option', { value: '' }, 'All groups'), groups.map((g) => h('option', { value: g }, g)));
+    groupSel.value = view.group;
+  }
+
+  function matches(j) {
+    const t = view.text.trim().toLowerCase();
+    if (t && !j.name.toLowerCase().includes(t) && !(j.group || '').toLowerCase().includes(t)) return false;
+    if (view.group && j.group !== view.group) return false;
+    switch (view.status) {
+      case '': return true;
+      case 'running': return (j.running || []).length > 0 || (!!j.last_run && j.last_run.status === 'running');
+      case 'never': return !j.last_run;
+      case 'disabled': return !j.enabled;
+      default: return !!j.last_run && j.last_run.status === view.status;
+    }
+  }
+
+  function sorted(list) {
+    const { key } = sorts[view.sort];
+    const sign = view.dir === 'desc' ? -1 : 1;
+    return list.map((j) => [key(j), j]).sort(([ka, a], [kb, b]) => {
+      if (ka === null || kb === null) {
+        if (ka !== kb) return ka === null ? 1 : -1;
+      } else {
+        const c = compare(ka, kb);
+        if (c) return sign * c;
+      }
+      return a.name.localeCompare(b.name);
+    }).map(([, j]) => j);
+  }
+
+  // keep writes the view into the hash without a hashchange, which would
+  // build the page anew under the reader's typing.
+  function keep() {
+    const p = new URLSearchParams();
+    if (view.text.trim()) p.set('q', view.text.trim());
+    if (view.group) p.set('group', view.group);
+    if (view.status) p.set('status', view.status);
+    if (view.sort !== 'name' || view.dir !== 'asc') {
+      p.set('sort', view.sort);
+      p.set('dir', view.dir);
+    }
+    const s = p.toString();
+    const hash = `#/jobs${s ? `?${s}` : ''}`;
+    if (location.hash !== hash) history.replaceState(history.state, '', hash);
+  }
+
+  function sortBy(key) {
+    if (view.sort === key) view.dir = view.dir === 'asc' ? 'desc' : 'asc';
+    else {
+      view.sort = key;
+      view.dir = sorts[key].first;
+    }
+    keep();
+    draw();
+  }
+
   function draw() {
-    const q = filter.value.trim().toLowerCase();
-    const shown = jobs.filter((j) => !q || j.name.toLowerCase().includes(q) || (j.group || '').toLowerCase().includes(q));
+    for (const [key, th] of Object.entries(heads)) {
+      if (key === view.sort) th.setAttribute('aria-sort', view.dir === 'asc' ? 'ascending' : 'descending');
+      else th.removeAttribute('aria-sort');
+    }
+    drawGroups();
+    const shown = sorted(jobs.filter(matches));
+    const filtered = !!(view.text.trim() || view.group || view.status);
+    clear(count, loaded && filtered && [`${shown.length} of ${jobs.length} jobs. `,
+      h('button', { type: 'button', id: 'filter-clear', class: 'link', onclick: clearFilters }, 'Show all')]);
     clear(body, shown.map((j) => h('tr', { 'data-job': j.name },
       h('td', {}, h('a', { href: `#/jobs/${enc(j.name)}` }, j.name)),
       h('td', { class: 'hide-narrow' }, j.group || ''),
       h('td', { class: 'hide-narrow' }, h('code', {}, j.schedule)),
       h('td', { class: 'enabled' }, j.enabled ? 'yes' : 'no'),
-      h('td', { class: 'hide-narrow' }, when(j.next_run)),
-      h('td', {}, j.last_run ? h('a', { href: `#/runs/${enc(j.last_run.id)}` }, status(j.last_run.status)) : '—'),
+      h('td', { class: 'hide-narrow next-run' }, zoned(j.next_run, j.timezone)),
+      h('td', { class: 'last-run' }, j.last_run
+        ? [h('a', { href: `#/runs/${enc(j.last_run.id)}` }, status(j.last_run.status)), machineResults(j.last_run)]
+        : '—'),
       h('td', {}, (j.running || []).map((id) => h('a', { href: `#/runs/${enc(id)}`, class: 'running-run' }, status('running'), ' '))),
       app.canOperate && h('td', {}, h('button', {
         class: 'toggle',
         onclick: () => post(`/api/v1/jobs/${enc(j.name)}/${j.enabled ? 'disable' : 'enable'}`).then(r.now, app.fail),
       }, j.enabled ? 'Disable' : 'Enable')))));
-    if (!shown.length) body.append(h('tr', {}, h('td', { colspan: 8, class: 'muted' }, jobs.length ? 'No job matches.' : 'No jobs are configured.')));
+    if (loaded && !shown.length) body.append(h('tr', {}, h('td', { colspan: 8, class: 'muted' }, jobs.length ? 'No job matches.' : 'No jobs are configured.')));
+  }
+
+  function clearFilters() {
+    view.text = '';
+    view.group = '';
+    view.status = '';
+    filter.value = '';
+    groupSel.value = '';
+    statusSel.value = '';
+    keep();
+    draw();
   }
 
   const r = refresher(async () => {
     try {
       jobs = (await get('/api/v1/jobs')).jobs || [];
+      loaded = true;
       draw();
     } catch (err) { app.fail(err); }
   });
-  filter.addEventListener('input', draw);
+  filter.addEventListener('input', () => { view.text = filter.value; keep(); draw(); });
+  groupSel.addEventListener('change', () => { view.group = groupSel.value; keep(); draw(); });
+  statusSel.addEventListener('change', () => { view.status = statusSel.value; keep(); draw(); });
+  draw();
   return {
     el,
     refresh: r.now,
     onEvent: (e) => { if (e.kind !== 'output') r.soon(); },
     dispose: r.stop,
   };
+}
+
+// machineResults shows each machine's result in a run, one chip per
+// machine the API lists (the first 50), and the rest as counts by status.
+// A chip's colour and shape say its status; its title and hidden text say
+// which machine, the status and the exit code, for a pointer and a screen
+// reader alike. On a phone a run of many machines reads as counts alone.
+function machineResults(lr) {
+  const listed = lr.machines || [];
+  const counts = lr.machine_counts || {};
+  const total = Math.max(listed.length, Object.values(counts).reduce((a, n) => a + n, 0));
+  if (!total) return null;
+  const rest = { ...counts };
+  for (const m of listed) rest[m.status] = (rest[m.status] || 0) - 1;
+  const many = total > narrowChips;
+  return [
+    h('span', { class: `chips${many ? ' hide-narrow' : ''}`, role: 'list', 'aria-label': 'Machines' }, listed.map((m) => {
+      const what = `${m.machine}: ${m.status}${m.exit_code === null || m.exit_code === undefined ? '' : `, exit ${m.exit_code}`}`;
+      return h('span', { class: `chip status-${m.status}`, role: 'listitem', title: what, 'data-machine': m.machine },
+        h('span', { class: 'sr-only' }, `${what}; `));
+    })),
+    total > listed.length && h('span', { class: `machines-more${many ? ' hide-narrow' : ''}` },
+      `+ ${total - listed.length} more: ${byStatus(rest)}`),
+    many && h('span', { class: 'machines-summary show-narrow', title: `${total} machines` }, byStatus(counts)),
+  ];
+}
+
+// byStatus words counts by status, the largest first: "200 succeeded, 30 failed".
+function byStatus(counts) {
+  return Object.entries(counts).filter(([, n]) => n > 0)
+    .sort(([sa, a], [sb, b]) => b - a || rank(sa) - rank(sb))
+    .map(([s, n]) => `${n} ${s.replace('_', ' ')}`).join(', ');
 }
 
 // runsPage is how many runs the job page reads at a time.
@@ -85,7 +282,8 @@ export function jobPage(app, name) {
       ]);
       drawHead(job);
       clear(settings, configuration(job));
-      clear(next, (fires.fires || []).map((f) => h('li', {}, when(f.at), f.dst_transition ? ` (DST ${f.dst || 'transition'})` : '')));
+      clear(next, (fires.fires || []).map((f) => h('li', {}, zoned(f.at, fires.timezone || job.timezone),
+        f.dst_transition || f.dst ? h('span', { class: 'dst' }, ` (DST ${f.dst || 'transition'})`) : '')));
       if (!next.children.length) next.append(h('li', { class: 'muted' }, 'Not scheduled.'));
       const fresh = list.runs || [];
       if (fresh.length < want) {
