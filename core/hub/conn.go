@@ -1,10 +1,13 @@
 package hub
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -17,9 +20,51 @@ import (
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
-var upgrader = websocket.Upgrader{ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10}
+// Buffers, for an idle connection's sake: it holds only its read buffer.
+// That one takes a frame's header and small frames (larger ones are read
+// straight into their own allocation, see readFrame); write buffers are
+// shared through a pool and held only during a write.
+const (
+	readBufferSize  = 1 << 10
+	writeBufferSize = 4 << 10
+)
 
-// outFrame is one message for the write pump.
+// upgrader reads through the buffered reader the HTTP server hands it at
+// the hijack (ReadBufferSize 0, as gorilla/websocket documents it), which
+// ownReader makes the hub's own: see readPump.
+var upgrader = websocket.Upgrader{WriteBufferSize: writeBufferSize, WriteBufferPool: &sync.Pool{}}
+
+// ownReader hands the upgrader a read buffer of readBufferSize that the
+// hub keeps a hand on, in place of the HTTP server's (4 KiB).
+type ownReader struct {
+	http.ResponseWriter
+	br *bufio.Reader // the connection's read buffer, once hijacked
+}
+
+func (w *ownReader) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the response writer cannot be hijacked")
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil || brw.Reader.Buffered() > 0 {
+		return nc, brw, err // the upgrader refuses bytes read ahead of it
+	}
+	w.br = bufio.NewReaderSize(notAdopted{}, readBufferSize)
+	return nc, bufio.NewReadWriter(w.br, brw.Writer), nil
+}
+
+// notAdopted is what the hub's read buffer reads from until the upgrader
+// takes it, which resets it to the socket. An upgrader that kept a buffer
+// of its own would leave it here, and the connection would fail at once
+// rather than lose the bytes the hub's buffer took from the socket.
+type notAdopted struct{}
+
+var errNotAdopted = errors.New("the websocket upgrader did not take the hub's read buffer")
+
+func (notAdopted) Read([]byte) (int, error) { return 0, errNotAdopted }
+
+// outFrame is one message for the writer.
 type outFrame struct {
 	data  []byte // nil: none, only the close
 	close bool   // close the connection once written
@@ -29,14 +74,21 @@ type outFrame struct {
 	reason string
 }
 
-// conn is one wrapper connection. send, quit and lastSeen are shared; the
-// rest belongs to the read pump.
+// conn is one wrapper connection. It has one goroutine for as long as it
+// lives, the reader (readPump), which handles a frame itself when nothing
+// is queued before it, unless it is output (see readOne), and writes its
+// own replies (see writeLoop). A handler goroutine (output, for batching)
+// and a writer goroutine (the hub's commands) live only while they have
+// work: most connections idle between heartbeats, and an idle goroutine
+// costs its stack.
 type conn struct {
-	ws         *websocket.Conn
-	send       chan outFrame
-	quit       chan struct{}
-	quitOnce   sync.Once
-	writerDone chan struct{}
+	ws       *websocket.Conn
+	br       *bufio.Reader // ws's read buffer; see readPump
+	send     chan *outFrame
+	quit     chan struct{} // closed by abort, with the socket
+	quitOnce sync.Once
+	// writing is set while a writer runs; see writeLoop.
+	writing atomic.Bool
 	// writeTimeout bounds a write, and a reply's wait for buffer room.
 	writeTimeout time.Duration
 	closing      atomic.Bool  // a frame with close is queued
@@ -44,18 +96,39 @@ type conn struct {
 	lastSeen     atomic.Int64 // unix nanoseconds of the last frame
 	log          hclog.Logger
 
-	// Read pump only.
-	bound       bool
+	// frames are read and not handled yet, in order; handling is set
+	// while a frame is being handled, by the reader or by a handler
+	// goroutine (see handleFrames), which handlers counts; ended is
+	// closed when the handling ended the connection.
+	frames   chan *inbound
+	handling atomic.Bool
+	handlers sync.WaitGroup
+	ended    chan struct{}
+	endOnce  sync.Once
+
+	// bound is set once the connection serves a machine; bindBy is the
+	// BindTimeout's deadline and bindTimer closes the connection then
+	// unless it is bound.
+	bound     atomic.Bool
+	bindBy    time.Time
+	bindTimer *time.Timer
+
+	// Only for whoever holds handling.
 	key         key
 	v2          bool
 	job         string
-	next        int64 // first seq not stored, as far as this connection knows
+	next        *atomic.Int64 // the machine's stored output (mstate.next)
 	lastHBWrite time.Time
 }
 
-// abort drops the connection: the write pump stops and closes the socket,
-// which ends the read pump.
-func (c *conn) abort() { c.quitOnce.Do(func() { close(c.quit) }) }
+// abort drops the connection: it closes the socket, which ends the reader
+// and any write, and stops the writer.
+func (c *conn) abort() {
+	c.quitOnce.Do(func() {
+		close(c.quit)
+		_ = c.ws.Close()
+	})
+}
 
 // goAway starts a graceful close: the read pump stops reading (a read it
 // is waiting in ends now), the frames it had read are handled, and the
@@ -66,7 +139,7 @@ func (c *conn) goAway() {
 }
 
 // stop ends the connection once its handling decided so: a connection
-// closing after a last frame (a refusal) is closed by the write pump once
+// closing after a last frame (a refusal) is closed by the writer once
 // that frame is out; any other is aborted now. Either closes the socket,
 // which ends the read pump.
 func (c *conn) stop() {
@@ -75,10 +148,31 @@ func (c *conn) stop() {
 	}
 }
 
+// queue hands a frame to the writer; false if the buffer is full. own
+// says the caller is the connection's own reader or handler, which then
+// writes itself when no writer runs (see writeLoop); any other caller, the
+// hub goroutine, must never wait on a socket and starts a writer
+// goroutine.
+func (c *conn) queue(m *outFrame, own bool) bool {
+	select {
+	case c.send <- m:
+		if m.close {
+			c.closing.Store(true)
+		}
+		c.kickWriter(own)
+		return true
+	default:
+		return false
+	}
+}
+
 // enqueue queues a frame without blocking; a full buffer drops the
 // connection (the wrapper will resume). It reports whether the frame was
-// queued.
-func (c *conn) enqueue(f wire.Frame, closeAfter bool) bool {
+// queued. For callers other than the connection's own goroutines.
+func (c *conn) enqueue(f wire.Frame, closeAfter bool) bool { return c.push(f, closeAfter, false) }
+
+// push is enqueue for any caller; own as for queue.
+func (c *conn) push(f wire.Frame, closeAfter, own bool) bool {
 	b, err := wire.Encode(f)
 	if err != nil {
 		c.log.Error("encode frame", "type", f.Type, "error", err)
@@ -89,107 +183,139 @@ func (c *conn) enqueue(f wire.Frame, closeAfter bool) bool {
 		return false
 	default:
 	}
-	select {
-	case c.send <- outFrame{data: b, close: closeAfter}:
-		if closeAfter {
-			c.closing.Store(true)
-		}
-		return true
-	default:
+	if !c.queue(&outFrame{data: b, close: closeAfter}, own) {
 		c.log.Warn("dropping connection: send buffer full (slow reader)")
 		c.abort()
 		return false
 	}
+	return true
 }
 
-func (h *Hub) writePump(c *conn) {
-	defer close(c.writerDone)
-	defer c.ws.Close()
+// kickWriter makes sure a writer runs: the caller itself when own, else a
+// goroutine.
+func (c *conn) kickWriter(own bool) {
+	if c.writing.CompareAndSwap(false, true) {
+		if own {
+			c.writeLoop()
+		} else {
+			go c.writeLoop()
+		}
+	}
+}
+
+// writeLoop writes what is queued, one frame at a time (the one writer
+// per connection that gorilla/websocket allows), and ends when nothing is
+// left: the next frame queued starts another. The connection's own
+// goroutines run it themselves, for their replies; it runs as a
+// goroutine of its own only for frames the hub sends (kill and signal
+// commands), so that a connection keeps no writer goroutine, and spawns
+// none per ack. It clears writing before it looks at the buffer a last
+// time, so that a frame queued meanwhile either is seen here or starts a
+// writer of its own; never both, never neither.
+func (c *conn) writeLoop() {
 	for {
 		select {
 		case <-c.quit:
-			return
+			return // writing stays set: nothing is written any more
 		case m := <-c.send:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-			if m.data != nil {
-				if err := c.ws.WriteMessage(websocket.TextMessage, m.data); err != nil {
-					c.log.Debug("write failed", "error", err)
-					c.abort()
-					return
-				}
-			}
-			if m.close {
-				code := m.code
-				if code == 0 {
-					code = websocket.ClosePolicyViolation
-				}
-				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, m.reason),
-					time.Now().Add(h.cfg.WriteTimeout))
+			if !c.write(m) {
 				c.abort()
+				return
+			}
+		default:
+			c.writing.Store(false)
+			if len(c.send) == 0 || !c.writing.CompareAndSwap(false, true) {
 				return
 			}
 		}
 	}
 }
 
-// ServeHTTP is the /ws endpoint.
+// write writes one queued frame; false when the connection is done (a
+// close was written, or the write failed).
+func (c *conn) write(m *outFrame) bool {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	if m.data != nil {
+		if err := c.ws.WriteMessage(websocket.TextMessage, m.data); err != nil {
+			c.log.Debug("write failed", "error", err)
+			return false
+		}
+	}
+	if m.close {
+		code := m.code
+		if code == 0 {
+			code = websocket.ClosePolicyViolation
+		}
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, m.reason),
+			time.Now().Add(c.writeTimeout))
+		return false
+	}
+	return true
+}
+
+// ServeHTTP is the /ws endpoint. It returns once the connection is
+// upgraded: the connection's reader is a goroutine of its own, so that
+// net/http's request, response and the stack of its serving goroutine do
+// not stay alive with a connection that lasts as long as its job.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		http.Error(w, "core shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := upgrader.Upgrade(w, r, nil)
+	ow := &ownReader{ResponseWriter: w}
+	ws, err := upgrader.Upgrade(ow, r, nil)
 	if err != nil {
 		h.log.Debug("websocket upgrade failed", "remote_addr", r.RemoteAddr, "error", err)
 		return // the upgrader answered
 	}
-	c := &conn{
-		ws: ws, send: make(chan outFrame, h.cfg.SendBuffer), quit: make(chan struct{}),
-		writerDone: make(chan struct{}), log: h.log.With("remote_addr", r.RemoteAddr),
-		writeTimeout: h.cfg.WriteTimeout,
+	if ow.br == nil { // the upgrader hijacked otherwise than through ow
+		h.log.Error("websocket upgrade without the hub's read buffer", "remote_addr", r.RemoteAddr)
+		ws.Close()
+		return
 	}
-	c.lastSeen.Store(h.now().UnixNano())
+	now := h.now()
+	c := &conn{
+		ws: ws, br: ow.br, send: make(chan *outFrame, h.cfg.SendBuffer), quit: make(chan struct{}),
+		log: h.log.With("remote_addr", r.RemoteAddr), writeTimeout: h.cfg.WriteTimeout,
+		frames: make(chan *inbound, frameQueue), ended: make(chan struct{}),
+		bindBy: time.Now().Add(h.cfg.BindTimeout),
+	}
+	c.lastSeen.Store(now.UnixNano())
 	if !h.post(registerMsg{c}) {
 		ws.Close()
 		return
 	}
-	go h.writePump(c)
-	h.readPump(c)
+	c.bindTimer = time.AfterFunc(h.cfg.BindTimeout, func() {
+		if !c.bound.Load() {
+			c.log.Warn("closing a connection not bound within the bind timeout", "bind_timeout", h.cfg.BindTimeout)
+			c.abort()
+		}
+	})
+	go h.readPump(c)
 }
 
 func (h *Hub) readPump(c *conn) {
 	defer func() {
+		// Everything read is handled by now, unless the handling ended
+		// the connection.
+		c.handlers.Wait()
+		c.bindTimer.Stop()
 		if c.draining.Load() && !c.closing.Load() {
-			// Everything read is handled and acked by now (the deferred
-			// handler wait below ran first): say why the socket closes.
+			// Say why the socket closes.
 			c.closeWith(websocket.CloseGoingAway, "core shutting down")
 		}
 		if c.closing.Load() {
-			// Let the write pump deliver the last frame and close.
+			// Let the writer deliver the last frame and close.
+			t := time.NewTimer(c.writeTimeout)
 			select {
-			case <-c.writerDone:
-			case <-time.After(h.cfg.WriteTimeout):
+			case <-c.quit:
+			case <-t.C:
 			}
+			t.Stop()
 		}
 		c.abort()
 		h.post(unregMsg{c})
 	}()
-	// Reading and handling are two goroutines joined by a queue in frame
-	// order: while a batch of output is being stored, the next frames are
-	// read, and the output among them is stored as the next batch.
-	frames := make(chan inbound, frameQueue)
-	handled := make(chan struct{})
-	go func() {
-		defer close(handled)
-		h.handleFrames(c, frames)
-	}()
-	defer func() {
-		close(frames)
-		<-handled
-	}()
-	// scratch takes each frame, read in pieces; the frame then gets an
-	// allocation of its own exact size rather than a growing one.
-	var scratch bytes.Buffer
 	for {
 		_ = c.ws.SetReadDeadline(time.Now().Add(h.cfg.HeartbeatTimeout))
 		// Checked after the deadline is set: goAway sets the flag before
@@ -197,79 +323,162 @@ func (h *Hub) readPump(c *conn) {
 		if c.draining.Load() {
 			return
 		}
-		mt, r, err := c.ws.NextReader()
-		if err != nil {
+		// An idle connection waits here, in its read buffer, rather than
+		// deep in NextReader, and the frame is read in a function of its
+		// own: the stack of a goroutine waiting here is shallow enough
+		// for the collector to halve it (4 KiB, against 8 KiB).
+		if _, err := c.br.Peek(1); err != nil {
+			if errors.Is(err, errNotAdopted) {
+				c.log.Error("connection dropped", "error", err)
+			}
 			c.log.Debug("connection ended", "error", err, "draining", c.draining.Load())
 			return
 		}
-		scratch.Reset()
-		if _, err := scratch.ReadFrom(io.LimitReader(r, wire.MaxFrameBytes+1)); err != nil {
-			c.log.Debug("connection ended mid-frame", "error", err)
-			return
-		}
-		data := bytes.Clone(scratch.Bytes())
-		select {
-		case frames <- classify(mt, data):
-			if frameQueued != nil {
-				frameQueued()
-			}
-		case <-handled:
+		if !h.readOne(c) {
 			return
 		}
 	}
 }
 
-// frameQueued, set only by tests, is told of every frame queued for
-// handling: the one event a test of batching must await.
+// readOne reads a frame and has it handled; false ends the connection.
+// Output is handled by a handler goroutine the reader feeds through a
+// queue in frame order: while a batch of output is being stored, the next
+// frames are read, and the output among them is stored as the next batch.
+func (h *Hub) readOne(c *conn) bool {
+	mt, r, err := c.ws.NextReader()
+	if err != nil {
+		c.log.Debug("connection ended", "error", err, "draining", c.draining.Load())
+		return false
+	}
+	data, err := readFrame(r)
+	if err != nil {
+		c.log.Debug("connection ended mid-frame", "error", err)
+		return false
+	}
+	in := classify(mt, data)
+	if in.kind != inOutput && c.handling.CompareAndSwap(false, true) {
+		// No handler runs, and only this goroutine queues: with nothing
+		// queued, a frame other than output (a heartbeat, mostly) is
+		// handled here, so that an idle connection's heartbeat costs no
+		// goroutine. Output goes to a handler, for batching.
+		if len(c.frames) == 0 {
+			if frameQueued != nil {
+				frameQueued()
+			}
+			if !h.receive(c, &in) {
+				c.end() // handling stays set: nothing more is handled
+				return false
+			}
+			c.handling.Store(false)
+			return true
+		}
+		c.handlers.Add(1)
+		go h.handleFrames(c)
+	}
+	select {
+	case c.frames <- &in:
+		if frameQueued != nil {
+			frameQueued()
+		}
+	case <-c.ended:
+		return false
+	}
+	if c.handling.CompareAndSwap(false, true) {
+		c.handlers.Add(1)
+		go h.handleFrames(c)
+	}
+	return true
+}
+
+// scratchPool holds the buffers frames are read into: a frame is read in
+// pieces into one, then gets an allocation of its own exact size rather
+// than a growing one (a large one keeps the buffer). Pooled rather than
+// kept per connection, since a connection waits for its next frame far
+// longer than it reads one.
+var scratchPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledScratch is the largest buffer kept for the next frame: one
+// grown by a rare frame of megabytes is left to the collector.
+const maxPooledScratch = 64 << 10
+
+// readFrame reads one message, up to one byte more than a frame may have
+// (classify refuses it then).
+func readFrame(r io.Reader) ([]byte, error) {
+	scratch := scratchPool.Get().(*bytes.Buffer)
+	defer func() {
+		if scratch.Cap() <= maxPooledScratch {
+			scratch.Reset()
+			scratchPool.Put(scratch)
+		}
+	}()
+	if _, err := scratch.ReadFrom(io.LimitReader(r, wire.MaxFrameBytes+1)); err != nil {
+		return nil, err
+	}
+	if scratch.Cap() > maxPooledScratch {
+		return scratch.Bytes(), nil // not pooled again: the frame keeps it, uncopied
+	}
+	return bytes.Clone(scratch.Bytes()), nil
+}
+
+// frameQueued, set only by tests, is told of every frame taken for
+// handling, queued or handled by the reader: the one event a test of
+// batching must await.
 var frameQueued func()
 
 // frameQueue bounds the frames read ahead of their handling; a wrapper
-// that sends faster than the store commits waits in its own spool.
-const frameQueue = 256
+// that sends faster than the store commits waits in its own spool. The
+// queue holds pointers: an idle connection keeps its buffer (2 KiB).
+const frameQueue = 64
 
 // maxBatch bounds the output chunks stored in one batch.
 const maxBatch = 256
 
-// handleFrames handles a connection's frames in order until one ends the
-// connection or the reader stops. Consecutive binary output frames
-// already queued are stored as one batch.
-func (h *Hub) handleFrames(c *conn, frames <-chan inbound) {
-	defer func() {
-		for range frames { // let the reader finish
-		}
-	}()
+// end stops the reader after a handler ended the connection.
+func (c *conn) end() {
+	c.endOnce.Do(func() { close(c.ended) })
+	c.stop()
+}
+
+// handleFrames handles a connection's frames in order until none is
+// queued, or one ends the connection. Consecutive binary output frames
+// already queued are stored as one batch. The reader starts it with a
+// frame; it ends when the queue is empty, clearing handling before it
+// looks at the queue a last time (as writeLoop does), so that one handler
+// runs at a time and a queued frame always has one.
+func (h *Hub) handleFrames(c *conn) {
+	defer c.handlers.Done()
 	var next *inbound
 	for {
-		var in inbound
-		if next != nil {
-			in, next = *next, nil
-		} else {
-			f, ok := <-frames
-			if !ok {
-				return
+		in := next
+		next = nil
+		if in == nil {
+			select {
+			case in = <-c.frames:
+			default:
+				c.handling.Store(false)
+				if len(c.frames) == 0 || !c.handling.CompareAndSwap(false, true) {
+					return
+				}
+				continue
 			}
-			in = f
 		}
-		if !c.bound || !in.binary || in.kind != inOutput {
+		if !c.bound.Load() || !in.binary || in.kind != inOutput {
 			if !h.receive(c, in) {
-				c.stop()
+				c.end() // handling stays set: nothing more is handled
 				return
 			}
 			continue
 		}
-		batch := []inbound{in}
+		batch := []*inbound{in}
 	more:
 		for len(batch) < maxBatch {
 			select {
-			case f, ok := <-frames:
-				if !ok {
-					break more
-				}
+			case f := <-c.frames:
 				if f.binary && f.kind == inOutput {
 					batch = append(batch, f)
 					continue
 				}
-				next = &f
+				next = f
 				break more
 			default:
 				break more
@@ -277,7 +486,7 @@ func (h *Hub) handleFrames(c *conn, frames <-chan inbound) {
 		}
 		c.lastSeen.Store(h.now().UnixNano())
 		if !h.outputs(c, batch) {
-			c.stop()
+			c.end()
 			return
 		}
 	}
@@ -285,7 +494,7 @@ func (h *Hub) handleFrames(c *conn, frames <-chan inbound) {
 
 // refuse sends an error frame and closes the connection.
 func (c *conn) refuse(code, text string) bool {
-	c.enqueue(wire.ErrorFrame(code, text), true)
+	c.push(wire.ErrorFrame(code, text), true, true)
 	return false
 }
 
@@ -297,38 +506,38 @@ func (c *conn) closeWith(code int, reason string) {
 		return
 	default:
 	}
-	select {
-	case c.send <- outFrame{close: true, code: code, reason: reason}:
-		c.closing.Store(true)
-	default:
+	if !c.queue(&outFrame{close: true, code: code, reason: reason}, true) {
 		c.abort()
 	}
 }
 
-// reply sends a frame from the connection's own handler; false when the
-// connection was dropped. Unlike enqueue it waits for room in the send
-// buffer: the handler acks a whole batch of output at once, more frames
-// than the buffer holds, and waiting holds back only this connection's
-// reading (its wrapper spools meanwhile). A wrapper that reads nothing for
-// the write timeout is dropped.
+// reply sends a frame from the connection's own reader or handler, which
+// writes it itself unless a writer runs (see writeLoop); false when the
+// connection was dropped. Unlike enqueue, it waits for room when the
+// buffer is full behind a writer: waiting holds back only this
+// connection's reading (its wrapper spools meanwhile), and a wrapper that
+// reads nothing for the write timeout is dropped.
 func (c *conn) reply(f wire.Frame) bool {
 	b, err := wire.Encode(f)
 	if err != nil {
 		c.log.Error("encode frame", "type", f.Type, "error", err)
 		return false
 	}
-	m := outFrame{data: b}
+	m := &outFrame{data: b}
 	select {
-	case c.send <- m:
-		return true
 	case <-c.quit:
 		return false
 	default:
 	}
+	if c.queue(m, true) {
+		return true
+	}
+	// The buffer is full, so a writer runs (see writeLoop): wait for it.
 	t := time.NewTimer(c.writeTimeout)
 	defer t.Stop()
 	select {
 	case c.send <- m:
+		c.kickWriter(true)
 		return true
 	case <-c.quit:
 		return false
@@ -340,13 +549,13 @@ func (c *conn) reply(f wire.Frame) bool {
 }
 
 // receive handles one message; false ends the connection.
-func (h *Hub) receive(c *conn, in inbound) bool {
+func (h *Hub) receive(c *conn, in *inbound) bool {
 	switch in.kind {
 	case inTooLarge:
 		c.log.Warn("frame too large", "run_id", c.key.run, "machine", c.key.machine)
 		return c.refuse(wire.CodeTooLarge, in.err.Error())
 	case inBad:
-		if !c.bound {
+		if !c.bound.Load() {
 			return c.refuse(wire.CodeBadFrame, in.err.Error())
 		}
 		return c.reply(wire.ErrorFrame(wire.CodeBadFrame, in.err.Error()))
@@ -355,7 +564,7 @@ func (h *Hub) receive(c *conn, in inbound) bool {
 	case inIgnored:
 		return true
 	}
-	if !c.bound {
+	if !c.bound.Load() {
 		return h.bindConn(c, in)
 	}
 	c.lastSeen.Store(h.now().UnixNano())
@@ -368,23 +577,13 @@ func (h *Hub) receive(c *conn, in inbound) bool {
 	return h.dispatch(c, in)
 }
 
-// snapshot reads the run and the machine a connection names.
-func (h *Hub) snapshot(runID, machine string) (store.Run, store.Machine, error) {
-	r, err := h.cfg.Store.GetRun(h.ctx, runID)
-	if err != nil {
-		return store.Run{}, store.Machine{}, err
-	}
-	for _, m := range r.Machines {
-		if m.Machine == machine {
-			return r, m, nil
-		}
-	}
-	return store.Run{}, store.Machine{}, fmt.Errorf("machine %s of run %s: %w", machine, runID, store.ErrNotFound)
-}
-
 // bindConn handles the first frames of a connection: a v2 connect, or a v1
-// frame naming a live run and machine of a protocol = 1 job.
-func (h *Hub) bindConn(c *conn, in inbound) bool {
+// frame naming a live run and machine of a protocol = 1 job. The hub
+// decides from its own state (see Hub.bind) and one conditional write
+// lets the store veto; the store is read only for a machine the hub does
+// not know or whose state the write found behind the store's. Everything
+// shares the bind's deadline (Config.BindTimeout).
+func (h *Hub) bindConn(c *conn, in *inbound) bool {
 	f := in.frame
 	if in.binary {
 		return c.refuse(wire.CodeUnauthorized, "connect first")
@@ -414,61 +613,87 @@ func (h *Hub) bindConn(c *conn, in inbound) bool {
 	if f.JobInstance == "" || f.Machine == "" {
 		return c.refuse(wire.CodeUnauthorized, "frame names no run and machine")
 	}
-	run, m, err := h.snapshot(f.JobInstance, f.Machine)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		if v2 {
-			return c.refuse(wire.CodeJobNotFound, "unknown run or machine")
-		}
-		return h.unknownV1(c, f)
-	case err != nil:
-		log.Error("read machine for connect", "error", err)
-		return false
-	}
+	ctx, cancel := context.WithDeadline(h.ctx, c.bindBy)
+	defer cancel()
 	k := key{f.JobInstance, f.Machine}
-	resp, ok := ask(h, func(reply chan bindResp) any {
-		return bindReq{c: c, key: k, v2: v2, bootstrap: bootstrap, run: run, machine: m, reply: reply}
-	})
-	if !ok {
+	var stored *storedMachine
+	// read asks the store; false (with the connection's answer in ok)
+	// when the connection cannot be bound.
+	read := func() (done, ok bool) {
+		var err error
+		stored, err = h.lookup(ctx, k)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			if v2 {
+				return true, c.refuse(wire.CodeJobNotFound, "unknown run or machine")
+			}
+			return true, h.unknownV1(c, f, nil)
+		case err != nil:
+			log.Error("read machine for connect", "error", err)
+			return true, false
+		}
+		return false, false
+	}
+	var resp bindResp
+	for {
+		var ok bool
+		resp, ok = ask(ctx, h, func(reply chan bindResp) any {
+			return bindReq{c: c, key: k, v2: v2, bootstrap: bootstrap, stored: stored, reply: reply}
+		})
+		if !ok {
+			return false
+		}
+		if resp.unknown {
+			if done, ok := read(); done {
+				return ok
+			}
+			continue
+		}
+		if resp.final {
+			return h.unknownV1(c, f, stored)
+		}
+		if !resp.ok {
+			log.Warn("connection refused", "why", resp.why, "v2", v2)
+			return c.refuse(resp.code, resp.why)
+		}
+		err := h.markBound(ctx, k, resp, v2, f.Version)
+		if err == nil {
+			break
+		}
+		h.post(bindFailedMsg{c: c, key: k, bootstrap: bootstrap, marked: resp.markRunning})
+		switch {
+		case errors.Is(err, store.ErrFinal) && stored == nil:
+			// The hub's state is behind the store's: decide again
+			// with what the store holds.
+			if done, ok := read(); done {
+				return ok
+			}
+			continue
+		case errors.Is(err, store.ErrFinal):
+			return c.refuse(wire.CodeUnauthorized, "machine already final")
+		}
+		log.Error("store running status", "error", err)
 		return false
-	}
-	if resp.final {
-		return h.unknownV1(c, f)
-	}
-	if !resp.ok {
-		log.Warn("connection refused", "why", resp.why, "v2", v2)
-		return c.refuse(resp.code, resp.why)
 	}
 	now := h.now()
 	if resp.markRunning {
-		running, proto := store.StatusRunning, wire.ProtocolV1
-		if v2 {
-			proto = wire.ProtocolV2
-		}
-		u := store.MachineUpdate{Status: &running, Protocol: &proto, ConnectedAt: &now, LastHeartbeat: &now,
-			OnlyIfNotFinal: true}
-		if f.Version != "" {
-			u.WrapperVersion = &f.Version
-		}
-		if err := h.cfg.Store.UpdateMachine(h.ctx, k.run, k.machine, u); err != nil {
-			h.post(bindFailedMsg{c: c, key: k, bootstrap: bootstrap})
-			if errors.Is(err, store.ErrFinal) {
-				return c.refuse(wire.CodeUnauthorized, "machine already final")
-			}
-			log.Error("store running status", "error", err)
-			return false
-		}
 		h.cfg.Publish(events.Event{Kind: events.MachineUpdated, Job: resp.exp.Job, RunID: k.run,
-			Machine: k.machine, Status: running, At: now})
+			Machine: k.machine, Status: store.StatusRunning, At: now})
 	}
-	c.bound, c.key, c.v2, c.job, c.next = true, k, v2, resp.exp.Job, m.NextSeq
+	c.key, c.v2, c.job, c.next = k, v2, resp.exp.Job, resp.next
+	if resp.markRunning || resp.verify {
+		c.lastHBWrite = now // markBound wrote it
+	}
+	c.bound.Store(true)
+	c.bindTimer.Stop()
 	c.log = c.log.With("run_id", k.run, "machine", k.machine)
 	c.lastSeen.Store(now.UnixNano())
-	c.log.Info("wrapper bound", "v2", v2, "resume", !bootstrap && v2, "next_seq", m.NextSeq)
+	next := c.next.Load()
+	c.log.Info("wrapper bound", "v2", v2, "resume", !bootstrap && v2, "next_seq", next)
 	if v2 {
 		spec := resp.exp.Spec
 		ack := wire.Frame{Type: wire.TypeAck, AckType: wire.TypeConnect, Protocol: wire.ProtocolV2,
-			Session: h.cfg.Tokens.NewSession(k.run, k.machine), NextSeq: wire.Int64(m.NextSeq), Spec: &spec}
+			Session: h.cfg.Tokens.NewSession(k.run, k.machine), NextSeq: wire.Int64(next), Spec: &spec}
 		if !c.reply(ack) {
 			return false
 		}
@@ -478,14 +703,40 @@ func (h *Hub) bindConn(c *conn, in inbound) bool {
 	return h.post(readyMsg{c})
 }
 
+// markBound makes the bind's one store write: the running status of a
+// machine that was pending, or, when the hub must verify (bindResp), the
+// heartbeat of one it holds running. Either is written only if the
+// machine is not final, which is how the store vetoes the hub's decision.
+func (h *Hub) markBound(ctx context.Context, k key, resp bindResp, v2 bool, version string) error {
+	now := h.now()
+	var u store.MachineUpdate
+	switch {
+	case resp.markRunning:
+		running, proto := store.StatusRunning, wire.ProtocolV1
+		if v2 {
+			proto = wire.ProtocolV2
+		}
+		u = store.MachineUpdate{Status: &running, Protocol: &proto, ConnectedAt: &now, LastHeartbeat: &now}
+		if version != "" {
+			u.WrapperVersion = &version
+		}
+	case resp.verify:
+		u = store.MachineUpdate{LastHeartbeat: &now}
+	default:
+		return nil
+	}
+	u.OnlyIfNotFinal = true
+	return h.cfg.Store.UpdateMachine(ctx, k.run, k.machine, u)
+}
+
 // unknownV1 answers a v1 frame naming no live machine: a repeated
 // complete of a final machine is acked, a sync_request says the job is
-// gone, the rest get JOB_NOT_FOUND. The connection stays unbound.
-func (h *Hub) unknownV1(c *conn, f wire.Frame) bool {
+// gone, the rest get JOB_NOT_FOUND. The connection stays unbound. stored
+// is what the store said of the machine, nil if it does not have it.
+func (h *Hub) unknownV1(c *conn, f wire.Frame, stored *storedMachine) bool {
 	switch f.Type {
 	case wire.TypeComplete:
-		run, m, err := h.snapshot(f.JobInstance, f.Machine)
-		if err == nil && store.Final(m.Status) && run.ID != "" {
+		if stored != nil && store.Final(stored.machine.Status) {
 			return c.reply(wire.Ack(wire.TypeComplete))
 		}
 	case wire.TypeSyncRequest:
@@ -495,7 +746,7 @@ func (h *Hub) unknownV1(c *conn, f wire.Frame) bool {
 }
 
 // dispatch handles a frame of a bound connection.
-func (h *Hub) dispatch(c *conn, in inbound) bool {
+func (h *Hub) dispatch(c *conn, in *inbound) bool {
 	if in.kind == inOutput {
 		return h.output(c, in)
 	}
@@ -527,7 +778,9 @@ func (h *Hub) dispatch(c *conn, in inbound) bool {
 		}
 		return c.reply(wire.Ack(wire.TypeStart))
 	case wire.TypeHeartbeat:
-		if now.Sub(c.lastHBWrite) < heartbeatWriteEvery {
+		// The heartbeat itself is in lastSeen, which receive set; the
+		// store gets it only every hbEvery (see heartbeatWriteEvery).
+		if now.Sub(c.lastHBWrite) < h.hbEvery {
 			return true
 		}
 		if err := h.cfg.Store.UpdateMachine(h.ctx, c.key.run, c.key.machine,
@@ -538,7 +791,18 @@ func (h *Hub) dispatch(c *conn, in inbound) bool {
 		c.lastHBWrite = now
 		return true
 	case wire.TypeSyncRequest:
-		return c.reply(wire.Frame{Type: wire.TypeSyncResponse, LastSeq: wire.Int64(c.next - 1)})
+		if !c.v2 && c.next.Load() == 0 {
+			// -1 tells a v1 wrapper that its job is gone. The hub counts
+			// the output it stored from what the store held when it
+			// learned of the machine, so output stored through another
+			// core since is not in its count: the store confirms.
+			if sm, err := h.lookup(h.ctx, c.key); err == nil {
+				advance(c.next, sm.machine.NextSeq)
+			} else {
+				c.log.Warn("read machine for a sync", "error", err)
+			}
+		}
+		return c.reply(wire.Frame{Type: wire.TypeSyncResponse, LastSeq: wire.Int64(c.next.Load() - 1)})
 	case wire.TypeComplete:
 		return h.complete(c, f)
 	case wire.TypeError:
@@ -551,7 +815,7 @@ func (h *Hub) dispatch(c *conn, in inbound) bool {
 	return true
 }
 
-func (h *Hub) output(c *conn, in inbound) bool {
+func (h *Hub) output(c *conn, in *inbound) bool {
 	now := h.now()
 	next, err := h.cfg.Store.AppendOutput(h.ctx, c.key.run, c.key.machine,
 		store.Chunk{Seq: in.seq, Stream: in.stream, Data: in.data, At: now})
@@ -560,7 +824,7 @@ func (h *Hub) output(c *conn, in inbound) bool {
 
 // outputs stores a batch of output chunks, in one call when the store
 // takes batches, and answers each as output does.
-func (h *Hub) outputs(c *conn, batch []inbound) bool {
+func (h *Hub) outputs(c *conn, batch []*inbound) bool {
 	b, ok := h.cfg.Store.(store.Batcher)
 	if !ok || len(batch) == 1 {
 		for _, in := range batch {
@@ -587,10 +851,10 @@ func (h *Hub) outputs(c *conn, batch []inbound) bool {
 
 // stored answers one chunk from what the store said: ack, nack, or an
 // error that ends the connection.
-func (h *Hub) stored(c *conn, in inbound, now time.Time, next int64, err error) bool {
+func (h *Hub) stored(c *conn, in *inbound, now time.Time, next int64, err error) bool {
 	switch {
 	case errors.Is(err, store.ErrOutOfOrder):
-		c.next = max(c.next, next)
+		advance(c.next, next)
 		c.log.Debug("output out of order", "seq", in.seq, "expected_seq", next)
 		return c.reply(wire.NackOutOfOrderFrame(next, in.seq))
 	case errors.Is(err, store.ErrNotFound):
@@ -600,9 +864,9 @@ func (h *Hub) stored(c *conn, in inbound, now time.Time, next int64, err error) 
 		c.log.Error("store output", "seq", in.seq, "error", err)
 		return false
 	}
-	stored := next > c.next
-	c.next = max(c.next, next)
-	if stored {
+	// Moved on before the ack, so that a resume the wrapper makes once
+	// it has the ack finds it in the hub's count (mstate.next).
+	if advance(c.next, next) {
 		h.cfg.Publish(events.Event{Kind: events.Output, Job: c.job, RunID: c.key.run,
 			Machine: c.key.machine, At: now})
 	}
@@ -612,7 +876,7 @@ func (h *Hub) stored(c *conn, in inbound, now time.Time, next int64, err error) 
 func (h *Hub) complete(c *conn, f wire.Frame) bool {
 	var q queryResp
 	if f.Reason == "" {
-		r, ok := ask(h, func(reply chan queryResp) any { return queryMsg{key: c.key, reply: reply} })
+		r, ok := ask(h.ctx, h, func(reply chan queryResp) any { return queryMsg{key: c.key, reply: reply} })
 		if !ok {
 			return false
 		}
@@ -647,11 +911,12 @@ func (h *Hub) complete(c *conn, f wire.Frame) bool {
 // late records a result that came after the machine was marked lost,
 // beside the 253; for any other final status it changes nothing.
 func (h *Hub) late(c *conn, code int, reason string) bool {
-	_, m, err := h.snapshot(c.key.run, c.key.machine)
+	sm, err := h.lookup(h.ctx, c.key)
 	if err != nil {
 		c.log.Error("read machine for a late result", "error", err)
 		return false
 	}
+	m := sm.machine
 	if m.Status != store.StatusLost || m.LateExitCode != nil {
 		return true
 	}

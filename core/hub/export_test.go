@@ -1,7 +1,15 @@
 package hub
 
+import "time"
+
 // SetFrameQueued lets a test await frames queued behind a busy store.
 func SetFrameQueued(f func()) { frameQueued = f }
 
 // SetDrainStarted lets a test await the start of a graceful stop.
 func SetDrainStarted(f func()) { drainStarted = f }
+
+// SetLookupWaiting lets a test await connections sharing a store read.
+func SetLookupWaiting(f func()) { lookupWaiting = f }
+
+// HeartbeatWriteEvery is how often a connection stores its heartbeat.
+func HeartbeatWriteEvery(timeout time.Duration) time.Duration { return heartbeatWriteEvery(timeout) }

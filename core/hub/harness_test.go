@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -72,6 +73,7 @@ type opts struct {
 	clock        *fakeClock
 	sendBuffer   int
 	writeTimeout time.Duration
+	bindTimeout  time.Duration
 	store        *memory.Store // shared with another harness: a restarted core
 	// wrap, when set, is the store the hub gets, made from the memory
 	// store (a batching store, a slow one).
@@ -81,6 +83,9 @@ type opts struct {
 	// core's writes after a few KB, not after the megabytes Linux would
 	// otherwise autotune the buffer to.
 	smallSendBuf bool
+	// quiet discards the hub's log, for benchmarks whose figures must not
+	// count a growing log buffer.
+	quiet bool
 }
 
 // smallSendBufListener sets a small SO_SNDBUF on each accepted connection.
@@ -137,8 +142,13 @@ func newHarness(t testing.TB, o opts) *harness {
 	sub, unsub := bus.Subscribe(10000)
 	logs := &syncBuffer{}
 	h := &harness{t: t, store: st, tokens: tk, kills: q, sub: sub, finals: make(chan final, 100), logs: logs}
+	logOpts := &hclog.LoggerOptions{Output: logs, Level: hclog.Trace}
+	if o.quiet {
+		// A production core's level, so that a profile shows its cost.
+		logOpts = &hclog.LoggerOptions{Output: io.Discard, Level: hclog.Info}
+	}
 	cfg := hub.Config{
-		Logger:  hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace}),
+		Logger:  hclog.New(logOpts),
 		Store:   hubStore(st, o.wrap),
 		Tokens:  tk,
 		Kills:   q.C(),
@@ -155,6 +165,7 @@ func newHarness(t testing.TB, o opts) *harness {
 		ResendInterval:   50 * time.Millisecond,
 		SendBuffer:       o.sendBuffer,
 		WriteTimeout:     o.writeTimeout,
+		BindTimeout:      o.bindTimeout,
 	}
 	if o.clock != nil {
 		cfg.Now = o.clock.Now

@@ -25,9 +25,7 @@ const (
 	DefaultSendBuffer       = 64
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultDrainTimeout     = 5 * time.Second
-	// heartbeatWriteEvery spares the store: a heartbeat is written at most
-	// this often per connection (the exact time is kept in memory).
-	heartbeatWriteEvery = 5 * time.Second
+	DefaultBindTimeout      = 10 * time.Second
 )
 
 // Config is what a Hub needs.
@@ -62,6 +60,15 @@ type Config struct {
 	// connections to store and ack what they had read, and to close with
 	// "going away". Default 5s.
 	DrainTimeout time.Duration
+	// BindTimeout bounds how long a connection may take, from its accept,
+	// to be bound to its (run, machine) by a connect (v1: a frame naming
+	// a live machine); the store calls of the bind share the deadline. A
+	// connection not bound by then is closed, so that one whose wrapper
+	// gave up, or a bind stuck behind a slow store, does not keep its
+	// socket. Default 10s (a wrapper waits 30s for its connect ack, and a
+	// bind takes milliseconds: past 10s the core is overloaded, and closing
+	// sheds the load until the wrapper's back-off brings it back).
+	BindTimeout time.Duration
 }
 
 // QueuedPrefix starts the reason of a machine the runner recorded for a
@@ -126,6 +133,18 @@ type mstate struct {
 	finalizing    bool      // a lost/not_started write is in flight
 	lateDone      bool
 
+	// next is the first output seq not stored, as far as this core knows:
+	// the store's when the hub learned of the machine (0 for one it
+	// expects, the stored one for one recovered or rebuilt), moved on by
+	// its connections after each store write and before the ack. Shared
+	// with them (see progress); the connect ack's next_seq.
+	next *atomic.Int64
+	// heardAt is when a frame of the machine's wrapper last reached this
+	// core, as of the last bind or the end of a connection; zero while none
+	// did (Recover and rebuild restart the heartbeat clock, lastSeen, but
+	// hear nothing).
+	heardAt time.Time
+
 	kill     *command
 	signals  []*command
 	killSent bool
@@ -140,6 +159,39 @@ func (st *mstate) seen() time.Time {
 		}
 	}
 	return t
+}
+
+// heard is when a frame of the machine's wrapper last reached this core,
+// zero if none did.
+func (st *mstate) heard() time.Time {
+	t := st.heardAt
+	if st.conn != nil {
+		if c := time.Unix(0, st.conn.lastSeen.Load()); c.After(t) {
+			t = c
+		}
+	}
+	return t
+}
+
+// progress returns a counter of stored output starting at next.
+func progress(next int64) *atomic.Int64 {
+	p := new(atomic.Int64)
+	p.Store(next)
+	return p
+}
+
+// advance moves a counter of stored output on to next; it reports
+// whether it moved.
+func advance(p *atomic.Int64, next int64) bool {
+	for {
+		cur := p.Load()
+		if next <= cur {
+			return false
+		}
+		if p.CompareAndSwap(cur, next) {
+			return true
+		}
+	}
 }
 
 // start is when the job began, for its timeout.
@@ -161,6 +213,10 @@ type Hub struct {
 	cfg  Config
 	log  hclog.Logger
 	tick time.Duration
+	// hbEvery is how often a connection writes its heartbeat to the
+	// store; see heartbeatWriteEvery.
+	hbEvery time.Duration
+	reads   runReads
 
 	in       chan any
 	done     chan struct{} // closed when Run returns
@@ -208,13 +264,17 @@ func New(cfg Config) *Hub {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = DefaultDrainTimeout
 	}
+	if cfg.BindTimeout <= 0 {
+		cfg.BindTimeout = DefaultBindTimeout
+	}
 	tick := min(cfg.ResendInterval/2, cfg.HeartbeatTimeout/10)
 	tick = max(min(tick, time.Second), 5*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Hub{
-		cfg: cfg, log: cfg.Logger, tick: tick,
+		cfg: cfg, log: cfg.Logger, tick: tick, hbEvery: heartbeatWriteEvery(cfg.HeartbeatTimeout),
 		in: make(chan any), done: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
+		reads:    runReads{base: ctx, store: cfg.Store, timeout: cfg.BindTimeout, runs: map[string]*runReadQueue{}},
 		machines: map[key]*mstate{}, byRun: map[string]map[string]*mstate{},
 		conns: map[*conn]*key{},
 	}
@@ -323,14 +383,17 @@ type (
 		key       key
 		v2        bool
 		bootstrap bool // v2 with a bootstrap token, not a session
-		run       store.Run
-		machine   store.Machine
-		reply     chan bindResp
+		// stored is what the store holds of the machine; nil asks the
+		// hub to decide from its own state.
+		stored *storedMachine
+		reply  chan bindResp
 	}
+	// bindFailedMsg undoes a bind whose store write failed.
 	bindFailedMsg struct {
 		c         *conn
 		key       key
 		bootstrap bool
+		marked    bool // the bind had turned the machine running
 	}
 	readyMsg   struct{ c *conn }
 	startedMsg struct {
@@ -367,11 +430,19 @@ type bindResp struct {
 	ok   bool
 	code string // error code when !ok
 	why  string // for the log
+	// unknown: the hub holds no state for the machine; ask again with
+	// what the store holds.
+	unknown bool
 	// final: the machine is already final (v1 only: a repeated complete
 	// is acked without change).
 	final       bool
 	exp         Expectation
 	markRunning bool // the machine was pending: store it as running
+	// verify: the hub holds the machine running, but the store may hold
+	// it final since (another core, or Fail, finished it): a conditional
+	// write must confirm before the connect is acked.
+	verify bool
+	next   *atomic.Int64 // the machine's stored output, see mstate.next
 }
 
 type queryResp struct{ killSent, timedOut bool }
@@ -392,9 +463,12 @@ func (h *Hub) handle(m any) {
 	case bindReq:
 		m.reply <- h.bind(m)
 	case bindFailedMsg:
+		if _, ok := h.conns[m.c]; ok {
+			h.conns[m.c] = nil
+		}
 		if st := h.machines[m.key]; st != nil && st.conn == m.c {
 			st.conn, st.ready = nil, false
-			if st.status == store.StatusRunning && st.startedAt.IsZero() {
+			if m.marked && st.status == store.StatusRunning && st.startedAt.IsZero() {
 				st.status = store.StatusPending
 			}
 			if m.bootstrap {
@@ -459,7 +533,7 @@ func (h *Hub) expect(e Expectation) error {
 	if _, ok := h.machines[k]; ok {
 		return fmt.Errorf("expect %s on %s: %w", e.RunID, e.Machine, ErrExpected)
 	}
-	h.add(&mstate{key: k, exp: e, status: store.StatusPending, expectedAt: h.now()})
+	h.add(&mstate{key: k, exp: e, status: store.StatusPending, expectedAt: h.now(), next: progress(0)})
 	return nil
 }
 
@@ -474,7 +548,7 @@ func (h *Hub) unregister(c *conn) {
 	if st == nil || st.conn != c {
 		return
 	}
-	st.lastSeen = st.seen()
+	st.lastSeen, st.heardAt = st.seen(), st.heard()
 	st.conn, st.ready = nil, false
 	h.log.Debug("wrapper disconnected", "run_id", k.run, "machine", k.machine)
 }
@@ -483,7 +557,7 @@ func (h *Hub) unregister(c *conn) {
 // know (the core restarted, or another core dispatched it). It returns
 // nil when the store's machine cannot take this connection.
 func (h *Hub) rebuild(req bindReq) *mstate {
-	m := req.machine
+	run, m := req.stored.run, req.stored.machine
 	switch {
 	case Queued(m):
 		return nil
@@ -501,12 +575,12 @@ func (h *Hub) rebuild(req bindReq) *mstate {
 			return nil
 		}
 	}
-	e := Expectation{RunID: req.run.ID, Job: req.run.Job, Machine: m.Machine, Protocol: m.Protocol}
+	e := Expectation{RunID: run.ID, Job: run.Job, Machine: m.Machine, Protocol: m.Protocol}
 	if e.Protocol == 0 {
 		e.Protocol = wire.ProtocolV2
 	}
-	if len(req.run.Spec) > 0 {
-		if err := json.Unmarshal(req.run.Spec, &e.Spec); err != nil {
+	if len(run.Spec) > 0 {
+		if err := json.Unmarshal(run.Spec, &e.Spec); err != nil {
 			h.log.Warn("stored spec does not decode", "run_id", e.RunID, "error", err)
 		}
 	}
@@ -516,36 +590,52 @@ func (h *Hub) rebuild(req bindReq) *mstate {
 		}
 	}
 	st := &mstate{key: req.key, exp: e, status: m.Status, expectedAt: h.now(),
-		startedAt: m.StartedAt, connectedAt: m.StartedAt, lastSeen: h.now()}
+		startedAt: m.StartedAt, connectedAt: m.StartedAt, lastSeen: h.now(), next: progress(m.NextSeq)}
 	h.add(st)
 	h.log.Info("rebuilt machine state from the store", "run_id", e.RunID, "machine", e.Machine,
 		"status", m.Status, "protocol", e.Protocol)
 	return st
 }
 
+// bind decides whether a connection may serve a (run, machine). Without
+// what the store holds (req.stored nil) it decides from the hub's own
+// state, which Expect, Recover or an earlier rebuild made: reading the
+// store per connection would cost each connect the whole run (GetRun is
+// the only read the store offers), so that a fleet connecting costs the
+// square of its size. The store still has its say: the read pump makes
+// one conditional write per bind (markRunning or verify), and asks again
+// with what the store holds when that write finds the machine final, or
+// when the hub does not know the machine.
 func (h *Hub) bind(req bindReq) bindResp {
 	now := h.now()
 	log := h.log.With("run_id", req.key.run, "machine", req.key.machine)
 	st := h.machines[req.key]
-	// The store is the truth another core (or Fail) may have changed.
-	if ms := req.machine.Status; store.Final(ms) && ms != store.StatusLost {
-		if st != nil {
-			log.Debug("forgetting a machine the store holds final", "status", ms)
-			h.forget(st)
+	if req.stored == nil && st == nil {
+		return bindResp{unknown: true}
+	}
+	if req.stored != nil {
+		m := req.stored.machine
+		// The store is the truth another core (or Fail) may have changed.
+		if ms := m.Status; store.Final(ms) && ms != store.StatusLost {
+			if st != nil {
+				log.Debug("forgetting a machine the store holds final", "status", ms)
+				h.forget(st)
+			}
+			if !req.v2 && m.Protocol == wire.ProtocolV1 {
+				return bindResp{final: true}
+			}
+			return bindResp{code: wire.CodeUnauthorized, why: "machine already final (" + ms + ")"}
 		}
-		if !req.v2 && req.machine.Protocol == wire.ProtocolV1 {
-			return bindResp{final: true}
+		if st != nil && st.status == store.StatusRunning && m.Status == store.StatusLost {
+			st.status = store.StatusLost
 		}
-		return bindResp{code: wire.CodeUnauthorized, why: "machine already final (" + ms + ")"}
-	}
-	if st != nil && st.status == store.StatusRunning && req.machine.Status == store.StatusLost {
-		st.status = store.StatusLost
-	}
-	if st == nil {
-		st = h.rebuild(req)
-	}
-	if st == nil {
-		return bindResp{code: wire.CodeUnauthorized, why: "no live machine for this connection (status " + req.machine.Status + ")"}
+		if st == nil {
+			st = h.rebuild(req)
+		}
+		if st == nil {
+			return bindResp{code: wire.CodeUnauthorized, why: "no live machine for this connection (status " + m.Status + ")"}
+		}
+		advance(st.next, m.NextSeq)
 	}
 	if !req.v2 && (!h.cfg.LegacyWrappers || st.exp.Protocol != wire.ProtocolV1) {
 		return bindResp{code: wire.CodeUnauthorized, why: "unauthenticated v1 connection refused"}
@@ -567,17 +657,24 @@ func (h *Hub) bind(req bindReq) bindResp {
 		st.conn.abort()
 	}
 	st.conn, st.connV2, st.ready = req.c, req.v2, false
-	h.conns[req.c] = &req.key
+	// A key of its own: a pointer into req would keep the whole request
+	// alive as long as the connection.
+	k := req.key
+	h.conns[req.c] = &k
 	if st.connectedAt.IsZero() {
 		st.connectedAt = now
 	}
-	st.lastSeen = now
+	st.lastSeen, st.heardAt = now, now
 	mark := st.status == store.StatusPending
 	if mark {
 		st.status = store.StatusRunning
 	}
+	// A lost machine needs no check: lost is final in the store, and
+	// results are written only if not final, so only a late result can
+	// follow it there, which the late complete path reads for itself.
+	verify := req.stored == nil && !mark && st.status == store.StatusRunning
 	log.Debug("wrapper connected", "v2", req.v2, "status", st.status)
-	return bindResp{ok: true, exp: st.exp, markRunning: mark}
+	return bindResp{ok: true, exp: st.exp, markRunning: mark, verify: verify, next: st.next}
 }
 
 // final records a final result someone else stored.
@@ -620,12 +717,17 @@ func (h *Hub) final(k key, status string, late bool) {
 func (h *Hub) finalize(st *mstate, status string, code int, reason string) {
 	st.finalizing = true
 	k, now := st.key, h.now()
+	u := store.MachineUpdate{Status: &status, ExitCode: &code, Reason: &reason, FinishedAt: &now, OnlyIfNotFinal: true}
+	if heard := st.heard(); status == store.StatusLost && !heard.IsZero() {
+		// The stored heartbeat lags by up to hbEvery; a lost machine's is
+		// the one an operator looks at, so it gets the exact time.
+		u.LastHeartbeat = &heard
+	}
 
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		err := h.cfg.Store.UpdateMachine(h.ctx, k.run, k.machine, store.MachineUpdate{
-			Status: &status, ExitCode: &code, Reason: &reason, FinishedAt: &now, OnlyIfNotFinal: true})
+		err := h.cfg.Store.UpdateMachine(h.ctx, k.run, k.machine, u)
 		h.post(finalResult{key: k, status: status, err: err})
 	}()
 }
@@ -770,7 +872,7 @@ func (h *Hub) recoverRun(run store.Run, connectDeadline time.Duration) int {
 			e.ConnectDeadline = now.Add(connectDeadline)
 		}
 		h.add(&mstate{key: k, exp: e, status: m.Status, expectedAt: now,
-			startedAt: m.StartedAt, connectedAt: m.ConnectedAt, lastSeen: now})
+			startedAt: m.StartedAt, connectedAt: m.ConnectedAt, lastSeen: now, next: progress(m.NextSeq)})
 		n++
 	}
 	if n > 0 {
@@ -852,11 +954,25 @@ func (h *Hub) Busy(runID string) bool {
 	}
 }
 
-// ask sends a request and waits for the reply, or for the hub to end.
-func ask[R any](h *Hub, send func(reply chan R) any) (R, bool) {
+// postCtx is post bounded by ctx as well.
+func (h *Hub) postCtx(ctx context.Context, m any) bool {
+	select {
+	case h.in <- m:
+		return true
+	case <-h.done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// ask sends a request and waits for the reply, or for the hub or ctx to
+// end. Once the request is sent, the hub carries it out whether or not
+// the reply is awaited.
+func ask[R any](ctx context.Context, h *Hub, send func(reply chan R) any) (R, bool) {
 	reply := make(chan R, 1)
 	var zero R
-	if !h.post(send(reply)) {
+	if !h.postCtx(ctx, send(reply)) {
 		return zero, false
 	}
 	select {
@@ -864,5 +980,25 @@ func ask[R any](h *Hub, send func(reply chan R) any) (R, bool) {
 		return r, true
 	case <-h.done:
 		return zero, false
+	case <-ctx.Done():
+		return zero, false
 	}
+}
+
+// heartbeatWriteEvery is how often a connection stores its machine's
+// heartbeat time (LastHeartbeat). That time is for the operator (the run
+// page's "last heartbeat"): nothing judges liveness by it, since the hub
+// keeps the exact time in memory (lastSeen) and Recover restarts every
+// heartbeat clock at the restart. A write at most every 5s, the interval
+// at which v1 wrappers and the spec's default send heartbeats, made idle
+// fleets the store's main load: 1,000 to 2,000 writes a second at 10,000
+// machines (every heartbeat, or every other, as they fell around the 5s).
+// Half the heartbeat timeout keeps the stored time within half the
+// timeout of the truth, so a live machine never shows a heartbeat older
+// than the timeout after which it would be lost; at the 30s default that
+// is a write every 15 to 20s per machine, 500 to 667 a second at 10,000.
+// A connect or a resume stores the time as well, and a machine declared
+// lost gets its exact last time with the lost result.
+func heartbeatWriteEvery(timeout time.Duration) time.Duration {
+	return max(timeout/2, time.Second)
 }

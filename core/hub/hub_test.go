@@ -658,7 +658,9 @@ func TestFrameErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, opts{})
+			// A frame of megabytes takes seconds to cross under the race
+			// detector on a busy machine: no liveness timer may race it.
+			h := newHarness(t, opts{hb: time.Minute, bindTimeout: time.Minute})
 			h.expect(exp{run: "r1", machine: "m"})
 			h.expect(exp{run: "r2", machine: "m"})
 			c := h.dial("r1", "m")
@@ -726,7 +728,10 @@ func TestSlowReaderDropped(t *testing.T) {
 		payload := make([]byte, 1024)
 		for seq := int64(0); ; seq++ {
 			b, _ := wire.EncodeBinaryOutput("stdout", seq, payload)
-			_ = ws.SetWriteDeadline(time.Now().Add(wait))
+			// Only a guard against hanging, longer than the wait below:
+			// on a loaded machine the core takes seconds to read enough
+			// frames for its acks to back up.
+			_ = ws.SetWriteDeadline(time.Now().Add(4 * wait))
 			if err := ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
 				dropped <- err
 				return
@@ -749,13 +754,15 @@ func TestSlowReaderDropped(t *testing.T) {
 	select {
 	case <-dropped:
 	case <-time.After(3 * wait):
-		t.Fatalf("slow reader not dropped after %d frames", sent.Load())
+		// The client need not notice: a socket the core closed after
+		// reading all it had can leave the client's write waiting for
+		// a window that never opens. The core's log is the evidence.
 	}
 	// Its acks wait for room in its send buffer, behind writes its
 	// socket no longer takes: the write timeout drops it.
 	if logs := h.logs.String(); !strings.Contains(logs, "the wrapper read nothing for the write timeout") &&
 		!strings.Contains(logs, "write failed") {
-		t.Fatalf("the slow client was not dropped for reading nothing")
+		t.Fatalf("the slow client was not dropped for reading nothing (%d frames sent)", sent.Load())
 	}
 }
 
