@@ -17,10 +17,16 @@ var steps = []step{
 	{Pkg: "./core/hub/", Bench: ".", BenchTime: "1s", Timeout: 5 * time.Minute},
 	{Pkg: "./plugins/sqlite/", Bench: ".", BenchTime: "2s", Timeout: 10 * time.Minute},
 	{Pkg: "./wrapper/proc/", Bench: ".", BenchTime: "20x", Timeout: 10 * time.Minute},
-	{Pkg: "./core/e2e/", Bench: "KillLatency|RunTrue", BenchTime: "20x", Timeout: 10 * time.Minute},
-	{Pkg: "./core/e2e/", Bench: "OutputThroughput", BenchTime: "1x", Timeout: 60 * time.Minute},
-	{Pkg: "./core/e2e/", Bench: "ScheduledRuns|CoreRSSWithStoredRuns", BenchTime: "1x", Timeout: 30 * time.Minute},
-	{Pkg: "./core/e2e/", Bench: "SSHDispatch200", BenchTime: "1x", Timeout: 30 * time.Minute},
+	// The patterns are anchored: BenchmarkSimKillLatency must not run
+	// with BenchmarkKillLatencyP's 100 iterations, nor
+	// BenchmarkSimScheduledRuns with BenchmarkScheduledRuns.
+	{Pkg: "./core/e2e/", Bench: "^Benchmark(KillLatency|KillLatencyP|RunTrue|RunTrueP)$", BenchTime: "100x", Timeout: 15 * time.Minute},
+	{Pkg: "./core/e2e/", Bench: "^BenchmarkOutputThroughput$", BenchTime: "1x", Timeout: 60 * time.Minute},
+	{Pkg: "./core/e2e/", Bench: "^Benchmark(ScheduledRuns|CoreRSSWithStoredRuns)$", BenchTime: "1x", Timeout: 30 * time.Minute},
+	{Pkg: "./core/e2e/", Bench: "^BenchmarkSSHDispatch200$", BenchTime: "1x", Timeout: 30 * time.Minute},
+	{Pkg: "./core/e2e/", Bench: "^BenchmarkSimScheduledRuns$", BenchTime: "1x", Timeout: 30 * time.Minute},
+	{Pkg: "./core/e2e/", Bench: "^BenchmarkIdleConnections$", BenchTime: "1x", Timeout: 45 * time.Minute},
+	{Pkg: "./core/e2e/", Bench: "^Benchmark(FirePrecision|SimKillLatency|ManyJobs)$", BenchTime: "1x", Timeout: 15 * time.Minute},
 }
 
 // figure is one line of the report's table: a metric of a benchmark held
@@ -42,23 +48,51 @@ var figures = []figure{
 	{What: "jobs firing every second, real local wrappers", Target: "500 jobs, none missed or doubled, fire → start p99 < 250 ms",
 		Bench: "BenchmarkScheduledRuns", Metric: "lag-p99-ms", Max: 250,
 		Beside: []string{"runs/s", "fraction-of-demand", "unfired/s", "core-CPU-ms/run", "store-CPU-ms/run", "target-CPU-ms/run"}},
+	{What: "jobs firing every second, sim target, 1,000 jobs", Target: "(a step towards 5,000)",
+		Bench: "BenchmarkSimScheduledRuns/jobs=1000", Metric: "fire-to-start-p99-ms",
+		Beside: []string{"fraction-of-demand", "missed", "doubled", "lag-growth-s/s", "core-CPU-ms/run", "store-CPU-ms/run"}},
+	{What: "jobs firing every second, sim target, 2,500 jobs", Target: "(a step towards 5,000)",
+		Bench: "BenchmarkSimScheduledRuns/jobs=2500", Metric: "fire-to-start-p99-ms",
+		Beside: []string{"fraction-of-demand", "missed", "doubled", "lag-growth-s/s", "core-CPU-ms/run", "store-CPU-ms/run"}},
 	{What: "jobs firing every second, sim target", Target: "5,000 jobs, none missed or doubled, fire → start p99 < 200 ms",
-		Bench: "BenchmarkSimScheduledRuns", Metric: "fire-to-start-p99-ms", Max: 200},
-	{What: "idle wrapper connections, ws", Target: "50,000, heartbeats every 5 s: core RSS < 1 GiB, < 25% of a core",
-		Bench: "BenchmarkIdleConnections/ws", Metric: "core-RSS-MiB", Max: 1024, Beside: []string{"core-CPU-%"}},
+		Bench: "BenchmarkSimScheduledRuns/jobs=5000", Metric: "fire-to-start-p99-ms", Max: 200,
+		Beside: []string{"fraction-of-demand", "missed", "doubled", "lag-growth-s/s", "core-CPU-ms/run", "store-CPU-ms/run", "core-RSS-MiB"}},
+	// The machine's hard limit of 20,000 open files, one per connection
+	// in the core and in the load generator each, caps the connections
+	// measured below the target's 50,000; connections says how many, and
+	// core-RSS-MiB-at-50k projects the memory per connection to 50,000.
+	{What: "idle wrapper connections, ws (as many as the core holds, up to what 20,000 open files allow)", Target: "50,000, heartbeats every 5 s: core RSS < 1 GiB, < 25% of a core",
+		Bench: "BenchmarkIdleConnections/ws", Metric: "core-RSS-MiB", Max: 1024,
+		Beside: []string{"connections", "core-CPU-%", "core-RSS-KiB/conn", "core-RSS-MiB-at-50k", "store-CPU-%", "connect-s"}},
 	{What: "idle wrapper connections, wss", Target: "10,000: core RSS < 1 GiB, < 25% of a core",
-		Bench: "BenchmarkIdleConnections/wss", Metric: "core-RSS-MiB", Max: 1024, Beside: []string{"core-CPU-%"}},
+		Bench: "BenchmarkIdleConnections/wss", Metric: "core-RSS-MiB", Max: 1024,
+		Beside: []string{"connections", "core-CPU-%", "core-RSS-KiB/conn", "store-CPU-%", "connect-s"}},
+	{What: "idle wrapper connections, ws, CPU", Target: "< 25% of a core",
+		Bench: "BenchmarkIdleConnections/ws", Metric: "core-CPU-%", Max: 25},
+	{What: "idle wrapper connections, wss, CPU", Target: "< 25% of a core",
+		Bench: "BenchmarkIdleConnections/wss", Metric: "core-CPU-%", Max: 25},
 	{What: "fire precision, one job every second", Target: "p99 < 10 ms after the second boundary",
-		Bench: "BenchmarkFirePrecision", Metric: "p99-ms", Max: 10},
+		Bench: "BenchmarkFirePrecision", Metric: "p99-ms", Max: 10, Beside: []string{"p50-ms", "max-ms"}},
 	{What: "kill latency, 1,000 runs in flight (sim)", Target: "API request → complete stored, p99 < 50 ms",
-		Bench: "BenchmarkSimKillLatency", Metric: "p99-ms", Max: 50},
+		Bench: "BenchmarkSimKillLatency", Metric: "p99-ms", Max: 50, Beside: []string{"p50-ms", "max-ms", "kills/s"}},
+	// The rows of BenchmarkKillLatency and BenchmarkRunTrue (means) go
+	// when those benchmarks do, for the p rows beside them; main_test.go
+	// checks the report against the KillLatency row.
 	{What: "kill latency, real local wrapper honouring SIGTERM", Target: "p99 < 20 ms",
 		Bench: "BenchmarkKillLatency", Metric: "ms/kill-to-stored", Max: 20, Beside: []string{"ms/kill-wall"}},
+	{What: "kill latency, real local wrapper honouring SIGTERM, p99", Target: "p99 < 20 ms",
+		Bench: "BenchmarkKillLatencyP", Metric: "p99-ms", Max: 20, Beside: []string{"p50-ms", "max-ms", "wall-p99-ms"}},
 	{What: "one job's output into SQLite, all kept", Target: "≥ 10% of cat to /dev/null, byte-exact",
 		Bench: "BenchmarkOutputThroughput/sqlite", Metric: "fraction-of-cat", Min: 0.10, Beside: []string{"MiB/s-stored", "MiB/s-cat"}},
+	// 150 MB is 143 MiB.
 	{What: "10,000 job definitions, idle", Target: "core RSS < 150 MB, start < 2 s",
-		Bench: "BenchmarkManyJobs", Metric: "core-RSS-MiB", Max: 150, Beside: []string{"start-s"}},
+		Bench: "BenchmarkManyJobs", Metric: "core-RSS-MiB", Max: 143, Beside: []string{"start-s", "core-CPU-%", "jobs-list-s"}},
+	{What: "10,000 job definitions, start", Target: "start < 2 s",
+		Bench: "BenchmarkManyJobs", Metric: "start-s", Max: 2},
 	{What: "run now → final stored, `true`, local target", Target: "p50 < 10 ms, with its breakdown beside /bin/sh -c true",
 		Bench: "BenchmarkRunTrue", Metric: "ms/total-stored", Max: 10,
 		Beside: []string{"ms/dispatch", "ms/connect", "ms/start", "ms/exec+complete", "ms/commit", "ms/sh-direct", "x-of-direct"}},
+	{What: "run now → final stored, `true`, local target, p50", Target: "p50 < 10 ms, with its breakdown beside /bin/sh -c true",
+		Bench: "BenchmarkRunTrueP", Metric: "p50-ms", Max: 10,
+		Beside: []string{"p99-ms", "dispatch-p50-ms", "connect-p50-ms", "start-p50-ms", "exec+complete-p50-ms", "commit-p50-ms", "sh-direct-p50-ms", "x-of-direct"}},
 }
