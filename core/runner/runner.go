@@ -104,6 +104,8 @@ type Runner struct {
 	// work tracks the goroutines that start runs, so Run can wait for
 	// them on shutdown.
 	work sync.WaitGroup
+	// firing holds a token per scheduled firing being recorded.
+	firing chan struct{}
 }
 
 // state is owned by the loop goroutine.
@@ -170,7 +172,8 @@ func New(cfg Config, conf *config.Config) *Runner {
 	if cfg.Publish == nil {
 		cfg.Publish = func(events.Event) {}
 	}
-	return &Runner{cfg: cfg, log: cfg.Logger, reqs: make(chan func(*state)), stopped: make(chan struct{}), initial: conf}
+	return &Runner{cfg: cfg, log: cfg.Logger, reqs: make(chan func(*state)), stopped: make(chan struct{}), initial: conf,
+		firing: make(chan struct{}, maxFiring)}
 }
 
 // Run loads the stored overrides, schedules the jobs and serves requests
@@ -541,34 +544,63 @@ func (r *Runner) fire(ctx context.Context, st *state, f schedule.Firing) {
 // already recorded (by this core before a restart, or by another core)
 // fires nothing. A slot the overlap policy skips is recorded too, with no
 // run, so that it is not caught up later.
-func (r *Runner) fireSlot(ctx context.Context, st *state, job *config.Job, slot time.Time, trigger string) {
+//
+// It returns once the decision is made; the returned channel is closed
+// once it is recorded.
+func (r *Runner) fireSlot(ctx context.Context, st *state, job *config.Job, slot time.Time, trigger string) <-chan struct{} {
+	done := make(chan struct{})
 	var a *activeRun
 	err := fmt.Errorf("global maintenance: %w", control.ErrMaintenance)
 	if !st.maintenanceNow().Global {
 		a, err = r.reserve(st, job, "")
 	}
-	if err != nil {
-		first, rerr := r.cfg.Store.RecordFire(ctx, job.Name, slot, "")
-		switch {
-		case rerr != nil:
-			r.log.Error("skipped slot not recorded: it may be caught up later", "job", job.Name, "slot", slot, "error", rerr)
-		case !first:
-			r.log.Info("slot already fired", "job", job.Name, "slot", slot)
-		default:
-			r.log.Info("scheduled run skipped", "job", job.Name, "slot", slot, "trigger", trigger, "reason", err)
-			r.missedSlot(ctx, job, slot, err)
+	conf, skip := st.conf, st.skipped()
+	// The decision is the loop's (overlap, maintenance); recording it is
+	// not, because a store write costs milliseconds, and the loop would
+	// then fire no more than a few hundred jobs a second. The writes of
+	// concurrent firings go to the store together (a store may commit
+	// them as one). r.firing bounds them: when it is full, the loop waits,
+	// even when the core is stopping (a firing begun is recorded, and
+	// each write is bounded by startTimeout).
+	r.firing <- struct{}{}
+	r.work.Add(1)
+	go func() {
+		defer r.work.Done()
+		defer close(done)
+		defer func() { <-r.firing }()
+		// Once started, the firing is not cut short by the core stopping:
+		// a slot and its run are recorded together or not at all.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+		defer cancel()
+		if err != nil {
+			r.skipSlot(sctx, job, slot, trigger, err)
+			return
 		}
-		return
-	}
-	// Once started, the firing is not cut short by the core stopping: a
-	// slot and its run are recorded together or not at all.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
-	defer cancel()
-	switch err := r.start(sctx, st.conf, st.skipped(), job, a, trigger, slot, "scheduler"); {
-	case errors.Is(err, errSlotTaken):
-		r.log.Info("slot already fired", "job", job.Name, "slot", slot)
+		switch err := r.start(sctx, conf, skip, job, a, trigger, slot, "scheduler"); {
+		case errors.Is(err, errSlotTaken):
+			r.log.Info("slot already fired", "job", job.Name, "slot", slot)
+		case err != nil:
+			r.log.Error("scheduled run not started", "job", job.Name, "slot", slot, "error", err)
+		}
+	}()
+	return done
+}
+
+// maxFiring bounds the firings being recorded at once (see fireSlot).
+const maxFiring = 256
+
+// skipSlot records a slot that fires no run, so that it is not caught up
+// later, and notifies it missed.
+func (r *Runner) skipSlot(ctx context.Context, job *config.Job, slot time.Time, trigger string, why error) {
+	first, err := r.cfg.Store.RecordFire(ctx, job.Name, slot, "")
+	switch {
 	case err != nil:
-		r.log.Error("scheduled run not started", "job", job.Name, "slot", slot, "error", err)
+		r.log.Error("skipped slot not recorded: it may be caught up later", "job", job.Name, "slot", slot, "error", err)
+	case !first:
+		r.log.Info("slot already fired", "job", job.Name, "slot", slot)
+	default:
+		r.log.Info("scheduled run skipped", "job", job.Name, "slot", slot, "trigger", trigger, "reason", why)
+		r.missedSlot(ctx, job, slot, why)
 	}
 }
 

@@ -688,9 +688,11 @@ func TestMaintenance(t *testing.T) {
 		t.Fatalf("RunNow under global maintenance: %v, want ErrMaintenance", err)
 	}
 	slot := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
-	if err := f.r.do(ctx, func(st *state) { f.r.fireSlot(ctx, st, st.conf.Job("j"), slot, store.TriggerSchedule) }); err != nil {
+	var recorded <-chan struct{}
+	if err := f.r.do(ctx, func(st *state) { recorded = f.r.fireSlot(ctx, st, st.conf.Job("j"), slot, store.TriggerSchedule) }); err != nil {
 		t.Fatal(err)
 	}
+	<-recorded
 	if last, err := f.store.LastFire(ctx, "j"); err != nil || !last.Equal(slot) {
 		t.Fatalf("slot under global maintenance: last fire %v, %v; want it recorded", last, err)
 	}
@@ -1668,5 +1670,79 @@ func TestRetryOwedByAStoppedCore(t *testing.T) {
 	f.noDispatch(t, "after a second restart")
 	if runs, err := f.store.ListRuns(ctx, store.RunFilter{Job: "j"}); err != nil || len(runs) != 2 {
 		t.Fatalf("%d runs after a second restart, want 2: %v", len(runs), err)
+	}
+}
+
+// blockingFireStore holds every FireRun until release is closed, telling
+// entered of each call.
+type blockingFireStore struct {
+	*memory.Store
+	entered chan string
+	release chan struct{}
+}
+
+func (s blockingFireStore) FireRun(ctx context.Context, run store.Run) (bool, error) {
+	s.entered <- run.Job
+	<-s.release
+	return s.Store.FireRun(ctx, run)
+}
+
+// TestFiringsRecordedConcurrently: the loop does not wait for the store
+// to record a firing before it takes the next, so that a store taking
+// milliseconds per write does not bound the jobs a core can fire a
+// second (and a store may commit concurrent writes as one).
+func TestFiringsRecordedConcurrently(t *testing.T) {
+	sched, err := schedule.Parse("@every 1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobs []*config.Job
+	for _, name := range []string{"a", "b", "c"} {
+		jobs = append(jobs, &config.Job{Name: name, Command: "x", Enabled: true, Schedule: "@every 1m", ParsedSchedule: sched,
+			CatchUp: "none", Overlap: config.OverlapAllow, Location: time.UTC, Target: config.Target{Plugin: "fake"}})
+	}
+	st := blockingFireStore{Store: memory.New(), entered: make(chan string, len(jobs)), release: make(chan struct{})}
+	tgt := &fakeTarget{machines: []string{"m"}, dispatched: make(chan target.DispatchRequest, 16)}
+	conf := &config.Config{Jobs: jobs, Core: config.Core{HeartbeatInterval: time.Second, ConnectDeadline: time.Minute}}
+	r := New(Config{Logger: hclog.NewNullLogger(), Store: st, Hub: newFakeHub(), Targets: fakeTargets{tgt}, Tokens: fakeTokens{},
+		Kills: killq.New(), Scheduler: &fakeScheduler{}, URLs: []string{"ws://c/ws"}}, conf)
+	ctx, cancel := context.WithCancel(context.Background())
+	firings := make(chan schedule.Firing)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, firings) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	// Released before Run is awaited, so that a failing test ends.
+	release := sync.OnceFunc(func() { close(st.release) })
+	defer release()
+	slot := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	timeout := time.After(10 * time.Second)
+	inFlight := map[string]bool{}
+	for _, j := range jobs {
+		select {
+		case firings <- schedule.Firing{Job: j.Name, Slot: slot}:
+		case <-timeout:
+			t.Fatalf("the runner took no firing of %s while %v were being recorded", j.Name, inFlight)
+		}
+	}
+	for len(inFlight) < len(jobs) {
+		select {
+		case j := <-st.entered:
+			inFlight[j] = true
+		case <-timeout:
+			t.Fatalf("only %v reached the store together, want all %d firings", inFlight, len(jobs))
+		}
+	}
+	release()
+	for range jobs {
+		select {
+		case <-tgt.dispatched:
+		case <-timeout:
+			t.Fatal("a recorded firing was not dispatched")
+		}
 	}
 }
