@@ -148,15 +148,17 @@ func TestWrapperCredentials(t *testing.T) {
 		t.Fatalf("connect ack %+v", ack)
 	}
 
+	// The token is spent once its wrapper started (before, a connect
+	// again with it is taken as a retry after a lost ack).
+	good.send(wire.Frame{Type: wire.TypeStart, JobInstance: id, Machine: machine, PID: 4242, Version: "test"})
+	if a := good.recv(); a.AckType != wire.TypeStart {
+		t.Fatalf("start ack %+v", a)
+	}
 	reused := dial(t, url)
 	reused.send(connect(token))
 	reused.refused("reused bootstrap token")
 
 	// The honest connection is undisturbed: finish the run on it.
-	good.send(wire.Frame{Type: wire.TypeStart, JobInstance: id, Machine: machine, PID: 4242, Version: "test"})
-	if a := good.recv(); a.AckType != wire.TypeStart {
-		t.Fatalf("start ack %+v", a)
-	}
 	out := wire.Frame{Type: wire.TypeOutput, JobInstance: id, Machine: machine, Seq: wire.Int64(0), Stream: "stdout"}
 	out.SetBytes([]byte("from a stand-in\n"))
 	good.send(out)

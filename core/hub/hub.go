@@ -644,11 +644,21 @@ func (h *Hub) bind(req bindReq) bindResp {
 		return bindResp{code: wire.CodeUnauthorized, why: "connect deadline passed"}
 	}
 	if req.v2 && req.bootstrap {
+		// A bootstrap token is spent once its wrapper has shown it holds
+		// the connect ack: by its start. Until then a connect again with
+		// it is the same wrapper whose ack was lost (it gave up waiting,
+		// an overloaded core acking late), and it replaces the first
+		// connection, rather than leave a live wrapper locked out and
+		// its machine to end not started.
+		retry := st.usedBootstrap && st.status == store.StatusRunning && st.startedAt.IsZero()
 		switch {
-		case st.usedBootstrap || st.status != store.StatusPending:
+		case !retry && (st.usedBootstrap || st.status != store.StatusPending):
 			return bindResp{code: wire.CodeUnauthorized, why: "bootstrap token already used"}
 		case !st.exp.ConnectDeadline.IsZero() && now.After(st.exp.ConnectDeadline):
 			return bindResp{code: wire.CodeUnauthorized, why: "bootstrap token past the connect deadline"}
+		}
+		if retry {
+			log.Info("bootstrap connect again before the wrapper started: its first ack may have been lost")
 		}
 		st.usedBootstrap = true
 	}

@@ -265,16 +265,48 @@ func TestConnectRefused(t *testing.T) {
 	}
 }
 
+// TestBootstrapSingleUse: a bootstrap token is spent once its wrapper
+// started the job, which shows it holds the connect ack.
 func TestBootstrapSingleUse(t *testing.T) {
 	h := newHarness(t, opts{})
 	h.expect(exp{run: "r1", machine: "m"})
-	h.dial("r1", "m").connect()
+	first := h.dial("r1", "m")
+	first.connect()
+	first.start(42)
 	c := h.dial("r1", "m")
 	f := c.frame(wire.TypeConnect)
 	f.Protocol, f.Token = 2, h.token("r1", "m")
 	c.send(f)
 	c.errorCode(wire.CodeUnauthorized)
 	c.closed()
+	// The rightful connection is untouched.
+	first.send(first.frame(wire.TypeHeartbeat))
+	first.complete(0, "")
+	if got := h.awaitFinal("r1", "m"); got.status != store.StatusSucceeded {
+		t.Fatalf("machine %s after a refused replay, want succeeded", got.status)
+	}
+}
+
+// TestBootstrapRetryAfterLostAck: a wrapper that gave up waiting for its
+// connect ack (a core acking late under load) connects again with the
+// same bootstrap token, and is let in: the machine is not lost for a
+// frame that did not arrive. The newer connection replaces the older.
+func TestBootstrapRetryAfterLostAck(t *testing.T) {
+	h := newHarness(t, opts{})
+	h.expect(exp{run: "r1", machine: "m"})
+	first := h.dial("r1", "m")
+	first.connect() // the ack the wrapper is taken not to have seen
+	second := h.dial("r1", "m")
+	ack := second.connect()
+	if ack.Session == "" {
+		t.Fatalf("retried connect acked without a session: %+v", ack)
+	}
+	first.closed()
+	second.start(42)
+	second.complete(0, "")
+	if got := h.awaitFinal("r1", "m"); got.status != store.StatusSucceeded {
+		t.Fatalf("machine %s, want succeeded", got.status)
+	}
 }
 
 func text(f wire.Frame) (int, []byte) {
