@@ -1190,15 +1190,9 @@ func (r *Runner) MachineFinal(runID, machine, status string) {
 func (r *Runner) machineFinal(ctx context.Context, runID, machine, status string) {
 	var tracked, over bool
 	err := r.do(ctx, func(st *state) {
-		if t := st.tallies[runID]; t != nil {
-			tracked = true
-			if !t.end(machine) {
-				return
-			}
-			over = len(t.open) == 0
-		}
-		// A dispatch waiting for its batch to finish looks again.
-		for _, runs := range st.active {
+		// A dispatch waiting for its batch to finish looks again, and a
+		// run queued behind this one may start now.
+		wake := func(runs []*activeRun) {
 			var mine bool
 			for _, a := range runs {
 				if a.id == runID {
@@ -1210,13 +1204,28 @@ func (r *Runner) machineFinal(ctx context.Context, runID, machine, status string
 					poke(a)
 				}
 			}
-			// A run queued behind this one may start now.
 			for _, a := range runs {
 				if mine && a.queued {
 					poke(a)
 				}
 			}
 		}
+		t := st.tallies[runID]
+		if t == nil {
+			// Not a run this core tracks: look at every job's (a
+			// fleet's machines end thousands of times a second, so
+			// the tallied runs look at their own job's only).
+			for _, runs := range st.active {
+				wake(runs)
+			}
+			return
+		}
+		tracked = true
+		if !t.end(machine) {
+			return
+		}
+		over = len(t.open) == 0
+		wake(st.active[t.job])
 	})
 	switch {
 	case err != nil:
