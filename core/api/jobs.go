@@ -48,16 +48,55 @@ type lastMachine struct {
 // lastRunMachines bounds lastRun.Machines.
 const lastRunMachines = 50
 
-func newLastRun(run store.Run) *lastRun {
+// newLastRun is a job's last run as the list shows it: the run's first
+// lastRunMachines machines by name, and all of them counted by status.
+func newLastRun(sum store.RunSummary) *lastRun {
+	run := sum.Run
 	lr := &lastRun{ID: run.ID, Status: run.Status, StartedAt: ts(run.StartedAt), FinishedAt: ts(run.FinishedAt),
 		MachineCounts: map[string]int{}, Machines: []lastMachine{}}
-	for i, m := range run.Machines {
-		lr.MachineCounts[m.Status]++
-		if i < lastRunMachines {
-			lr.Machines = append(lr.Machines, lastMachine{Machine: m.Machine, Status: m.Status, ExitCode: m.ExitCode})
-		}
+	maps.Copy(lr.MachineCounts, sum.MachineCounts)
+	for _, m := range run.Machines[:min(len(run.Machines), lastRunMachines)] {
+		lr.Machines = append(lr.Machines, lastMachine{Machine: m.Machine, Status: m.Status, ExitCode: m.ExitCode})
 	}
 	return lr
+}
+
+// lastRuns reads the last run of each job named, by job, in one store
+// call however many jobs there are. A store plugin built before LastRuns
+// answers errors.ErrUnsupported: the runs are then read job by job, as
+// store.SummarizeRun makes them alike.
+func (a *API) lastRuns(ctx context.Context, jobs []string) (map[string]*lastRun, error) {
+	out := make(map[string]*lastRun, len(jobs))
+	if len(jobs) == 0 {
+		return out, nil // LastRuns of no job named would be every job's
+	}
+	rs, err := a.store.LastRuns(ctx, store.LastRunsQuery{Jobs: jobs, Machines: lastRunMachines})
+	if errors.Is(err, errors.ErrUnsupported) {
+		a.log.Debug("the store answers no LastRuns (a plugin built before it): reading the last runs job by job", "jobs", len(jobs))
+		return a.lastRunsEach(ctx, jobs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("last runs of %d jobs: %w", len(jobs), err)
+	}
+	for _, r := range rs {
+		out[r.Run.Job] = newLastRun(r)
+	}
+	return out, nil
+}
+
+// lastRunsEach is lastRuns with a store call per job.
+func (a *API) lastRunsEach(ctx context.Context, jobs []string) (map[string]*lastRun, error) {
+	out := make(map[string]*lastRun, len(jobs))
+	for _, job := range jobs {
+		runs, err := a.store.ListRuns(ctx, store.RunFilter{Job: job, Limit: 1})
+		if err != nil {
+			return nil, fmt.Errorf("last run of %s: %w", job, err)
+		}
+		if len(runs) > 0 {
+			out[job] = newLastRun(store.SummarizeRun(runs[0], lastRunMachines))
+		}
+	}
+	return out, nil
 }
 
 // jobSummary is a job in GET /api/v1/jobs.
@@ -133,8 +172,8 @@ type jobDetail struct {
 	Wrapper            wrapperJSON       `json:"wrapper"`
 }
 
-// summary builds a job's list entry; the last run is read from the store.
-func (a *API) summary(ctx context.Context, js control.JobState) (jobSummary, error) {
+// summary builds a job's list entry with its last run, last (nil: none).
+func summary(js control.JobState, last *lastRun) (jobSummary, error) {
 	j := js.Job
 	if j == nil {
 		return jobSummary{}, fmt.Errorf("job state without a job")
@@ -150,26 +189,27 @@ func (a *API) summary(ctx context.Context, js control.JobState) (jobSummary, err
 		OverrideAt:      ts(js.OverrideAt),
 		NextRun:         ts(js.NextRun),
 		Running:         js.Running,
+		LastRun:         last,
 	}
 	if s.Running == nil {
 		s.Running = []string{}
-	}
-	runs, err := a.store.ListRuns(ctx, store.RunFilter{Job: j.Name, Limit: 1})
-	if err != nil {
-		return jobSummary{}, fmt.Errorf("last run of %s: %w", j.Name, err)
-	}
-	if len(runs) > 0 {
-		s.LastRun = newLastRun(runs[0])
 	}
 	return s, nil
 }
 
 func (a *API) detail(ctx context.Context, js control.JobState) (jobDetail, error) {
-	s, err := a.summary(ctx, js)
+	j := js.Job
+	if j == nil {
+		return jobDetail{}, fmt.Errorf("job state without a job")
+	}
+	last, err := a.lastRuns(ctx, []string{j.Name})
 	if err != nil {
 		return jobDetail{}, err
 	}
-	j := js.Job
+	s, err := summary(js, last[j.Name])
+	if err != nil {
+		return jobDetail{}, err
+	}
 	d := jobDetail{
 		jobSummary:         s,
 		Command:            j.Command,
@@ -231,9 +271,24 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	names := make([]string, 0, len(states))
+	for _, js := range states {
+		if js.Job != nil {
+			names = append(names, js.Job.Name)
+		}
+	}
+	last, err := a.lastRuns(r.Context(), names)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	out := make([]jobSummary, 0, len(states))
 	for _, js := range states {
-		s, err := a.summary(r.Context(), js)
+		var lr *lastRun
+		if js.Job != nil {
+			lr = last[js.Job.Name]
+		}
+		s, err := summary(js, lr)
 		if err != nil {
 			a.fail(w, r, err)
 			return

@@ -17,8 +17,9 @@ import (
 // committed it, then crashed before answering), so each method says why
 // its retry is safe:
 //
-//   - reads (GetRun, ListRuns, ReadOutput, Overrides, GetMaintenance,
-//     LastFire, ListNotifications, ListAudit, Ping) change nothing;
+//   - reads (GetRun, ListRuns, LastRuns, ReadOutput, Overrides,
+//     GetMaintenance, LastFire, LastFires, ListNotifications, ListAudit,
+//     Ping) change nothing;
 //   - AppendOutput is idempotent: a chunk below the machine's next seq is
 //     a duplicate that returns the next seq and stores nothing;
 //   - SetOverride, DeleteOverride, SetMaintenance, DeleteMaintenance and
@@ -211,6 +212,19 @@ func (s *hostedStore) ListRuns(ctx context.Context, f store.RunFilter) ([]store.
 	return runs, err
 }
 
+// LastRuns implements store.Store. A plugin built before LastRuns
+// answers errors.ErrUnsupported, which is its answer, not its death: the
+// caller asks job by job instead.
+func (s *hostedStore) LastRuns(ctx context.Context, q store.LastRunsQuery) ([]store.RunSummary, error) {
+	var rs []store.RunSummary
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		rs, err = st.LastRuns(ctx, q)
+		return err
+	})
+	return rs, err
+}
+
 // AppendOutput implements store.Store.
 func (s *hostedStore) AppendOutput(ctx context.Context, runID, machine string, c store.Chunk) (int64, error) {
 	var next int64
@@ -357,6 +371,18 @@ func (s *hostedStore) LastFire(ctx context.Context, job string) (time.Time, erro
 	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
 		var err error
 		last, err = st.LastFire(ctx, job)
+		return err
+	})
+	return last, err
+}
+
+// LastFires implements store.Store; errors.ErrUnsupported from an older
+// plugin as for LastRuns.
+func (s *hostedStore) LastFires(ctx context.Context, jobs []string) (map[string]time.Time, error) {
+	var last map[string]time.Time
+	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
+		var err error
+		last, err = st.LastFires(ctx, jobs)
 		return err
 	})
 	return last, err

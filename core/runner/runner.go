@@ -618,19 +618,45 @@ const maxCatchUp = 100
 // catchUp fires, per the job's catch_up policy, the slots that passed
 // since the job's last recorded slot while no core was firing: none, the
 // latest one, or all of them (bounded), each as a run with trigger
-// catch_up. A job that never fired has nothing to catch up.
+// catch_up. A job that never fired has nothing to catch up. The last
+// slots of every job that may catch up are read in one store call
+// (LastFires); a store plugin built before it answers
+// errors.ErrUnsupported, and they are read job by job instead.
 func (r *Runner) catchUp(ctx context.Context, st *state) {
 	now := r.cfg.Now()
+	var jobs []*config.Job
+	var names []string
 	for _, job := range st.conf.Jobs {
 		if job.CatchUp == "none" || !st.enabled(job) || job.ParsedSchedule == nil || job.ParsedSchedule.Manual() {
 			continue
 		}
-		last, err := r.cfg.Store.LastFire(ctx, job.Name)
-		if err != nil {
-			r.log.Error("read the last fired slot", "job", job.Name, "error", err)
-			continue
+		jobs, names = append(jobs, job), append(names, job.Name)
+	}
+	if len(jobs) == 0 {
+		return
+	}
+	lasts, err := r.cfg.Store.LastFires(ctx, names)
+	if errors.Is(err, errors.ErrUnsupported) {
+		r.log.Debug("the store answers no LastFires (a plugin built before it): reading the last fired slots job by job", "jobs", len(names))
+		lasts, err = make(map[string]time.Time, len(names)), nil
+		for _, name := range names {
+			last, lerr := r.cfg.Store.LastFire(ctx, name)
+			if lerr != nil {
+				r.log.Error("read the last fired slot", "job", name, "error", lerr)
+				continue
+			}
+			if !last.IsZero() {
+				lasts[name] = last
+			}
 		}
-		if last.IsZero() {
+	}
+	if err != nil {
+		r.log.Error("read the last fired slots: nothing is caught up", "jobs", len(names), "error", err)
+		return
+	}
+	for _, job := range jobs {
+		last, ok := lasts[job.Name]
+		if !ok || last.IsZero() {
 			continue
 		}
 		// Slots that passed while the job was disabled are missed, not

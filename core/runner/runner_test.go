@@ -531,6 +531,12 @@ func (s cancellingStore) LastFire(ctx context.Context, job string) (time.Time, e
 	return t, err
 }
 
+func (s cancellingStore) LastFires(ctx context.Context, jobs []string) (map[string]time.Time, error) {
+	last, err := s.Store.LastFires(ctx, jobs)
+	s.cancel()
+	return last, err
+}
+
 // TestFiredSlotGetsItsRunWhenStopping: a slot that began firing is
 // recorded with its run even when the core starts stopping meanwhile.
 func TestFiredSlotGetsItsRunWhenStopping(t *testing.T) {

@@ -80,3 +80,14 @@ func BenchmarkAppendOutput(b *testing.B) {
 		})
 	}
 }
+
+// benchStore opens a store in a fresh folder for a benchmark.
+func benchStore(b *testing.B) *Store {
+	b.Helper()
+	s, err := Open(context.Background(), Options{Path: filepath.Join(b.TempDir(), "bench.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}

@@ -59,6 +59,13 @@ type fakeStore struct {
 	auditFilter AuditFilter
 	audits      []AuditEntry
 
+	// lastRunsQuery is the last LastRuns query, answered with summaries;
+	// firesJobs the last LastFires jobs, answered with slots.
+	lastRunsQuery LastRunsQuery
+	summaries     []RunSummary
+	firesJobs     []string
+	slots         map[string]time.Time
+
 	// appendGate, when set, holds the AppendOutput of seq 0 until closed,
 	// after sending on appendEntered.
 	appendGate    chan struct{}
@@ -110,6 +117,26 @@ func (f *fakeStore) GetRun(context.Context, string) (Run, error) {
 
 func (f *fakeStore) ListRuns(context.Context, RunFilter) ([]Run, error) {
 	return []Run{f.run}, f.fail()
+}
+
+func (f *fakeStore) LastRuns(_ context.Context, q LastRunsQuery) ([]RunSummary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastRunsQuery = q
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.summaries, nil
+}
+
+func (f *fakeStore) LastFires(_ context.Context, jobs []string) (map[string]time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.firesJobs = jobs
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.slots, nil
 }
 
 func (f *fakeStore) AppendOutput(_ context.Context, runID, machine string, c Chunk) (int64, error) {
@@ -359,6 +386,11 @@ func TestErrorsCrossTheWire(t *testing.T) {
 		{"Ping", func() error { return c.client.Ping(ctx) }},
 		{"RecordFire", func() error { _, err := c.client.RecordFire(ctx, "j", time.Unix(60, 0), "r1"); return err }},
 		{"LastFire", func() error { _, err := c.client.LastFire(ctx, "j"); return err }},
+		{"LastFires", func() error { _, err := c.client.LastFires(ctx, []string{"j"}); return err }},
+		{"LastRuns", func() error {
+			_, err := c.client.LastRuns(ctx, LastRunsQuery{Jobs: []string{"j"}, Machines: 1})
+			return err
+		}},
 		{"PruneRuns", func() error { _, err := c.client.PruneRuns(ctx, time.Unix(60, 0)); return err }},
 		{"AppendOutput", func() error { _, err := c.client.AppendOutput(ctx, "r1", "a", Chunk{Seq: 1}); return err }},
 		{"UpdateRunNotify", func() error {
@@ -1105,5 +1137,188 @@ func TestAuditRoundTrip(t *testing.T) {
 			}
 			f.mu.Unlock()
 		}
+	}
+}
+
+// TestOldPluginRefusesLastRuns: a plugin built before LastRuns and
+// LastFires answers both with ErrUnsupported, as its own answer (no
+// restart), so that the core asks job by job instead.
+func TestOldPluginRefusesLastRuns(t *testing.T) {
+	c := dialOld(t, &oldPlugin{})
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"LastRuns": func() error {
+			_, err := c.LastRuns(ctx, LastRunsQuery{Jobs: []string{"backup"}, Machines: 50})
+			return err
+		},
+		"LastFires": func() error { _, err := c.LastFires(ctx, []string{"backup"}); return err },
+	}
+	for name, call := range calls {
+		err := call()
+		if !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("%s on an old plugin: %v, want ErrUnsupported", name, err)
+		}
+		var a interface{ PluginAnswered() bool }
+		if !errors.As(err, &a) || !a.PluginAnswered() {
+			t.Errorf("%s: %v does not say the plugin answered", name, err)
+		}
+	}
+}
+
+func TestLastRunsRoundTrip(t *testing.T) {
+	// The query reaches the store as sent; each summary comes back with
+	// its run's every field, its machines in order and its counts; an
+	// empty answer is an empty slice, and a summary without counts has an
+	// empty map.
+	local := time.Date(2026, 3, 1, 8, 59, 0, 123456789, time.FixedZone("X", -(3*3600+1800)))
+	run := Run{ID: "r1", Job: "backup", Trigger: TriggerManual, ScheduledFor: local, StartedAt: local.Add(time.Second),
+		FinishedAt: local.Add(time.Minute), Status: StatusFailed, Reason: "exit 3", RequestedBy: "alice",
+		KilledBy: "bob", KilledAt: local.Add(30 * time.Second), Spec: []byte(`{"command":"x"}`),
+		Actions: []Action{{Kind: "kill", Machine: "db2", Signal: "SIGTERM", Grace: time.Second, By: "bob", At: local}},
+		Machines: []Machine{
+			{RunID: "r1", Machine: "db1", Status: StatusSucceeded, ExitCode: ptr(0), StartedAt: local, OutputBytes: 7},
+			{RunID: "r1", Machine: "db2", Status: StatusFailed, ExitCode: ptr(3), Reason: "exit 3", NextSeq: 2},
+		}}
+	utc := run
+	for _, p := range []*time.Time{&utc.ScheduledFor, &utc.StartedAt, &utc.FinishedAt, &utc.KilledAt} {
+		*p = p.UTC()
+	}
+	utc.Actions = []Action{run.Actions[0]}
+	utc.Actions[0].At = local.UTC()
+	utc.Machines = slices.Clone(run.Machines)
+	utc.Machines[0].StartedAt = local.UTC()
+	bare := Run{ID: "r2", Job: "report"}
+	cases := []struct {
+		name   string
+		q      LastRunsQuery
+		answer []RunSummary
+		want   []RunSummary
+	}{
+		{"summaries", LastRunsQuery{Jobs: []string{"backup", "report"}, Machines: 50},
+			[]RunSummary{{Run: run, MachineCounts: map[string]int{StatusSucceeded: 1, StatusFailed: 1, StatusRunning: 10000}},
+				{Run: bare}},
+			[]RunSummary{{Run: utc, MachineCounts: map[string]int{StatusSucceeded: 1, StatusFailed: 1, StatusRunning: 10000}},
+				{Run: bare, MachineCounts: map[string]int{}}}},
+		{"every job, none", LastRunsQuery{}, nil, []RunSummary{}},
+	}
+	f := &fakeStore{}
+	c := dial(t, f)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f.mu.Lock()
+			f.summaries = tc.answer
+			f.mu.Unlock()
+			got, err := c.client.LastRuns(context.Background(), tc.q)
+			if err != nil {
+				t.Fatalf("LastRuns: %v", err)
+			}
+			if got == nil || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("LastRuns = %+v\nwant %+v", got, tc.want)
+			}
+			f.mu.Lock()
+			q := f.lastRunsQuery
+			f.mu.Unlock()
+			if !slices.Equal(q.Jobs, tc.q.Jobs) || q.Machines != tc.q.Machines {
+				t.Errorf("store got %+v, want %+v", q, tc.q)
+			}
+		})
+	}
+}
+
+// TestLastRunsLargeAnswer: an answer past gRPC's default 4 MB limit
+// (thousands of jobs, each with its first machines) arrives whole.
+func TestLastRunsLargeAnswer(t *testing.T) {
+	const jobs, machines = 2000, 50
+	reason := strings.Repeat("r", 60)
+	answer := make([]RunSummary, jobs)
+	for j := range answer {
+		run := Run{ID: fmt.Sprintf("run-%04d", j), Job: fmt.Sprintf("job-%04d", j), Status: StatusFailed}
+		for m := range machines {
+			run.Machines = append(run.Machines, Machine{RunID: run.ID, Machine: fmt.Sprintf("host-%03d", m),
+				Status: StatusFailed, ExitCode: ptr(1), Reason: reason})
+		}
+		answer[j] = RunSummary{Run: run, MachineCounts: map[string]int{StatusFailed: machines}}
+	}
+	f := &fakeStore{summaries: answer}
+	c := dial(t, f)
+	got, err := c.client.LastRuns(context.Background(), LastRunsQuery{Machines: machines})
+	if err != nil {
+		t.Fatalf("LastRuns of %d jobs of %d machines: %v", jobs, machines, err)
+	}
+	if len(got) != jobs || !reflect.DeepEqual(got[jobs-1], answer[jobs-1]) {
+		t.Errorf("LastRuns answered %d summaries, the last %+v", len(got), got[len(got)-1])
+	}
+}
+
+func TestLastFiresRoundTrip(t *testing.T) {
+	// Slots to the nanosecond, in another zone than UTC, arrive as the
+	// same instant in UTC; a zero slot (no store records one) is no
+	// entry; none is an empty map.
+	local := time.Date(2026, 3, 1, 8, 59, 0, 123456789, time.FixedZone("X", 3600))
+	cases := []struct {
+		name   string
+		jobs   []string
+		answer map[string]time.Time
+		want   map[string]time.Time
+	}{
+		{"slots", []string{"a", "b", "c"}, map[string]time.Time{"a": local, "b": local.Add(-time.Hour), "c": {}},
+			map[string]time.Time{"a": local.UTC(), "b": local.Add(-time.Hour).UTC()}},
+		{"none", nil, nil, map[string]time.Time{}},
+	}
+	f := &fakeStore{}
+	c := dial(t, f)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f.mu.Lock()
+			f.slots = tc.answer
+			f.mu.Unlock()
+			got, err := c.client.LastFires(context.Background(), tc.jobs)
+			if err != nil {
+				t.Fatalf("LastFires: %v", err)
+			}
+			if got == nil || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("LastFires = %v, want %v", got, tc.want)
+			}
+			f.mu.Lock()
+			jobs := f.firesJobs
+			f.mu.Unlock()
+			if !slices.Equal(jobs, tc.jobs) {
+				t.Errorf("store got jobs %q, want %q", jobs, tc.jobs)
+			}
+		})
+	}
+}
+
+func TestSummarizeRun(t *testing.T) {
+	run := Run{ID: "r", Machines: []Machine{{Machine: "b", Status: StatusFailed}, {Machine: "C", Status: StatusRunning},
+		{Machine: "a", Status: StatusFailed}}}
+	cases := []struct {
+		machines int
+		want     []string
+	}{
+		{0, []string{}},
+		{-1, []string{}},
+		{2, []string{"C", "a"}},
+		{3, []string{"C", "a", "b"}},
+		{9, []string{"C", "a", "b"}},
+	}
+	for _, tc := range cases {
+		got := SummarizeRun(run, tc.machines)
+		names := []string{}
+		for _, m := range got.Run.Machines {
+			names = append(names, m.Machine)
+		}
+		if !slices.Equal(names, tc.want) || got.Run.Machines == nil {
+			t.Errorf("SummarizeRun(%d) machines = %q, want %q", tc.machines, names, tc.want)
+		}
+		if c := got.MachineCounts; len(c) != 2 || c[StatusFailed] != 2 || c[StatusRunning] != 1 {
+			t.Errorf("SummarizeRun(%d) counts = %v, want 2 failed and 1 running", tc.machines, c)
+		}
+	}
+	if run.Machines[0].Machine != "b" {
+		t.Errorf("SummarizeRun reordered the caller's machines: %+v", run.Machines)
+	}
+	if got := SummarizeRun(Run{ID: "none"}, 5); got.MachineCounts == nil || len(got.MachineCounts) != 0 || len(got.Run.Machines) != 0 {
+		t.Errorf("SummarizeRun of a run without machines = %+v", got)
 	}
 }

@@ -91,6 +91,19 @@ func (c *GRPCClient) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
 	return runs, nil
 }
 
+// LastRuns implements Store. The answer may exceed gRPC's default 4 MB
+// limit (thousands of jobs, each with its machines), so the client
+// accepts any size. A plugin built before LastRuns answers
+// errors.ErrUnsupported.
+func (c *GRPCClient) LastRuns(ctx context.Context, q LastRunsQuery) ([]RunSummary, error) {
+	resp, err := c.client.LastRuns(ctx, &storepb.LastRunsRequest{Jobs: q.Jobs, Machines: int64(q.Machines)},
+		grpc.MaxCallRecvMsgSize(math.MaxInt32))
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return goRunSummaries(resp.GetRuns()), nil
+}
+
 // AppendOutput implements Store. The chunk joins the client's output
 // stream with every other caller's; the call returns once the plugin has
 // stored (or refused) this chunk. A cancelled ctx ends the wait, not
@@ -204,6 +217,16 @@ func (c *GRPCClient) LastFire(ctx context.Context, job string) (time.Time, error
 		return time.Time{}, fromStatus(err)
 	}
 	return goTime(resp.GetSlot()), nil
+}
+
+// LastFires implements Store. A plugin built before LastFires answers
+// errors.ErrUnsupported.
+func (c *GRPCClient) LastFires(ctx context.Context, jobs []string) (map[string]time.Time, error) {
+	resp, err := c.client.LastFires(ctx, &storepb.LastFiresRequest{Jobs: jobs})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return goSlots(resp.GetSlots()), nil
 }
 
 // PruneRuns implements Store.

@@ -333,3 +333,58 @@ func goAuditFilter(f *storepb.AuditFilter) AuditFilter {
 	return AuditFilter{Job: f.GetJob(), By: f.GetBy(), Action: f.GetAction(), BeforeID: f.GetBeforeId(),
 		Limit: int(f.GetLimit())}
 }
+
+func pbRunSummaries(rs []RunSummary) []*storepb.RunSummary {
+	out := make([]*storepb.RunSummary, len(rs))
+	for i, r := range rs {
+		counts := make(map[string]int64, len(r.MachineCounts))
+		for st, n := range r.MachineCounts {
+			counts[st] = int64(n)
+		}
+		out[i] = &storepb.RunSummary{Run: pbRun(r.Run), MachineCounts: counts}
+	}
+	return out
+}
+
+// goRunSummaries decodes a LastRuns answer; none is an empty slice, and
+// every summary's counts a map, as a store answers.
+func goRunSummaries(rs []*storepb.RunSummary) []RunSummary {
+	out := make([]RunSummary, len(rs))
+	for i, r := range rs {
+		counts := make(map[string]int, len(r.GetMachineCounts()))
+		for st, n := range r.GetMachineCounts() {
+			counts[st] = int(n)
+		}
+		run := r.GetRun()
+		if run == nil {
+			run = &storepb.Run{}
+		}
+		out[i] = RunSummary{Run: goRun(run), MachineCounts: counts}
+	}
+	return out
+}
+
+// pbSlots encodes LastFires's answer. A zero slot is no slot (no store
+// records one), so it is left out rather than sent as a map entry
+// without a value, which would decode as 1970.
+func pbSlots(slots map[string]time.Time) map[string]*timestamppb.Timestamp {
+	out := make(map[string]*timestamppb.Timestamp, len(slots))
+	for job, t := range slots {
+		if !t.IsZero() {
+			out[job] = pbTime(t)
+		}
+	}
+	return out
+}
+
+// goSlots decodes LastFires's answer; none is an empty map, and an entry
+// without a slot is no entry.
+func goSlots(slots map[string]*timestamppb.Timestamp) map[string]time.Time {
+	out := make(map[string]time.Time, len(slots))
+	for job, ts := range slots {
+		if ts != nil {
+			out[job] = goTime(ts)
+		}
+	}
+	return out
+}

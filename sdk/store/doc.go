@@ -1,7 +1,8 @@
 // Package store is the store plugin kind: the run, machine, output and
 // override types the core keeps and the Store interface a store
 // implements (store.go; the notification outbox's types in outbox.go,
-// the audit log's in audit.go), and the go-plugin adapter that carries it
+// the audit log's in audit.go, LastRuns's in lastruns.go), and the
+// go-plugin adapter that carries it
 // over gRPC, laid out like every kind: plugin.go (Plugin, the adapter),
 // client.go (GRPCClient, the core's side), server.go (GRPCServer, the
 // plugin's side), proto/ (the service; its generated code is internal)
@@ -110,4 +111,15 @@
 // the entries whose At is before its time, in bounded batches, uncounted.
 // AppendAudit is not idempotent: a call retried after a plugin died may
 // meet its own first try (the core's plugin host looks for it first).
+//
+// # Many jobs in one call
+//
+// A core with thousands of jobs must not make a call per job where one
+// will do. LastRuns answers each job's latest run (ListRuns's order), its
+// machines counted by status and only the first few returned (by name:
+// a run may have ten thousand), and LastFires each job's latest recorded
+// slot; a durable store reads through its indexes only what it answers.
+// A plugin built before them answers errors.ErrUnsupported, and the core
+// then asks job by job (ListRuns with Limit 1, LastFire), passing the
+// run through SummarizeRun so that both ways answer alike.
 package store

@@ -103,6 +103,14 @@ func (l *lazy) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
 	return s.ListRuns(ctx, f)
 }
 
+func (l *lazy) LastRuns(ctx context.Context, q LastRunsQuery) ([]RunSummary, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.LastRuns(ctx, q)
+}
+
 func (l *lazy) AppendOutput(ctx context.Context, runID, machine string, c Chunk) (int64, error) {
 	s, err := l.get()
 	if err != nil {
@@ -208,6 +216,14 @@ func (l *lazy) LastFire(ctx context.Context, job string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return s.LastFire(ctx, job)
+}
+
+func (l *lazy) LastFires(ctx context.Context, jobs []string) (map[string]time.Time, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.LastFires(ctx, jobs)
 }
 
 func (l *lazy) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, error) {

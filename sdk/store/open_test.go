@@ -38,6 +38,12 @@ func TestOpenOnConfigure(t *testing.T) {
 	if _, err := s.ListAudit(ctx, AuditFilter{}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("ListAudit before Configure: %v, want ErrUnavailable", err)
 	}
+	if _, err := s.LastRuns(ctx, LastRunsQuery{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("LastRuns before Configure: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.LastFires(ctx, []string{"j"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("LastFires before Configure: %v, want ErrUnavailable", err)
+	}
 	res := s.(Batcher).AppendOutputBatch(ctx, []Append{{RunID: "r", Machine: "m"}})
 	if len(res) != 1 || !errors.Is(res[0].Err, ErrUnavailable) {
 		t.Fatalf("batch before Configure: %+v", res)
@@ -72,6 +78,16 @@ func TestOpenOnConfigure(t *testing.T) {
 	if es, err := s.ListAudit(ctx, AuditFilter{By: "ops"}); err != nil || len(es) != 1 || es[0].ID != 7 ||
 		opened[0].auditFilter.By != "ops" {
 		t.Fatalf("ListAudit after Configure: %+v, %v, reached %+v", es, err, opened[0].auditFilter)
+	}
+	opened[0].summaries = []RunSummary{{Run: Run{ID: "r1", Job: "j"}}}
+	if rs, err := s.LastRuns(ctx, LastRunsQuery{Jobs: []string{"j"}, Machines: 3}); err != nil || len(rs) != 1 ||
+		rs[0].Run.ID != "r1" || opened[0].lastRunsQuery.Machines != 3 {
+		t.Fatalf("LastRuns after Configure: %+v, %v, reached %+v", rs, err, opened[0].lastRunsQuery)
+	}
+	opened[0].slots = map[string]time.Time{"j": slot}
+	if fires, err := s.LastFires(ctx, []string{"j"}); err != nil || !fires["j"].Equal(slot) ||
+		len(opened[0].firesJobs) != 1 {
+		t.Fatalf("LastFires after Configure: %v, %v, reached %q", fires, err, opened[0].firesJobs)
 	}
 	// A store without batches gets the chunks one by one.
 	res = s.(Batcher).AppendOutputBatch(ctx, []Append{{RunID: "r1", Machine: "m", Chunk: Chunk{Seq: 0, Data: []byte("x")}}})

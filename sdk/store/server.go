@@ -92,6 +92,15 @@ func (s *GRPCServer) ListRuns(ctx context.Context, req *storepb.RunFilter) (*sto
 	return resp, nil
 }
 
+// LastRuns implements the gRPC service.
+func (s *GRPCServer) LastRuns(ctx context.Context, req *storepb.LastRunsRequest) (*storepb.LastRunsResponse, error) {
+	rs, err := s.Impl.LastRuns(ctx, LastRunsQuery{Jobs: req.GetJobs(), Machines: int(req.GetMachines())})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.LastRunsResponse{Runs: pbRunSummaries(rs)}, nil
+}
+
 // AppendOutput implements the gRPC service: for each batch the core
 // sends, it stores the chunks in the order given (so one machine's chunks
 // keep their order) and answers with one result per chunk. A store error
@@ -221,6 +230,15 @@ func (s *GRPCServer) LastFire(ctx context.Context, req *storepb.LastFireRequest)
 		return nil, toStatus(err)
 	}
 	return &storepb.LastFireResponse{Slot: pbTime(slot)}, nil
+}
+
+// LastFires implements the gRPC service.
+func (s *GRPCServer) LastFires(ctx context.Context, req *storepb.LastFiresRequest) (*storepb.LastFiresResponse, error) {
+	slots, err := s.Impl.LastFires(ctx, req.GetJobs())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &storepb.LastFiresResponse{Slots: pbSlots(slots)}, nil
 }
 
 // PruneRuns implements the gRPC service.

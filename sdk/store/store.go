@@ -273,6 +273,15 @@ type Store interface {
 	UpdateMachine(ctx context.Context, runID, machine string, u MachineUpdate) error
 	GetRun(ctx context.Context, runID string) (Run, error)
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
+	// LastRuns returns, for each job q names that has a run (every job
+	// with a run when q names none), its latest run in ListRuns's order
+	// (by StartedAt, or ScheduledFor while that is zero; ties to the run
+	// created last) with at most q.Machines of its machines, the first by
+	// name, and the count of all its machines by status (lastruns.go): what
+	// ListRuns(RunFilter{Job: job, Limit: 1}) tells of each job, in one
+	// call that loads only the machines it returns (the others are only
+	// counted). The answer is ordered by job name.
+	LastRuns(ctx context.Context, q LastRunsQuery) ([]RunSummary, error)
 
 	// AppendOutput stores a chunk and returns the machine's next expected
 	// seq. A chunk below it is a duplicate: nothing is stored and the
@@ -312,6 +321,11 @@ type Store interface {
 	FireRun(ctx context.Context, run Run) (bool, error)
 	// LastFire returns the latest slot recorded for job, zero when none.
 	LastFire(ctx context.Context, job string) (time.Time, error)
+	// LastFires returns the latest slot recorded for each job named that
+	// has one, in UTC: LastFire for many jobs in one call. A job without
+	// a recorded slot is not in the map; naming no job answers an empty
+	// map.
+	LastFires(ctx context.Context, jobs []string) (map[string]time.Time, error)
 
 	// PruneRuns deletes the runs that finished before the given time,
 	// with their machines, actions and output, and returns how many it

@@ -24,6 +24,8 @@ const DefaultListLimit = 100
 //   - ListRuns orders runs by StartedAt, or ScheduledFor while StartedAt
 //     is zero, newest first, ties broken by creation order (newest first);
 //     Before keeps runs whose time is strictly before it;
+//   - LastRuns picks each job's run in ListRuns's order, and its first
+//     machines by name in byte order;
 //   - DeleteOverride of a job without an override succeeds (idempotent);
 //   - AppendOutput accepts output for a final machine (a lost machine's
 //     wrapper may come back and finish sending);
@@ -354,6 +356,68 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, e
 		out = append(out, r.snapshot())
 	}
 	return out, nil
+}
+
+// LastRuns returns each named job's latest run, in ListRuns's order,
+// with at most q.Machines machines (the first by name) and all of them
+// counted by status; ordered by job name.
+func (s *Store) LastRuns(ctx context.Context, q store.LastRunsQuery) ([]store.RunSummary, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var named map[string]bool
+	if len(q.Jobs) > 0 {
+		named = make(map[string]bool, len(q.Jobs))
+		for _, j := range q.Jobs {
+			named[j] = true
+		}
+	}
+	latest := map[string]*runRec{}
+	for _, r := range s.runs {
+		if named != nil && !named[r.run.Job] {
+			continue
+		}
+		if l, ok := latest[r.run.Job]; !ok || newer(r, l) {
+			latest[r.run.Job] = r
+		}
+	}
+	out := make([]store.RunSummary, 0, len(latest))
+	for _, r := range latest {
+		out = append(out, r.summary(q.Machines))
+	}
+	store.SortRunSummaries(out)
+	return out, nil
+}
+
+// newer tells whether a comes before b in ListRuns's order.
+func newer(a, b *runRec) bool {
+	if c := a.when().Compare(b.when()); c != 0 {
+		return c > 0
+	}
+	return a.created > b.created
+}
+
+// summary is the run as LastRuns answers it: store.SummarizeRun's, without
+// copying every machine of a large run first.
+func (r *runRec) summary(machines int) store.RunSummary {
+	counts := map[string]int{}
+	for _, m := range r.machines {
+		counts[m.m.Status]++
+	}
+	run := r.run
+	run.Spec = bytes.Clone(r.run.Spec)
+	run.Actions = slices.Clone(r.run.Actions)
+	run.Machines = []store.Machine{}
+	if machines > 0 {
+		recs := slices.Clone(r.machines)
+		slices.SortFunc(recs, func(a, b *machRec) int { return cmp.Compare(a.m.Machine, b.m.Machine) })
+		for _, m := range recs[:min(machines, len(recs))] {
+			run.Machines = append(run.Machines, copyMachine(m.m))
+		}
+	}
+	return store.RunSummary{Run: run, MachineCounts: counts}
 }
 
 // AppendOutput stores c if it is the machine's next seq.
@@ -760,6 +824,30 @@ func (s *Store) LastFire(ctx context.Context, job string) (time.Time, error) {
 	if err := s.check(ctx); err != nil {
 		return time.Time{}, err
 	}
+	last, _ := s.lastFire(job)
+	return last, nil
+}
+
+// LastFires returns the latest recorded slot of each named job that has
+// one.
+func (s *Store) LastFires(ctx context.Context, jobs []string) (map[string]time.Time, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	out := make(map[string]time.Time, len(jobs))
+	for _, job := range jobs {
+		if last, ok := s.lastFire(job); ok {
+			out[job] = last
+		}
+	}
+	return out, nil
+}
+
+// lastFire is the job's latest recorded slot, false when none. Call with
+// s.mu held.
+func (s *Store) lastFire(job string) (time.Time, bool) {
 	var last int64
 	found := false
 	for k := range s.fires[job] {
@@ -768,9 +856,9 @@ func (s *Store) LastFire(ctx context.Context, job string) (time.Time, error) {
 		}
 	}
 	if !found {
-		return time.Time{}, nil
+		return time.Time{}, false
 	}
-	return time.Unix(0, last).UTC(), nil
+	return time.Unix(0, last).UTC(), true
 }
 
 // Ping fails only after Close.

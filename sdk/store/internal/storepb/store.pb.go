@@ -3104,6 +3104,247 @@ func (x *ListAuditResponse) GetEntries() []*AuditEntry {
 	return nil
 }
 
+// LastRunsRequest: see store.LastRunsQuery. machines 0 (or below): none.
+type LastRunsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Jobs          []string               `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	Machines      int64                  `protobuf:"varint,2,opt,name=machines,proto3" json:"machines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LastRunsRequest) Reset() {
+	*x = LastRunsRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LastRunsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LastRunsRequest) ProtoMessage() {}
+
+func (x *LastRunsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LastRunsRequest.ProtoReflect.Descriptor instead.
+func (*LastRunsRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *LastRunsRequest) GetJobs() []string {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *LastRunsRequest) GetMachines() int64 {
+	if x != nil {
+		return x.Machines
+	}
+	return 0
+}
+
+// RunSummary: see store.RunSummary. run.machines holds at most the
+// request's machines; machine_counts counts them all by status.
+type RunSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	MachineCounts map[string]int64       `protobuf:"bytes,2,rep,name=machine_counts,json=machineCounts,proto3" json:"machine_counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunSummary) Reset() {
+	*x = RunSummary{}
+	mi := &file_store_proto_store_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunSummary) ProtoMessage() {}
+
+func (x *RunSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunSummary.ProtoReflect.Descriptor instead.
+func (*RunSummary) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *RunSummary) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+func (x *RunSummary) GetMachineCounts() map[string]int64 {
+	if x != nil {
+		return x.MachineCounts
+	}
+	return nil
+}
+
+type LastRunsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Runs          []*RunSummary          `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LastRunsResponse) Reset() {
+	*x = LastRunsResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LastRunsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LastRunsResponse) ProtoMessage() {}
+
+func (x *LastRunsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LastRunsResponse.ProtoReflect.Descriptor instead.
+func (*LastRunsResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *LastRunsResponse) GetRuns() []*RunSummary {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
+type LastFiresRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Jobs          []string               `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LastFiresRequest) Reset() {
+	*x = LastFiresRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LastFiresRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LastFiresRequest) ProtoMessage() {}
+
+func (x *LastFiresRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LastFiresRequest.ProtoReflect.Descriptor instead.
+func (*LastFiresRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *LastFiresRequest) GetJobs() []string {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+// LastFiresResponse: each job named that has a recorded slot, with its
+// latest.
+type LastFiresResponse struct {
+	state         protoimpl.MessageState            `protogen:"open.v1"`
+	Slots         map[string]*timestamppb.Timestamp `protobuf:"bytes,1,rep,name=slots,proto3" json:"slots,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LastFiresResponse) Reset() {
+	*x = LastFiresResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LastFiresResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LastFiresResponse) ProtoMessage() {}
+
+func (x *LastFiresResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LastFiresResponse.ProtoReflect.Descriptor instead.
+func (*LastFiresResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *LastFiresResponse) GetSlots() map[string]*timestamppb.Timestamp {
+	if x != nil {
+		return x.Slots
+	}
+	return nil
+}
+
 var File_store_proto_store_proto protoreflect.FileDescriptor
 
 const file_store_proto_store_proto_rawDesc = "" +
@@ -3371,7 +3612,27 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\tbefore_id\x18\x04 \x01(\x03R\bbeforeId\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x03R\x05limit\"M\n" +
 	"\x11ListAuditResponse\x128\n" +
-	"\aentries\x18\x01 \x03(\v2\x1e.saltpeter.store.v1.AuditEntryR\aentries*\xfd\x01\n" +
+	"\aentries\x18\x01 \x03(\v2\x1e.saltpeter.store.v1.AuditEntryR\aentries\"A\n" +
+	"\x0fLastRunsRequest\x12\x12\n" +
+	"\x04jobs\x18\x01 \x03(\tR\x04jobs\x12\x1a\n" +
+	"\bmachines\x18\x02 \x01(\x03R\bmachines\"\xd3\x01\n" +
+	"\n" +
+	"RunSummary\x12)\n" +
+	"\x03run\x18\x01 \x01(\v2\x17.saltpeter.store.v1.RunR\x03run\x12X\n" +
+	"\x0emachine_counts\x18\x02 \x03(\v21.saltpeter.store.v1.RunSummary.MachineCountsEntryR\rmachineCounts\x1a@\n" +
+	"\x12MachineCountsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"F\n" +
+	"\x10LastRunsResponse\x122\n" +
+	"\x04runs\x18\x01 \x03(\v2\x1e.saltpeter.store.v1.RunSummaryR\x04runs\"&\n" +
+	"\x10LastFiresRequest\x12\x12\n" +
+	"\x04jobs\x18\x01 \x03(\tR\x04jobs\"\xb1\x01\n" +
+	"\x11LastFiresResponse\x12F\n" +
+	"\x05slots\x18\x01 \x03(\v20.saltpeter.store.v1.LastFiresResponse.SlotsEntryR\x05slots\x1aT\n" +
+	"\n" +
+	"SlotsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05value:\x028\x01*\xfd\x01\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ERROR_KIND_NOT_FOUND\x10\x01\x12\x15\n" +
@@ -3381,7 +3642,7 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x05\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\x06\x12 \n" +
 	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a\x12\x19\n" +
-	"\x15ERROR_KIND_LEASE_LOST\x10\b2\xcd\x12\n" +
+	"\x15ERROR_KIND_LEASE_LOST\x10\b2\xfe\x13\n" +
 	"\x05Store\x12X\n" +
 	"\tConfigure\x12$.saltpeter.store.v1.ConfigureRequest\x1a%.saltpeter.store.v1.ConfigureResponse\x12L\n" +
 	"\tCreateRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12P\n" +
@@ -3390,7 +3651,8 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x0fUpdateRunNotify\x12$.saltpeter.store.v1.UpdateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12T\n" +
 	"\rUpdateMachine\x12(.saltpeter.store.v1.UpdateMachineRequest\x1a\x19.saltpeter.store.v1.Empty\x12D\n" +
 	"\x06GetRun\x12!.saltpeter.store.v1.GetRunRequest\x1a\x17.saltpeter.store.v1.Run\x12O\n" +
-	"\bListRuns\x12\x1d.saltpeter.store.v1.RunFilter\x1a$.saltpeter.store.v1.ListRunsResponse\x12V\n" +
+	"\bListRuns\x12\x1d.saltpeter.store.v1.RunFilter\x1a$.saltpeter.store.v1.ListRunsResponse\x12U\n" +
+	"\bLastRuns\x12#.saltpeter.store.v1.LastRunsRequest\x1a$.saltpeter.store.v1.LastRunsResponse\x12V\n" +
 	"\fAppendOutput\x12\x1f.saltpeter.store.v1.AppendBatch\x1a!.saltpeter.store.v1.AppendResults(\x010\x01\x12U\n" +
 	"\n" +
 	"ReadOutput\x12\x1f.saltpeter.store.v1.OutputQuery\x1a&.saltpeter.store.v1.ReadOutputResponse\x12I\n" +
@@ -3404,6 +3666,7 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"RecordFire\x12%.saltpeter.store.v1.RecordFireRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12W\n" +
 	"\aFireRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12U\n" +
 	"\bLastFire\x12#.saltpeter.store.v1.LastFireRequest\x1a$.saltpeter.store.v1.LastFireResponse\x12X\n" +
+	"\tLastFires\x12$.saltpeter.store.v1.LastFiresRequest\x1a%.saltpeter.store.v1.LastFiresResponse\x12X\n" +
 	"\tPruneRuns\x12$.saltpeter.store.v1.PruneRunsRequest\x1a%.saltpeter.store.v1.PruneRunsResponse\x12b\n" +
 	"\x14EnqueueNotifications\x12/.saltpeter.store.v1.EnqueueNotificationsRequest\x1a\x19.saltpeter.store.v1.Empty\x12n\n" +
 	"\x12ClaimNotifications\x12-.saltpeter.store.v1.ClaimNotificationsRequest\x1a).saltpeter.store.v1.NotificationsResponse\x12^\n" +
@@ -3427,7 +3690,7 @@ func file_store_proto_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_store_proto_store_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: saltpeter.store.v1.ErrorKind
 	(*Empty)(nil),                       // 1: saltpeter.store.v1.Empty
@@ -3475,122 +3738,138 @@ var file_store_proto_store_proto_goTypes = []any{
 	(*AppendAuditResponse)(nil),         // 43: saltpeter.store.v1.AppendAuditResponse
 	(*AuditFilter)(nil),                 // 44: saltpeter.store.v1.AuditFilter
 	(*ListAuditResponse)(nil),           // 45: saltpeter.store.v1.ListAuditResponse
-	(*timestamppb.Timestamp)(nil),       // 46: google.protobuf.Timestamp
+	(*LastRunsRequest)(nil),             // 46: saltpeter.store.v1.LastRunsRequest
+	(*RunSummary)(nil),                  // 47: saltpeter.store.v1.RunSummary
+	(*LastRunsResponse)(nil),            // 48: saltpeter.store.v1.LastRunsResponse
+	(*LastFiresRequest)(nil),            // 49: saltpeter.store.v1.LastFiresRequest
+	(*LastFiresResponse)(nil),           // 50: saltpeter.store.v1.LastFiresResponse
+	nil,                                 // 51: saltpeter.store.v1.RunSummary.MachineCountsEntry
+	nil,                                 // 52: saltpeter.store.v1.LastFiresResponse.SlotsEntry
+	(*timestamppb.Timestamp)(nil),       // 53: google.protobuf.Timestamp
 }
 var file_store_proto_store_proto_depIdxs = []int32{
 	0,  // 0: saltpeter.store.v1.ErrorDetail.kind:type_name -> saltpeter.store.v1.ErrorKind
-	46, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
-	46, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
-	46, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
-	46, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
-	46, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
-	46, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
-	46, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
-	46, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	46, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
-	46, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
+	53, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
+	53, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
+	53, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
+	53, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
+	53, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
+	53, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
+	53, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
+	53, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	53, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
+	53, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 11: saltpeter.store.v1.Run.actions:type_name -> saltpeter.store.v1.Action
 	6,  // 12: saltpeter.store.v1.Run.machines:type_name -> saltpeter.store.v1.Machine
 	7,  // 13: saltpeter.store.v1.CreateRunRequest.run:type_name -> saltpeter.store.v1.Run
 	6,  // 14: saltpeter.store.v1.AddMachinesRequest.machines:type_name -> saltpeter.store.v1.Machine
-	46, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
-	46, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	46, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
+	53, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
+	53, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	53, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 18: saltpeter.store.v1.RunUpdate.add_action:type_name -> saltpeter.store.v1.Action
 	34, // 19: saltpeter.store.v1.RunUpdate.notifications:type_name -> saltpeter.store.v1.Notification
 	10, // 20: saltpeter.store.v1.UpdateRunRequest.update:type_name -> saltpeter.store.v1.RunUpdate
-	46, // 21: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
-	46, // 22: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
-	46, // 23: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
-	46, // 24: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	46, // 25: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
+	53, // 21: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
+	53, // 22: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
+	53, // 23: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
+	53, // 24: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	53, // 25: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
 	12, // 26: saltpeter.store.v1.UpdateMachineRequest.update:type_name -> saltpeter.store.v1.MachineUpdate
-	46, // 27: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
+	53, // 27: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
 	7,  // 28: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
-	46, // 29: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
+	53, // 29: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
 	17, // 30: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
 	18, // 31: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
 	0,  // 32: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
 	20, // 33: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
-	46, // 34: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
-	46, // 35: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
+	53, // 34: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
+	53, // 35: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
 	25, // 36: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
-	46, // 37: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
-	46, // 38: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
-	46, // 39: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
-	46, // 40: saltpeter.store.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
-	46, // 41: saltpeter.store.v1.Notification.due_at:type_name -> google.protobuf.Timestamp
-	46, // 42: saltpeter.store.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
+	53, // 37: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
+	53, // 38: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
+	53, // 39: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
+	53, // 40: saltpeter.store.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
+	53, // 41: saltpeter.store.v1.Notification.due_at:type_name -> google.protobuf.Timestamp
+	53, // 42: saltpeter.store.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
 	34, // 43: saltpeter.store.v1.EnqueueNotificationsRequest.notifications:type_name -> saltpeter.store.v1.Notification
-	46, // 44: saltpeter.store.v1.ClaimNotificationsRequest.now:type_name -> google.protobuf.Timestamp
+	53, // 44: saltpeter.store.v1.ClaimNotificationsRequest.now:type_name -> google.protobuf.Timestamp
 	34, // 45: saltpeter.store.v1.NotificationsResponse.notifications:type_name -> saltpeter.store.v1.Notification
-	46, // 46: saltpeter.store.v1.NotificationResult.retry_at:type_name -> google.protobuf.Timestamp
-	46, // 47: saltpeter.store.v1.NotificationResult.at:type_name -> google.protobuf.Timestamp
+	53, // 46: saltpeter.store.v1.NotificationResult.retry_at:type_name -> google.protobuf.Timestamp
+	53, // 47: saltpeter.store.v1.NotificationResult.at:type_name -> google.protobuf.Timestamp
 	38, // 48: saltpeter.store.v1.FinishNotificationRequest.result:type_name -> saltpeter.store.v1.NotificationResult
-	46, // 49: saltpeter.store.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	53, // 49: saltpeter.store.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	41, // 50: saltpeter.store.v1.AppendAuditRequest.entry:type_name -> saltpeter.store.v1.AuditEntry
 	41, // 51: saltpeter.store.v1.ListAuditResponse.entries:type_name -> saltpeter.store.v1.AuditEntry
-	3,  // 52: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
-	8,  // 53: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	9,  // 54: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
-	11, // 55: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
-	11, // 56: saltpeter.store.v1.Store.UpdateRunNotify:input_type -> saltpeter.store.v1.UpdateRunRequest
-	13, // 57: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
-	14, // 58: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
-	15, // 59: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
-	19, // 60: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
-	22, // 61: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
-	25, // 62: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
-	26, // 63: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
-	1,  // 64: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
-	24, // 65: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
-	1,  // 66: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
-	1,  // 67: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
-	28, // 68: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
-	8,  // 69: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	30, // 70: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
-	32, // 71: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
-	35, // 72: saltpeter.store.v1.Store.EnqueueNotifications:input_type -> saltpeter.store.v1.EnqueueNotificationsRequest
-	36, // 73: saltpeter.store.v1.Store.ClaimNotifications:input_type -> saltpeter.store.v1.ClaimNotificationsRequest
-	39, // 74: saltpeter.store.v1.Store.FinishNotification:input_type -> saltpeter.store.v1.FinishNotificationRequest
-	40, // 75: saltpeter.store.v1.Store.ListNotifications:input_type -> saltpeter.store.v1.NotificationFilter
-	42, // 76: saltpeter.store.v1.Store.AppendAudit:input_type -> saltpeter.store.v1.AppendAuditRequest
-	44, // 77: saltpeter.store.v1.Store.ListAudit:input_type -> saltpeter.store.v1.AuditFilter
-	1,  // 78: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
-	1,  // 79: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
-	4,  // 80: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
-	1,  // 81: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 82: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
-	1,  // 83: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 84: saltpeter.store.v1.Store.UpdateRunNotify:output_type -> saltpeter.store.v1.Empty
-	1,  // 85: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
-	7,  // 86: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
-	16, // 87: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
-	21, // 88: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
-	23, // 89: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
-	1,  // 90: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
-	1,  // 91: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
-	27, // 92: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
-	1,  // 93: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
-	24, // 94: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
-	1,  // 95: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
-	29, // 96: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
-	29, // 97: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
-	31, // 98: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
-	33, // 99: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
-	1,  // 100: saltpeter.store.v1.Store.EnqueueNotifications:output_type -> saltpeter.store.v1.Empty
-	37, // 101: saltpeter.store.v1.Store.ClaimNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
-	1,  // 102: saltpeter.store.v1.Store.FinishNotification:output_type -> saltpeter.store.v1.Empty
-	37, // 103: saltpeter.store.v1.Store.ListNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
-	43, // 104: saltpeter.store.v1.Store.AppendAudit:output_type -> saltpeter.store.v1.AppendAuditResponse
-	45, // 105: saltpeter.store.v1.Store.ListAudit:output_type -> saltpeter.store.v1.ListAuditResponse
-	1,  // 106: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
-	1,  // 107: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
-	80, // [80:108] is the sub-list for method output_type
-	52, // [52:80] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	7,  // 52: saltpeter.store.v1.RunSummary.run:type_name -> saltpeter.store.v1.Run
+	51, // 53: saltpeter.store.v1.RunSummary.machine_counts:type_name -> saltpeter.store.v1.RunSummary.MachineCountsEntry
+	47, // 54: saltpeter.store.v1.LastRunsResponse.runs:type_name -> saltpeter.store.v1.RunSummary
+	52, // 55: saltpeter.store.v1.LastFiresResponse.slots:type_name -> saltpeter.store.v1.LastFiresResponse.SlotsEntry
+	53, // 56: saltpeter.store.v1.LastFiresResponse.SlotsEntry.value:type_name -> google.protobuf.Timestamp
+	3,  // 57: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
+	8,  // 58: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	9,  // 59: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
+	11, // 60: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
+	11, // 61: saltpeter.store.v1.Store.UpdateRunNotify:input_type -> saltpeter.store.v1.UpdateRunRequest
+	13, // 62: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
+	14, // 63: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
+	15, // 64: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
+	46, // 65: saltpeter.store.v1.Store.LastRuns:input_type -> saltpeter.store.v1.LastRunsRequest
+	19, // 66: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
+	22, // 67: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
+	25, // 68: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
+	26, // 69: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
+	1,  // 70: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
+	24, // 71: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
+	1,  // 72: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
+	1,  // 73: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
+	28, // 74: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
+	8,  // 75: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	30, // 76: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
+	49, // 77: saltpeter.store.v1.Store.LastFires:input_type -> saltpeter.store.v1.LastFiresRequest
+	32, // 78: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
+	35, // 79: saltpeter.store.v1.Store.EnqueueNotifications:input_type -> saltpeter.store.v1.EnqueueNotificationsRequest
+	36, // 80: saltpeter.store.v1.Store.ClaimNotifications:input_type -> saltpeter.store.v1.ClaimNotificationsRequest
+	39, // 81: saltpeter.store.v1.Store.FinishNotification:input_type -> saltpeter.store.v1.FinishNotificationRequest
+	40, // 82: saltpeter.store.v1.Store.ListNotifications:input_type -> saltpeter.store.v1.NotificationFilter
+	42, // 83: saltpeter.store.v1.Store.AppendAudit:input_type -> saltpeter.store.v1.AppendAuditRequest
+	44, // 84: saltpeter.store.v1.Store.ListAudit:input_type -> saltpeter.store.v1.AuditFilter
+	1,  // 85: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
+	1,  // 86: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
+	4,  // 87: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
+	1,  // 88: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 89: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
+	1,  // 90: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 91: saltpeter.store.v1.Store.UpdateRunNotify:output_type -> saltpeter.store.v1.Empty
+	1,  // 92: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
+	7,  // 93: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
+	16, // 94: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
+	48, // 95: saltpeter.store.v1.Store.LastRuns:output_type -> saltpeter.store.v1.LastRunsResponse
+	21, // 96: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
+	23, // 97: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
+	1,  // 98: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
+	1,  // 99: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
+	27, // 100: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
+	1,  // 101: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
+	24, // 102: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
+	1,  // 103: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
+	29, // 104: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
+	29, // 105: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
+	31, // 106: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
+	50, // 107: saltpeter.store.v1.Store.LastFires:output_type -> saltpeter.store.v1.LastFiresResponse
+	33, // 108: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
+	1,  // 109: saltpeter.store.v1.Store.EnqueueNotifications:output_type -> saltpeter.store.v1.Empty
+	37, // 110: saltpeter.store.v1.Store.ClaimNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	1,  // 111: saltpeter.store.v1.Store.FinishNotification:output_type -> saltpeter.store.v1.Empty
+	37, // 112: saltpeter.store.v1.Store.ListNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	43, // 113: saltpeter.store.v1.Store.AppendAudit:output_type -> saltpeter.store.v1.AppendAuditResponse
+	45, // 114: saltpeter.store.v1.Store.ListAudit:output_type -> saltpeter.store.v1.ListAuditResponse
+	1,  // 115: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
+	1,  // 116: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
+	87, // [87:117] is the sub-list for method output_type
+	57, // [57:87] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_store_proto_init() }
@@ -3610,7 +3889,7 @@ func file_store_proto_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_store_proto_rawDesc), len(file_store_proto_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   45,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	Store_UpdateMachine_FullMethodName        = "/saltpeter.store.v1.Store/UpdateMachine"
 	Store_GetRun_FullMethodName               = "/saltpeter.store.v1.Store/GetRun"
 	Store_ListRuns_FullMethodName             = "/saltpeter.store.v1.Store/ListRuns"
+	Store_LastRuns_FullMethodName             = "/saltpeter.store.v1.Store/LastRuns"
 	Store_AppendOutput_FullMethodName         = "/saltpeter.store.v1.Store/AppendOutput"
 	Store_ReadOutput_FullMethodName           = "/saltpeter.store.v1.Store/ReadOutput"
 	Store_SetOverride_FullMethodName          = "/saltpeter.store.v1.Store/SetOverride"
@@ -38,6 +39,7 @@ const (
 	Store_RecordFire_FullMethodName           = "/saltpeter.store.v1.Store/RecordFire"
 	Store_FireRun_FullMethodName              = "/saltpeter.store.v1.Store/FireRun"
 	Store_LastFire_FullMethodName             = "/saltpeter.store.v1.Store/LastFire"
+	Store_LastFires_FullMethodName            = "/saltpeter.store.v1.Store/LastFires"
 	Store_PruneRuns_FullMethodName            = "/saltpeter.store.v1.Store/PruneRuns"
 	Store_EnqueueNotifications_FullMethodName = "/saltpeter.store.v1.Store/EnqueueNotifications"
 	Store_ClaimNotifications_FullMethodName   = "/saltpeter.store.v1.Store/ClaimNotifications"
@@ -80,6 +82,12 @@ type StoreClient interface {
 	UpdateMachine(ctx context.Context, in *UpdateMachineRequest, opts ...grpc.CallOption) (*Empty, error)
 	GetRun(ctx context.Context, in *GetRunRequest, opts ...grpc.CallOption) (*Run, error)
 	ListRuns(ctx context.Context, in *RunFilter, opts ...grpc.CallOption) (*ListRunsResponse, error)
+	// LastRuns answers, for each job named (every job with a run when none
+	// is), its latest run in ListRuns's order with at most machines of its
+	// machines, the first by name, and the count of all its machines by
+	// status; ordered by job. A plugin built before it answers
+	// UNIMPLEMENTED.
+	LastRuns(ctx context.Context, in *LastRunsRequest, opts ...grpc.CallOption) (*LastRunsResponse, error)
 	// AppendOutput is one long-lived stream per core connection: the core
 	// sends batches of chunks (output is the hot path, one unary call per
 	// chunk would cost a round trip each) and the plugin answers every
@@ -100,6 +108,10 @@ type StoreClient interface {
 	// one transaction; recorded false when the slot was already recorded.
 	FireRun(ctx context.Context, in *CreateRunRequest, opts ...grpc.CallOption) (*RecordFireResponse, error)
 	LastFire(ctx context.Context, in *LastFireRequest, opts ...grpc.CallOption) (*LastFireResponse, error)
+	// LastFires is LastFire for many jobs in one call; a job without a
+	// recorded slot is left out. A plugin built before it answers
+	// UNIMPLEMENTED.
+	LastFires(ctx context.Context, in *LastFiresRequest, opts ...grpc.CallOption) (*LastFiresResponse, error)
 	// PruneRuns deletes the runs finished before finished_before and
 	// answers how many it deleted; fire records stay. Delivered and failed
 	// notifications created before it go too, uncounted; pending ones stay.
@@ -204,6 +216,16 @@ func (c *storeClient) ListRuns(ctx context.Context, in *RunFilter, opts ...grpc.
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListRunsResponse)
 	err := c.cc.Invoke(ctx, Store_ListRuns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) LastRuns(ctx context.Context, in *LastRunsRequest, opts ...grpc.CallOption) (*LastRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LastRunsResponse)
+	err := c.cc.Invoke(ctx, Store_LastRuns_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -317,6 +339,16 @@ func (c *storeClient) LastFire(ctx context.Context, in *LastFireRequest, opts ..
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LastFireResponse)
 	err := c.cc.Invoke(ctx, Store_LastFire_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) LastFires(ctx context.Context, in *LastFiresRequest, opts ...grpc.CallOption) (*LastFiresResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LastFiresResponse)
+	err := c.cc.Invoke(ctx, Store_LastFires_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -444,6 +476,12 @@ type StoreServer interface {
 	UpdateMachine(context.Context, *UpdateMachineRequest) (*Empty, error)
 	GetRun(context.Context, *GetRunRequest) (*Run, error)
 	ListRuns(context.Context, *RunFilter) (*ListRunsResponse, error)
+	// LastRuns answers, for each job named (every job with a run when none
+	// is), its latest run in ListRuns's order with at most machines of its
+	// machines, the first by name, and the count of all its machines by
+	// status; ordered by job. A plugin built before it answers
+	// UNIMPLEMENTED.
+	LastRuns(context.Context, *LastRunsRequest) (*LastRunsResponse, error)
 	// AppendOutput is one long-lived stream per core connection: the core
 	// sends batches of chunks (output is the hot path, one unary call per
 	// chunk would cost a round trip each) and the plugin answers every
@@ -464,6 +502,10 @@ type StoreServer interface {
 	// one transaction; recorded false when the slot was already recorded.
 	FireRun(context.Context, *CreateRunRequest) (*RecordFireResponse, error)
 	LastFire(context.Context, *LastFireRequest) (*LastFireResponse, error)
+	// LastFires is LastFire for many jobs in one call; a job without a
+	// recorded slot is left out. A plugin built before it answers
+	// UNIMPLEMENTED.
+	LastFires(context.Context, *LastFiresRequest) (*LastFiresResponse, error)
 	// PruneRuns deletes the runs finished before finished_before and
 	// answers how many it deleted; fire records stay. Delivered and failed
 	// notifications created before it go too, uncounted; pending ones stay.
@@ -518,6 +560,9 @@ func (UnimplementedStoreServer) GetRun(context.Context, *GetRunRequest) (*Run, e
 func (UnimplementedStoreServer) ListRuns(context.Context, *RunFilter) (*ListRunsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListRuns not implemented")
 }
+func (UnimplementedStoreServer) LastRuns(context.Context, *LastRunsRequest) (*LastRunsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method LastRuns not implemented")
+}
 func (UnimplementedStoreServer) AppendOutput(grpc.BidiStreamingServer[AppendBatch, AppendResults]) error {
 	return status.Errorf(codes.Unimplemented, "method AppendOutput not implemented")
 }
@@ -550,6 +595,9 @@ func (UnimplementedStoreServer) FireRun(context.Context, *CreateRunRequest) (*Re
 }
 func (UnimplementedStoreServer) LastFire(context.Context, *LastFireRequest) (*LastFireResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method LastFire not implemented")
+}
+func (UnimplementedStoreServer) LastFires(context.Context, *LastFiresRequest) (*LastFiresResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method LastFires not implemented")
 }
 func (UnimplementedStoreServer) PruneRuns(context.Context, *PruneRunsRequest) (*PruneRunsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PruneRuns not implemented")
@@ -743,6 +791,24 @@ func _Store_ListRuns_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Store_LastRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LastRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).LastRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_LastRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).LastRuns(ctx, req.(*LastRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Store_AppendOutput_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(StoreServer).AppendOutput(&grpc.GenericServerStream[AppendBatch, AppendResults]{ServerStream: stream})
 }
@@ -926,6 +992,24 @@ func _Store_LastFire_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(StoreServer).LastFire(ctx, req.(*LastFireRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_LastFires_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LastFiresRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).LastFires(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_LastFires_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).LastFires(ctx, req.(*LastFiresRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1132,6 +1216,10 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Store_ListRuns_Handler,
 		},
 		{
+			MethodName: "LastRuns",
+			Handler:    _Store_LastRuns_Handler,
+		},
+		{
 			MethodName: "ReadOutput",
 			Handler:    _Store_ReadOutput_Handler,
 		},
@@ -1170,6 +1258,10 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LastFire",
 			Handler:    _Store_LastFire_Handler,
+		},
+		{
+			MethodName: "LastFires",
+			Handler:    _Store_LastFires_Handler,
 		},
 		{
 			MethodName: "PruneRuns",
