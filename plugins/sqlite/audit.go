@@ -113,7 +113,7 @@ const pruneAuditWhere = `SELECT id FROM audit WHERE at < ?1 LIMIT ?2`
 // (unix nanoseconds) and returns how many.
 func (s *Store) pruneAudit(ctx context.Context, before any, limit int) (int64, error) {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeAlone(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id IN (`+pruneAuditWhere+`)`, before, limit)
 		if err != nil {
 			return fmt.Errorf("prune audit entries: %w", s.dbErr(ctx, err))

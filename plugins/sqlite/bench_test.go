@@ -2,8 +2,14 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/saltpeter/saltpeter/sdk/store"
 )
@@ -90,4 +96,106 @@ func benchStore(b *testing.B) *Store {
 	}
 	b.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// cpuTime is the CPU time (user and system) the process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// concurrently runs op b.N times from g goroutines (one when g is 1) and
+// reports the process's CPU time per op beside the wall time (on a shared
+// box the CPU an op costs is the steadier figure), and how many writes a
+// transaction of s combined on average.
+func concurrently(b *testing.B, s *Store, g int, op func(i int64) error) {
+	b.Helper()
+	var next, txs, writes atomic.Int64
+	s.group.onBatch = func(n int) {
+		txs.Add(1)
+		writes.Add(int64(n))
+	}
+	b.Cleanup(func() { s.group.onBatch = nil })
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	b.ResetTimer()
+	if g == 1 {
+		for i := 0; i < b.N; i++ {
+			if err := op(next.Add(1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		procs := runtime.GOMAXPROCS(0)
+		b.SetParallelism((g + procs - 1) / procs)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := op(next.Add(1)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+	if n := txs.Load(); n > 0 {
+		b.ReportMetric(float64(writes.Load())/float64(n), "writes/tx")
+	}
+}
+
+// BenchmarkConcurrentUpdateMachine is the fleet's heartbeat load: many
+// goroutines each setting the last heartbeat of a distinct machine of an
+// existing run, every call its own write.
+func BenchmarkConcurrentUpdateMachine(b *testing.B) {
+	const runs, perRun = 256, 4
+	for _, g := range []int{1, 64, 256} {
+		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
+			ctx := context.Background()
+			s := benchStore(b)
+			machines := make([]store.Machine, perRun)
+			for m := range machines {
+				machines[m] = store.Machine{Machine: fmt.Sprintf("m%d", m), Status: store.StatusRunning}
+			}
+			for r := range runs {
+				if err := s.CreateRun(ctx, store.Run{ID: fmt.Sprintf("r%d", r), Job: "j", Machines: machines}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			base := time.Unix(1_700_000_000, 0)
+			concurrently(b, s, g, func(i int64) error {
+				m := i % (runs * perRun)
+				hb := base.Add(time.Duration(i) * time.Millisecond)
+				return s.UpdateMachine(ctx, fmt.Sprintf("r%d", m/perRun), fmt.Sprintf("m%d", m%perRun),
+					store.MachineUpdate{LastHeartbeat: &hb, OnlyIfNotFinal: true})
+			})
+		})
+	}
+}
+
+// BenchmarkConcurrentFireRun is the scheduler's load: many jobs firing at
+// once, each FireRun recording a distinct (job, slot) and creating its run
+// with one machine.
+func BenchmarkConcurrentFireRun(b *testing.B) {
+	const jobs = 1000
+	for _, g := range []int{1, 64, 256} {
+		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
+			ctx := context.Background()
+			s := benchStore(b)
+			base := time.Unix(1_700_000_000, 0)
+			concurrently(b, s, g, func(i int64) error {
+				ok, err := s.FireRun(ctx, store.Run{ID: fmt.Sprintf("r%d", i), Job: fmt.Sprintf("j%d", i%jobs),
+					Trigger: "schedule", ScheduledFor: base.Add(time.Duration(i) * time.Second),
+					Machines: []store.Machine{{Machine: "m"}}})
+				if err == nil && !ok {
+					err = fmt.Errorf("fire run %d: slot already taken", i)
+				}
+				return err
+			})
+		})
+	}
 }

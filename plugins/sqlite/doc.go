@@ -40,6 +40,32 @@
 // contexts) rather than contending for SQLite's lock; reads use a pool and,
 // in WAL mode, neither block the writer nor wait for it.
 //
+// # Group commit
+//
+// Writes that arrive while a transaction runs share the next one: the
+// first of them still waiting leads it, takes every write queued then (at
+// most 256, and 4 MiB of output data), runs each in its own SAVEPOINT in
+// arrival order, and commits once. A write's own failure (store.ErrFinal,
+// store.ErrOutOfOrder, a constraint) rolls back to its savepoint and
+// reaches its caller alone; a failed COMMIT fails every write of the
+// batch. A lone write runs at once in a transaction of its own. Under
+// fleet load the cost of a transaction (BEGIN, COMMIT, and WAL frames for
+// every page it touched, the same index pages again and again) is then
+// paid once per batch rather than once per write.
+//
+// A queued write whose context ends is dropped with the context's error,
+// never run. Once it has run, its caller waits for the commit and gets
+// its outcome. A shared transaction, and every statement in it, runs
+// under no caller's context: SQLite rolls the whole transaction back when
+// a write statement is interrupted, so one caller's cancellation would
+// undo the others' writes (database/sql still checks each caller's
+// context between its statements). Should the transaction be lost anyway
+// (SQLite rolls it back on an I/O error or a full disk), the writes it
+// had run fail with store.ErrUnavailable and the rest go on in a new
+// one. Pruning and vacuuming run in transactions of their own, so as not
+// to hold a batch open; the one writer connection keeps them apart from
+// the batches.
+//
 // # Durability: Options.Synchronous (store "sqlite" { synchronous = … })
 //
 // A write returns only after its transaction committed (AppendOutput's
@@ -54,7 +80,7 @@
 //   - "full": the WAL is fsynced at every commit, so what was acknowledged
 //     survives a power cut too, at the cost of one fsync per commit (the
 //     plugin adapter's batching, AppendOutputBatch, spreads it over many
-//     chunks).
+//     chunks, and group commit over the writes that share a transaction).
 //
 // # Backing up while the core runs
 //

@@ -68,6 +68,8 @@ type Store struct {
 	r     *sql.DB
 	stmts appendStmts // on w
 	lock  *os.File
+	// group combines concurrent writes into shared transactions on w.
+	group combiner
 
 	mu     sync.RWMutex // held for reading by every call, for writing by Close
 	closed bool
@@ -141,7 +143,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		"foreign_keys(1)",
 		"synchronous(" + strings.ToUpper(syncMode) + ")",
 	}
-	s.w, err = sql.Open("sqlite", dsn(path, pragmas, "_txlock=immediate"))
+	// Combined writes each run in a savepoint, whose undo copies (the
+	// statement journal) would otherwise spill to a temporary file after
+	// 64 KiB: a write and a read of it per page, per savepoint.
+	wPragmas := append(pragmas[:len(pragmas):len(pragmas)], "temp_store(MEMORY)")
+	s.w, err = openWriter(dsn(path, wPragmas, "_txlock=immediate"), &s.group.shield)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}

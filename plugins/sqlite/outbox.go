@@ -206,7 +206,7 @@ func (s *Store) ListNotifications(ctx context.Context, f store.NotificationFilte
 // notifications_state serves it, one seek per state.
 func (s *Store) pruneNotes(ctx context.Context, before any, limit int) (int64, error) {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeAlone(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM notifications WHERE seq IN (
 			SELECT seq FROM notifications WHERE state IN ('delivered', 'failed') AND created_at < ? LIMIT ?)`,
 			before, limit)

@@ -38,7 +38,7 @@ func (s *Store) AppendOutputBatch(ctx context.Context, batch []Append) []AppendR
 // machine too (a lost wrapper's late chunks).
 func (s *Store) AppendOutput(ctx context.Context, runID, machine string, c store.Chunk) (int64, error) {
 	var res AppendResult
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeSized(ctx, len(c.Data), func(tx *sql.Tx) error {
 		var err error
 		res, err = s.appendTx(ctx, tx, Append{RunID: runID, Machine: machine, Chunk: c})
 		if err != nil {
@@ -65,7 +65,11 @@ func (s *Store) AppendBatch(ctx context.Context, batch []Append) ([]AppendResult
 		return []AppendResult{}, nil
 	}
 	results := make([]AppendResult, len(batch))
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	size := 0
+	for _, a := range batch {
+		size += len(a.Chunk.Data)
+	}
+	err := s.writeSized(ctx, size, func(tx *sql.Tx) error {
 		for i, a := range batch {
 			res, err := s.appendTx(ctx, tx, a)
 			if err != nil {

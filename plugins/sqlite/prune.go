@@ -40,7 +40,7 @@ func (s *Store) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, e
 	total := 0
 	for {
 		var n int64
-		err := s.write(ctx, func(tx *sql.Tx) error {
+		err := s.writeAlone(ctx, func(tx *sql.Tx) error {
 			// active = 0 lets the planner use the partial index
 			// runs_finished; finished_at < ? excludes NULL.
 			res, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE seq IN (
@@ -99,7 +99,7 @@ func (s *Store) vacuum(ctx context.Context) error {
 	prev := int64(-1)
 	for {
 		var free int64
-		err := s.write(ctx, func(tx *sql.Tx) error {
+		err := s.writeAlone(ctx, func(tx *sql.Tx) error {
 			if err := tx.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
 				return fmt.Errorf("vacuum: %w", s.dbErr(ctx, err))
 			}

@@ -58,28 +58,6 @@ func nullInt(p *int) any {
 	return int64(*p)
 }
 
-// write runs fn in a write transaction and commits it; fn's error rolls it
-// back.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	done, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return s.dbErr(ctx, err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return s.dbErr(ctx, err)
-	}
-	return nil
-}
-
 // read runs fn in a read transaction, so that what it reads is one
 // snapshot.
 func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {

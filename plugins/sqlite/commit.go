@@ -1,0 +1,487 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sqlite "modernc.org/sqlite"
+
+	"github.com/saltpeter/saltpeter/sdk/store"
+)
+
+// Group commit. Every write transaction costs a BEGIN, a COMMIT and WAL
+// frames for each page it touched; under fleet load many small writes
+// touch the same few pages, so writes that arrive while another
+// transaction runs wait and then share one transaction, each in its own
+// savepoint.
+
+// Bounds on one shared transaction.
+const (
+	// maxBatch is how many writes one transaction combines.
+	maxBatch = 256
+	// maxBatchBytes bounds the output data (what callers declare) one
+	// transaction combines, so that many output batches do not make one
+	// huge transaction; a write larger than it runs alone.
+	maxBatchBytes = 4 << 20
+	// batchTimeout bounds a shared transaction, which no caller's context
+	// ends: past it, it is rolled back and every write in it fails.
+	batchTimeout = time.Minute
+)
+
+// What became of a write. It leaves reqQueued once: for reqLead or
+// reqRunning, moved by a leader, or for reqDropped, by its caller.
+const (
+	reqQueued  int32 = iota // waiting in the queue
+	reqLead                 // out of the queue, told to lead the next batch
+	reqRunning              // taken by a batch: its answer comes with the batch's
+	reqDropped              // its caller's context ended first: the fn never runs
+)
+
+// writeReq is one caller's write, waiting for a batch or in one.
+type writeReq struct {
+	ctx   context.Context
+	fn    func(*sql.Tx) error
+	bytes int
+	state atomic.Int32
+	// wake, for a write that queued, gets one token: leadership (state
+	// reqLead) or the answer (reqRunning).
+	wake chan struct{}
+	err  error
+	// panicked is what fn panicked with, which its caller panics with.
+	panicked any
+}
+
+// claim marks r as run by this batch, false when its caller dropped it.
+func (r *writeReq) claim() bool {
+	return r.state.CompareAndSwap(reqQueued, reqRunning) || r.state.Load() == reqRunning
+}
+
+// call runs fn. A panic is caught, so that the leader (which may not be
+// fn's caller) keeps the combiner going, and rethrown by fn's caller.
+func (r *writeReq) call(tx *sql.Tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.panicked = fmt.Sprintf("%v\n\nwrite function's stack:\n%s", v, debug.Stack())
+			err = errors.New("write function panicked")
+		}
+	}()
+	return r.fn(tx)
+}
+
+func (r *writeReq) result() error {
+	if r.panicked != nil {
+		panic(r.panicked)
+	}
+	return r.err
+}
+
+// combiner queues the writes waiting for the writer connection. One
+// caller at a time leads: it runs the next batch from the queue, then
+// hands the lead to the first caller still waiting, so that no caller
+// runs batches for others indefinitely.
+type combiner struct {
+	mu    sync.Mutex
+	queue []*writeReq
+	// busy: a leader runs a batch or has been told to; while it is false
+	// the queue is empty and the next write leads at once.
+	busy bool
+
+	// shield is set while a shared transaction is open; see writerConn.
+	shield shield
+
+	// Test hooks: onQueued after a write joins the queue, onBatch with
+	// how many writes a transaction took.
+	onQueued func()
+	onBatch  func(n int)
+}
+
+// handOff gives the lead to the first write still queued, or ends it.
+// Call it with g.mu held.
+func (g *combiner) handOff() {
+	for len(g.queue) > 0 {
+		r := g.queue[0]
+		g.queue[0] = nil
+		g.queue = g.queue[1:]
+		if r.state.CompareAndSwap(reqQueued, reqLead) {
+			r.wake <- struct{}{}
+			return
+		}
+	}
+	g.queue = nil
+	g.busy = false
+}
+
+// take moves the writes the next batch runs from the queue to batch, in
+// arrival order. Call it with g.mu held.
+func (g *combiner) take(batch []*writeReq, bytes int) []*writeReq {
+	n := 0
+	for _, r := range g.queue {
+		if len(batch) == maxBatch || bytes+r.bytes > maxBatchBytes {
+			break
+		}
+		n++
+		if r.state.Load() == reqDropped {
+			continue
+		}
+		batch = append(batch, r)
+		bytes += r.bytes
+	}
+	rest := copy(g.queue, g.queue[n:])
+	clear(g.queue[rest:])
+	g.queue = g.queue[:rest]
+	return batch
+}
+
+// write runs fn in a write transaction and returns once that committed,
+// or with fn's error, fn's changes then undone. The transaction may be
+// shared with other callers' writes, each in its own savepoint: fn must
+// not begin, commit or roll back itself, nor run what SQLite refuses in a
+// transaction (VACUUM, a journal_mode change). A write that has not
+// started when ctx ends is dropped with ctx's error, fn never run. Once
+// fn has started, database/sql still checks ctx before each statement,
+// but a statement runs to its end: SQLite interrupted mid-write would
+// roll back the whole shared transaction.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.writeSized(ctx, 0, fn)
+}
+
+// writeSized is write for fn storing about bytes of output data, which
+// bounds how much one shared transaction takes.
+func (s *Store) writeSized(ctx context.Context, bytes int, fn func(tx *sql.Tx) error) error {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	r := &writeReq{ctx: ctx, fn: fn, bytes: bytes}
+	g := &s.group
+	g.mu.Lock()
+	if !g.busy {
+		g.busy = true
+		g.mu.Unlock()
+		return s.lead(r)
+	}
+	r.wake = make(chan struct{}, 1)
+	g.queue = append(g.queue, r)
+	hook := g.onQueued
+	g.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	select {
+	case <-r.wake:
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqDropped) {
+			return ctx.Err()
+		}
+		// Told to lead, or in a batch: the token is on its way.
+		<-r.wake
+	}
+	if r.state.Load() == reqLead {
+		return s.lead(r)
+	}
+	return r.result()
+}
+
+// writeAlone runs fn in a transaction of its own, outside the combiner:
+// for long maintenance (pruning, vacuuming) that should not hold a batch
+// of other writes open. The writer's one connection still keeps it apart
+// from batches.
+func (s *Store) writeAlone(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	r := &writeReq{ctx: ctx, fn: fn}
+	r.state.Store(reqRunning)
+	s.runAlone(r)
+	return r.result()
+}
+
+// lead runs a batch led by r: r and the writes queued behind it. It then
+// hands the lead on and answers the batch.
+func (s *Store) lead(r *writeReq) error {
+	g := &s.group
+	r.state.Store(reqRunning)
+	g.mu.Lock()
+	if err := r.ctx.Err(); err != nil {
+		g.handOff()
+		g.mu.Unlock()
+		return err
+	}
+	all := g.take([]*writeReq{r}, r.bytes)
+	g.mu.Unlock()
+
+	for batch := all; len(batch) > 0; {
+		if len(batch) == 1 {
+			if g.onBatch != nil {
+				g.onBatch(1)
+			}
+			s.runAlone(batch[0])
+			break
+		}
+		batch = s.runShared(batch)
+	}
+
+	// The next batch may start while this one's callers wake.
+	g.mu.Lock()
+	g.handOff()
+	g.mu.Unlock()
+	for _, q := range all[1:] {
+		if q.state.Load() == reqRunning {
+			q.wake <- struct{}{}
+		}
+	}
+	return r.result()
+}
+
+// runAlone runs r in a transaction of its own, under its own context, as
+// every write ran before writes were combined.
+func (s *Store) runAlone(r *writeReq) {
+	if !r.claim() {
+		return
+	}
+	if err := r.ctx.Err(); err != nil {
+		r.err = err
+		return
+	}
+	tx, err := s.w.BeginTx(r.ctx, nil)
+	if err != nil {
+		r.err = s.dbErr(r.ctx, err)
+		return
+	}
+	if err := r.call(tx); err != nil {
+		_ = tx.Rollback()
+		r.err = err
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		r.err = s.dbErr(r.ctx, err)
+	}
+}
+
+// runShared runs batch in one transaction, each write in a savepoint so
+// that its failure undoes its changes alone, and commits once. Should the
+// transaction be lost on the way (SQLite rolls all of it back when a
+// write fails on I/O, a full disk or an interrupt), the writes it ran
+// fail and it returns those it had not reached, for a new transaction.
+func (s *Store) runShared(batch []*writeReq) (rest []*writeReq) {
+	g := &s.group
+	if g.onBatch != nil {
+		g.onBatch(len(batch))
+	}
+	// No caller's context: one caller's cancellation must not end the
+	// others' transaction.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), batchTimeout)
+	defer cancel()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		for _, r := range batch {
+			if r.claim() {
+				r.err = s.dbErr(r.ctx, err)
+			}
+		}
+		return nil
+	}
+	g.shield.set(ctx)
+
+	var ran []*writeReq // whose fn succeeded, so far
+	for i, r := range batch {
+		if !r.claim() {
+			continue
+		}
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+			// The writes that ran may still commit; the rest fail.
+			for _, r := range batch[i:] {
+				if r.claim() {
+					r.err = s.dbErr(r.ctx, fmt.Errorf("savepoint: %w", err))
+				}
+			}
+			break
+		}
+		err := r.call(tx)
+		var end error
+		if err == nil {
+			_, end = tx.ExecContext(ctx, "RELEASE w")
+		} else if _, end = tx.ExecContext(ctx, "ROLLBACK TO w"); end == nil {
+			_, end = tx.ExecContext(ctx, "RELEASE w")
+		}
+		r.err = err
+		if end != nil {
+			cause := err
+			if cause == nil {
+				cause = end
+			}
+			// %v, not %w: the others must not match this write's error
+			// (store.ErrFinal and such).
+			lost := fmt.Errorf("sqlite store %s: the transaction this write shared was lost, all of it rolled back (%v): %w",
+				s.path, cause, store.ErrUnavailable)
+			for _, q := range ran {
+				q.err = lost
+			}
+			if r.err == nil {
+				r.err = lost
+			}
+			g.shield.set(nil)
+			_ = tx.Rollback()
+			return batch[i+1:]
+		}
+		if err == nil {
+			ran = append(ran, r)
+		}
+	}
+	g.shield.set(nil)
+	if len(ran) == 0 {
+		_ = tx.Rollback()
+		return nil
+	}
+	if err := tx.Commit(); err != nil {
+		for _, r := range ran {
+			r.err = s.dbErr(r.ctx, err)
+		}
+	}
+	return nil
+}
+
+// shield holds the context of the shared transaction open on the writer,
+// if any.
+type shield struct {
+	p atomic.Pointer[context.Context]
+}
+
+func (sh *shield) set(ctx context.Context) {
+	if ctx == nil {
+		sh.p.Store(nil)
+		return
+	}
+	sh.p.Store(&ctx)
+}
+
+// ctx is what a statement on the writer runs under: the shared
+// transaction's context while one is open, else the statement's own.
+func (sh *shield) ctx(ctx context.Context) context.Context {
+	if p := sh.p.Load(); p != nil {
+		return *p
+	}
+	return ctx
+}
+
+// openWriter opens the writer's pool on dsn, its connections wrapped in
+// writerConn.
+func openWriter(dsn string, sh *shield) (*sql.DB, error) {
+	c, err := sqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(writerConnector{Connector: c, shield: sh}), nil
+}
+
+// writerConnector opens writerConns.
+type writerConnector struct {
+	driver.Connector
+	shield *shield
+}
+
+// ctxConn is what the driver's connections implement; database/sql falls
+// back to worse paths for a wrapper that hides any of it.
+type ctxConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+func (c writerConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cc, ok := conn.(ctxConn)
+	if !ok {
+		_ = conn.Close()
+		return nil, fmt.Errorf("sqlite driver connection %T lacks the context methods the writer needs", conn)
+	}
+	return &writerConn{ctxConn: cc, shield: c.shield}, nil
+}
+
+// writerConn is a connection of the writer that runs statements under the
+// shared transaction's context while one is open, rather than under the
+// statement's own. The driver interrupts a statement whose context ends,
+// and SQLite rolls the whole transaction back when a write statement is
+// interrupted: one caller's cancellation would undo every write of its
+// batch. database/sql still checks the statement's own context before it
+// starts.
+type writerConn struct {
+	ctxConn
+	shield *shield
+}
+
+// Unwrap is the driver's connection (the driver's own helpers look
+// through a wrapper with it).
+func (c *writerConn) Unwrap() driver.Conn { return c.ctxConn }
+
+func (c *writerConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	return c.ctxConn.BeginTx(c.shield.ctx(ctx), opts)
+}
+
+func (c *writerConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	return c.ctxConn.ExecContext(c.shield.ctx(ctx), query, args)
+}
+
+func (c *writerConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.ctxConn.QueryContext(c.shield.ctx(ctx), query, args)
+}
+
+func (c *writerConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *writerConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := c.ctxConn.PrepareContext(c.shield.ctx(ctx), query)
+	if err != nil {
+		return nil, err
+	}
+	cs, ok := st.(ctxStmt)
+	if !ok {
+		_ = st.Close()
+		return nil, fmt.Errorf("sqlite driver statement %T lacks the context methods the writer needs", st)
+	}
+	return &writerStmt{ctxStmt: cs, shield: c.shield}, nil
+}
+
+// ctxStmt is what the driver's statements implement.
+type ctxStmt interface {
+	driver.Stmt
+	driver.StmtExecContext
+	driver.StmtQueryContext
+}
+
+// writerStmt is a prepared statement of a writerConn, run likewise.
+type writerStmt struct {
+	ctxStmt
+	shield *shield
+}
+
+func (s *writerStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	return s.ctxStmt.ExecContext(s.shield.ctx(ctx), args)
+}
+
+func (s *writerStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return s.ctxStmt.QueryContext(s.shield.ctx(ctx), args)
+}
