@@ -689,7 +689,7 @@ func (h *Hub) bindConn(c *conn, in *inbound) bool {
 	c.log = c.log.With("run_id", k.run, "machine", k.machine)
 	c.lastSeen.Store(now.UnixNano())
 	next := c.next.Load()
-	c.log.Info("wrapper bound", "v2", v2, "resume", !bootstrap && v2, "next_seq", next)
+	c.log.Debug("wrapper bound", "v2", v2, "resume", !bootstrap && v2, "next_seq", next)
 	if v2 {
 		spec := resp.exp.Spec
 		ack := wire.Frame{Type: wire.TypeAck, AckType: wire.TypeConnect, Protocol: wire.ProtocolV2,
@@ -892,7 +892,7 @@ func (h *Hub) complete(c *conn, f wire.Frame) bool {
 	err := h.cfg.Store.UpdateMachine(h.ctx, c.key.run, c.key.machine, u)
 	switch {
 	case err == nil:
-		c.log.Info("machine completed", "status", status, "exit_code", *f.Retcode, "reason", reason)
+		c.log.Debug("machine completed", "status", status, "exit_code", *f.Retcode, "reason", reason)
 		if !c.reply(wire.Ack(wire.TypeComplete)) {
 			h.post(finalMsg{key: c.key, status: status})
 			return false
