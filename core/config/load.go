@@ -38,7 +38,7 @@ func Load(path string) (*Config, hcl.Diagnostics) {
 	l.add(diags)
 	parser := hclparse.NewParser()
 	for _, p := range paths {
-		file, diags := parser.ParseHCLFile(p)
+		file, diags := parse(parser, p)
 		l.add(diags)
 		if diags.HasErrors() || file == nil {
 			// A body cut short by a syntax error would add misleading
@@ -52,6 +52,18 @@ func Load(path string) (*Config, hcl.Diagnostics) {
 	l.finish(base)
 	sort.Slice(cfg.Jobs, func(i, j int) bool { return cfg.Jobs[i].Name < cfg.Jobs[j].Name })
 	return cfg, l.diags
+}
+
+// parse reads and parses one file into parser, as parser.ParseHCLFile
+// does, but through parseFile.
+func parse(parser *hclparse.Parser, path string) (*hcl.File, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return parser.ParseHCLFile(path) // its diagnostic for a file it cannot read
+	}
+	file, diags := parseFile(src, path)
+	parser.AddFile(path, file)
+	return file, diags
 }
 
 // sources lists the files PATH stands for, and the folder that defaults

@@ -516,3 +516,49 @@ func TestWriteDiagnostics(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseSyntax: a configuration that dropped its syntax trees still
+// prints a diagnostic with the source line under it.
+func TestReleaseSyntax(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"main.hcl": job(`  timeout = "5m"`)})
+	path := filepath.Join(dir, "main.hcl")
+	cfg, diags := config.Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	cfg.ReleaseSyntax()
+	if f := cfg.Files[path]; f == nil || f.Body != nil || f.Nav != nil {
+		t.Fatalf("after ReleaseSyntax, Files holds %+v, want the source only", f)
+	}
+	rng := cfg.Jobs[0].Range
+	var b bytes.Buffer
+	if err := config.WriteDiagnostics(&b, cfg.Files, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Refused", Subject: &rng}}); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, `1: job "j" {`) {
+		t.Errorf("the diagnostic lacks its source line:\n%s", out)
+	}
+}
+
+func TestJobLookup(t *testing.T) {
+	a, b, c := &config.Job{Name: "a"}, &config.Job{Name: "b"}, &config.Job{Name: "c"}
+	tests := []struct {
+		name string
+		jobs []*config.Job
+		want map[string]*config.Job
+	}{
+		{"name order", []*config.Job{a, b, c}, map[string]*config.Job{"a": a, "b": b, "c": c, "d": nil, "": nil}},
+		{"other order", []*config.Job{c, a, b}, map[string]*config.Job{"a": a, "b": b, "c": c, "d": nil}},
+		{"none", nil, map[string]*config.Job{"a": nil}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := &config.Config{Jobs: tt.jobs}
+			for name, want := range tt.want {
+				if got := conf.Job(name); got != want {
+					t.Errorf("Job(%q) = %v, want %v", name, got, want)
+				}
+			}
+		})
+	}
+}

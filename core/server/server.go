@@ -102,6 +102,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err := checkTargets(ctx, plugins, conf); err != nil {
 		return err
 	}
+	// Checked: from here on its diagnostics are not printed again.
+	conf.ReleaseSyntax()
 	st, err := openStore(ctx, plugins, storePlug)
 	if err != nil {
 		return err
@@ -321,6 +323,7 @@ func reload(ctx context.Context, path string, plugins *pluginhost.Host, running 
 		undo(actx)
 		return nil, err
 	}
+	conf.ReleaseSyntax()
 	return conf, nil
 }
 
