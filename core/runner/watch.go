@@ -81,6 +81,7 @@ func (r *Runner) missedSlot(ctx context.Context, job *config.Job, slot time.Time
 func (r *Runner) deadman(ctx context.Context, started time.Time) {
 	tick := time.NewTicker(r.cfg.DeadmanInterval)
 	defer tick.Stop()
+	gaps := newGapWatch(started)
 	for {
 		select {
 		case <-tick.C:
@@ -88,32 +89,74 @@ func (r *Runner) deadman(ctx context.Context, started time.Time) {
 			return
 		}
 		var jobs []*config.Job
-		if err := r.do(ctx, func(st *state) {
-			for _, j := range st.conf.Jobs {
-				if j.Expect != nil && j.Expect.MaxGap > 0 {
-					jobs = append(jobs, j)
-				}
-			}
-		}); err != nil {
+		if err := r.do(ctx, func(st *state) { jobs = gapJobs(st.conf.Jobs) }); err != nil {
 			return
 		}
-		now := r.cfg.Now()
-		for _, j := range jobs {
-			runs, err := r.cfg.Store.ListRuns(ctx, store.RunFilter{Job: j.Name, Status: store.StatusSucceeded, Limit: 1})
-			if err != nil {
-				r.log.Warn("read the last success for the dead-man check", "job", j.Name, "error", err)
-				continue
-			}
-			since, what := started, "since the core started"
-			if len(runs) > 0 {
-				since, what = runs[0].FinishedAt, "since "+runs[0].FinishedAt.UTC().Format(time.RFC3339)
-			}
-			if now.Sub(since) < j.Expect.MaxGap {
-				continue
-			}
-			msg := fmt.Sprintf("%s has not succeeded %s, longer than its expect max_gap of %s", j.Name, what, wire.FormatDuration(j.Expect.MaxGap))
-			ns, err := notify.ForMissed(j, "gap/"+strconv.FormatInt(since.UnixNano(), 10), since.Add(j.Expect.MaxGap), msg, r.cfg.CoreURL, now)
-			r.enqueue(ctx, "a dead-man check", ns, err)
+		r.checkGaps(ctx, gaps, jobs, r.cfg.Now())
+	}
+}
+
+// gapJobs are the jobs the dead-man check watches: those with an expect
+// block whose gap would notify someone (a notify block on missed).
+func gapJobs(jobs []*config.Job) []*config.Job {
+	var out []*config.Job
+	for _, j := range jobs {
+		if j.Expect != nil && j.Expect.MaxGap > 0 && wantsAny(j, "missed") {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// gapWatch is what the dead-man check remembers from one check to the
+// next: by job, the last success it read (or the core's start). A later
+// read can only find a later one (runs are listed newest first, and a run
+// that succeeds after a read finishes after it), so until max_gap has
+// passed since it the job cannot be overdue, and is not read: with 10,000
+// jobs expecting a daily success, a check reads the few whose gap ends,
+// not 10,000 runs a minute. A job that is overdue is read at every check,
+// for the success that ends its gap. (Retention pruning the last success,
+// which only a retention shorter than max_gap allows, is the exception:
+// its gap is then told once max_gap has passed since that success.)
+type gapWatch struct {
+	started time.Time
+	since   map[string]time.Time
+}
+
+func newGapWatch(started time.Time) *gapWatch {
+	return &gapWatch{started: started, since: map[string]time.Time{}}
+}
+
+// checkGaps is one dead-man check of jobs at now.
+func (r *Runner) checkGaps(ctx context.Context, w *gapWatch, jobs []*config.Job, now time.Time) {
+	checked := make(map[string]bool, len(jobs))
+	for _, j := range jobs {
+		checked[j.Name] = true
+		if s, ok := w.since[j.Name]; ok && now.Sub(s) < j.Expect.MaxGap {
+			continue
+		}
+		runs, err := r.cfg.Store.ListRuns(ctx, store.RunFilter{Job: j.Name, Status: store.StatusSucceeded, Limit: 1})
+		if err != nil {
+			r.log.Warn("read the last success for the dead-man check", "job", j.Name, "error", err)
+			continue
+		}
+		since, what := w.started, "since the core started"
+		if len(runs) > 0 {
+			since, what = runs[0].FinishedAt, "since "+runs[0].FinishedAt.UTC().Format(time.RFC3339)
+		}
+		w.since[j.Name] = since
+		if now.Sub(since) < j.Expect.MaxGap {
+			continue
+		}
+		msg := fmt.Sprintf("%s has not succeeded %s, longer than its expect max_gap of %s", j.Name, what, wire.FormatDuration(j.Expect.MaxGap))
+		ns, err := notify.ForMissed(j, "gap/"+strconv.FormatInt(since.UnixNano(), 10), since.Add(j.Expect.MaxGap), msg, r.cfg.CoreURL, now)
+		r.enqueue(ctx, "a dead-man check", ns, err)
+	}
+	// A job no longer checked (removed, or its expect block or its
+	// missed notification gone) is read afresh if it comes back.
+	for name := range w.since {
+		if !checked[name] {
+			delete(w.since, name)
 		}
 	}
 }
