@@ -97,9 +97,12 @@ type combiner struct {
 	shield shield
 
 	// Test hooks: onQueued after a write joins the queue, onBatch with
-	// how many writes a transaction took.
+	// how many writes a transaction took, onParse with each SQL text the
+	// writer's driver parses (prepared, or run as text). Set them before
+	// the writes they watch.
 	onQueued func()
 	onBatch  func(n int)
+	onParse  func(query string)
 }
 
 // handOff gives the lead to the first write still queued, or ends it.
@@ -302,7 +305,7 @@ func (s *Store) runShared(batch []*writeReq) (rest []*writeReq) {
 			r.err = err
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+		if _, err := s.wq.exec(ctx, tx, savepointSQL); err != nil {
 			// The writes that ran may still commit; the rest fail.
 			for _, r := range batch[i:] {
 				if r.claim() {
@@ -314,9 +317,9 @@ func (s *Store) runShared(batch []*writeReq) (rest []*writeReq) {
 		err := r.call(tx)
 		var end error
 		if err == nil {
-			_, end = tx.ExecContext(ctx, "RELEASE w")
-		} else if _, end = tx.ExecContext(ctx, "ROLLBACK TO w"); end == nil {
-			_, end = tx.ExecContext(ctx, "RELEASE w")
+			_, end = s.wq.exec(ctx, tx, releaseSQL)
+		} else if _, end = s.wq.exec(ctx, tx, rollbackToSQL); end == nil {
+			_, end = s.wq.exec(ctx, tx, releaseSQL)
 		}
 		r.err = err
 		if end != nil {
@@ -379,19 +382,19 @@ func (sh *shield) ctx(ctx context.Context) context.Context {
 }
 
 // openWriter opens the writer's pool on dsn, its connections wrapped in
-// writerConn.
-func openWriter(dsn string, sh *shield) (*sql.DB, error) {
+// writerConn, shielded by g's shield.
+func openWriter(dsn string, g *combiner) (*sql.DB, error) {
 	c, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, err
 	}
-	return sql.OpenDB(writerConnector{Connector: c, shield: sh}), nil
+	return sql.OpenDB(writerConnector{Connector: c, g: g}), nil
 }
 
 // writerConnector opens writerConns.
 type writerConnector struct {
 	driver.Connector
-	shield *shield
+	g *combiner
 }
 
 // ctxConn is what the driver's connections implement; database/sql falls
@@ -417,7 +420,7 @@ func (c writerConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		_ = conn.Close()
 		return nil, fmt.Errorf("sqlite driver connection %T lacks the context methods the writer needs", conn)
 	}
-	return &writerConn{ctxConn: cc, shield: c.shield}, nil
+	return &writerConn{ctxConn: cc, shield: &c.g.shield, g: c.g}, nil
 }
 
 // writerConn is a connection of the writer that runs statements under the
@@ -430,6 +433,14 @@ func (c writerConnector) Connect(ctx context.Context) (driver.Conn, error) {
 type writerConn struct {
 	ctxConn
 	shield *shield
+	g      *combiner // for its onParse hook
+}
+
+// parsed calls the onParse hook.
+func (c *writerConn) parsed(query string) {
+	if f := c.g.onParse; f != nil {
+		f(query)
+	}
 }
 
 // Unwrap is the driver's connection (the driver's own helpers look
@@ -441,10 +452,12 @@ func (c *writerConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver
 }
 
 func (c *writerConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	c.parsed(query)
 	return c.ctxConn.ExecContext(c.shield.ctx(ctx), query, args)
 }
 
 func (c *writerConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	c.parsed(query)
 	return c.ctxConn.QueryContext(c.shield.ctx(ctx), query, args)
 }
 
@@ -453,6 +466,7 @@ func (c *writerConn) Prepare(query string) (driver.Stmt, error) {
 }
 
 func (c *writerConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	c.parsed(query)
 	st, err := c.ctxConn.PrepareContext(c.shield.ctx(ctx), query)
 	if err != nil {
 		return nil, err

@@ -42,8 +42,7 @@ func (s *Store) recordFireTx(ctx context.Context, tx *sql.Tx, job string, slot t
 	if e.err != nil {
 		return false, fmt.Errorf("record fire %s: %w", job, e.err)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO fires (job, slot, run_id, recorded_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (job, slot) DO NOTHING`, job, at, runID, now)
+	res, err := s.wq.exec(ctx, tx, insertFireSQL, job, at, runID, now)
 	if err != nil {
 		return false, fmt.Errorf("record fire %s at %s: %w", job, slot, s.dbErr(ctx, err))
 	}
@@ -88,7 +87,7 @@ func (s *Store) FireRun(ctx context.Context, run store.Run) (bool, error) {
 func (s *Store) LastFire(ctx context.Context, job string) (time.Time, error) {
 	var last sql.NullInt64
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT max(slot) FROM fires WHERE job = ?`, job).Scan(&last); err != nil {
+		if err := s.rq.queryRow(ctx, tx, lastFireSQL, job).Scan(&last); err != nil {
 			return fmt.Errorf("last fire %s: %w", job, s.dbErr(ctx, err))
 		}
 		return nil

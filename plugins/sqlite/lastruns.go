@@ -76,7 +76,7 @@ func (s *Store) LastRuns(ctx context.Context, q store.LastRunsQuery) ([]store.Ru
 	}
 	out := []store.RunSummary{}
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, query, args...)
+		rows, err := s.rq.query(ctx, tx, query, args...)
 		if err != nil {
 			return s.dbErr(ctx, err)
 		}
@@ -125,7 +125,7 @@ func (s *Store) LastRuns(ctx context.Context, q store.LastRunsQuery) ([]store.Ru
 
 // lastRunsMachines loads the first n machines by name of the runs in ids.
 func (s *Store) lastRunsMachines(ctx context.Context, tx *sql.Tx, ids string, n int, byID map[string]*store.RunSummary) error {
-	rows, err := tx.QueryContext(ctx, lastRunsMachinesSQL, ids, n)
+	rows, err := s.rq.query(ctx, tx, lastRunsMachinesSQL, ids, n)
 	if err != nil {
 		return s.dbErr(ctx, err)
 	}
@@ -150,7 +150,7 @@ func (s *Store) lastRunsMachines(ctx context.Context, tx *sql.Tx, ids string, n 
 
 // lastRunsCounts counts the machines of the runs in ids by status.
 func (s *Store) lastRunsCounts(ctx context.Context, tx *sql.Tx, ids string, byID map[string]*store.RunSummary) error {
-	rows, err := tx.QueryContext(ctx, lastRunsCountsSQL, ids)
+	rows, err := s.rq.query(ctx, tx, lastRunsCountsSQL, ids)
 	if err != nil {
 		return s.dbErr(ctx, err)
 	}
@@ -171,7 +171,7 @@ func (s *Store) lastRunsCounts(ctx context.Context, tx *sql.Tx, ids string, byID
 
 // lastRunsActions loads the actions of the runs in ids, in order.
 func (s *Store) lastRunsActions(ctx context.Context, tx *sql.Tx, ids string, byID map[string]*store.RunSummary) error {
-	rows, err := tx.QueryContext(ctx, lastRunsActionsSQL, ids)
+	rows, err := s.rq.query(ctx, tx, lastRunsActionsSQL, ids)
 	if err != nil {
 		return s.dbErr(ctx, err)
 	}
@@ -218,7 +218,7 @@ func (s *Store) LastFires(ctx context.Context, jobs []string) (map[string]time.T
 		return nil, fmt.Errorf("last fires: %w", err)
 	}
 	err = s.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, lastFiresSQL, string(names))
+		rows, err := s.rq.query(ctx, tx, lastFiresSQL, string(names))
 		if err != nil {
 			return s.dbErr(ctx, err)
 		}

@@ -67,7 +67,9 @@ type Store struct {
 	// r serves reads; in WAL mode they do not block the writer nor it them.
 	r     *sql.DB
 	stmts appendStmts // on w
-	lock  *os.File
+	// wq and rq keep the prepared statements of w and r by text.
+	wq, rq *stmtCache
+	lock   *os.File
 	// group combines concurrent writes into shared transactions on w.
 	group combiner
 
@@ -147,7 +149,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	// statement journal) would otherwise spill to a temporary file after
 	// 64 KiB: a write and a read of it per page, per savepoint.
 	wPragmas := append(pragmas[:len(pragmas):len(pragmas)], "temp_store(MEMORY)")
-	s.w, err = openWriter(dsn(path, wPragmas, "_txlock=immediate"), &s.group.shield)
+	s.w, err = openWriter(dsn(path, wPragmas, "_txlock=immediate"), &s.group)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
@@ -181,6 +183,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := s.stmts.prepare(ctx, s.w); err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: prepare: %w", path, wrapErr(err))
 	}
+	s.wq = newStmtCache(s.w)
+	if err := s.wq.prepareAll(ctx, writeSQL); err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, wrapErr(err))
+	}
 
 	s.r, err = sql.Open("sqlite", dsn(path, append(pragmas, "query_only(1)")))
 	if err != nil {
@@ -189,6 +195,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.r.SetMaxOpenConns(readConns)
 	s.r.SetMaxIdleConns(readConns)
 	if err := s.r.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, wrapErr(err))
+	}
+	s.rq = newStmtCache(s.r)
+	if err := s.rq.prepareAll(ctx, readSQL); err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, wrapErr(err))
 	}
 	ok = true
@@ -392,7 +402,11 @@ func (s *Store) Close() error {
 
 func (s *Store) closeAll() error {
 	var errs []error
+	// Every call has returned (Close holds s.mu): no transaction, and so
+	// no batch of the combiner, uses a statement any more.
 	s.stmts.close()
+	s.wq.close()
+	s.rq.close()
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

@@ -38,9 +38,7 @@ func (s *Store) enqueueTx(ctx context.Context, tx *sql.Tx, ns []store.Notificati
 		if e.err != nil {
 			return fmt.Errorf("notification %s: %w", n.ID, e.err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO notifications (id, notifier, job, run_id, kind, event,
-			created_at, due_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			n.ID, n.Notifier, n.Job, n.RunID, n.Kind, n.Event, created, due, store.NotificationPending); err != nil {
+		if _, err := s.wq.exec(ctx, tx, insertNoteSQL, n.ID, n.Notifier, n.Job, n.RunID, n.Kind, n.Event, created, due, store.NotificationPending); err != nil {
 			return fmt.Errorf("notification %s: %w", n.ID, s.dbErr(ctx, err))
 		}
 	}

@@ -179,10 +179,9 @@ func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Outp
 			return fmt.Errorf("read output of %s of run %s: %w", q.Machine, q.RunID, s.dbErr(ctx, err))
 		}
 		var total int64
-		err := tx.QueryRowContext(ctx, `SELECT output_bytes FROM machines
-			WHERE run_id = ? AND machine = ?`, q.RunID, q.Machine).Scan(&total)
+		err := s.rq.queryRow(ctx, tx, outputBytesSQL, q.RunID, q.Machine).Scan(&total)
 		if errors.Is(err, sql.ErrNoRows) {
-			if err := s.runExists(ctx, tx, q.RunID); err != nil {
+			if err := s.runExists(ctx, s.rq, tx, q.RunID); err != nil {
 				return fmt.Errorf("read output: %w", err)
 			}
 			return fmt.Errorf("read output: machine %s of run %s: %w", q.Machine, q.RunID, store.ErrNotFound)
@@ -191,8 +190,7 @@ func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Outp
 			return fail(err)
 		}
 		if q.Stream != "" {
-			err := tx.QueryRowContext(ctx, `SELECT bytes FROM output_streams
-				WHERE run_id = ? AND machine = ? AND stream = ?`, q.RunID, q.Machine, q.Stream).Scan(&total)
+			err := s.rq.queryRow(ctx, tx, streamBytesSQL, q.RunID, q.Machine, q.Stream).Scan(&total)
 			if errors.Is(err, sql.ErrNoRows) {
 				total, err = 0, nil
 			}
@@ -207,12 +205,9 @@ func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Outp
 		}
 		var rows *sql.Rows
 		if q.Stream == "" {
-			rows, err = tx.QueryContext(ctx, `SELECT end_off - size, data FROM output_chunks
-				WHERE run_id = ? AND machine = ? AND end_off > ? ORDER BY end_off, seq`, q.RunID, q.Machine, plan.Offset())
+			rows, err = s.rq.query(ctx, tx, readChunksSQL, q.RunID, q.Machine, plan.Offset())
 		} else {
-			rows, err = tx.QueryContext(ctx, `SELECT stream_end - size, data FROM output_chunks
-				WHERE run_id = ? AND machine = ? AND stream = ? AND stream_end > ? ORDER BY stream_end, seq`,
-				q.RunID, q.Machine, q.Stream, plan.Offset())
+			rows, err = s.rq.query(ctx, tx, readStreamChunksSQL, q.RunID, q.Machine, q.Stream, plan.Offset())
 		}
 		if err != nil {
 			return fail(err)

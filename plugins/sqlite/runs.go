@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,7 +95,7 @@ func (s *Store) CreateRun(ctx context.Context, run store.Run) error {
 // createRunTx is CreateRun in tx.
 func (s *Store) createRunTx(ctx context.Context, tx *sql.Tx, run store.Run) error {
 	var one int
-	switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, run.ID).Scan(&one); {
+	switch err := s.wq.queryRow(ctx, tx, runExistsSQL, run.ID).Scan(&one); {
 	case err == nil:
 		return fmt.Errorf("create run %s: %w", run.ID, store.ErrExists)
 	case !errors.Is(err, sql.ErrNoRows):
@@ -106,13 +107,11 @@ func (s *Store) createRunTx(ctx context.Context, tx *sql.Tx, run store.Run) erro
 	if e.err != nil {
 		return fmt.Errorf("create run %s: %w", run.ID, e.err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO runs (id, job, trigger, scheduled_for, started_at,
-		finished_at, status, reason, requested_by, killed_by, killed_at, spec)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+	if _, err := s.wq.exec(ctx, tx, insertRunSQL, args...); err != nil {
 		return fmt.Errorf("create run %s: %w", run.ID, s.dbErr(ctx, err))
 	}
 	for _, a := range run.Actions {
-		if err := addAction(ctx, tx, run.ID, a); err != nil {
+		if err := s.addAction(ctx, tx, run.ID, a); err != nil {
 			return fmt.Errorf("create run %s: %w", run.ID, s.dbErr(ctx, err))
 		}
 	}
@@ -122,15 +121,13 @@ func (s *Store) createRunTx(ctx context.Context, tx *sql.Tx, run store.Run) erro
 	return nil
 }
 
-func addAction(ctx context.Context, tx *sql.Tx, runID string, a store.Action) error {
+func (s *Store) addAction(ctx context.Context, tx *sql.Tx, runID string, a store.Action) error {
 	var e enc
 	at := e.t(a.At)
 	if e.err != nil {
 		return e.err
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO run_actions (run_id, n, kind, machine, signal, grace_ns, by, at)
-		VALUES (?1, (SELECT coalesce(max(n) + 1, 0) FROM run_actions WHERE run_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7)`,
-		runID, a.Kind, a.Machine, a.Signal, int64(a.Grace), a.By, at)
+	_, err := s.wq.exec(ctx, tx, insertActionSQL, runID, a.Kind, a.Machine, a.Signal, int64(a.Grace), a.By, at)
 	return err
 }
 
@@ -146,8 +143,7 @@ func (s *Store) addMachines(ctx context.Context, tx *sql.Tx, runID string, machi
 		}
 		seen[m.Machine] = true
 		var one int
-		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM machines WHERE run_id = ? AND machine = ?`,
-			runID, m.Machine).Scan(&one); {
+		switch err := s.wq.queryRow(ctx, tx, machineExistsSQL, runID, m.Machine).Scan(&one); {
 		case err == nil:
 			return fmt.Errorf("machine %s: %w", m.Machine, store.ErrExists)
 		case !errors.Is(err, sql.ErrNoRows):
@@ -166,23 +162,18 @@ func (s *Store) addMachines(ctx context.Context, tx *sql.Tx, runID string, machi
 		if e.err != nil {
 			return fmt.Errorf("machine %s: %w", m.Machine, e.err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO machines (run_id, n, machine, status, exit_code, reason,
-			signal_name, error, pid, dispatched_at, connected_at, started_at, finished_at, last_heartbeat,
-			wrapper_version, protocol, late_exit_code, late_reason, output_cap)
-			VALUES (?1, (SELECT coalesce(max(n) + 1, 0) FROM machines WHERE run_id = ?1),
-			?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)`, args...); err != nil {
+		if _, err := s.wq.exec(ctx, tx, insertMachineSQL, args...); err != nil {
 			return fmt.Errorf("machine %s: %w", m.Machine, s.dbErr(ctx, err))
 		}
 	}
 	return nil
 }
 
-// runExists fails with store.ErrNotFound when the run is missing.
-func (s *Store) runExists(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, runID string) error {
+// runExists fails with store.ErrNotFound when the run is missing; tx is
+// on c's pool.
+func (s *Store) runExists(ctx context.Context, c *stmtCache, tx *sql.Tx, runID string) error {
 	var one int
-	switch err := q.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, runID).Scan(&one); {
+	switch err := c.queryRow(ctx, tx, runExistsSQL, runID).Scan(&one); {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("run %s: %w", runID, store.ErrNotFound)
 	case err != nil:
@@ -195,7 +186,7 @@ func (s *Store) runExists(ctx context.Context, q interface {
 // or none.
 func (s *Store) AddMachines(ctx context.Context, runID string, machines []store.Machine) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if err := s.runExists(ctx, tx, runID); err != nil {
+		if err := s.runExists(ctx, s.wq, tx, runID); err != nil {
 			return fmt.Errorf("add machines: %w", err)
 		}
 		if err := s.addMachines(ctx, tx, runID, machines); err != nil {
@@ -207,11 +198,13 @@ func (s *Store) AddMachines(ctx context.Context, runID string, machines []store.
 
 // sets collects the assignments of an UPDATE.
 type sets struct {
-	cols []string
-	args []any
+	names []string
+	cols  []string
+	args  []any
 }
 
 func (u *sets) add(col string, v any) {
+	u.names = append(u.names, col)
 	u.cols = append(u.cols, col+" = ?")
 	u.args = append(u.args, v)
 }
@@ -234,29 +227,35 @@ func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) 
 	if err != nil {
 		return fmt.Errorf("update run %s: %w", runID, err)
 	}
+	var e enc
+	var st sets
+	setIf(&st, "status", u.Status, nil)
+	setIf(&st, "reason", u.Reason, nil)
+	setIf(&st, "started_at", u.StartedAt, e.tp)
+	setIf(&st, "finished_at", u.FinishedAt, e.tp)
+	setIf(&st, "killed_by", u.KilledBy, nil)
+	setIf(&st, "killed_at", u.KilledAt, e.tp)
+	var q string
+	if len(st.cols) > 0 {
+		// Run as text, parsed each time: naming a column that is not set
+		// would rewrite the runs indexes over it (status, sort_at and
+		// active are indexed); see updateMachineSQL.
+		q = "UPDATE runs SET " + strings.Join(st.cols, ", ") + " WHERE id = ?"
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if err := s.runExists(ctx, tx, runID); err != nil {
+		if err := s.runExists(ctx, s.wq, tx, runID); err != nil {
 			return fmt.Errorf("update run: %w", err)
 		}
-		var e enc
-		var st sets
-		setIf(&st, "status", u.Status, nil)
-		setIf(&st, "reason", u.Reason, nil)
-		setIf(&st, "started_at", u.StartedAt, e.tp)
-		setIf(&st, "finished_at", u.FinishedAt, e.tp)
-		setIf(&st, "killed_by", u.KilledBy, nil)
-		setIf(&st, "killed_at", u.KilledAt, e.tp)
 		if e.err != nil {
 			return fmt.Errorf("update run %s: %w", runID, e.err)
 		}
-		if len(st.cols) > 0 {
-			if _, err := tx.ExecContext(ctx, "UPDATE runs SET "+strings.Join(st.cols, ", ")+" WHERE id = ?",
-				append(st.args, runID)...); err != nil {
+		if q != "" {
+			if _, err := s.wq.exec(ctx, tx, q, append(st.args[:len(st.args):len(st.args)], runID)...); err != nil {
 				return fmt.Errorf("update run %s: %w", runID, s.dbErr(ctx, err))
 			}
 		}
 		if u.AddAction != nil {
-			if err := addAction(ctx, tx, runID, *u.AddAction); err != nil {
+			if err := s.addAction(ctx, tx, runID, *u.AddAction); err != nil {
 				return fmt.Errorf("update run %s: add action: %w", runID, s.dbErr(ctx, err))
 			}
 		}
@@ -281,7 +280,7 @@ func (s *Store) machineRow(ctx context.Context, tx *sql.Tx, runID, machine strin
 	var r machRow
 	err := tx.StmtContext(ctx, s.stmts.machine).QueryRowContext(ctx, runID, machine).Scan(&r.status, &r.next, &r.size, &r.stored, &r.cap)
 	if errors.Is(err, sql.ErrNoRows) {
-		if err := s.runExists(ctx, tx, runID); err != nil {
+		if err := s.runExists(ctx, s.wq, tx, runID); err != nil {
 			return r, err
 		}
 		return r, fmt.Errorf("machine %s of run %s: %w", machine, runID, store.ErrNotFound)
@@ -295,6 +294,34 @@ func (s *Store) machineRow(ctx context.Context, tx *sql.Tx, runID, machine strin
 // UpdateMachine changes the fields u sets; with OnlyIfNotFinal it fails
 // with store.ErrFinal, changing nothing, when the machine is final.
 func (s *Store) UpdateMachine(ctx context.Context, runID, machine string, u store.MachineUpdate) error {
+	var e enc
+	var st sets
+	setIf(&st, "status", u.Status, nil)
+	setIf(&st, "exit_code", u.ExitCode, func(p *int) any { return int64(*p) })
+	setIf(&st, "reason", u.Reason, nil)
+	setIf(&st, "signal_name", u.SignalName, nil)
+	setIf(&st, "error", u.Error, nil)
+	setIf(&st, "pid", u.PID, nil)
+	setIf(&st, "dispatched_at", u.DispatchedAt, e.tp)
+	setIf(&st, "connected_at", u.ConnectedAt, e.tp)
+	setIf(&st, "started_at", u.StartedAt, e.tp)
+	setIf(&st, "finished_at", u.FinishedAt, e.tp)
+	setIf(&st, "last_heartbeat", u.LastHeartbeat, e.tp)
+	setIf(&st, "wrapper_version", u.WrapperVersion, nil)
+	setIf(&st, "protocol", u.Protocol, nil)
+	setIf(&st, "late_exit_code", u.LateExitCode, func(p *int) any { return int64(*p) })
+	setIf(&st, "late_reason", u.LateReason, nil)
+	// One fixed text, prepared at Open, whatever u sets: each column
+	// gets a flag and a value.
+	args := make([]any, 0, 2*len(machineSetCols)+2)
+	for _, col := range machineSetCols {
+		if i := slices.Index(st.names, col); i >= 0 {
+			args = append(args, true, st.args[i])
+		} else {
+			args = append(args, false, nil)
+		}
+	}
+	args = append(args, runID, machine)
 	return s.write(ctx, func(tx *sql.Tx) error {
 		row, err := s.machineRow(ctx, tx, runID, machine)
 		if err != nil {
@@ -303,31 +330,13 @@ func (s *Store) UpdateMachine(ctx context.Context, runID, machine string, u stor
 		if u.OnlyIfNotFinal && store.Final(row.status) {
 			return fmt.Errorf("update machine %s of run %s (%s): %w", machine, runID, row.status, store.ErrFinal)
 		}
-		var e enc
-		var st sets
-		setIf(&st, "status", u.Status, nil)
-		setIf(&st, "exit_code", u.ExitCode, func(p *int) any { return int64(*p) })
-		setIf(&st, "reason", u.Reason, nil)
-		setIf(&st, "signal_name", u.SignalName, nil)
-		setIf(&st, "error", u.Error, nil)
-		setIf(&st, "pid", u.PID, nil)
-		setIf(&st, "dispatched_at", u.DispatchedAt, e.tp)
-		setIf(&st, "connected_at", u.ConnectedAt, e.tp)
-		setIf(&st, "started_at", u.StartedAt, e.tp)
-		setIf(&st, "finished_at", u.FinishedAt, e.tp)
-		setIf(&st, "last_heartbeat", u.LastHeartbeat, e.tp)
-		setIf(&st, "wrapper_version", u.WrapperVersion, nil)
-		setIf(&st, "protocol", u.Protocol, nil)
-		setIf(&st, "late_exit_code", u.LateExitCode, func(p *int) any { return int64(*p) })
-		setIf(&st, "late_reason", u.LateReason, nil)
 		if e.err != nil {
 			return fmt.Errorf("update machine %s of run %s: %w", machine, runID, e.err)
 		}
 		if len(st.cols) == 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE machines SET "+strings.Join(st.cols, ", ")+
-			" WHERE run_id = ? AND machine = ?", append(st.args, runID, machine)...); err != nil {
+		if _, err := s.wq.exec(ctx, tx, updateMachineSQL, args...); err != nil {
 			return fmt.Errorf("update machine %s of run %s: %w", machine, runID, s.dbErr(ctx, err))
 		}
 		return nil
@@ -374,7 +383,7 @@ func (s *Store) GetRun(ctx context.Context, runID string) (store.Run, error) {
 	var run store.Run
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		var err error
-		run, err = scanRun(tx.QueryRowContext(ctx, "SELECT "+runCols+" FROM runs WHERE id = ?", runID))
+		run, err = scanRun(s.rq.queryRow(ctx, tx, getRunSQL, runID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("get run %s: %w", runID, store.ErrNotFound)
 		}
@@ -404,7 +413,9 @@ func (s *Store) fill(ctx context.Context, tx *sql.Tx, runs []*store.Run) error {
 		marks[i], ids[i] = "?", r.ID
 	}
 	in := "(" + strings.Join(marks, ", ") + ")"
-	rows, err := tx.QueryContext(ctx, "SELECT "+machCols+" FROM machines WHERE run_id IN "+in+" ORDER BY run_id, n", ids...)
+	// One id (GetRun) is a fixed text, prepared at Open; ListRuns's
+	// counts vary and run as text.
+	rows, err := s.rq.query(ctx, tx, fillMachinesSQL(in), ids...)
 	if err != nil {
 		return s.dbErr(ctx, err)
 	}
@@ -423,8 +434,7 @@ func (s *Store) fill(ctx context.Context, tx *sql.Tx, runs []*store.Run) error {
 	if err := rows.Err(); err != nil {
 		return s.dbErr(ctx, err)
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT run_id, kind, machine, signal, grace_ns, by, at FROM run_actions
-		WHERE run_id IN `+in+` ORDER BY run_id, n`, ids...)
+	rows, err = s.rq.query(ctx, tx, fillActionsSQL(in), ids...)
 	if err != nil {
 		return s.dbErr(ctx, err)
 	}
@@ -485,9 +495,11 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, e
 	}
 	q += " ORDER BY sort_at DESC, seq DESC LIMIT ?"
 	args = append(args, limit)
+	// One text per filter shape (a few), kept prepared up to maxStmts.
+	s.prepareFor(ctx, s.rq, q)
 	var out []store.Run
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
+		rows, err := s.rq.query(ctx, tx, q, args...)
 		if err != nil {
 			return fmt.Errorf("list runs: %w", s.dbErr(ctx, err))
 		}
