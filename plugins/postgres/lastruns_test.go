@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/saltpeter/saltpeter/plugins/postgres/pgtest"
+	"github.com/saltpeter/saltpeter/sdk/sdktest"
 	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
@@ -156,57 +157,9 @@ func BenchmarkLastRuns(b *testing.B) {
 			for j := range names {
 				names[j] = fmt.Sprint("job-", j+1)
 			}
-			benchLastRuns(b, s, names, shown)
+			sdktest.BenchLastRuns(b, s, names, shown)
 		})
 	}
-}
-
-// benchLastRuns times, in each iteration, the last runs of jobs one by
-// one and in one LastRuns, then their last fired slots the same two ways.
-func benchLastRuns(b *testing.B, s store.Store, jobs []string, shown int) {
-	ctx := context.Background()
-	var perJob, batch, firesPerJob, firesBatch time.Duration
-	for b.Loop() {
-		start := time.Now()
-		for _, job := range jobs {
-			runs, err := s.ListRuns(ctx, store.RunFilter{Job: job, Limit: 1})
-			if err != nil || len(runs) != 1 {
-				b.Fatalf("ListRuns %s: %d runs, %v", job, len(runs), err)
-			}
-			_ = store.SummarizeRun(runs[0], shown)
-		}
-		perJob += time.Since(start)
-
-		start = time.Now()
-		rs, err := s.LastRuns(ctx, store.LastRunsQuery{Jobs: jobs, Machines: shown})
-		if err != nil || len(rs) != len(jobs) {
-			b.Fatalf("LastRuns: %d runs, %v", len(rs), err)
-		}
-		batch += time.Since(start)
-
-		start = time.Now()
-		for _, job := range jobs {
-			if _, err := s.LastFire(ctx, job); err != nil {
-				b.Fatal(err)
-			}
-		}
-		firesPerJob += time.Since(start)
-
-		start = time.Now()
-		fires, err := s.LastFires(ctx, jobs)
-		if err != nil || len(fires) != len(jobs) {
-			b.Fatalf("LastFires: %d slots, %v", len(fires), err)
-		}
-		firesBatch += time.Since(start)
-	}
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
-	b.ReportMetric(ms(perJob), "ms/ListRuns-per-job")
-	b.ReportMetric(ms(batch), "ms/LastRuns")
-	b.ReportMetric(float64(perJob)/float64(batch), "x-LastRuns-faster")
-	b.ReportMetric(ms(firesPerJob), "ms/LastFire-per-job")
-	b.ReportMetric(ms(firesBatch), "ms/LastFires")
-	b.ReportMetric(float64(firesPerJob)/float64(firesBatch), "x-LastFires-faster")
-	b.ReportMetric(0, "ns/op")
 }
 
 // TestLastRunsByteOrderWhateverTheCollation: a database whose collation
