@@ -176,19 +176,11 @@ func (s *Store) lastRunsActions(ctx context.Context, tx *sql.Tx, ids string, byI
 		return s.dbErr(ctx, err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var a store.Action
-		var grace int64
-		var at sql.NullInt64
-		if err := rows.Scan(&id, &a.Kind, &a.Machine, &a.Signal, &grace, &a.By, &at); err != nil {
-			return s.dbErr(ctx, err)
-		}
-		a.Grace, a.At = time.Duration(grace), fromNanos(at)
+	err = scanActions(rows, func(id string, a store.Action) {
 		r := byID[id]
 		r.Run.Actions = append(r.Run.Actions, a)
-	}
-	if err := rows.Err(); err != nil {
+	})
+	if err != nil {
 		return s.dbErr(ctx, err)
 	}
 	return nil

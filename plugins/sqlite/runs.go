@@ -439,19 +439,11 @@ func (s *Store) fill(ctx context.Context, tx *sql.Tx, runs []*store.Run) error {
 		return s.dbErr(ctx, err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var a store.Action
-		var grace int64
-		var at sql.NullInt64
-		if err := rows.Scan(&id, &a.Kind, &a.Machine, &a.Signal, &grace, &a.By, &at); err != nil {
-			return s.dbErr(ctx, err)
-		}
-		a.Grace, a.At = time.Duration(grace), fromNanos(at)
+	err = scanActions(rows, func(id string, a store.Action) {
 		r := byID[id]
 		r.Actions = append(r.Actions, a)
-	}
-	if err := rows.Err(); err != nil {
+	})
+	if err != nil {
 		return s.dbErr(ctx, err)
 	}
 	return nil
@@ -590,4 +582,22 @@ func (s *Store) Overrides(ctx context.Context) ([]store.JobOverride, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// scanActions reads rows of (run id, kind, machine, signal, grace, by,
+// at), as the fill and last-runs queries select a run's actions, handing
+// each to add.
+func scanActions(rows *sql.Rows, add func(runID string, a store.Action)) error {
+	for rows.Next() {
+		var id string
+		var a store.Action
+		var grace int64
+		var at sql.NullInt64
+		if err := rows.Scan(&id, &a.Kind, &a.Machine, &a.Signal, &grace, &a.By, &at); err != nil {
+			return err
+		}
+		a.Grace, a.At = time.Duration(grace), fromNanos(at)
+		add(id, a)
+	}
+	return rows.Err()
 }
