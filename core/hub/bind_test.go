@@ -312,3 +312,25 @@ func TestV1SyncCountsOutputStoredThroughAnotherCore(t *testing.T) {
 		t.Fatalf("stored %q", got)
 	}
 }
+
+func TestSweepTicks(t *testing.T) {
+	for _, tc := range []struct {
+		tick, heartbeatTimeout time.Duration
+		want                   int
+	}{
+		// The defaults: a tick of 250ms, a sweep every second.
+		{250 * time.Millisecond, hub.DefaultHeartbeatTimeout, 4},
+		// 10s: a sweep every 500ms.
+		{25 * time.Millisecond, 10 * time.Second, 20},
+		// A timeout short beside the tick: every tick.
+		{200 * time.Millisecond, 2 * time.Second, 1},
+		{5 * time.Millisecond, 50 * time.Millisecond, 1},
+		// A long timeout: still a sweep a second.
+		{time.Second, time.Hour, 1},
+		{100 * time.Millisecond, time.Hour, 10},
+	} {
+		if got := hub.SweepTicks(tc.tick, tc.heartbeatTimeout); got != tc.want {
+			t.Errorf("SweepTicks(%s, %s) = %d, want %d", tc.tick, tc.heartbeatTimeout, got, tc.want)
+		}
+	}
+}

@@ -55,6 +55,7 @@ func (h *Hub) command(r killq.Request) {
 		}
 		log.Info("command queued for machine", "machine", st.key.machine, "signal", r.Signal,
 			"grace_ms", r.Grace.Milliseconds(), "connected", st.ready)
+		h.commanded[st] = struct{}{}
 		h.flush(st, false)
 	}
 }

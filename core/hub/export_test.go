@@ -13,3 +13,6 @@ func SetLookupWaiting(f func()) { lookupWaiting = f }
 
 // HeartbeatWriteEvery is how often a connection stores its heartbeat.
 func HeartbeatWriteEvery(timeout time.Duration) time.Duration { return heartbeatWriteEvery(timeout) }
+
+// SweepTicks is how many ticks apart the hub sweeps every machine.
+func SweepTicks(tick, heartbeatTimeout time.Duration) int { return sweepTicks(tick, heartbeatTimeout) }
