@@ -546,8 +546,8 @@ func runsSince(tb testing.TB, c *core, since time.Time) []fleetRun {
 }
 
 // runsPaged pages through GET /api/v1/runs with the query, newest first,
-// each page bounded by the started_at of the last of the one before,
-// until a page is short or its last run started before since.
+// 1000 a page, each page after the last run of the one before, until a
+// page is short or its last run started before since (zero: never).
 func runsPaged(tb testing.TB, c *core, query string, since time.Time) []fleetRun {
 	tb.Helper()
 	var out []fleetRun
@@ -571,10 +571,10 @@ func runsPaged(tb testing.TB, c *core, query string, since time.Time) []fleetRun
 			return out
 		}
 		last := resp.Runs[len(resp.Runs)-1]
-		if last.StartedAt.Before(since) {
+		if !since.IsZero() && last.StartedAt.Before(since) {
 			return out
 		}
-		before = last.StartedAt.UTC().Format(time.RFC3339Nano)
+		before = last.ID
 	}
 }
 

@@ -240,33 +240,16 @@ func waitNoActive(tb testing.TB, c *core, within time.Duration) time.Time {
 	}
 }
 
-// allRuns pages through GET /api/v1/runs with the query (e.g. "job=x")
-// newest first, 1000 at a time, each page bounded by the last run of
-// the one before.
+// allRuns is every run the query (e.g. "job=x") selects, newest first
+// (see runsPaged).
 func allRuns(tb testing.TB, c *core, query string) []run {
 	tb.Helper()
-	var out []run
-	before := ""
-	for {
-		path := "/api/v1/runs?limit=1000"
-		if query != "" {
-			path += "&" + query
-		}
-		if before != "" {
-			path += "&before=" + url.QueryEscape(before)
-		}
-		var resp struct {
-			Runs []run `json:"runs"`
-		}
-		if st := c.call(http.MethodGet, path, nil, &resp); st != http.StatusOK {
-			tb.Fatalf("GET %s: status %d", path, st)
-		}
-		out = append(out, resp.Runs...)
-		if len(resp.Runs) < 1000 {
-			return out
-		}
-		before = resp.Runs[len(resp.Runs)-1].ID
+	paged := runsPaged(tb, c, query, time.Time{})
+	out := make([]run, len(paged))
+	for i, r := range paged {
+		out[i] = r.run
 	}
+	return out
 }
 
 // loadLogCount counts the core's log records with the message whose slot
