@@ -1,6 +1,7 @@
 package wrapper
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -281,5 +283,161 @@ func wantRefused(t *testing.T, cmd *exec.Cmd, want string) {
 	}
 	if !strings.Contains(stderr.String(), want) || stdout.Len() != 0 {
 		t.Errorf("stdout %q stderr %q, want nothing and %q", stdout.String(), stderr.String(), want)
+	}
+}
+
+// startedByTarget starts the binary the way a target that detaches it
+// does (a session of its own, stdin on /dev/null, stdout a pipe, stderr a
+// file) with env and reads its detach line. It returns the pid the line
+// names, the process it started, which the test reaps as such a target
+// does, and kills at cleanup unless it is gone, and a channel closed once
+// that process exited.
+func startedByTarget(t *testing.T, env []string, setsid bool) (linePID int, cmd *exec.Cmd, exited <-chan struct{}) {
+	t.Helper()
+	return startedByTargetWith(t, env, setsid, nil)
+}
+
+// startedByTargetWith is startedByTarget with arguments, and what the
+// wrapper reads on standard input, written once it runs (nil: /dev/null).
+func startedByTargetWith(t *testing.T, env []string, setsid bool, stdin []byte, args ...string) (linePID int, cmd *exec.Cmd, exited <-chan struct{}) {
+	t.Helper()
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdoutR.Close()
+	stderr, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd = exec.Command(wrapperBin, args...)
+	cmd.Env = env
+	cmd.Dir = "/"
+	var stdinW *os.File
+	if stdin != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		cmd.Stdin, stdinW = r, w
+	}
+	cmd.Stdout, cmd.Stderr = stdoutW, stderr
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: setsid}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stdoutW.Close()
+	if stdinW != nil {
+		// As a target keeping a spare does: the environment goes in once
+		// the wrapper runs, and the pipe closes.
+		_, err := stdinW.Write(stdin)
+		stdinW.Close()
+		if err != nil {
+			t.Fatalf("write the environment: %v", err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	if err != nil {
+		b, _ := os.ReadFile(stderr.Name())
+		t.Fatalf("no detach line (%v); stderr %q", err, b)
+	}
+	m := detachedRE.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("stdout = %q, want the detach line", line)
+	}
+	linePID, _ = strconv.Atoi(m[1])
+	if linePID != cmd.Process.Pid {
+		// A copy: it is no child of ours, and is killed at cleanup too.
+		pidfd, err := unix.PidfdOpen(linePID, 0)
+		if err != nil {
+			t.Fatalf("pidfd_open %d: %v", linePID, err)
+		}
+		t.Cleanup(func() {
+			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+			awaitExit(t, pidfd)
+			unix.Close(pidfd)
+		})
+	}
+	return linePID, cmd, done
+}
+
+// TestBinaryDetachInPlace: a wrapper its target started detached and told
+// so runs the job itself, in the process the target started (no copy), in
+// that session, with /dev/null on 0 and 1 once its line is out (the
+// target reads no more) and the log file or /dev/null on 2, and its job
+// sees neither the variable nor the token.
+func TestBinaryDetachInPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		logFile bool
+	}{{"no log", false}, {"log file", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			core := newFakeCore(t, shellSpec(`printf 'marker=%s by_target=%s\n' "${SP_WRAPPER_DETACHED-unset}" "${`+wire.EnvDetachedByTarget+`-unset}"`))
+			env := append(dispatchEnv(core), wire.EnvDetachedByTarget+"=1")
+			logPath := filepath.Join(t.TempDir(), "wrapper.log")
+			if tc.logFile {
+				env = append(env, EnvWrapperLog+"="+logPath)
+			}
+			pid, cmd, exited := startedByTarget(t, env, true)
+			if pid != cmd.Process.Pid {
+				t.Fatalf("the detach line names pid %d, not the process the target started (%d): it re-executed itself", pid, cmd.Process.Pid)
+			}
+			if sid := sessionOf(t, pid); sid != pid {
+				t.Errorf("wrapper %d is in session %d, want its own", pid, sid)
+			}
+			// The line is out: its descriptors are settled by now.
+			for fd, want := range map[int]string{0: os.DevNull, 1: os.DevNull, 2: os.DevNull} {
+				if fd == 2 && tc.logFile {
+					want = logPath
+				}
+				if got, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd)); err != nil || got != want {
+					t.Errorf("fd %d -> %q (%v), want %q", fd, got, err, want)
+				}
+			}
+			f := core.awaitComplete(t)
+			checkComplete(t, f, 0, wire.ReasonExit)
+			if got := string(core.output(wire.StreamStdout)); got != "marker=unset by_target=unset\n" {
+				t.Errorf("stdout = %q: the job got a detach marker", got)
+			}
+			select {
+			case <-exited:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the wrapper did not exit within 30s of its complete")
+			}
+			if tc.logFile {
+				log, err := os.ReadFile(logPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Contains(log, []byte(`"@message":"run complete"`)) {
+					t.Errorf("log lacks the end of the run:\n%s", log)
+				}
+			}
+		})
+	}
+}
+
+// TestBinaryDetachByTargetNeedsItsOwnSession: the variable alone, from a
+// process that does not lead a session of its own (an ssh session's
+// shell leads it), does not make the wrapper run in place: it detaches a
+// copy of itself, as without the variable.
+func TestBinaryDetachByTargetNeedsItsOwnSession(t *testing.T) {
+	core := newFakeCore(t, testSpec())
+	core.set(func() { core.holdConnect = true })
+	pid, cmd, _ := startedByTarget(t, append(dispatchEnv(core), wire.EnvDetachedByTarget+"=1"), false)
+	if pid == cmd.Process.Pid {
+		t.Fatalf("the wrapper ran in place (pid %d) in a session it does not lead", pid)
+	}
+	core.await(t, "the detached copy's connect", func() bool { return len(core.connects) == 1 })
+	if sid := sessionOf(t, pid); sid != pid {
+		t.Errorf("detached copy %d is in session %d, want its own", pid, sid)
 	}
 }

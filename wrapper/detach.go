@@ -2,6 +2,7 @@ package wrapper
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
 // envDetached marks the re-executed wrapper: it is the detached one and
@@ -17,6 +20,69 @@ const envDetached = "SP_WRAPPER_DETACHED"
 
 // Detached reports whether this process is the detached wrapper.
 func Detached() bool { return os.Getenv(envDetached) == "1" }
+
+// DetachedByTarget reports whether this process may detach in place
+// (DetachInPlace) rather than re-execute itself (Detach): its environment
+// (getenv) says the target started it detached (wire.EnvDetachedByTarget:
+// a session of its own, no descriptor beyond 0-2, reaped by the target
+// whenever it exits), and it does lead a session of its own. A variable
+// set by anyone else (an ssh session's shell leads the session, not the
+// wrapper) is ignored, and the wrapper re-executes itself as before.
+func DetachedByTarget(getenv func(string) string) bool {
+	if getenv(wire.EnvDetachedByTarget) != "1" {
+		return false
+	}
+	sid, err := unix.Getsid(0)
+	return err == nil && sid == os.Getpid()
+}
+
+// DetachInPlace finishes detaching a wrapper its target started detached
+// (DetachedByTarget): standard input and output go to /dev/null,
+// standard error to logFile (appended; /dev/null when empty), as Detach
+// gives the copy it starts, and descriptors above stderr are marked
+// close-on-exec; then announce writes the detach line to what standard
+// output was, which is closed after it. Once the target has the line, the
+// wrapper holds nothing of the target's: a later write cannot meet a pipe
+// the target closed. An error means nothing was announced; one before the
+// descriptors moved (the log file cannot be opened) may be reported on
+// standard error.
+func DetachInPlace(logFile string, announce func(io.Writer) error) error {
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("detach: %w", err)
+	}
+	defer devnull.Close()
+	stderr := devnull
+	if logFile != "" {
+		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("detach: open %s: %w", EnvWrapperLog, err)
+		}
+		defer f.Close()
+		stderr = f
+	}
+	if err := closeOnExecAll(); err != nil {
+		return fmt.Errorf("detach: %w", err)
+	}
+	fd, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return fmt.Errorf("detach: keep standard output: %w", err)
+	}
+	out := os.NewFile(uintptr(fd), "target")
+	defer out.Close()
+	for _, d := range []struct {
+		from *os.File
+		to   int
+	}{{devnull, 0}, {devnull, 1}, {stderr, 2}} {
+		if err := dupOnto(int(d.from.Fd()), d.to); err != nil {
+			return fmt.Errorf("detach: descriptor %d: %w", d.to, err)
+		}
+	}
+	if err := announce(out); err != nil {
+		return fmt.Errorf("detach: announce: %w", err)
+	}
+	return nil
+}
 
 // Detach re-executes the running program with args and env (nil: this
 // process's environment) in a new session, its standard input and output

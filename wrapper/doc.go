@@ -7,7 +7,8 @@
 //
 // The pieces, each in its own file:
 //   - env.go: the dispatch environment (Config) and the job's environment.
-//   - detach.go: re-executing itself in a session of its own.
+//   - detach.go: re-executing itself in a session of its own, or, when
+//     the target started it so, detaching in place.
 //   - spool.go: the sequenced output buffer, in memory then on disk, kept
 //     until the core acks each chunk.
 //   - outbox.go: the control frames that must reach the core (start,

@@ -154,6 +154,19 @@ func WithEnv(base, vars []string) []string {
 	return append(env, vars...)
 }
 
+// SetEnviron makes env, KEY=VALUE entries (a later one wins), this
+// process's whole environment: a wrapper that read its dispatch
+// environment with ReadEnv and runs the job itself (DetachInPlace) gives
+// the job what a detached copy would have got.
+func SetEnviron(env []string) {
+	os.Clearenv()
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			os.Setenv(k, v)
+		}
+	}
+}
+
 // Getenv looks a variable up in env, as os.Getenv does in the process
 // environment.
 func Getenv(env []string) func(string) string {
@@ -168,13 +181,13 @@ func Getenv(env []string) func(string) string {
 }
 
 // jobEnv is the job's environment: the wrapper's own, less the bootstrap
-// token and the detach marker, plus the spec's env (which wins). The
+// token and the detach markers, plus the spec's env (which wins). The
 // dispatch variables stay: jobs find SP_JOB_NAME and the like useful.
 func jobEnv(base []string, extra map[string]string) []string {
 	env := make([]string, 0, len(base)+len(extra))
 	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
-		if k == wire.EnvToken || k == envDetached {
+		if k == wire.EnvToken || k == envDetached || k == wire.EnvDetachedByTarget {
 			continue
 		}
 		if _, override := extra[k]; override {

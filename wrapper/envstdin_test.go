@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
@@ -141,5 +142,46 @@ func TestBinaryEnvStdinRefusesMalformedInput(t *testing.T) {
 			cmd.Stdin = strings.NewReader(tc.in)
 			wantRefused(t, cmd, tc.want)
 		})
+	}
+}
+
+// TestBinaryEnvStdinInPlace: a wrapper its target started detached, with
+// -env-stdin (the local target's spare), reads its dispatch environment
+// from standard input, then runs the job itself: the process the target
+// started, whose job gets the dispatch variables from stdin and the
+// process environment's others, but neither the token nor a detach
+// marker; and the token is in no process environment.
+func TestBinaryEnvStdinInPlace(t *testing.T) {
+	core := newFakeCore(t, shellSpec(`printf 'job=%s home=%s token=%s by_target=%s\n' "${SP_JOB_NAME-unset}" "${HOME-unset}" "${SP_TOKEN-unset}" "${`+wire.EnvDetachedByTarget+`-unset}"`))
+	var stdin bytes.Buffer
+	for _, kv := range dispatchEnv(core) {
+		if strings.HasPrefix(kv, "SP_") {
+			stdin.WriteString(kv + "\x00")
+		}
+	}
+	env := []string{"PATH=/usr/bin:/bin", "HOME=/home/spare", wire.EnvDetachedByTarget + "=1"}
+	pid, cmd, exited := startedByTargetWith(t, env, true, stdin.Bytes(), "-env-stdin")
+	if pid != cmd.Process.Pid {
+		t.Fatalf("the detach line names pid %d, not the process the target started (%d)", pid, cmd.Process.Pid)
+	}
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(environ, []byte(testToken)) {
+		t.Error("the token is in the wrapper's process environment")
+	}
+	f := core.awaitComplete(t)
+	checkComplete(t, f, 0, wire.ReasonExit)
+	if c := core.connects[0]; c.Token != testToken {
+		t.Error("the wrapper connected with another token than the one on stdin")
+	}
+	if got, want := string(core.output(wire.StreamStdout)), "job="+testJob+" home=/home/spare token=unset by_target=unset\n"; got != want {
+		t.Errorf("the job printed %q, want %q", got, want)
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the wrapper did not exit within 30s of its complete")
 	}
 }

@@ -83,6 +83,7 @@ func startRunWith(t *testing.T, cfg Config, j job, tweak func(*settings)) *run {
 	set := testSettings(t)
 	rn := &run{done: make(chan error, 1)}
 	if j != nil {
+		set.prepare = nil // a fake job has no use for it
 		set.start = func(o proc.Options) (job, error) {
 			rn.mu.Lock()
 			rn.opts = &o

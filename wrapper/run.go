@@ -31,7 +31,10 @@ type settings struct {
 	signalDedup  time.Duration // a signal command repeated within this is a re-send
 	environ      func() []string
 	start        func(proc.Options) (job, error)
-	stopSignals  []os.Signal // signals to the wrapper that kill the job
+	// prepare, when set, does ahead of start what does not depend on the
+	// job (proc.Prepare), while the core is dialled.
+	prepare     func() *proc.Prepared
+	stopSignals []os.Signal // signals to the wrapper that kill the job
 }
 
 func defaultSettings() settings {
@@ -46,6 +49,7 @@ func defaultSettings() settings {
 		signalDedup:  3 * time.Second,
 		environ:      os.Environ,
 		start:        startProc,
+		prepare:      func() *proc.Prepared { return proc.Prepare(false) },
 		stopSignals:  []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP},
 	}
 }
@@ -98,9 +102,19 @@ func newRunner(cfg Config, log hclog.Logger, set settings) (*runner, error) {
 
 func (r *runner) run(ctx context.Context) error {
 	defer r.spool.Close()
+	// While the core is dialled and answers, the job's start is made
+	// ready as far as it can be without the spec: that work is then off
+	// the way from the connect ack to the job's start.
+	prepared := make(chan *proc.Prepared, 1)
+	if r.set.prepare != nil {
+		go func() { prepared <- r.set.prepare() }()
+	} else {
+		prepared <- nil
+	}
 	began := time.Now()
 	ws, ack, err := r.connect(ctx, false, func() bool { return time.Since(began) > r.set.giveUp })
 	if err != nil {
+		(<-prepared).Release()
 		return fmt.Errorf("connect: %w", err)
 	}
 	r.adopt(ack, false)
@@ -114,7 +128,7 @@ func (r *runner) run(ctx context.Context) error {
 		defer signal.Stop(stop)
 	}
 	heartbeat := defaultHeartbeat
-	sup, err := r.startJob(ack.Spec, stop)
+	sup, err := r.startJob(ack.Spec, stop, <-prepared)
 	if err != nil {
 		r.log.Error("job not started", "error", err)
 		r.out.Finish(err.Error(), wire.Frame{Type: wire.TypeComplete,
@@ -139,13 +153,17 @@ func (r *runner) run(ctx context.Context) error {
 	return err
 }
 
-// startJob parses the spec and starts the job.
-func (r *runner) startJob(ackSpec *wire.Spec, stop <-chan os.Signal) (*supervisor, error) {
+// startJob parses the spec and starts the job, with what was prepared for
+// it (nil: nothing), which it releases if the job does not take it.
+func (r *runner) startJob(ackSpec *wire.Spec, stop <-chan os.Signal, prepared *proc.Prepared) (*supervisor, error) {
+	defer prepared.Release()
 	spec, err := parseSpec(ackSpec, r.set.environ())
 	if err != nil {
 		return nil, fmt.Errorf("invalid spec: %w", err)
 	}
-	j, err := r.set.start(spec.opts)
+	opts := spec.opts
+	opts.Prepared = prepared
+	j, err := r.set.start(opts)
 	if err != nil {
 		return nil, fmt.Errorf("start job: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -554,5 +555,35 @@ func TestRunTimeoutWhileDisconnected(t *testing.T) {
 	rn.mustSucceed(t)
 	if sys := string(core.output(wire.StreamSystem)); sys != "[Job exceeded timeout of 300ms]\n" {
 		t.Errorf("system stream %q", sys)
+	}
+}
+
+// TestRunPreparesTheJobWhileConnecting: what proc.Prepare makes while the
+// core is dialled reaches the job's start.
+func TestRunPreparesTheJobWhileConnecting(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		prepared []*proc.Prepared
+	)
+	core := newFakeCore(t, testSpec())
+	j := newFakeJob()
+	rn := startRun(t, core, j, func(s *settings) {
+		s.prepare = func() *proc.Prepared {
+			p := proc.Prepare(false)
+			mu.Lock()
+			prepared = append(prepared, p)
+			mu.Unlock()
+			return p
+		}
+	})
+	j.exit(proc.ExitStatus{})
+	checkComplete(t, core.awaitComplete(t), 0, wire.ReasonExit)
+	rn.mustSucceed(t)
+	mu.Lock()
+	defer mu.Unlock()
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	if len(prepared) != 1 || rn.opts == nil || rn.opts.Prepared != prepared[0] {
+		t.Fatalf("the job's start got %v, want the one preparation made (%d made)", rn.opts, len(prepared))
 	}
 }

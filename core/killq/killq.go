@@ -30,9 +30,18 @@ type Queue struct {
 	out     chan Request
 }
 
-// New returns an empty queue. Call Run to move requests to C.
+// bufferSize is how many requests C holds for the hub. A request pushed
+// while nothing waits before it goes into C at once, so that it reaches
+// the hub from the pusher's goroutine rather than through Run's: a kill is
+// one goroutine's wake-up nearer its wrapper. Past that, or behind
+// requests waiting, it waits in pending for Run, so Push still never
+// blocks.
+const bufferSize = 64
+
+// New returns an empty queue. Call Run to move the requests that did not
+// fit in C there.
 func New() *Queue {
-	return &Queue{wake: make(chan struct{}, 1), out: make(chan Request)}
+	return &Queue{wake: make(chan struct{}, 1), out: make(chan Request, bufferSize)}
 }
 
 // Push adds a request.
@@ -41,6 +50,16 @@ func (q *Queue) Push(r Request) {
 		r.At = time.Now().UTC()
 	}
 	q.mu.Lock()
+	if len(q.pending) == 0 {
+		// Run takes a request out of pending only once it is in C, so
+		// with none pending, none is on its way: this one is next.
+		select {
+		case q.out <- r:
+			q.mu.Unlock()
+			return
+		default:
+		}
+	}
 	q.pending = append(q.pending, r)
 	q.mu.Unlock()
 	select {
@@ -56,10 +75,11 @@ func (q *Queue) C() <-chan Request { return q.out }
 func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.pending)
+	return len(q.pending) + len(q.out)
 }
 
-// Run moves requests to C until done is closed.
+// Run moves the requests that wait in pending to C, in order, until done
+// is closed.
 func (q *Queue) Run(done <-chan struct{}) {
 	for {
 		q.mu.Lock()

@@ -195,7 +195,7 @@ func TestLaunchResolveDispatchAndPluginLogs(t *testing.T) {
 	}
 	// The plugin logged this through its hclog logger, in its process;
 	// it must come out of the host's logger, under the plugin's name.
-	line := sink.await(t, "wrapper detached", "run_id=r1")
+	line := sink.await(t, "wrapper detached: ", "run_id=r1")
 	if !strings.Contains(line, "host.plugin.target.local") || !strings.Contains(line, "[INFO]") {
 		t.Errorf("plugin log line not under host.plugin.target.local at INFO: %s", line)
 	}

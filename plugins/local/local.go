@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/saltpeter/saltpeter/sdk/launch"
 	"github.com/saltpeter/saltpeter/sdk/target"
+	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
 // Name is the plugin's name.
@@ -21,6 +24,13 @@ const Name = "local"
 // Target is the local target. It is safe for concurrent use.
 type Target struct {
 	log hclog.Logger
+
+	mu sync.Mutex
+	// spare is the default wrapper started ahead of the next dispatch,
+	// nil when none is; refilling, while one is being started, is closed
+	// once it is there (or could not be started).
+	spare     *spare
+	refilling chan struct{}
 }
 
 // New returns a local target that logs to log.
@@ -112,5 +122,20 @@ func (t *Target) dispatch(ctx context.Context, req target.DispatchRequest) (targ
 		return target.DispatchResult{}, err
 	}
 	log := t.log.With("job", req.Job, "run_id", req.RunID, "machine", req.Machine, "wrapper", path, "protocol", req.Protocol)
-	return launch.Start(ctx, log, launch.Command{Path: path, Env: env, Protocol: req.Protocol})
+	if (req.Protocol == wire.ProtocolV2 || req.Protocol == 0) && req.WrapperPath == "" {
+		// The default wrapper: a spare, started ahead, takes the
+		// dispatch, and the next dispatch gets the next spare.
+		shared := sharedEnv(req.Env)
+		defer t.refill(path, shared)
+		if s := t.takeSpare(path, shared); s != nil {
+			res, err := s.dispatch(ctx, log, req.Env)
+			if !errors.Is(err, errSpareGone) {
+				return res, err
+			}
+			log.Warn("the spare wrapper was gone; starting one afresh", "error", err)
+		}
+	}
+	// The wrapper is this process's child: it is started detached, and
+	// runs its job in place (protocol 1 ignores Detached).
+	return launch.Start(ctx, log, launch.Command{Path: path, Env: env, Protocol: req.Protocol, Detached: true})
 }

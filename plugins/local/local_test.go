@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -31,7 +32,9 @@ func fixture(t *testing.T) sdktest.TargetFixture {
 
 func newLocal(t *testing.T) *local.Target {
 	t.Helper()
-	return local.New(hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}}))
+	w := &testWriter{t: t}
+	t.Cleanup(w.stop)
+	return local.New(hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: w}))
 }
 
 func TestConformance(t *testing.T) {
@@ -83,11 +86,27 @@ func mustHost(t *testing.T) string {
 	return h
 }
 
-// testWriter sends log lines to the test's log.
-type testWriter struct{ t *testing.T }
+// testWriter sends log lines to the test's log until the test ends: the
+// plugin reaps the wrappers it started whenever they exit, and logs it,
+// which may be after the test that started them.
+type testWriter struct {
+	mu    sync.Mutex
+	t     *testing.T
+	ended bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.ended {
+		w.t.Helper()
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.ended = true
+	w.mu.Unlock()
 }

@@ -1,7 +1,6 @@
 package sshtarget
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -51,27 +50,6 @@ func v2Command(wrapper string) string {
 // none.
 func killCommand(pgid int) string {
 	return fmt.Sprintf("kill -KILL -- -%d 2>/dev/null || kill -KILL %d", pgid, pgid)
-}
-
-// envRecords is the dispatch environment as the wrapper's -env-stdin
-// reads it: KEY=VALUE records, each ended by a NUL byte, sorted.
-func envRecords(env map[string]string) ([]byte, error) {
-	keys := make([]string, 0, len(env))
-	for k, v := range env {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
-			return nil, fmt.Errorf("invalid dispatch variable %q", k)
-		}
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b bytes.Buffer
-	for _, k := range keys {
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(env[k])
-		b.WriteByte(0)
-	}
-	return b.Bytes(), nil
 }
 
 // v1Command runs the script v1Script writes on its standard input.

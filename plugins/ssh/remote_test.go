@@ -36,21 +36,6 @@ func TestHostAddr(t *testing.T) {
 	}
 }
 
-func TestEnvRecords(t *testing.T) {
-	got, err := envRecords(map[string]string{"B": "2\nlines 'q'", "A": "x=y", "C": ""})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "A=x=y\x00B=2\nlines 'q'\x00C=\x00"; string(got) != want {
-		t.Errorf("envRecords = %q, want %q", got, want)
-	}
-	for _, bad := range []map[string]string{{"": "x"}, {"A=B": "x"}, {"A\x00": "x"}, {"A": "x\x00y"}} {
-		if _, err := envRecords(bad); err == nil {
-			t.Errorf("envRecords(%q) accepted it", bad)
-		}
-	}
-}
-
 func TestShellQuote(t *testing.T) {
 	tests := map[string]string{
 		"plain":          `'plain'`,

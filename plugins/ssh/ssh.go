@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/saltpeter/saltpeter/sdk/launch"
 	"github.com/saltpeter/saltpeter/sdk/target"
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
@@ -146,7 +147,7 @@ func (t *Target) dispatch(ctx context.Context, req target.DispatchRequest) (targ
 	switch req.Protocol {
 	case wire.ProtocolV2, 0:
 		command = v2Command(wrapper)
-		stdin, err = envRecords(req.Env)
+		stdin, err = launch.EnvRecords(req.Env)
 	case wire.ProtocolV1:
 		command = v1Command
 		stdin, err = v1Script(wrapper, req.Env)

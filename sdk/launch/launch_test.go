@@ -85,3 +85,18 @@ func TestReadDetachLine(t *testing.T) {
 		})
 	}
 }
+
+func TestEnvRecords(t *testing.T) {
+	got, err := EnvRecords(map[string]string{"B": "2\nlines 'q'", "A": "x=y", "C": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "A=x=y\x00B=2\nlines 'q'\x00C=\x00"; string(got) != want {
+		t.Errorf("EnvRecords = %q, want %q", got, want)
+	}
+	for _, bad := range []map[string]string{{"": "x"}, {"A=B": "x"}, {"A\x00": "x"}, {"A": "x\x00y"}} {
+		if _, err := EnvRecords(bad); err == nil {
+			t.Errorf("EnvRecords(%q) accepted it", bad)
+		}
+	}
+}

@@ -35,7 +35,8 @@ type TargetFixture struct {
 	// Machines, when set, is exactly what Resolve must return.
 	Machines []string
 	// AllowedEnv names the variables the wrapper may receive besides the
-	// dispatch environment; nil allows any.
+	// dispatch environment (and wire.EnvDetachedByTarget=1, which a
+	// target that starts the wrapper detached adds); nil allows any.
 	AllowedEnv []string
 	// StdinDevNull requires a protocol 2 wrapper's standard input to be
 	// /dev/null.
@@ -380,7 +381,12 @@ func (s *targetSuite) checkEnv(t *testing.T, req target.DispatchRequest, rec rec
 	if s.fx.AllowedEnv == nil {
 		return
 	}
-	for k := range rec.env {
+	for k, v := range rec.env {
+		if k == wire.EnvDetachedByTarget && v == "1" {
+			// What a target that starts the wrapper detached may add
+			// (launch.Command.Detached).
+			continue
+		}
 		if _, ok := req.Env[k]; !ok && !slices.Contains(s.fx.AllowedEnv, k) {
 			t.Errorf("the wrapper got %s, which is neither in the dispatch environment nor allowed (%v)", k, s.fx.AllowedEnv)
 		}

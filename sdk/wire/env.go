@@ -21,3 +21,13 @@ const (
 // standard output once it has detached from the process that started it.
 // A target reads it to know at once that the wrapper started.
 const DetachedLine = "saltpeter-wrapper: detached"
+
+// EnvDetachedByTarget, set to "1" by the target that starts a protocol 2
+// wrapper, says that the target did what the wrapper's own detaching
+// would: the wrapper leads a session of its own, has no descriptor beyond
+// 0-2, and the target reaps it whenever it exits rather than wait for it.
+// The wrapper then runs the job itself instead of re-executing itself to
+// detach, which saves a program start per dispatch. A wrapper heeds it
+// only when it does lead its session, and never passes it to the job; a
+// wrapper that does not know it detaches itself as before.
+const EnvDetachedByTarget = "SP_WRAPPER_DETACHED_BY_TARGET"

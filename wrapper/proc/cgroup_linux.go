@@ -28,14 +28,26 @@ var cgroupSeq atomic.Uint64
 // newCgroup makes a child of the wrapper's own cgroup v2. Any failure means
 // "no cgroup here", and the caller falls back to the /proc walk.
 func newCgroup() (*cgroup, error) {
+	base, err := cgroupBase()
+	if err != nil {
+		return nil, err
+	}
+	return newCgroupIn(base)
+}
+
+// cgroupBase is the directory of the wrapper's own cgroup v2, where a
+// job's is made.
+func cgroupBase() (string, error) {
 	own, err := ownCgroup()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	base, err := cgroup2Dir(own)
-	if err != nil {
-		return nil, err
-	}
+	return cgroup2Dir(own)
+}
+
+// newCgroupIn makes a job's cgroup in base (see cgroupBase).
+func newCgroupIn(base string) (*cgroup, error) {
+	var err error
 	// A stale directory of an earlier wrapper with the same pid may exist
 	// (and may still hold its leftovers), so never reuse one.
 	var dir string

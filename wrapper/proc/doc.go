@@ -16,8 +16,12 @@
 //   - Reaping: one goroutine waits for every child of the process (wait4
 //     on -1), because a subreaper inherits zombies it must reap and because
 //     a second waiter on the main process could steal its exit status.
-//     Consequently, while a Job is open, nothing else in the process may
-//     wait for children of its own (os/exec's Wait would see ECHILD).
+//     Consequently, while a Job is open, or a Prepare not released,
+//     nothing else in the process may wait for children of its own
+//     (os/exec's Wait would see ECHILD).
+//   - Preparing: Prepare does ahead of Start what does not depend on the
+//     job (the subreaper, the reaper, where the cgroup goes), for a caller
+//     that has time before it knows the job.
 //   - The kill policy of the wire protocol: signal and SIGCONT the tree,
 //     wait out the grace, SIGKILL what is left and report survivors.
 //

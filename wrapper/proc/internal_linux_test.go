@@ -4,6 +4,7 @@ package proc
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,5 +117,94 @@ func TestCgroupRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("refused cgroup %s not removed: %v", dir, err)
+	}
+}
+
+// reaperHolds is how many holds keep the reaper running.
+func reaperHolds() int {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	return reg.holds
+}
+
+// ownCgroups lists the cgroups this process made in base.
+func ownCgroups(t *testing.T, base string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(base, fmt.Sprintf("saltpeter-%d-*", os.Getpid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestPrepare: Prepare holds the reaper and finds where the job's cgroup
+// goes, and makes nothing outside the process; Start with it makes the
+// job's cgroup there and takes the reaper's hold over (Release after that
+// does nothing); a preparation no job takes, or one a failed Start took,
+// gives its hold back.
+func TestPrepare(t *testing.T) {
+	base, err := cgroupBase()
+	if err != nil {
+		if os.Getenv("SALTPETER_REQUIRE") == "all" {
+			t.Fatalf("no cgroup v2 of our own here: %v", err)
+		}
+		t.Skipf("no cgroup v2 of our own here: %v", err)
+	}
+	holds := reaperHolds()
+	before := ownCgroups(t, base)
+
+	p := Prepare(false)
+	if p.impl.cgBase != base {
+		t.Errorf("Prepare found %q for the job's cgroup, want %q", p.impl.cgBase, base)
+	}
+	if got := reaperHolds(); got != holds+1 {
+		t.Errorf("reaper holds %d after Prepare, want %d", got, holds+1)
+	}
+	if got := ownCgroups(t, base); len(got) != len(before) {
+		t.Errorf("Prepare made cgroups %v: a wrapper that dies now would leave them", got)
+	}
+	j, err := Start(Options{Command: "exit 0", Env: []string{"PATH=/usr/bin:/bin"}, Prepared: p})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if j.Mode() != ModeCgroup || filepath.Dir(j.CgroupDir()) != base {
+		t.Errorf("the job runs in mode %s, cgroup %q; want a cgroup in %s", j.Mode(), j.CgroupDir(), base)
+	}
+	if got := reaperHolds(); got != holds+1 {
+		t.Errorf("reaper holds %d after Start, want %d: the job's, taken over from Prepare", got, holds+1)
+	}
+	p.Release() // taken: nothing to undo
+	if got := reaperHolds(); got != holds+1 {
+		t.Errorf("reaper holds %d while the job is open, want %d (the job's)", got, holds+1)
+	}
+	select {
+	case <-j.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatal("timed out awaiting the exit")
+	}
+	j.Terminate(context.Background(), syscall.SIGKILL, 0)
+	if err := j.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := reaperHolds(); got != holds {
+		t.Errorf("reaper holds %d after the job closed, want %d", got, holds)
+	}
+
+	unused := Prepare(false)
+	unused.Release()
+	unused.Release()
+	if got := reaperHolds(); got != holds {
+		t.Errorf("reaper holds %d after Release, want %d", got, holds)
+	}
+
+	failed := Prepare(false)
+	if _, err := Start(Options{Command: "true", Cwd: "/no/such/dir", Prepared: failed}); err == nil {
+		t.Fatal("Start in a missing directory succeeded")
+	}
+	if got := reaperHolds(); got != holds {
+		t.Errorf("reaper holds %d after a failed Start, want %d", got, holds)
+	}
+	if got := ownCgroups(t, base); len(got) != len(before) {
+		t.Errorf("cgroups %v left after the jobs, want %v", got, before)
 	}
 }

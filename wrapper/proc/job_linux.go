@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,7 +50,65 @@ type job struct {
 	closed     bool
 }
 
+// prepared is Prepare's work (see Prepared), until a start or a release
+// takes it. It leaves nothing outside this process: a wrapper that dies
+// before its job starts leaves no cgroup behind.
+type prepared struct {
+	mu    sync.Mutex
+	taken bool
+	// cgBase is where the job's cgroup is to be made, "" for nowhere
+	// (disabled, or no cgroup v2 of the wrapper's own).
+	cgBase string
+}
+
+func prepare(disableCgroup bool) *prepared {
+	_ = becomeSubreaper()
+	reg.mu.Lock()
+	holdReaper()
+	reg.mu.Unlock()
+	p := &prepared{}
+	if !disableCgroup {
+		p.cgBase, _ = cgroupBase()
+	}
+	return p
+}
+
+// take hands the preparation over once; ok is false when it was taken or
+// released already. The taker owns one hold on the reaper.
+func (p *prepared) take() (cgBase string, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.taken {
+		return "", false
+	}
+	p.taken = true
+	return p.cgBase, true
+}
+
+func (p *prepared) release() {
+	if _, ok := p.take(); ok {
+		reg.mu.Lock()
+		releaseReaper()
+		reg.mu.Unlock()
+	}
+}
+
 func start(opts Options) (*Job, error) {
+	var (
+		cgBase   string
+		prepared bool // Prepare held the reaper and found cgBase
+	)
+	if opts.Prepared != nil {
+		cgBase, prepared = opts.Prepared.impl.take()
+	}
+	if prepared {
+		// The job holds the reaper for itself from register on.
+		defer func() {
+			reg.mu.Lock()
+			releaseReaper()
+			reg.mu.Unlock()
+		}()
+	}
 	cred, env, err := credential(opts)
 	if err != nil {
 		return nil, fmt.Errorf("start %q: %w", opts.Command, err)
@@ -75,9 +134,13 @@ func start(opts Options) (*Job, error) {
 	}
 	defer errW.Close()
 
-	var cg *cgroup
-	if !opts.DisableCgroup {
-		cg, _ = makeCgroup() // nil: fall back to the /proc walk, silently
+	var cg *cgroup // nil: fall back to the /proc walk, silently
+	switch {
+	case opts.DisableCgroup:
+	case prepared && cgBase != "":
+		cg, _ = newCgroupIn(cgBase)
+	case !prepared:
+		cg, _ = makeCgroup()
 	}
 
 	j := &job{
@@ -240,7 +303,7 @@ func (j *job) poke() {
 
 func (j *job) alive() []int {
 	var pids []int
-	for _, p := range live(j.members()) {
+	for _, p := range j.liveMembers() {
 		pids = append(pids, p.pid)
 	}
 	return pids
@@ -263,15 +326,13 @@ func (j *job) sendAll(sigs ...syscall.Signal) int {
 	reached := make(map[int]uint64)
 	for range 3 {
 		fresh := 0
-		for _, p := range live(j.members()) {
+		for _, p := range j.liveMembers() {
 			if s, ok := reached[p.pid]; ok && s == p.start {
 				continue
 			}
 			fresh++
-			for _, sig := range sigs {
-				if sendSignal(p, sig) {
-					reached[p.pid] = p.start
-				}
+			if sendSignal(p, sigs...) {
+				reached[p.pid] = p.start
 			}
 		}
 		if fresh == 0 {
@@ -303,8 +364,8 @@ func (j *job) terminate(ctx context.Context, sig syscall.Signal, grace time.Dura
 			// A stopped process keeps sig pending until it runs again.
 			res.Signalled = j.sendAll(sig, syscall.SIGCONT)
 		}
-		j.await(ctx, time.Now().Add(grace), pollEvery, func(ms []procInfo) bool {
-			return len(live(ms)) == 0
+		j.await(ctx, time.Now().Add(grace), pollEvery, func() bool {
+			return len(j.liveMembers()) == 0
 		})
 	}
 	res.Killed, res.Survivors = j.killRest()
@@ -319,7 +380,8 @@ func (j *job) terminate(ctx context.Context, sig syscall.Signal, grace time.Dura
 // killBound passes; what still lives then is a survivor.
 func (j *job) killRest() ([]int, []Survivor) {
 	killed := make(map[int]bool)
-	gone := j.await(context.Background(), time.Now().Add(killBound), killPollEvery, func(ms []procInfo) bool {
+	gone := j.await(context.Background(), time.Now().Add(killBound), killPollEvery, func() bool {
+		ms := j.members()
 		lv := live(ms)
 		if len(lv) > 0 && j.cg != nil && j.cg.hasKill {
 			// Kills forks in flight too, which a scan cannot.
@@ -333,7 +395,7 @@ func (j *job) killRest() ([]int, []Survivor) {
 	})
 	var survivors []Survivor
 	if !gone {
-		for _, p := range live(j.members()) {
+		for _, p := range j.liveMembers() {
 			survivors = append(survivors, Survivor{PID: p.pid, Comm: p.comm, State: p.state})
 		}
 	}
@@ -345,17 +407,17 @@ func (j *job) killRest() ([]int, []Survivor) {
 	return pids, survivors
 }
 
-// await checks done against the tree until it holds, the deadline passes
-// or ctx ends. It checks again whenever the reaper reaps something, which
-// is when the tree's last process goes (its parent is the wrapper then),
-// and every poll as a fallback.
-func (j *job) await(ctx context.Context, deadline time.Time, poll time.Duration, done func([]procInfo) bool) bool {
+// await checks done, which looks at the tree, until it holds, the
+// deadline passes or ctx ends. It checks again whenever the reaper reaps
+// something, which is when the tree's last process goes (its parent is the
+// wrapper then), and every poll as a fallback.
+func (j *job) await(ctx context.Context, deadline time.Time, poll time.Duration, done func() bool) bool {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
-		if done(j.members()) {
+		if done() {
 			return true
 		}
 		select {

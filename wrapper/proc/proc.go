@@ -22,6 +22,33 @@ type Options struct {
 	// DisableCgroup leaves the tree to the /proc walk even where a cgroup
 	// could be made, so the fallback can be exercised on any machine.
 	DisableCgroup bool
+	// Prepared, when set, is what Start takes instead of doing it now
+	// (see Prepare).
+	Prepared *Prepared
+}
+
+// Prepared is the part of a job's start that Prepare did ahead of it.
+type Prepared struct {
+	impl *prepared
+}
+
+// Prepare does ahead of Start the part of a job's start that does not
+// depend on the job and leaves nothing outside this process: the wrapper
+// becomes a child subreaper, the reaper runs, and where the job's cgroup
+// goes is found (unless disableCgroup). A caller with time to spare before
+// it knows its job (the wrapper, while it waits for the core's connect
+// ack) hands the result to Start in Options.Prepared, which then has only
+// the job's own work left: a short job's start is mostly first steps like
+// these. Release it when no Start takes it; Release after Start took it
+// does nothing.
+func Prepare(disableCgroup bool) *Prepared { return &Prepared{impl: prepare(disableCgroup)} }
+
+// Release undoes what Prepare did, unless a Start took it: the reaper's
+// hold is released. It may be called more than once.
+func (p *Prepared) Release() {
+	if p != nil {
+		p.impl.release()
+	}
 }
 
 // How a Job tracks its tree, as Mode reports it.

@@ -129,6 +129,32 @@ func (j *job) members() []procInfo {
 	return out
 }
 
+// liveMembers is live(members()) for what needs only the living: who to
+// signal, whether the tree is empty of them. In cgroup mode that is the
+// cgroup's processes alone (an exited process leaves the cgroup at once,
+// before it is reaped), without the wrapper's zombie children, which
+// members adds by reading one file per thread of the wrapper: the
+// termination of a job, which asks this several times, reads a few files
+// instead of a score.
+func (j *job) liveMembers() []procInfo {
+	if j.cg == nil {
+		return live(j.members())
+	}
+	pids, err := j.cg.procs()
+	if err != nil {
+		// An unreadable cgroup: members walks /proc.
+		return live(j.members())
+	}
+	out := make([]procInfo, 0, len(pids))
+	for _, pid := range pids {
+		if p, err := readStat(pid); err == nil && !p.dead() {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b procInfo) int { return a.pid - b.pid })
+	return out
+}
+
 // cgroupMembers is members in cgroup mode. Every descendant of the job is
 // in its cgroup (a child inherits it and cannot leave without privileges
 // the job should not use), so the costly walk of all of /proc, which a
@@ -292,11 +318,16 @@ func live(ps []procInfo) []procInfo {
 
 // sendSignal signals p if it is still the process that was scanned: the
 // pidfd pins the process, and the start time read after opening it proves
-// the pid was not reused in between.
-func sendSignal(p procInfo, sig unix.Signal) bool {
+// the pid was not reused in between. With several signals, p gets them in
+// order, through the one pidfd; it reports whether one at least was sent.
+func sendSignal(p procInfo, sigs ...unix.Signal) bool {
 	fd, err := unix.PidfdOpen(p.pid, 0)
 	if errors.Is(err, unix.ENOSYS) {
-		return unix.Kill(p.pid, sig) == nil
+		sent := false
+		for _, sig := range sigs {
+			sent = unix.Kill(p.pid, sig) == nil || sent
+		}
+		return sent
 	}
 	if err != nil {
 		return false
@@ -305,5 +336,9 @@ func sendSignal(p procInfo, sig unix.Signal) bool {
 	if q, err := readStat(p.pid); err != nil || q.start != p.start || q.dead() {
 		return false
 	}
-	return unix.PidfdSendSignal(fd, sig, nil, 0) == nil
+	sent := false
+	for _, sig := range sigs {
+		sent = unix.PidfdSendSignal(fd, sig, nil, 0) == nil || sent
+	}
+	return sent
 }

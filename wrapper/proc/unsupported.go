@@ -34,3 +34,8 @@ func (*job) alive() []int      { return nil }
 func (*job) mode() string      { return "" }
 func (*job) cgroupDir() string { return "" }
 func (*job) close() error      { return nil }
+
+type prepared struct{}
+
+func prepare(bool) *prepared { return &prepared{} }
+func (*prepared) release()   {}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/hashicorp/go-hclog"
@@ -26,7 +27,10 @@ func run() int {
 
 	// env is what the dispatch environment is read from, and what the
 	// detached copy gets: it reads its configuration from there, and
-	// ignores -env-stdin (its standard input is /dev/null).
+	// ignores -env-stdin (its standard input is /dev/null). A wrapper that
+	// detaches in place decides so from its own environment, which has no
+	// dispatch variables when they come on standard input.
+	inPlace := !wrapper.Detached() && wrapper.DetachedByTarget(os.Getenv)
 	env := os.Environ()
 	if *envStdin && !wrapper.Detached() {
 		vars, err := wrapper.ReadEnv(os.Stdin)
@@ -41,7 +45,27 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "saltpeter-wrapper: %v\n", err)
 		return 2
 	}
-	if !wrapper.Detached() {
+	switch {
+	case wrapper.Detached():
+	case inPlace:
+		// The target did the detaching: this process runs the job, and
+		// the line goes out before the run starts dialing. Its
+		// environment is the one a detached copy would get, which is the
+		// job's base.
+		if *envStdin {
+			wrapper.SetEnviron(env)
+		}
+		err := wrapper.DetachInPlace(cfg.LogFile, func(w io.Writer) error {
+			_, err := fmt.Fprintf(w, "%s pid=%d\n", wire.DetachedLine, os.Getpid())
+			return err
+		})
+		if err != nil {
+			// On the target's standard error, or in the log once the
+			// descriptors moved.
+			fmt.Fprintf(os.Stderr, "saltpeter-wrapper: %v\n", err)
+			return 1
+		}
+	default:
 		pid, err := wrapper.Detach(os.Args[1:], env, cfg.LogFile)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "saltpeter-wrapper: %v\n", err)
@@ -51,10 +75,17 @@ func run() int {
 		return 0
 	}
 
-	// Standard error is SP_WRAPPER_LOG or /dev/null: Detach saw to it.
+	// Standard error is SP_WRAPPER_LOG or /dev/null: Detach, or
+	// DetachInPlace, saw to it. Without a log file nothing is formatted
+	// for /dev/null: a short job's whole life is a few milliseconds, and
+	// the first lines of JSON cost one of them.
+	level := hclog.Info
+	if cfg.LogFile == "" {
+		level = hclog.Off
+	}
 	log := hclog.New(&hclog.LoggerOptions{
 		Name:       "saltpeter-wrapper",
-		Level:      hclog.Info,
+		Level:      level,
 		JSONFormat: true,
 		Output:     os.Stderr,
 	}).With("version", wrapper.Version)

@@ -1,0 +1,36 @@
+package local
+
+// DropSpare drops the spare wrapper, once the one being started, if any,
+// is there: for tests that end.
+func (t *Target) DropSpare() {
+	t.awaitRefill()
+	t.mu.Lock()
+	s := t.spare
+	t.spare = nil
+	t.mu.Unlock()
+	if s != nil {
+		s.drop()
+	}
+}
+
+// SparePID is the spare wrapper's pid, once the one being started, if
+// any, is there; 0 when there is none.
+func (t *Target) SparePID() int {
+	t.awaitRefill()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.spare == nil {
+		return 0
+	}
+	return t.spare.w.PID()
+}
+
+// awaitRefill waits for the spare being started, if any.
+func (t *Target) awaitRefill() {
+	t.mu.Lock()
+	done := t.refilling
+	t.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
