@@ -218,7 +218,12 @@ func TestPausedJobIsStillKilledWithinGrace(t *testing.T) {
 	if st := c.call(http.MethodPost, "/api/v1/runs/"+id+"/signal", map[string]string{"signal": "SIGSTOP"}, nil); st != http.StatusAccepted && st != http.StatusOK {
 		t.Fatalf("pause: status %d", st)
 	}
-	waitState(t, pids[0], 'T')
+	if stat, ok := awaitState(pids[0], 'T'); !ok {
+		// What the wrapper says it did, and what the tree is, tell a
+		// signal not sent from one undone.
+		t.Fatalf("process %d never reached state T (stat %q; the tree %v alive); the run's system stream: %q",
+			pids[0], stat, alive(pids), c.output(id, host, "system"))
+	}
 	start := time.Now()
 	if st := c.call(http.MethodPost, "/api/v1/runs/"+id+"/kill", nil, nil); st != http.StatusAccepted {
 		t.Fatalf("kill: status %d", st)
@@ -244,20 +249,22 @@ func TestPausedJobIsStillKilledWithinGrace(t *testing.T) {
 }
 
 // waitState waits until /proc/pid/stat shows state s.
-func waitState(t *testing.T, pid int, s byte) {
-	t.Helper()
+// awaitState waits up to 10 s for process pid to be in state s, and
+// returns its last /proc stat line.
+func awaitState(pid int, s byte) (string, bool) {
+	var last string
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err == nil {
-			str := string(b)
-			if i := strings.LastIndexByte(str, ')'); i > 0 && i+2 < len(str) && str[i+2] == s {
-				return
+			last = string(b)
+			if i := strings.LastIndexByte(last, ')'); i > 0 && i+2 < len(last) && last[i+2] == s {
+				return last, true
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // polling /proc: no event says a process stopped
 	}
-	t.Fatalf("process %d never reached state %c", pid, s)
+	return last, false
 }
 
 func TestTimeoutGives124AndNoSurvivors(t *testing.T) {
