@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -300,21 +301,38 @@ func (c *configurableStore) Configure(_ context.Context, config []byte) error {
 }
 
 // conn is a client and server over an in-memory connection, with the
-// number of batch messages the server received.
+// number of batch messages the server received on the output stream and
+// of the unary calls it got.
 type conn struct {
 	client  *GRPCClient
 	server  *grpc.Server
 	batches atomic.Int64
+
+	mu    sync.Mutex
+	unary map[string]int // by method name, as "UpdateMachines"
+}
+
+// calls is how many unary calls of method the server got.
+func (c *conn) calls(method string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.unary[method]
 }
 
 // dial serves impl over bufconn: unlike TestGRPCConn it lets the test
-// count the messages on the output stream and stop the server.
+// count the messages on the output stream and the unary calls, and stop
+// the server.
 func dial(t *testing.T, impl Store) *conn {
 	t.Helper()
-	c := &conn{}
+	c := &conn{unary: map[string]int{}}
 	lis := bufconn.Listen(1 << 20)
 	c.server = grpc.NewServer(grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		return handler(srv, &countingStream{ServerStream: ss, n: &c.batches})
+	}), grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		c.mu.Lock()
+		c.unary[path.Base(info.FullMethod)]++
+		c.mu.Unlock()
+		return handler(ctx, req)
 	}))
 	if err := (&Plugin{Impl: impl}).GRPCServer(nil, c.server); err != nil {
 		t.Fatal(err)
@@ -1032,10 +1050,10 @@ func TestOldPluginRefusesNotifications(t *testing.T) {
 }
 
 // dialOld serves a plugin built with an older SDK over bufconn.
-func dialOld(t *testing.T, old storepb.StoreServer) *GRPCClient {
+func dialOld(t *testing.T, old storepb.StoreServer, opts ...grpc.ServerOption) *GRPCClient {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(opts...)
 	storepb.RegisterStoreServer(srv, old)
 	go func() { _ = srv.Serve(lis) }()
 	cc, err := grpc.NewClient("passthrough:///bufconn",

@@ -22,3 +22,23 @@ type AppendResult struct {
 type Batcher interface {
 	AppendOutputBatch(ctx context.Context, batch []Append) []AppendResult
 }
+
+// MachineChange is one UpdateMachine call of a batch.
+type MachineChange struct {
+	RunID   string
+	Machine string
+	Update  MachineUpdate
+}
+
+// MachineBatcher is the optional ability of a store to apply many machine
+// updates at once (in one transaction, say); the plugin adapter uses it
+// for every batch of UpdateMachine calls the core sends. A store without
+// it gets the batch's calls side by side, each machine's in order, which
+// a store that group-commits concurrent writes (SQLite) can merge by
+// itself, though only as far as they overlap. The changes of one (RunID,
+// Machine) must be applied in their order; each error says what
+// UpdateMachine would have said for its change, in order, nil for
+// success.
+type MachineBatcher interface {
+	UpdateMachines(ctx context.Context, batch []MachineChange) []error
+}

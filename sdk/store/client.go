@@ -19,15 +19,16 @@ import (
 // know (it was built with an older SDK) errors.ErrUnsupported, and
 // status.Code gives the gRPC code.
 //
-// AppendOutput is batched: see appender.
+// AppendOutput and UpdateMachine are batched: see appender and updater.
 type GRPCClient struct {
 	client storepb.StoreClient
 	out    *appender
+	upd    *updater
 }
 
 func newGRPCClient(c grpc.ClientConnInterface) *GRPCClient {
 	client := storepb.NewStoreClient(c)
-	return &GRPCClient{client: client, out: newAppender(client)}
+	return &GRPCClient{client: client, out: newAppender(client), upd: newUpdater(client)}
 }
 
 // Configure hands the plugin its plugin block's config; see Configurer.
@@ -62,10 +63,17 @@ func (c *GRPCClient) UpdateRun(ctx context.Context, runID string, u RunUpdate) e
 	return fromStatus(err)
 }
 
-// UpdateMachine implements Store.
+// UpdateMachine implements Store. A call that finds none in flight goes
+// at once, alone; one that finds another in flight joins the client's
+// queue and goes in one UpdateMachines call with the others queued beside
+// it (see updater). It returns once the plugin has applied (or refused)
+// this update, with the error the unary call would have returned. A
+// machine's queued updates are applied in the order they queued. A
+// cancelled ctx ends the wait, and the batch's call when no other caller
+// waits on it; the update may be applied anyway, as a cancelled unary
+// call's may.
 func (c *GRPCClient) UpdateMachine(ctx context.Context, runID, machine string, u MachineUpdate) error {
-	_, err := c.client.UpdateMachine(ctx, &storepb.UpdateMachineRequest{RunId: runID, Machine: machine, Update: pbMachineUpdate(u)})
-	return fromStatus(err)
+	return c.upd.update(ctx, &storepb.UpdateMachineRequest{RunId: runID, Machine: machine, Update: pbMachineUpdate(u)})
 }
 
 // GetRun implements Store.

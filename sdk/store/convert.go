@@ -213,6 +213,16 @@ func goMachineUpdate(u *storepb.MachineUpdate) MachineUpdate {
 	}
 }
 
+// goMachineChange is an UpdateMachine request; an absent update changes
+// nothing.
+func goMachineChange(req *storepb.UpdateMachineRequest) MachineChange {
+	u := req.GetUpdate()
+	if u == nil {
+		u = &storepb.MachineUpdate{}
+	}
+	return MachineChange{RunID: req.GetRunId(), Machine: req.GetMachine(), Update: goMachineUpdate(u)}
+}
+
 func pbChunk(c Chunk) *storepb.Chunk {
 	return &storepb.Chunk{Seq: c.Seq, Stream: c.Stream, Data: c.Data, At: pbTime(c.At)}
 }

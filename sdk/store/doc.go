@@ -9,7 +9,8 @@
 // and testing.go (TestGRPCConn, a real in-process connection for tests).
 // convert.go and errors.go hold what both sides share: the message
 // conversions and the mapping of store errors to gRPC statuses and back;
-// append.go the batching of output writes.
+// append.go the batching of output writes, updates.go that of machine
+// updates.
 //
 // The core's hub, runner and API read and write through Store; the
 // in-memory store (core/store/memory) implements it in the core, and
@@ -24,7 +25,10 @@
 // AppendOutput does not cost a round trip per chunk over the wire: the
 // client sends chunks in batches on one long-lived stream, one batch in
 // flight at a time, so concurrent writers share a round trip (and a
-// store's commit) while each still gets its own result.
+// store's commit) while each still gets its own result. UpdateMachine is
+// batched the same way, in unary UpdateMachines calls, each item
+// answering exactly the error its own call would have; a plugin built
+// before UpdateMachines gets UpdateMachine calls instead.
 //
 // # Output cap
 //

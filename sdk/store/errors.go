@@ -146,3 +146,27 @@ func resultError(r *storepb.AppendResult) error {
 	}
 	return &remoteError{st: status.New(code, r.GetMessage()), sentinel: sentinelOf(r.GetKind()), answered: true}
 }
+
+// itemResult is what a batched call answers for one item that failed with
+// err: what toStatus would send for it, nil for success.
+func itemResult(err error) *storepb.ItemResult {
+	if err == nil {
+		return &storepb.ItemResult{}
+	}
+	kind, code := kindOf(err)
+	return &storepb.ItemResult{Code: uint32(code), Kind: kind, Message: err.Error()}
+}
+
+// itemError turns one item's result of a batched call into the error the
+// item's unary call would have returned: the same status (code, text and
+// ErrorDetail) through fromStatus.
+func itemError(r *storepb.ItemResult) error {
+	if codes.Code(r.GetCode()) == codes.OK {
+		return nil
+	}
+	st := status.New(codes.Code(r.GetCode()), r.GetMessage())
+	if withDetail, err := st.WithDetails(&storepb.ErrorDetail{Kind: r.GetKind()}); err == nil {
+		st = withDetail
+	}
+	return fromStatus(st.Err())
+}

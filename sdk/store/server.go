@@ -62,11 +62,40 @@ func (s *GRPCServer) UpdateRunNotify(ctx context.Context, req *storepb.UpdateRun
 
 // UpdateMachine implements the gRPC service.
 func (s *GRPCServer) UpdateMachine(ctx context.Context, req *storepb.UpdateMachineRequest) (*storepb.Empty, error) {
-	u := req.GetUpdate()
-	if u == nil {
-		u = &storepb.MachineUpdate{}
+	c := goMachineChange(req)
+	return empty(s.Impl.UpdateMachine(ctx, c.RunID, c.Machine, c.Update))
+}
+
+// UpdateMachines implements the gRPC service: a batch of UpdateMachine
+// calls, each item answered with what UpdateMachine would have answered.
+// A MachineBatcher gets the whole batch; another store gets the calls
+// side by side, each machine's in order (see MachineBatcher).
+func (s *GRPCServer) UpdateMachines(ctx context.Context, req *storepb.UpdateMachinesRequest) (*storepb.UpdateMachinesResponse, error) {
+	items := req.GetItems()
+	batch := make([]MachineChange, len(items))
+	for i, it := range items {
+		batch[i] = goMachineChange(it)
 	}
-	return empty(s.Impl.UpdateMachine(ctx, req.GetRunId(), req.GetMachine(), goMachineUpdate(u)))
+	var errs []error
+	if b, ok := s.Impl.(MachineBatcher); ok {
+		errs = b.UpdateMachines(ctx, batch)
+		if len(errs) != len(batch) {
+			return nil, toStatus(fmt.Errorf("store answered %d results for %d machine updates", len(errs), len(batch)))
+		}
+	} else {
+		errs = make([]error, len(batch))
+		inOrderByKey(len(batch), maxConcurrentUpdates,
+			func(i int) machineKey { return machineKey{batch[i].RunID, batch[i].Machine} },
+			func(i int) {
+				c := &batch[i]
+				errs[i] = s.Impl.UpdateMachine(ctx, c.RunID, c.Machine, c.Update)
+			})
+	}
+	resp := &storepb.UpdateMachinesResponse{Results: make([]*storepb.ItemResult, len(errs))}
+	for i, err := range errs {
+		resp.Results[i] = itemResult(err)
+	}
+	return resp, nil
 }
 
 // GetRun implements the gRPC service.

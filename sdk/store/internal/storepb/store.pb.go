@@ -1161,6 +1161,158 @@ func (x *UpdateMachineRequest) GetUpdate() *MachineUpdate {
 	return nil
 }
 
+type UpdateMachinesRequest struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Items         []*UpdateMachineRequest `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateMachinesRequest) Reset() {
+	*x = UpdateMachinesRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateMachinesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateMachinesRequest) ProtoMessage() {}
+
+func (x *UpdateMachinesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateMachinesRequest.ProtoReflect.Descriptor instead.
+func (*UpdateMachinesRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UpdateMachinesRequest) GetItems() []*UpdateMachineRequest {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// ItemResult answers one item of a batched call with what the item's own
+// unary call would have answered: code is the gRPC code of the status it
+// would have failed with (0, OK, for success), and kind and message are
+// that status's ErrorDetail kind and text.
+type ItemResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Kind          ErrorKind              `protobuf:"varint,2,opt,name=kind,proto3,enum=saltpeter.store.v1.ErrorKind" json:"kind,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ItemResult) Reset() {
+	*x = ItemResult{}
+	mi := &file_store_proto_store_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ItemResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ItemResult) ProtoMessage() {}
+
+func (x *ItemResult) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ItemResult.ProtoReflect.Descriptor instead.
+func (*ItemResult) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ItemResult) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ItemResult) GetKind() ErrorKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ErrorKind_ERROR_KIND_UNSPECIFIED
+}
+
+func (x *ItemResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type UpdateMachinesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ItemResult          `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateMachinesResponse) Reset() {
+	*x = UpdateMachinesResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateMachinesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateMachinesResponse) ProtoMessage() {}
+
+func (x *UpdateMachinesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateMachinesResponse.ProtoReflect.Descriptor instead.
+func (*UpdateMachinesResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UpdateMachinesResponse) GetResults() []*ItemResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type GetRunRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
@@ -1170,7 +1322,7 @@ type GetRunRequest struct {
 
 func (x *GetRunRequest) Reset() {
 	*x = GetRunRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[13]
+	mi := &file_store_proto_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1334,7 @@ func (x *GetRunRequest) String() string {
 func (*GetRunRequest) ProtoMessage() {}
 
 func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[13]
+	mi := &file_store_proto_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1347,7 @@ func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
 func (*GetRunRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{13}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRunRequest) GetRunId() string {
@@ -1218,7 +1370,7 @@ type RunFilter struct {
 
 func (x *RunFilter) Reset() {
 	*x = RunFilter{}
-	mi := &file_store_proto_store_proto_msgTypes[14]
+	mi := &file_store_proto_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1382,7 @@ func (x *RunFilter) String() string {
 func (*RunFilter) ProtoMessage() {}
 
 func (x *RunFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[14]
+	mi := &file_store_proto_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1395,7 @@ func (x *RunFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunFilter.ProtoReflect.Descriptor instead.
 func (*RunFilter) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{14}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RunFilter) GetJob() string {
@@ -1290,7 +1442,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[15]
+	mi := &file_store_proto_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1454,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[15]
+	mi := &file_store_proto_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1467,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{15}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListRunsResponse) GetRuns() []*Run {
@@ -1337,7 +1489,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_store_proto_store_proto_msgTypes[16]
+	mi := &file_store_proto_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1501,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[16]
+	mi := &file_store_proto_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1514,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{16}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Chunk) GetSeq() int64 {
@@ -1407,7 +1559,7 @@ type AppendItem struct {
 
 func (x *AppendItem) Reset() {
 	*x = AppendItem{}
-	mi := &file_store_proto_store_proto_msgTypes[17]
+	mi := &file_store_proto_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1571,7 @@ func (x *AppendItem) String() string {
 func (*AppendItem) ProtoMessage() {}
 
 func (x *AppendItem) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[17]
+	mi := &file_store_proto_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1584,7 @@ func (x *AppendItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendItem.ProtoReflect.Descriptor instead.
 func (*AppendItem) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{17}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AppendItem) GetId() uint64 {
@@ -1472,7 +1624,7 @@ type AppendBatch struct {
 
 func (x *AppendBatch) Reset() {
 	*x = AppendBatch{}
-	mi := &file_store_proto_store_proto_msgTypes[18]
+	mi := &file_store_proto_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1636,7 @@ func (x *AppendBatch) String() string {
 func (*AppendBatch) ProtoMessage() {}
 
 func (x *AppendBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[18]
+	mi := &file_store_proto_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1649,7 @@ func (x *AppendBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendBatch.ProtoReflect.Descriptor instead.
 func (*AppendBatch) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{18}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AppendBatch) GetItems() []*AppendItem {
@@ -1523,7 +1675,7 @@ type AppendResult struct {
 
 func (x *AppendResult) Reset() {
 	*x = AppendResult{}
-	mi := &file_store_proto_store_proto_msgTypes[19]
+	mi := &file_store_proto_store_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1687,7 @@ func (x *AppendResult) String() string {
 func (*AppendResult) ProtoMessage() {}
 
 func (x *AppendResult) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[19]
+	mi := &file_store_proto_store_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1700,7 @@ func (x *AppendResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResult.ProtoReflect.Descriptor instead.
 func (*AppendResult) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{19}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AppendResult) GetId() uint64 {
@@ -1595,7 +1747,7 @@ type AppendResults struct {
 
 func (x *AppendResults) Reset() {
 	*x = AppendResults{}
-	mi := &file_store_proto_store_proto_msgTypes[20]
+	mi := &file_store_proto_store_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1759,7 @@ func (x *AppendResults) String() string {
 func (*AppendResults) ProtoMessage() {}
 
 func (x *AppendResults) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[20]
+	mi := &file_store_proto_store_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1772,7 @@ func (x *AppendResults) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResults.ProtoReflect.Descriptor instead.
 func (*AppendResults) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{20}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AppendResults) GetResults() []*AppendResult {
@@ -1643,7 +1795,7 @@ type OutputQuery struct {
 
 func (x *OutputQuery) Reset() {
 	*x = OutputQuery{}
-	mi := &file_store_proto_store_proto_msgTypes[21]
+	mi := &file_store_proto_store_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1807,7 @@ func (x *OutputQuery) String() string {
 func (*OutputQuery) ProtoMessage() {}
 
 func (x *OutputQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[21]
+	mi := &file_store_proto_store_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1820,7 @@ func (x *OutputQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputQuery.ProtoReflect.Descriptor instead.
 func (*OutputQuery) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{21}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OutputQuery) GetRunId() string {
@@ -1719,7 +1871,7 @@ type ReadOutputResponse struct {
 
 func (x *ReadOutputResponse) Reset() {
 	*x = ReadOutputResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[22]
+	mi := &file_store_proto_store_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +1883,7 @@ func (x *ReadOutputResponse) String() string {
 func (*ReadOutputResponse) ProtoMessage() {}
 
 func (x *ReadOutputResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[22]
+	mi := &file_store_proto_store_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +1896,7 @@ func (x *ReadOutputResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOutputResponse.ProtoReflect.Descriptor instead.
 func (*ReadOutputResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{22}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReadOutputResponse) GetData() []byte {
@@ -1780,7 +1932,7 @@ type Maintenance struct {
 
 func (x *Maintenance) Reset() {
 	*x = Maintenance{}
-	mi := &file_store_proto_store_proto_msgTypes[23]
+	mi := &file_store_proto_store_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +1944,7 @@ func (x *Maintenance) String() string {
 func (*Maintenance) ProtoMessage() {}
 
 func (x *Maintenance) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[23]
+	mi := &file_store_proto_store_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +1957,7 @@ func (x *Maintenance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Maintenance.ProtoReflect.Descriptor instead.
 func (*Maintenance) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{23}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Maintenance) GetGlobal() bool {
@@ -1848,7 +2000,7 @@ type JobOverride struct {
 
 func (x *JobOverride) Reset() {
 	*x = JobOverride{}
-	mi := &file_store_proto_store_proto_msgTypes[24]
+	mi := &file_store_proto_store_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2012,7 @@ func (x *JobOverride) String() string {
 func (*JobOverride) ProtoMessage() {}
 
 func (x *JobOverride) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[24]
+	mi := &file_store_proto_store_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2025,7 @@ func (x *JobOverride) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOverride.ProtoReflect.Descriptor instead.
 func (*JobOverride) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{24}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *JobOverride) GetJob() string {
@@ -1913,7 +2065,7 @@ type DeleteOverrideRequest struct {
 
 func (x *DeleteOverrideRequest) Reset() {
 	*x = DeleteOverrideRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[25]
+	mi := &file_store_proto_store_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2077,7 @@ func (x *DeleteOverrideRequest) String() string {
 func (*DeleteOverrideRequest) ProtoMessage() {}
 
 func (x *DeleteOverrideRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[25]
+	mi := &file_store_proto_store_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2090,7 @@ func (x *DeleteOverrideRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOverrideRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOverrideRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{25}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteOverrideRequest) GetJob() string {
@@ -1957,7 +2109,7 @@ type OverridesResponse struct {
 
 func (x *OverridesResponse) Reset() {
 	*x = OverridesResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[26]
+	mi := &file_store_proto_store_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2121,7 @@ func (x *OverridesResponse) String() string {
 func (*OverridesResponse) ProtoMessage() {}
 
 func (x *OverridesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[26]
+	mi := &file_store_proto_store_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2134,7 @@ func (x *OverridesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverridesResponse.ProtoReflect.Descriptor instead.
 func (*OverridesResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{26}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *OverridesResponse) GetOverrides() []*JobOverride {
@@ -2003,7 +2155,7 @@ type RecordFireRequest struct {
 
 func (x *RecordFireRequest) Reset() {
 	*x = RecordFireRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[27]
+	mi := &file_store_proto_store_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2167,7 @@ func (x *RecordFireRequest) String() string {
 func (*RecordFireRequest) ProtoMessage() {}
 
 func (x *RecordFireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[27]
+	mi := &file_store_proto_store_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2180,7 @@ func (x *RecordFireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordFireRequest.ProtoReflect.Descriptor instead.
 func (*RecordFireRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{27}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RecordFireRequest) GetJob() string {
@@ -2061,7 +2213,7 @@ type RecordFireResponse struct {
 
 func (x *RecordFireResponse) Reset() {
 	*x = RecordFireResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[28]
+	mi := &file_store_proto_store_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2225,7 @@ func (x *RecordFireResponse) String() string {
 func (*RecordFireResponse) ProtoMessage() {}
 
 func (x *RecordFireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[28]
+	mi := &file_store_proto_store_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2238,7 @@ func (x *RecordFireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordFireResponse.ProtoReflect.Descriptor instead.
 func (*RecordFireResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{28}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RecordFireResponse) GetRecorded() bool {
@@ -2105,7 +2257,7 @@ type LastFireRequest struct {
 
 func (x *LastFireRequest) Reset() {
 	*x = LastFireRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[29]
+	mi := &file_store_proto_store_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2117,7 +2269,7 @@ func (x *LastFireRequest) String() string {
 func (*LastFireRequest) ProtoMessage() {}
 
 func (x *LastFireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[29]
+	mi := &file_store_proto_store_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2130,7 +2282,7 @@ func (x *LastFireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFireRequest.ProtoReflect.Descriptor instead.
 func (*LastFireRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{29}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LastFireRequest) GetJob() string {
@@ -2150,7 +2302,7 @@ type LastFireResponse struct {
 
 func (x *LastFireResponse) Reset() {
 	*x = LastFireResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[30]
+	mi := &file_store_proto_store_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2162,7 +2314,7 @@ func (x *LastFireResponse) String() string {
 func (*LastFireResponse) ProtoMessage() {}
 
 func (x *LastFireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[30]
+	mi := &file_store_proto_store_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2175,7 +2327,7 @@ func (x *LastFireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFireResponse.ProtoReflect.Descriptor instead.
 func (*LastFireResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{30}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LastFireResponse) GetSlot() *timestamppb.Timestamp {
@@ -2196,7 +2348,7 @@ type PruneRunsRequest struct {
 
 func (x *PruneRunsRequest) Reset() {
 	*x = PruneRunsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[31]
+	mi := &file_store_proto_store_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2360,7 @@ func (x *PruneRunsRequest) String() string {
 func (*PruneRunsRequest) ProtoMessage() {}
 
 func (x *PruneRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[31]
+	mi := &file_store_proto_store_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2373,7 @@ func (x *PruneRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRunsRequest.ProtoReflect.Descriptor instead.
 func (*PruneRunsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{31}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PruneRunsRequest) GetFinishedBefore() *timestamppb.Timestamp {
@@ -2240,7 +2392,7 @@ type PruneRunsResponse struct {
 
 func (x *PruneRunsResponse) Reset() {
 	*x = PruneRunsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[32]
+	mi := &file_store_proto_store_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2404,7 @@ func (x *PruneRunsResponse) String() string {
 func (*PruneRunsResponse) ProtoMessage() {}
 
 func (x *PruneRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[32]
+	mi := &file_store_proto_store_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2417,7 @@ func (x *PruneRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRunsResponse.ProtoReflect.Descriptor instead.
 func (*PruneRunsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{32}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PruneRunsResponse) GetDeleted() int64 {
@@ -2296,7 +2448,7 @@ type Notification struct {
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_store_proto_store_proto_msgTypes[33]
+	mi := &file_store_proto_store_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2308,7 +2460,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[33]
+	mi := &file_store_proto_store_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2321,7 +2473,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{33}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Notification) GetId() string {
@@ -2417,7 +2569,7 @@ type EnqueueNotificationsRequest struct {
 
 func (x *EnqueueNotificationsRequest) Reset() {
 	*x = EnqueueNotificationsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[34]
+	mi := &file_store_proto_store_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2429,7 +2581,7 @@ func (x *EnqueueNotificationsRequest) String() string {
 func (*EnqueueNotificationsRequest) ProtoMessage() {}
 
 func (x *EnqueueNotificationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[34]
+	mi := &file_store_proto_store_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2442,7 +2594,7 @@ func (x *EnqueueNotificationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnqueueNotificationsRequest.ProtoReflect.Descriptor instead.
 func (*EnqueueNotificationsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{34}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EnqueueNotificationsRequest) GetNotifications() []*Notification {
@@ -2464,7 +2616,7 @@ type ClaimNotificationsRequest struct {
 
 func (x *ClaimNotificationsRequest) Reset() {
 	*x = ClaimNotificationsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[35]
+	mi := &file_store_proto_store_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2476,7 +2628,7 @@ func (x *ClaimNotificationsRequest) String() string {
 func (*ClaimNotificationsRequest) ProtoMessage() {}
 
 func (x *ClaimNotificationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[35]
+	mi := &file_store_proto_store_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2489,7 +2641,7 @@ func (x *ClaimNotificationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimNotificationsRequest.ProtoReflect.Descriptor instead.
 func (*ClaimNotificationsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{35}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClaimNotificationsRequest) GetOwner() string {
@@ -2529,7 +2681,7 @@ type NotificationsResponse struct {
 
 func (x *NotificationsResponse) Reset() {
 	*x = NotificationsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[36]
+	mi := &file_store_proto_store_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2693,7 @@ func (x *NotificationsResponse) String() string {
 func (*NotificationsResponse) ProtoMessage() {}
 
 func (x *NotificationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[36]
+	mi := &file_store_proto_store_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2706,7 @@ func (x *NotificationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotificationsResponse.ProtoReflect.Descriptor instead.
 func (*NotificationsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{36}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *NotificationsResponse) GetNotifications() []*Notification {
@@ -2578,7 +2730,7 @@ type NotificationResult struct {
 
 func (x *NotificationResult) Reset() {
 	*x = NotificationResult{}
-	mi := &file_store_proto_store_proto_msgTypes[37]
+	mi := &file_store_proto_store_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +2742,7 @@ func (x *NotificationResult) String() string {
 func (*NotificationResult) ProtoMessage() {}
 
 func (x *NotificationResult) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[37]
+	mi := &file_store_proto_store_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +2755,7 @@ func (x *NotificationResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotificationResult.ProtoReflect.Descriptor instead.
 func (*NotificationResult) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{37}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *NotificationResult) GetDelivered() bool {
@@ -2652,7 +2804,7 @@ type FinishNotificationRequest struct {
 
 func (x *FinishNotificationRequest) Reset() {
 	*x = FinishNotificationRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[38]
+	mi := &file_store_proto_store_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +2816,7 @@ func (x *FinishNotificationRequest) String() string {
 func (*FinishNotificationRequest) ProtoMessage() {}
 
 func (x *FinishNotificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[38]
+	mi := &file_store_proto_store_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +2829,7 @@ func (x *FinishNotificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishNotificationRequest.ProtoReflect.Descriptor instead.
 func (*FinishNotificationRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{38}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FinishNotificationRequest) GetId() string {
@@ -2712,7 +2864,7 @@ type NotificationFilter struct {
 
 func (x *NotificationFilter) Reset() {
 	*x = NotificationFilter{}
-	mi := &file_store_proto_store_proto_msgTypes[39]
+	mi := &file_store_proto_store_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2724,7 +2876,7 @@ func (x *NotificationFilter) String() string {
 func (*NotificationFilter) ProtoMessage() {}
 
 func (x *NotificationFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[39]
+	mi := &file_store_proto_store_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2737,7 +2889,7 @@ func (x *NotificationFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotificationFilter.ProtoReflect.Descriptor instead.
 func (*NotificationFilter) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{39}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *NotificationFilter) GetState() string {
@@ -2782,7 +2934,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_store_proto_store_proto_msgTypes[40]
+	mi := &file_store_proto_store_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +2946,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[40]
+	mi := &file_store_proto_store_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,7 +2959,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{40}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AuditEntry) GetId() int64 {
@@ -2903,7 +3055,7 @@ type AppendAuditRequest struct {
 
 func (x *AppendAuditRequest) Reset() {
 	*x = AppendAuditRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[41]
+	mi := &file_store_proto_store_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2915,7 +3067,7 @@ func (x *AppendAuditRequest) String() string {
 func (*AppendAuditRequest) ProtoMessage() {}
 
 func (x *AppendAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[41]
+	mi := &file_store_proto_store_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2928,7 +3080,7 @@ func (x *AppendAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAuditRequest.ProtoReflect.Descriptor instead.
 func (*AppendAuditRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{41}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AppendAuditRequest) GetEntry() *AuditEntry {
@@ -2947,7 +3099,7 @@ type AppendAuditResponse struct {
 
 func (x *AppendAuditResponse) Reset() {
 	*x = AppendAuditResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[42]
+	mi := &file_store_proto_store_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2959,7 +3111,7 @@ func (x *AppendAuditResponse) String() string {
 func (*AppendAuditResponse) ProtoMessage() {}
 
 func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[42]
+	mi := &file_store_proto_store_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2972,7 +3124,7 @@ func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAuditResponse.ProtoReflect.Descriptor instead.
 func (*AppendAuditResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{42}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AppendAuditResponse) GetId() int64 {
@@ -2997,7 +3149,7 @@ type AuditFilter struct {
 
 func (x *AuditFilter) Reset() {
 	*x = AuditFilter{}
-	mi := &file_store_proto_store_proto_msgTypes[43]
+	mi := &file_store_proto_store_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3009,7 +3161,7 @@ func (x *AuditFilter) String() string {
 func (*AuditFilter) ProtoMessage() {}
 
 func (x *AuditFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[43]
+	mi := &file_store_proto_store_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3022,7 +3174,7 @@ func (x *AuditFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFilter.ProtoReflect.Descriptor instead.
 func (*AuditFilter) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{43}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AuditFilter) GetJob() string {
@@ -3069,7 +3221,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[44]
+	mi := &file_store_proto_store_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3233,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[44]
+	mi := &file_store_proto_store_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,7 +3246,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{44}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -3115,7 +3267,7 @@ type LastRunsRequest struct {
 
 func (x *LastRunsRequest) Reset() {
 	*x = LastRunsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[45]
+	mi := &file_store_proto_store_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3127,7 +3279,7 @@ func (x *LastRunsRequest) String() string {
 func (*LastRunsRequest) ProtoMessage() {}
 
 func (x *LastRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[45]
+	mi := &file_store_proto_store_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3140,7 +3292,7 @@ func (x *LastRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastRunsRequest.ProtoReflect.Descriptor instead.
 func (*LastRunsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{45}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *LastRunsRequest) GetJobs() []string {
@@ -3169,7 +3321,7 @@ type RunSummary struct {
 
 func (x *RunSummary) Reset() {
 	*x = RunSummary{}
-	mi := &file_store_proto_store_proto_msgTypes[46]
+	mi := &file_store_proto_store_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3181,7 +3333,7 @@ func (x *RunSummary) String() string {
 func (*RunSummary) ProtoMessage() {}
 
 func (x *RunSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[46]
+	mi := &file_store_proto_store_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3194,7 +3346,7 @@ func (x *RunSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSummary.ProtoReflect.Descriptor instead.
 func (*RunSummary) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{46}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RunSummary) GetRun() *Run {
@@ -3220,7 +3372,7 @@ type LastRunsResponse struct {
 
 func (x *LastRunsResponse) Reset() {
 	*x = LastRunsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[47]
+	mi := &file_store_proto_store_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3232,7 +3384,7 @@ func (x *LastRunsResponse) String() string {
 func (*LastRunsResponse) ProtoMessage() {}
 
 func (x *LastRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[47]
+	mi := &file_store_proto_store_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3245,7 +3397,7 @@ func (x *LastRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastRunsResponse.ProtoReflect.Descriptor instead.
 func (*LastRunsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{47}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *LastRunsResponse) GetRuns() []*RunSummary {
@@ -3264,7 +3416,7 @@ type LastFiresRequest struct {
 
 func (x *LastFiresRequest) Reset() {
 	*x = LastFiresRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[48]
+	mi := &file_store_proto_store_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3276,7 +3428,7 @@ func (x *LastFiresRequest) String() string {
 func (*LastFiresRequest) ProtoMessage() {}
 
 func (x *LastFiresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[48]
+	mi := &file_store_proto_store_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3289,7 +3441,7 @@ func (x *LastFiresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFiresRequest.ProtoReflect.Descriptor instead.
 func (*LastFiresRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{48}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *LastFiresRequest) GetJobs() []string {
@@ -3310,7 +3462,7 @@ type LastFiresResponse struct {
 
 func (x *LastFiresResponse) Reset() {
 	*x = LastFiresResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[49]
+	mi := &file_store_proto_store_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3322,7 +3474,7 @@ func (x *LastFiresResponse) String() string {
 func (*LastFiresResponse) ProtoMessage() {}
 
 func (x *LastFiresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[49]
+	mi := &file_store_proto_store_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3335,7 +3487,7 @@ func (x *LastFiresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFiresResponse.ProtoReflect.Descriptor instead.
 func (*LastFiresResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{49}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *LastFiresResponse) GetSlots() map[string]*timestamppb.Timestamp {
@@ -3474,7 +3626,16 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x14UpdateMachineRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\amachine\x18\x02 \x01(\tR\amachine\x129\n" +
-	"\x06update\x18\x03 \x01(\v2!.saltpeter.store.v1.MachineUpdateR\x06update\"&\n" +
+	"\x06update\x18\x03 \x01(\v2!.saltpeter.store.v1.MachineUpdateR\x06update\"W\n" +
+	"\x15UpdateMachinesRequest\x12>\n" +
+	"\x05items\x18\x01 \x03(\v2(.saltpeter.store.v1.UpdateMachineRequestR\x05items\"m\n" +
+	"\n" +
+	"ItemResult\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x121\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1d.saltpeter.store.v1.ErrorKindR\x04kind\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"R\n" +
+	"\x16UpdateMachinesResponse\x128\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.saltpeter.store.v1.ItemResultR\aresults\"&\n" +
 	"\rGetRunRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\"\x97\x01\n" +
 	"\tRunFilter\x12\x10\n" +
@@ -3642,14 +3803,15 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x05\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\x06\x12 \n" +
 	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a\x12\x19\n" +
-	"\x15ERROR_KIND_LEASE_LOST\x10\b2\xfe\x13\n" +
+	"\x15ERROR_KIND_LEASE_LOST\x10\b2\xe7\x14\n" +
 	"\x05Store\x12X\n" +
 	"\tConfigure\x12$.saltpeter.store.v1.ConfigureRequest\x1a%.saltpeter.store.v1.ConfigureResponse\x12L\n" +
 	"\tCreateRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12P\n" +
 	"\vAddMachines\x12&.saltpeter.store.v1.AddMachinesRequest\x1a\x19.saltpeter.store.v1.Empty\x12L\n" +
 	"\tUpdateRun\x12$.saltpeter.store.v1.UpdateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12R\n" +
 	"\x0fUpdateRunNotify\x12$.saltpeter.store.v1.UpdateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12T\n" +
-	"\rUpdateMachine\x12(.saltpeter.store.v1.UpdateMachineRequest\x1a\x19.saltpeter.store.v1.Empty\x12D\n" +
+	"\rUpdateMachine\x12(.saltpeter.store.v1.UpdateMachineRequest\x1a\x19.saltpeter.store.v1.Empty\x12g\n" +
+	"\x0eUpdateMachines\x12).saltpeter.store.v1.UpdateMachinesRequest\x1a*.saltpeter.store.v1.UpdateMachinesResponse\x12D\n" +
 	"\x06GetRun\x12!.saltpeter.store.v1.GetRunRequest\x1a\x17.saltpeter.store.v1.Run\x12O\n" +
 	"\bListRuns\x12\x1d.saltpeter.store.v1.RunFilter\x1a$.saltpeter.store.v1.ListRunsResponse\x12U\n" +
 	"\bLastRuns\x12#.saltpeter.store.v1.LastRunsRequest\x1a$.saltpeter.store.v1.LastRunsResponse\x12V\n" +
@@ -3690,7 +3852,7 @@ func file_store_proto_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_store_proto_store_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: saltpeter.store.v1.ErrorKind
 	(*Empty)(nil),                       // 1: saltpeter.store.v1.Empty
@@ -3706,170 +3868,178 @@ var file_store_proto_store_proto_goTypes = []any{
 	(*UpdateRunRequest)(nil),            // 11: saltpeter.store.v1.UpdateRunRequest
 	(*MachineUpdate)(nil),               // 12: saltpeter.store.v1.MachineUpdate
 	(*UpdateMachineRequest)(nil),        // 13: saltpeter.store.v1.UpdateMachineRequest
-	(*GetRunRequest)(nil),               // 14: saltpeter.store.v1.GetRunRequest
-	(*RunFilter)(nil),                   // 15: saltpeter.store.v1.RunFilter
-	(*ListRunsResponse)(nil),            // 16: saltpeter.store.v1.ListRunsResponse
-	(*Chunk)(nil),                       // 17: saltpeter.store.v1.Chunk
-	(*AppendItem)(nil),                  // 18: saltpeter.store.v1.AppendItem
-	(*AppendBatch)(nil),                 // 19: saltpeter.store.v1.AppendBatch
-	(*AppendResult)(nil),                // 20: saltpeter.store.v1.AppendResult
-	(*AppendResults)(nil),               // 21: saltpeter.store.v1.AppendResults
-	(*OutputQuery)(nil),                 // 22: saltpeter.store.v1.OutputQuery
-	(*ReadOutputResponse)(nil),          // 23: saltpeter.store.v1.ReadOutputResponse
-	(*Maintenance)(nil),                 // 24: saltpeter.store.v1.Maintenance
-	(*JobOverride)(nil),                 // 25: saltpeter.store.v1.JobOverride
-	(*DeleteOverrideRequest)(nil),       // 26: saltpeter.store.v1.DeleteOverrideRequest
-	(*OverridesResponse)(nil),           // 27: saltpeter.store.v1.OverridesResponse
-	(*RecordFireRequest)(nil),           // 28: saltpeter.store.v1.RecordFireRequest
-	(*RecordFireResponse)(nil),          // 29: saltpeter.store.v1.RecordFireResponse
-	(*LastFireRequest)(nil),             // 30: saltpeter.store.v1.LastFireRequest
-	(*LastFireResponse)(nil),            // 31: saltpeter.store.v1.LastFireResponse
-	(*PruneRunsRequest)(nil),            // 32: saltpeter.store.v1.PruneRunsRequest
-	(*PruneRunsResponse)(nil),           // 33: saltpeter.store.v1.PruneRunsResponse
-	(*Notification)(nil),                // 34: saltpeter.store.v1.Notification
-	(*EnqueueNotificationsRequest)(nil), // 35: saltpeter.store.v1.EnqueueNotificationsRequest
-	(*ClaimNotificationsRequest)(nil),   // 36: saltpeter.store.v1.ClaimNotificationsRequest
-	(*NotificationsResponse)(nil),       // 37: saltpeter.store.v1.NotificationsResponse
-	(*NotificationResult)(nil),          // 38: saltpeter.store.v1.NotificationResult
-	(*FinishNotificationRequest)(nil),   // 39: saltpeter.store.v1.FinishNotificationRequest
-	(*NotificationFilter)(nil),          // 40: saltpeter.store.v1.NotificationFilter
-	(*AuditEntry)(nil),                  // 41: saltpeter.store.v1.AuditEntry
-	(*AppendAuditRequest)(nil),          // 42: saltpeter.store.v1.AppendAuditRequest
-	(*AppendAuditResponse)(nil),         // 43: saltpeter.store.v1.AppendAuditResponse
-	(*AuditFilter)(nil),                 // 44: saltpeter.store.v1.AuditFilter
-	(*ListAuditResponse)(nil),           // 45: saltpeter.store.v1.ListAuditResponse
-	(*LastRunsRequest)(nil),             // 46: saltpeter.store.v1.LastRunsRequest
-	(*RunSummary)(nil),                  // 47: saltpeter.store.v1.RunSummary
-	(*LastRunsResponse)(nil),            // 48: saltpeter.store.v1.LastRunsResponse
-	(*LastFiresRequest)(nil),            // 49: saltpeter.store.v1.LastFiresRequest
-	(*LastFiresResponse)(nil),           // 50: saltpeter.store.v1.LastFiresResponse
-	nil,                                 // 51: saltpeter.store.v1.RunSummary.MachineCountsEntry
-	nil,                                 // 52: saltpeter.store.v1.LastFiresResponse.SlotsEntry
-	(*timestamppb.Timestamp)(nil),       // 53: google.protobuf.Timestamp
+	(*UpdateMachinesRequest)(nil),       // 14: saltpeter.store.v1.UpdateMachinesRequest
+	(*ItemResult)(nil),                  // 15: saltpeter.store.v1.ItemResult
+	(*UpdateMachinesResponse)(nil),      // 16: saltpeter.store.v1.UpdateMachinesResponse
+	(*GetRunRequest)(nil),               // 17: saltpeter.store.v1.GetRunRequest
+	(*RunFilter)(nil),                   // 18: saltpeter.store.v1.RunFilter
+	(*ListRunsResponse)(nil),            // 19: saltpeter.store.v1.ListRunsResponse
+	(*Chunk)(nil),                       // 20: saltpeter.store.v1.Chunk
+	(*AppendItem)(nil),                  // 21: saltpeter.store.v1.AppendItem
+	(*AppendBatch)(nil),                 // 22: saltpeter.store.v1.AppendBatch
+	(*AppendResult)(nil),                // 23: saltpeter.store.v1.AppendResult
+	(*AppendResults)(nil),               // 24: saltpeter.store.v1.AppendResults
+	(*OutputQuery)(nil),                 // 25: saltpeter.store.v1.OutputQuery
+	(*ReadOutputResponse)(nil),          // 26: saltpeter.store.v1.ReadOutputResponse
+	(*Maintenance)(nil),                 // 27: saltpeter.store.v1.Maintenance
+	(*JobOverride)(nil),                 // 28: saltpeter.store.v1.JobOverride
+	(*DeleteOverrideRequest)(nil),       // 29: saltpeter.store.v1.DeleteOverrideRequest
+	(*OverridesResponse)(nil),           // 30: saltpeter.store.v1.OverridesResponse
+	(*RecordFireRequest)(nil),           // 31: saltpeter.store.v1.RecordFireRequest
+	(*RecordFireResponse)(nil),          // 32: saltpeter.store.v1.RecordFireResponse
+	(*LastFireRequest)(nil),             // 33: saltpeter.store.v1.LastFireRequest
+	(*LastFireResponse)(nil),            // 34: saltpeter.store.v1.LastFireResponse
+	(*PruneRunsRequest)(nil),            // 35: saltpeter.store.v1.PruneRunsRequest
+	(*PruneRunsResponse)(nil),           // 36: saltpeter.store.v1.PruneRunsResponse
+	(*Notification)(nil),                // 37: saltpeter.store.v1.Notification
+	(*EnqueueNotificationsRequest)(nil), // 38: saltpeter.store.v1.EnqueueNotificationsRequest
+	(*ClaimNotificationsRequest)(nil),   // 39: saltpeter.store.v1.ClaimNotificationsRequest
+	(*NotificationsResponse)(nil),       // 40: saltpeter.store.v1.NotificationsResponse
+	(*NotificationResult)(nil),          // 41: saltpeter.store.v1.NotificationResult
+	(*FinishNotificationRequest)(nil),   // 42: saltpeter.store.v1.FinishNotificationRequest
+	(*NotificationFilter)(nil),          // 43: saltpeter.store.v1.NotificationFilter
+	(*AuditEntry)(nil),                  // 44: saltpeter.store.v1.AuditEntry
+	(*AppendAuditRequest)(nil),          // 45: saltpeter.store.v1.AppendAuditRequest
+	(*AppendAuditResponse)(nil),         // 46: saltpeter.store.v1.AppendAuditResponse
+	(*AuditFilter)(nil),                 // 47: saltpeter.store.v1.AuditFilter
+	(*ListAuditResponse)(nil),           // 48: saltpeter.store.v1.ListAuditResponse
+	(*LastRunsRequest)(nil),             // 49: saltpeter.store.v1.LastRunsRequest
+	(*RunSummary)(nil),                  // 50: saltpeter.store.v1.RunSummary
+	(*LastRunsResponse)(nil),            // 51: saltpeter.store.v1.LastRunsResponse
+	(*LastFiresRequest)(nil),            // 52: saltpeter.store.v1.LastFiresRequest
+	(*LastFiresResponse)(nil),           // 53: saltpeter.store.v1.LastFiresResponse
+	nil,                                 // 54: saltpeter.store.v1.RunSummary.MachineCountsEntry
+	nil,                                 // 55: saltpeter.store.v1.LastFiresResponse.SlotsEntry
+	(*timestamppb.Timestamp)(nil),       // 56: google.protobuf.Timestamp
 }
 var file_store_proto_store_proto_depIdxs = []int32{
 	0,  // 0: saltpeter.store.v1.ErrorDetail.kind:type_name -> saltpeter.store.v1.ErrorKind
-	53, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
-	53, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
-	53, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
-	53, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
-	53, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
-	53, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
-	53, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
-	53, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	53, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
-	53, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
+	56, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
+	56, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
+	56, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
+	56, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
+	56, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
+	56, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
+	56, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
+	56, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	56, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
+	56, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 11: saltpeter.store.v1.Run.actions:type_name -> saltpeter.store.v1.Action
 	6,  // 12: saltpeter.store.v1.Run.machines:type_name -> saltpeter.store.v1.Machine
 	7,  // 13: saltpeter.store.v1.CreateRunRequest.run:type_name -> saltpeter.store.v1.Run
 	6,  // 14: saltpeter.store.v1.AddMachinesRequest.machines:type_name -> saltpeter.store.v1.Machine
-	53, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
-	53, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	53, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
+	56, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
+	56, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	56, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 18: saltpeter.store.v1.RunUpdate.add_action:type_name -> saltpeter.store.v1.Action
-	34, // 19: saltpeter.store.v1.RunUpdate.notifications:type_name -> saltpeter.store.v1.Notification
+	37, // 19: saltpeter.store.v1.RunUpdate.notifications:type_name -> saltpeter.store.v1.Notification
 	10, // 20: saltpeter.store.v1.UpdateRunRequest.update:type_name -> saltpeter.store.v1.RunUpdate
-	53, // 21: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
-	53, // 22: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
-	53, // 23: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
-	53, // 24: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	53, // 25: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
+	56, // 21: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
+	56, // 22: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
+	56, // 23: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
+	56, // 24: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	56, // 25: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
 	12, // 26: saltpeter.store.v1.UpdateMachineRequest.update:type_name -> saltpeter.store.v1.MachineUpdate
-	53, // 27: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
-	7,  // 28: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
-	53, // 29: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
-	17, // 30: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
-	18, // 31: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
-	0,  // 32: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
-	20, // 33: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
-	53, // 34: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
-	53, // 35: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
-	25, // 36: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
-	53, // 37: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
-	53, // 38: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
-	53, // 39: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
-	53, // 40: saltpeter.store.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
-	53, // 41: saltpeter.store.v1.Notification.due_at:type_name -> google.protobuf.Timestamp
-	53, // 42: saltpeter.store.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
-	34, // 43: saltpeter.store.v1.EnqueueNotificationsRequest.notifications:type_name -> saltpeter.store.v1.Notification
-	53, // 44: saltpeter.store.v1.ClaimNotificationsRequest.now:type_name -> google.protobuf.Timestamp
-	34, // 45: saltpeter.store.v1.NotificationsResponse.notifications:type_name -> saltpeter.store.v1.Notification
-	53, // 46: saltpeter.store.v1.NotificationResult.retry_at:type_name -> google.protobuf.Timestamp
-	53, // 47: saltpeter.store.v1.NotificationResult.at:type_name -> google.protobuf.Timestamp
-	38, // 48: saltpeter.store.v1.FinishNotificationRequest.result:type_name -> saltpeter.store.v1.NotificationResult
-	53, // 49: saltpeter.store.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	41, // 50: saltpeter.store.v1.AppendAuditRequest.entry:type_name -> saltpeter.store.v1.AuditEntry
-	41, // 51: saltpeter.store.v1.ListAuditResponse.entries:type_name -> saltpeter.store.v1.AuditEntry
-	7,  // 52: saltpeter.store.v1.RunSummary.run:type_name -> saltpeter.store.v1.Run
-	51, // 53: saltpeter.store.v1.RunSummary.machine_counts:type_name -> saltpeter.store.v1.RunSummary.MachineCountsEntry
-	47, // 54: saltpeter.store.v1.LastRunsResponse.runs:type_name -> saltpeter.store.v1.RunSummary
-	52, // 55: saltpeter.store.v1.LastFiresResponse.slots:type_name -> saltpeter.store.v1.LastFiresResponse.SlotsEntry
-	53, // 56: saltpeter.store.v1.LastFiresResponse.SlotsEntry.value:type_name -> google.protobuf.Timestamp
-	3,  // 57: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
-	8,  // 58: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	9,  // 59: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
-	11, // 60: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
-	11, // 61: saltpeter.store.v1.Store.UpdateRunNotify:input_type -> saltpeter.store.v1.UpdateRunRequest
-	13, // 62: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
-	14, // 63: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
-	15, // 64: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
-	46, // 65: saltpeter.store.v1.Store.LastRuns:input_type -> saltpeter.store.v1.LastRunsRequest
-	19, // 66: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
-	22, // 67: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
-	25, // 68: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
-	26, // 69: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
-	1,  // 70: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
-	24, // 71: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
-	1,  // 72: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
-	1,  // 73: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
-	28, // 74: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
-	8,  // 75: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	30, // 76: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
-	49, // 77: saltpeter.store.v1.Store.LastFires:input_type -> saltpeter.store.v1.LastFiresRequest
-	32, // 78: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
-	35, // 79: saltpeter.store.v1.Store.EnqueueNotifications:input_type -> saltpeter.store.v1.EnqueueNotificationsRequest
-	36, // 80: saltpeter.store.v1.Store.ClaimNotifications:input_type -> saltpeter.store.v1.ClaimNotificationsRequest
-	39, // 81: saltpeter.store.v1.Store.FinishNotification:input_type -> saltpeter.store.v1.FinishNotificationRequest
-	40, // 82: saltpeter.store.v1.Store.ListNotifications:input_type -> saltpeter.store.v1.NotificationFilter
-	42, // 83: saltpeter.store.v1.Store.AppendAudit:input_type -> saltpeter.store.v1.AppendAuditRequest
-	44, // 84: saltpeter.store.v1.Store.ListAudit:input_type -> saltpeter.store.v1.AuditFilter
-	1,  // 85: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
-	1,  // 86: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
-	4,  // 87: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
-	1,  // 88: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 89: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
-	1,  // 90: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 91: saltpeter.store.v1.Store.UpdateRunNotify:output_type -> saltpeter.store.v1.Empty
-	1,  // 92: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
-	7,  // 93: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
-	16, // 94: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
-	48, // 95: saltpeter.store.v1.Store.LastRuns:output_type -> saltpeter.store.v1.LastRunsResponse
-	21, // 96: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
-	23, // 97: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
-	1,  // 98: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
-	1,  // 99: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
-	27, // 100: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
-	1,  // 101: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
-	24, // 102: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
-	1,  // 103: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
-	29, // 104: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
-	29, // 105: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
-	31, // 106: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
-	50, // 107: saltpeter.store.v1.Store.LastFires:output_type -> saltpeter.store.v1.LastFiresResponse
-	33, // 108: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
-	1,  // 109: saltpeter.store.v1.Store.EnqueueNotifications:output_type -> saltpeter.store.v1.Empty
-	37, // 110: saltpeter.store.v1.Store.ClaimNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
-	1,  // 111: saltpeter.store.v1.Store.FinishNotification:output_type -> saltpeter.store.v1.Empty
-	37, // 112: saltpeter.store.v1.Store.ListNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
-	43, // 113: saltpeter.store.v1.Store.AppendAudit:output_type -> saltpeter.store.v1.AppendAuditResponse
-	45, // 114: saltpeter.store.v1.Store.ListAudit:output_type -> saltpeter.store.v1.ListAuditResponse
-	1,  // 115: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
-	1,  // 116: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
-	87, // [87:117] is the sub-list for method output_type
-	57, // [57:87] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	13, // 27: saltpeter.store.v1.UpdateMachinesRequest.items:type_name -> saltpeter.store.v1.UpdateMachineRequest
+	0,  // 28: saltpeter.store.v1.ItemResult.kind:type_name -> saltpeter.store.v1.ErrorKind
+	15, // 29: saltpeter.store.v1.UpdateMachinesResponse.results:type_name -> saltpeter.store.v1.ItemResult
+	56, // 30: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
+	7,  // 31: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
+	56, // 32: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
+	20, // 33: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
+	21, // 34: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
+	0,  // 35: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
+	23, // 36: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
+	56, // 37: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
+	56, // 38: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
+	28, // 39: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
+	56, // 40: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
+	56, // 41: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
+	56, // 42: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
+	56, // 43: saltpeter.store.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
+	56, // 44: saltpeter.store.v1.Notification.due_at:type_name -> google.protobuf.Timestamp
+	56, // 45: saltpeter.store.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
+	37, // 46: saltpeter.store.v1.EnqueueNotificationsRequest.notifications:type_name -> saltpeter.store.v1.Notification
+	56, // 47: saltpeter.store.v1.ClaimNotificationsRequest.now:type_name -> google.protobuf.Timestamp
+	37, // 48: saltpeter.store.v1.NotificationsResponse.notifications:type_name -> saltpeter.store.v1.Notification
+	56, // 49: saltpeter.store.v1.NotificationResult.retry_at:type_name -> google.protobuf.Timestamp
+	56, // 50: saltpeter.store.v1.NotificationResult.at:type_name -> google.protobuf.Timestamp
+	41, // 51: saltpeter.store.v1.FinishNotificationRequest.result:type_name -> saltpeter.store.v1.NotificationResult
+	56, // 52: saltpeter.store.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	44, // 53: saltpeter.store.v1.AppendAuditRequest.entry:type_name -> saltpeter.store.v1.AuditEntry
+	44, // 54: saltpeter.store.v1.ListAuditResponse.entries:type_name -> saltpeter.store.v1.AuditEntry
+	7,  // 55: saltpeter.store.v1.RunSummary.run:type_name -> saltpeter.store.v1.Run
+	54, // 56: saltpeter.store.v1.RunSummary.machine_counts:type_name -> saltpeter.store.v1.RunSummary.MachineCountsEntry
+	50, // 57: saltpeter.store.v1.LastRunsResponse.runs:type_name -> saltpeter.store.v1.RunSummary
+	55, // 58: saltpeter.store.v1.LastFiresResponse.slots:type_name -> saltpeter.store.v1.LastFiresResponse.SlotsEntry
+	56, // 59: saltpeter.store.v1.LastFiresResponse.SlotsEntry.value:type_name -> google.protobuf.Timestamp
+	3,  // 60: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
+	8,  // 61: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	9,  // 62: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
+	11, // 63: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
+	11, // 64: saltpeter.store.v1.Store.UpdateRunNotify:input_type -> saltpeter.store.v1.UpdateRunRequest
+	13, // 65: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
+	14, // 66: saltpeter.store.v1.Store.UpdateMachines:input_type -> saltpeter.store.v1.UpdateMachinesRequest
+	17, // 67: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
+	18, // 68: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
+	49, // 69: saltpeter.store.v1.Store.LastRuns:input_type -> saltpeter.store.v1.LastRunsRequest
+	22, // 70: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
+	25, // 71: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
+	28, // 72: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
+	29, // 73: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
+	1,  // 74: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
+	27, // 75: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
+	1,  // 76: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
+	1,  // 77: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
+	31, // 78: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
+	8,  // 79: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	33, // 80: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
+	52, // 81: saltpeter.store.v1.Store.LastFires:input_type -> saltpeter.store.v1.LastFiresRequest
+	35, // 82: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
+	38, // 83: saltpeter.store.v1.Store.EnqueueNotifications:input_type -> saltpeter.store.v1.EnqueueNotificationsRequest
+	39, // 84: saltpeter.store.v1.Store.ClaimNotifications:input_type -> saltpeter.store.v1.ClaimNotificationsRequest
+	42, // 85: saltpeter.store.v1.Store.FinishNotification:input_type -> saltpeter.store.v1.FinishNotificationRequest
+	43, // 86: saltpeter.store.v1.Store.ListNotifications:input_type -> saltpeter.store.v1.NotificationFilter
+	45, // 87: saltpeter.store.v1.Store.AppendAudit:input_type -> saltpeter.store.v1.AppendAuditRequest
+	47, // 88: saltpeter.store.v1.Store.ListAudit:input_type -> saltpeter.store.v1.AuditFilter
+	1,  // 89: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
+	1,  // 90: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
+	4,  // 91: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
+	1,  // 92: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 93: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
+	1,  // 94: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 95: saltpeter.store.v1.Store.UpdateRunNotify:output_type -> saltpeter.store.v1.Empty
+	1,  // 96: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
+	16, // 97: saltpeter.store.v1.Store.UpdateMachines:output_type -> saltpeter.store.v1.UpdateMachinesResponse
+	7,  // 98: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
+	19, // 99: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
+	51, // 100: saltpeter.store.v1.Store.LastRuns:output_type -> saltpeter.store.v1.LastRunsResponse
+	24, // 101: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
+	26, // 102: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
+	1,  // 103: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
+	1,  // 104: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
+	30, // 105: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
+	1,  // 106: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
+	27, // 107: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
+	1,  // 108: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
+	32, // 109: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
+	32, // 110: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
+	34, // 111: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
+	53, // 112: saltpeter.store.v1.Store.LastFires:output_type -> saltpeter.store.v1.LastFiresResponse
+	36, // 113: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
+	1,  // 114: saltpeter.store.v1.Store.EnqueueNotifications:output_type -> saltpeter.store.v1.Empty
+	40, // 115: saltpeter.store.v1.Store.ClaimNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	1,  // 116: saltpeter.store.v1.Store.FinishNotification:output_type -> saltpeter.store.v1.Empty
+	40, // 117: saltpeter.store.v1.Store.ListNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	46, // 118: saltpeter.store.v1.Store.AppendAudit:output_type -> saltpeter.store.v1.AppendAuditResponse
+	48, // 119: saltpeter.store.v1.Store.ListAudit:output_type -> saltpeter.store.v1.ListAuditResponse
+	1,  // 120: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
+	1,  // 121: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
+	91, // [91:122] is the sub-list for method output_type
+	60, // [60:91] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_store_proto_init() }
@@ -3881,15 +4051,15 @@ func file_store_proto_store_proto_init() {
 	file_store_proto_store_proto_msgTypes[6].OneofWrappers = []any{}
 	file_store_proto_store_proto_msgTypes[9].OneofWrappers = []any{}
 	file_store_proto_store_proto_msgTypes[11].OneofWrappers = []any{}
-	file_store_proto_store_proto_msgTypes[16].OneofWrappers = []any{}
-	file_store_proto_store_proto_msgTypes[33].OneofWrappers = []any{}
+	file_store_proto_store_proto_msgTypes[19].OneofWrappers = []any{}
+	file_store_proto_store_proto_msgTypes[36].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_store_proto_rawDesc), len(file_store_proto_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   52,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

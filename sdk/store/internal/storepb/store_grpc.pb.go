@@ -25,6 +25,7 @@ const (
 	Store_UpdateRun_FullMethodName            = "/saltpeter.store.v1.Store/UpdateRun"
 	Store_UpdateRunNotify_FullMethodName      = "/saltpeter.store.v1.Store/UpdateRunNotify"
 	Store_UpdateMachine_FullMethodName        = "/saltpeter.store.v1.Store/UpdateMachine"
+	Store_UpdateMachines_FullMethodName       = "/saltpeter.store.v1.Store/UpdateMachines"
 	Store_GetRun_FullMethodName               = "/saltpeter.store.v1.Store/GetRun"
 	Store_ListRuns_FullMethodName             = "/saltpeter.store.v1.Store/ListRuns"
 	Store_LastRuns_FullMethodName             = "/saltpeter.store.v1.Store/LastRuns"
@@ -80,6 +81,14 @@ type StoreClient interface {
 	// changing nothing.
 	UpdateRunNotify(ctx context.Context, in *UpdateRunRequest, opts ...grpc.CallOption) (*Empty, error)
 	UpdateMachine(ctx context.Context, in *UpdateMachineRequest, opts ...grpc.CallOption) (*Empty, error)
+	// UpdateMachines is UpdateMachine for many items in one call: the core
+	// sends together the calls that queued while its previous call was in
+	// flight. The plugin applies the items of one (run_id, machine) in the
+	// order given, and answers one result per item, in order, each what
+	// UpdateMachine would have answered; a failure of the whole call fails
+	// every item. A plugin built before it answers UNIMPLEMENTED, changing
+	// nothing, and the core goes back to UpdateMachine.
+	UpdateMachines(ctx context.Context, in *UpdateMachinesRequest, opts ...grpc.CallOption) (*UpdateMachinesResponse, error)
 	GetRun(ctx context.Context, in *GetRunRequest, opts ...grpc.CallOption) (*Run, error)
 	ListRuns(ctx context.Context, in *RunFilter, opts ...grpc.CallOption) (*ListRunsResponse, error)
 	// LastRuns answers, for each job named (every job with a run when none
@@ -196,6 +205,16 @@ func (c *storeClient) UpdateMachine(ctx context.Context, in *UpdateMachineReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
 	err := c.cc.Invoke(ctx, Store_UpdateMachine_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) UpdateMachines(ctx context.Context, in *UpdateMachinesRequest, opts ...grpc.CallOption) (*UpdateMachinesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateMachinesResponse)
+	err := c.cc.Invoke(ctx, Store_UpdateMachines_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -474,6 +493,14 @@ type StoreServer interface {
 	// changing nothing.
 	UpdateRunNotify(context.Context, *UpdateRunRequest) (*Empty, error)
 	UpdateMachine(context.Context, *UpdateMachineRequest) (*Empty, error)
+	// UpdateMachines is UpdateMachine for many items in one call: the core
+	// sends together the calls that queued while its previous call was in
+	// flight. The plugin applies the items of one (run_id, machine) in the
+	// order given, and answers one result per item, in order, each what
+	// UpdateMachine would have answered; a failure of the whole call fails
+	// every item. A plugin built before it answers UNIMPLEMENTED, changing
+	// nothing, and the core goes back to UpdateMachine.
+	UpdateMachines(context.Context, *UpdateMachinesRequest) (*UpdateMachinesResponse, error)
 	GetRun(context.Context, *GetRunRequest) (*Run, error)
 	ListRuns(context.Context, *RunFilter) (*ListRunsResponse, error)
 	// LastRuns answers, for each job named (every job with a run when none
@@ -553,6 +580,9 @@ func (UnimplementedStoreServer) UpdateRunNotify(context.Context, *UpdateRunReque
 }
 func (UnimplementedStoreServer) UpdateMachine(context.Context, *UpdateMachineRequest) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method UpdateMachine not implemented")
+}
+func (UnimplementedStoreServer) UpdateMachines(context.Context, *UpdateMachinesRequest) (*UpdateMachinesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateMachines not implemented")
 }
 func (UnimplementedStoreServer) GetRun(context.Context, *GetRunRequest) (*Run, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetRun not implemented")
@@ -751,6 +781,24 @@ func _Store_UpdateMachine_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(StoreServer).UpdateMachine(ctx, req.(*UpdateMachineRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_UpdateMachines_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateMachinesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).UpdateMachines(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_UpdateMachines_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).UpdateMachines(ctx, req.(*UpdateMachinesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1206,6 +1254,10 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateMachine",
 			Handler:    _Store_UpdateMachine_Handler,
+		},
+		{
+			MethodName: "UpdateMachines",
+			Handler:    _Store_UpdateMachines_Handler,
 		},
 		{
 			MethodName: "GetRun",
