@@ -162,9 +162,9 @@ func (f *fakeTarget) Dispatch(_ context.Context, req target.DispatchRequest) (ta
 // the state in a SQLite file, so that it outlives the process. An
 // AppendOutput whose chunk's stream is "crash_once" and whose data names
 // an existing file removes the file and kills the plugin mid-call; a
-// FireRun whose run's reason is "crash_once:PATH", and an AppendAudit
-// whose entry's detail is, do the same once the run or entry is stored,
-// before answering.
+// FireRun whose run's reason is "crash_once:PATH", an UpdateMachine
+// whose update's reason is, and an AppendAudit whose entry's detail is, do
+// the same once the run, update or entry is stored, before answering.
 type fakeStore struct {
 	store.Store
 	log hclog.Logger
@@ -203,6 +203,18 @@ func (f *fakeStore) FireRun(ctx context.Context, run store.Run) (bool, error) {
 		}
 	}
 	return ok, err
+}
+
+func (f *fakeStore) UpdateMachine(ctx context.Context, runID, machine string, u store.MachineUpdate) error {
+	err := f.Store.UpdateMachine(ctx, runID, machine, u)
+	if u.Reason != nil {
+		if path, crash := strings.CutPrefix(*u.Reason, "crash_once:"); crash && os.Remove(path) == nil {
+			f.log.Warn("crashing as asked, the machine update stored")
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+	return err
 }
 
 func (f *fakeStore) AppendAudit(ctx context.Context, e store.AuditEntry) (int64, error) {

@@ -143,6 +143,47 @@ func TestFireRunRetryMeetsItsOwnRun(t *testing.T) {
 	}
 }
 
+// TestUpdateMachineRetryMeetsItsOwnStatus: the plugin stores a machine's
+// final status, asked for with OnlyIfNotFinal, and dies before answering
+// (the update went in the client's UpdateMachines batch). The retry on
+// the restarted plugin meets the final status, ErrFinal, and the status
+// stored is the one asked for: the answer is nil, as the first try's
+// would have been. A later OnlyIfNotFinal update is refused as ever.
+func TestUpdateMachineRetryMeetsItsOwnStatus(t *testing.T) {
+	dir := t.TempDir()
+	h, _ := newHost(t, fakeStorePlugin(t, "lite", fmt.Sprintf(`{"sqlite": %q}`, filepath.Join(dir, "state.db"))))
+	c := ctx(t)
+	s, err := h.Store(c, "lite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRun(c, store.Run{ID: "r1", Job: "j", Machines: []store.Machine{{Machine: "a", Status: store.StatusRunning}}}); err != nil {
+		t.Fatal(err)
+	}
+	flag := filepath.Join(dir, "crash")
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done, why := store.StatusSucceeded, "crash_once:"+flag
+	if err := s.UpdateMachine(c, "r1", "a", store.MachineUpdate{Status: &done, Reason: &why, OnlyIfNotFinal: true}); err != nil {
+		t.Fatalf("UpdateMachine across a crash after the commit: %v", err)
+	}
+	if n := storeLaunches(h, "lite"); n != 2 {
+		t.Fatalf("launches = %d, want 2: the plugin did not die mid-call", n)
+	}
+	failed := store.StatusFailed
+	if err := s.UpdateMachine(c, "r1", "a", store.MachineUpdate{Status: &failed, OnlyIfNotFinal: true}); !errors.Is(err, store.ErrFinal) {
+		t.Errorf("a later OnlyIfNotFinal update of the final machine: %v, want ErrFinal", err)
+	}
+	run, err := s.GetRun(c, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := run.Machines[0]; m.Status != done || m.Reason != why {
+		t.Errorf("machine after the retried update: %s %q, want %s %q", m.Status, m.Reason, done, why)
+	}
+}
+
 // TestAppendAuditRetryMeetsItsOwnEntry: the plugin stores an audit entry
 // and dies before answering. The retry on the restarted plugin finds the
 // entry there and answers its id: the action is recorded once. An entry
