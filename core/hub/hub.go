@@ -229,7 +229,10 @@ type Hub struct {
 	running  atomic.Bool
 	wg       sync.WaitGroup // the hub's own store writers
 
-	// Counted at each sweep, for metrics.
+	// The machines running and the wrappers connected, for metrics:
+	// kept by the hub goroutine as they change (nRunning, nConnected) and
+	// published for Counts.
+	nRunning, nConnected               int64
 	runningMachines, connectedWrappers atomic.Int64
 
 	// Owned by the Run goroutine.
@@ -463,7 +466,7 @@ func (h *Hub) handle(m any) {
 	case recoverMsg:
 		m.reply <- h.recoverRun(m.run, m.connectDeadline)
 	case registerMsg:
-		h.conns[m.c] = nil
+		h.setConn(m.c, nil)
 		if h.draining.Load() {
 			m.c.goAway()
 		}
@@ -473,12 +476,12 @@ func (h *Hub) handle(m any) {
 		m.reply <- h.bind(m)
 	case bindFailedMsg:
 		if _, ok := h.conns[m.c]; ok {
-			h.conns[m.c] = nil
+			h.setConn(m.c, nil)
 		}
 		if st := h.machines[m.key]; st != nil && st.conn == m.c {
 			st.conn, st.ready = nil, false
 			if m.marked && st.status == store.StatusRunning && st.startedAt.IsZero() {
-				st.status = store.StatusPending
+				h.setStatus(st, store.StatusPending)
 			}
 			if m.bootstrap {
 				st.usedBootstrap = false
@@ -516,6 +519,9 @@ func (h *Hub) handle(m any) {
 
 func (h *Hub) add(st *mstate) {
 	h.machines[st.key] = st
+	if st.status == store.StatusRunning {
+		h.countRunning(1)
+	}
 	if h.byRun[st.key.run] == nil {
 		h.byRun[st.key.run] = map[string]*mstate{}
 	}
@@ -528,6 +534,9 @@ func (h *Hub) forget(st *mstate) {
 		h.log.Debug("dropping commands of a finished machine", "run_id", st.key.run,
 			"machine", st.key.machine, "kill", st.kill != nil, "signals", len(st.signals))
 	}
+	if h.machines[st.key] == st && st.status == store.StatusRunning {
+		h.countRunning(-1)
+	}
 	delete(h.machines, st.key)
 	if ms := h.byRun[st.key.run]; ms != nil {
 		delete(ms, st.key.machine)
@@ -535,6 +544,37 @@ func (h *Hub) forget(st *mstate) {
 			delete(h.byRun, st.key.run)
 		}
 	}
+}
+
+// setStatus changes a machine's status, and the count of those running.
+func (h *Hub) setStatus(st *mstate, status string) {
+	if h.machines[st.key] == st {
+		if st.status == store.StatusRunning {
+			h.countRunning(-1)
+		}
+		if status == store.StatusRunning {
+			h.countRunning(1)
+		}
+	}
+	st.status = status
+}
+
+func (h *Hub) countRunning(d int64) {
+	h.nRunning += d
+	h.runningMachines.Store(h.nRunning)
+}
+
+// setConn records what a connection is bound to (nil: nothing yet), and
+// the count of those bound.
+func (h *Hub) setConn(c *conn, k *key) {
+	if old, ok := h.conns[c]; ok && old != nil {
+		h.nConnected--
+	}
+	if k != nil {
+		h.nConnected++
+	}
+	h.conns[c] = k
+	h.connectedWrappers.Store(h.nConnected)
 }
 
 func (h *Hub) expect(e Expectation) error {
@@ -548,6 +588,7 @@ func (h *Hub) expect(e Expectation) error {
 
 func (h *Hub) unregister(c *conn) {
 	kp := h.conns[c]
+	h.setConn(c, nil)
 	delete(h.conns, c)
 	if kp == nil {
 		return
@@ -636,7 +677,7 @@ func (h *Hub) bind(req bindReq) bindResp {
 			return bindResp{code: wire.CodeUnauthorized, why: "machine already final (" + ms + ")"}
 		}
 		if st != nil && st.status == store.StatusRunning && m.Status == store.StatusLost {
-			st.status = store.StatusLost
+			h.setStatus(st, store.StatusLost)
 		}
 		if st == nil {
 			st = h.rebuild(req)
@@ -679,14 +720,14 @@ func (h *Hub) bind(req bindReq) bindResp {
 	// A key of its own: a pointer into req would keep the whole request
 	// alive as long as the connection.
 	k := req.key
-	h.conns[req.c] = &k
+	h.setConn(req.c, &k)
 	if st.connectedAt.IsZero() {
 		st.connectedAt = now
 	}
 	st.lastSeen, st.heardAt = now, now
 	mark := st.status == store.StatusPending
 	if mark {
-		st.status = store.StatusRunning
+		h.setStatus(st, store.StatusRunning)
 	}
 	// A lost machine needs no check: lost is final in the store, and
 	// results are written only if not final, so only a late result can
@@ -725,7 +766,7 @@ func (h *Hub) final(k key, status string, late bool) {
 		}
 	}
 	if status == store.StatusLost {
-		st.status = store.StatusLost
+		h.setStatus(st, store.StatusLost)
 		return
 	}
 	h.forget(st)
@@ -804,15 +845,10 @@ func (h *Hub) onTick() {
 	}
 }
 
-// sweep ends the machines past their deadlines and counts the running
-// machines and the connected wrappers for metrics.
+// sweep ends the machines past their deadlines.
 func (h *Hub) sweep() {
 	now := h.now()
-	var running int64
 	for _, st := range h.machines {
-		if st.status == store.StatusRunning {
-			running++
-		}
 		switch st.status {
 		case store.StatusPending:
 			dl := st.exp.ConnectDeadline
@@ -832,14 +868,6 @@ func (h *Hub) sweep() {
 			}
 		}
 	}
-	h.runningMachines.Store(running)
-	connected := int64(0)
-	for _, k := range h.conns {
-		if k != nil {
-			connected++
-		}
-	}
-	h.connectedWrappers.Store(connected)
 }
 
 func (h *Hub) busy(run string) bool {
@@ -928,8 +956,8 @@ func (h *Hub) recoverRun(run store.Run, connectDeadline time.Duration) int {
 	return n
 }
 
-// Counts returns the machines running and the wrappers connected, as of
-// the hub's last sweep (for metrics): within a second.
+// Counts returns the machines running and the wrappers connected (for
+// metrics).
 func (h *Hub) Counts() (running, connected int64) {
 	return h.runningMachines.Load(), h.connectedWrappers.Load()
 }

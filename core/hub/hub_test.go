@@ -806,3 +806,40 @@ func TestExpectTwice(t *testing.T) {
 		t.Fatal("a second Expect for the same machine succeeded")
 	}
 }
+
+// The metrics' counts follow the machines and connections as they change,
+// not a periodic sweep (a second apart with this heartbeat timeout).
+func TestCountsFollowMachinesAndConnections(t *testing.T) {
+	h := newHarness(t, opts{hb: time.Hour})
+	counts := func(wantRunning, wantConnected int64) {
+		t.Helper()
+		if r, c := h.hub.Counts(); r != wantRunning || c != wantConnected {
+			t.Fatalf("Counts() = %d running, %d connected; want %d, %d", r, c, wantRunning, wantConnected)
+		}
+	}
+	h.expect(exp{run: "r1", machine: "a"})
+	h.expect(exp{run: "r1", machine: "b"})
+	counts(0, 0)
+	a := h.dial("r1", "a")
+	a.connect()
+	counts(1, 1)
+	b := h.dial("r1", "b")
+	b.connect()
+	b.start(1)
+	counts(2, 2)
+	a.start(1)
+	a.complete(0, wire.ReasonExit)
+	h.awaitFinal("r1", "a")
+	counts(1, 2)
+	a.ws.Close()
+	// The hub learns of a closed connection from its reader, when it
+	// next reads: no event reaches the test, so it looks until then.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, c := h.hub.Counts(); c != 1; _, c = h.hub.Counts() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d connected 10s after one of two closed", c)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	counts(1, 1)
+}
