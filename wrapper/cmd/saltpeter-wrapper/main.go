@@ -33,6 +33,12 @@ func run() int {
 	inPlace := !wrapper.Detached() && wrapper.DetachedByTarget(os.Getenv)
 	env := os.Environ()
 	if *envStdin && !wrapper.Detached() {
+		if inPlace {
+			// Perhaps a spare, started before its dispatch: the wait
+			// for it is the time to fault in the code its run takes.
+			// Nothing is lost if it cannot.
+			go func() { _, _ = wrapper.Prefault() }()
+		}
 		vars, err := wrapper.ReadEnv(os.Stdin)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "saltpeter-wrapper: -env-stdin: %v\n", err)
