@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -220,6 +221,71 @@ func BenchmarkConcurrentFireRun(b *testing.B) {
 				}
 				return err
 			})
+		})
+	}
+}
+
+// BenchmarkCommitLatency is one writer committing alone, call after call,
+// with the latency of each call recorded: a mean hides the rare commit
+// that also waits for a checkpoint of the WAL (fsyncs of the WAL and the
+// database file), which is what a p99 shows. heartbeat is UpdateMachine
+// (a page or two per commit), output AppendOutput of 64 KiB chunks (about
+// a run's worth of pages per commit, so that 1000 pages of WAL come every
+// hundred commits or so). The bursts cases pause between bursts of 16
+// commits, as a writer with other work does, where the back-to-back ones
+// keep the writer busy all the time.
+func BenchmarkCommitLatency(b *testing.B) {
+	heartbeat := func(ctx context.Context, s *Store, i int64) error {
+		hb := time.Unix(1_700_000_000, 0).Add(time.Duration(i) * time.Millisecond)
+		return s.UpdateMachine(ctx, "r", "m", store.MachineUpdate{LastHeartbeat: &hb, OnlyIfNotFinal: true})
+	}
+	data := make([]byte, 64<<10)
+	output := func(ctx context.Context, s *Store, i int64) error {
+		data[0] = byte(i)
+		_, err := s.AppendOutput(ctx, "r", "m", store.Chunk{Seq: i, Stream: "stdout", Data: data})
+		return err
+	}
+	cases := []struct {
+		name  string
+		op    func(ctx context.Context, s *Store, i int64) error
+		pause time.Duration // after every 16 commits
+	}{
+		{"heartbeat", heartbeat, 0},
+		{"output64KiB", output, 0},
+		{"output64KiB/bursts", output, 20 * time.Millisecond},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			s := benchStore(b)
+			if err := s.CreateRun(ctx, store.Run{ID: "r", Job: "j", Machines: []store.Machine{{Machine: "m", Status: store.StatusRunning}}}); err != nil {
+				b.Fatal(err)
+			}
+			lat := make([]time.Duration, 0, 1<<16)
+			var i int64
+			b.ReportAllocs()
+			for b.Loop() {
+				if c.pause > 0 && i%16 == 15 {
+					b.StopTimer()
+					time.Sleep(c.pause) // the writer's other work
+					b.StartTimer()
+				}
+				start := time.Now()
+				if err := c.op(ctx, s, i); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+				i++
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			q := func(p float64) float64 {
+				return float64(lat[int(p*float64(len(lat)-1))]) / float64(time.Millisecond)
+			}
+			b.ReportMetric(q(0.50), "p50-ms")
+			b.ReportMetric(q(0.99), "p99-ms")
+			b.ReportMetric(q(0.999), "p999-ms")
+			b.ReportMetric(q(1), "max-ms")
 		})
 	}
 }
