@@ -268,7 +268,9 @@ func (s *Store) runAlone(r *writeReq) {
 	}
 	if err := tx.Commit(); err != nil {
 		r.err = s.dbErr(r.ctx, err)
+		return
 	}
+	s.ckpt.poke()
 }
 
 // runShared runs batch in one transaction, each write in a savepoint so
@@ -354,7 +356,9 @@ func (s *Store) runShared(batch []*writeReq) (rest []*writeReq) {
 		for _, r := range ran {
 			r.err = s.dbErr(r.ctx, err)
 		}
+		return nil
 	}
+	s.ckpt.poke()
 	return nil
 }
 

@@ -70,6 +70,10 @@ func TestCrashSafety(t *testing.T) {
 	}{
 		{"normal early", SyncNormal, 3},
 		{"normal", SyncNormal, 150},
+		// About ten pages of WAL a chunk: killed after the background
+		// checkpointer has checkpointed, and restarted the WAL, many
+		// times, maybe in the middle of it.
+		{"normal past checkpoints", SyncNormal, 1500},
 		{"full", SyncFull, 60},
 	}
 	for _, c := range cases {

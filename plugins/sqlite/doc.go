@@ -40,6 +40,27 @@
 // contexts) rather than contending for SQLite's lock; reads use a pool and,
 // in WAL mode, neither block the writer nor wait for it.
 //
+// # Checkpoints
+//
+// The writer never checkpoints (wal_autocheckpoint=0): SQLite's automatic
+// checkpoint would run inside the COMMIT that takes the WAL past 1000
+// pages, and make that commit, and every write grouped into it, wait for
+// the checkpoint's fsyncs. A goroutine of the store checkpoints instead,
+// from a connection of its own: after each commit it reads the WAL's
+// length from the wal-index header (the -shm file), and once 1000 pages
+// are not yet in the database file it runs PRAGMA wal_checkpoint(PASSIVE),
+// which waits for nobody. The WAL is bounded at about 64 MiB: past it,
+// when the writer outran the checkpoints, the checkpointer holds the
+// writer between two transactions for a RESTART checkpoint, so that the
+// next transaction starts the WAL over; when a reader (a backup, a long
+// scan) let the -wal file grow past it, it empties the file with TRUNCATE
+// once the reader is done. Writes wait for those, rarely (about once per
+// 64 MiB of WAL); for a reader holding the WAL they wait in vain once or
+// twice (200 ms at most each), then no more while it holds it, and the
+// log says so, as it does a checkpoint that failed (retried later). The
+// bound is soft: the WAL passes it by what the writer adds while a
+// checkpoint runs. Close stops the goroutine before its final checkpoint.
+//
 // # Group commit
 //
 // Writes that arrive while a transaction runs share the next one: the
@@ -73,10 +94,10 @@
 //
 //   - "normal" (the default): a commit is appended to the WAL without an
 //     fsync. Everything acknowledged survives the process being killed
-//     (tested with SIGKILL mid-stream). A power cut or kernel crash may
-//     lose the transactions acknowledged since the WAL was last synced
-//     (at each checkpoint: by default every 1000 pages, about 16 MB of
-//     writes); the database stays consistent, never half-written.
+//     (tested with SIGKILL mid-stream, past many checkpoints). A power cut
+//     or kernel crash may lose the transactions acknowledged since the WAL
+//     was last synced (at each checkpoint: about every 1000 pages, 16 MB
+//     of writes); the database stays consistent, never half-written.
 //   - "full": the WAL is fsynced at every commit, so what was acknowledged
 //     survives a power cut too, at the cost of one fsync per commit (the
 //     plugin adapter's batching, AppendOutputBatch, spreads it over many

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -55,6 +56,14 @@ type Options struct {
 	// FullCheck runs PRAGMA integrity_check on open instead of the faster
 	// quick_check (which skips checking that indexes match their tables).
 	FullCheck bool
+	// Logger gets what the background checkpointer has to say: a
+	// checkpoint that failed, a WAL that readers keep from shrinking. Nil:
+	// nothing is logged.
+	Logger hclog.Logger
+
+	// checkpoint tunes the background checkpointer; zero: the defaults.
+	// For tests.
+	checkpoint checkpointConfig
 }
 
 // Store is a store.Store in one SQLite file, safe for concurrent use.
@@ -72,6 +81,8 @@ type Store struct {
 	lock   *os.File
 	// group combines concurrent writes into shared transactions on w.
 	group combiner
+	// ckpt checkpoints the WAL, off the writer; see checkpoint.go.
+	ckpt *checkpointer
 
 	mu     sync.RWMutex // held for reading by every call, for writing by Close
 	closed bool
@@ -147,8 +158,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	// Combined writes each run in a savepoint, whose undo copies (the
 	// statement journal) would otherwise spill to a temporary file after
-	// 64 KiB: a write and a read of it per page, per savepoint.
-	wPragmas := append(pragmas[:len(pragmas):len(pragmas)], "temp_store(MEMORY)")
+	// 64 KiB: a write and a read of it per page, per savepoint. The
+	// writer never checkpoints: a COMMIT that did would make every write
+	// of its batch wait for the checkpoint's fsyncs (the checkpointer
+	// does it, see checkpoint.go).
+	wPragmas := append(pragmas[:len(pragmas):len(pragmas)], "temp_store(MEMORY)", "wal_autocheckpoint(0)")
 	s.w, err = openWriter(dsn(path, wPragmas, "_txlock=immediate"), &s.group)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
@@ -200,6 +214,15 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.rq = newStmtCache(s.r)
 	if err := s.rq.prepareAll(ctx, readSQL); err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, wrapErr(err))
+	}
+
+	log := o.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	s.ckpt, err = startCheckpointer(ctx, path, s.w, syncMode, o.checkpoint.withDefaults(busy), log)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
 	ok = true
 	return s, nil
@@ -388,8 +411,9 @@ func wrapErr(err error) error {
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close checkpoints and closes the database and releases the lock. Every
-// later call fails with store.ErrUnavailable.
+// Close stops the background checkpointer (waiting for a checkpoint it
+// runs, which it interrupts), checkpoints and closes the database and
+// releases the lock. Every later call fails with store.ErrUnavailable.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -401,7 +425,10 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeAll() error {
-	var errs []error
+	// The checkpointer first: its goroutine must not outlive the store,
+	// and the writer's connection, closed last, must be the database's
+	// last, for SQLite to checkpoint the WAL into the file and delete it.
+	errs := []error{s.ckpt.stop()}
 	// Every call has returned (Close holds s.mu): no transaction, and so
 	// no batch of the combiner, uses a statement any more.
 	s.stmts.close()
@@ -413,6 +440,7 @@ func (s *Store) closeAll() error {
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 	}
+	errs = append(errs, s.ckpt.closeIndex())
 	if s.lock != nil {
 		// The lock file stays: removing it would race a new opener.
 		errs = append(errs, unix.Flock(int(s.lock.Fd()), unix.LOCK_UN), s.lock.Close())

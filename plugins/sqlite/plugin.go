@@ -33,7 +33,7 @@ func NewPlugin(log hclog.Logger) store.Store {
 		if c.Path == "" {
 			return nil, fmt.Errorf("sqlite store config: path is required")
 		}
-		s, err := Open(ctx, Options{Path: c.Path, Synchronous: c.Synchronous})
+		s, err := Open(ctx, Options{Path: c.Path, Synchronous: c.Synchronous, Logger: log})
 		if err != nil {
 			return nil, err
 		}

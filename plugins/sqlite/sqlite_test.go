@@ -438,6 +438,8 @@ func TestPragmas(t *testing.T) {
 			{s.w, "user_version", fmt.Sprint(schemaVersion)},
 			{s.w, "synchronous", map[string]string{"": "1", SyncFull: "2"}[sync]},
 			{s.w, "busy_timeout", "5000"},
+			// The checkpointer checkpoints, never a commit.
+			{s.w, "wal_autocheckpoint", "0"},
 		}
 		for _, c := range checks {
 			var got string
@@ -565,7 +567,7 @@ func TestNewFileIsTheOwnersAlone(t *testing.T) {
 	if err := s.CreateRun(context.Background(), store.Run{ID: "r", Job: "j"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{path, path + "-wal"} {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
