@@ -15,7 +15,8 @@ import (
 // (a path, a DSN). Until Configure succeeds every call fails with
 // ErrUnavailable. A second Configure (the core configures again after a
 // plugin restart, or a reload) closes the store it had and opens anew.
-// The returned store is a Batcher when the opened one is.
+// The returned store batches output (Batcher) and machine updates
+// (MachineBatcher) through the opened one when it can, else call by call.
 func OpenOnConfigure(open func(ctx context.Context, config []byte) (Store, error)) Store {
 	return &lazy{open: open}
 }
@@ -27,8 +28,9 @@ type lazy struct {
 }
 
 var (
-	_ Configurer = (*lazy)(nil)
-	_ Batcher    = (*lazy)(nil)
+	_ Configurer     = (*lazy)(nil)
+	_ Batcher        = (*lazy)(nil)
+	_ MachineBatcher = (*lazy)(nil)
 )
 
 func (l *lazy) Configure(ctx context.Context, config []byte) error {
@@ -136,6 +138,19 @@ func (l *lazy) AppendOutputBatch(ctx context.Context, batch []Append) []AppendRe
 		out[i].Next, out[i].Err = s.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
 	}
 	return out
+}
+
+// UpdateMachines uses the opened store's batches, or updates side by side.
+func (l *lazy) UpdateMachines(ctx context.Context, batch []MachineChange) []error {
+	s, err := l.get()
+	if err != nil {
+		errs := make([]error, len(batch))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	return updateMachines(ctx, s, batch)
 }
 
 func (l *lazy) ReadOutput(ctx context.Context, q OutputQuery) (Output, error) {

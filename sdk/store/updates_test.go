@@ -618,3 +618,37 @@ func TestInOrderByKey(t *testing.T) {
 		t.Errorf("%d items ran at once, limit %d", most, limit)
 	}
 }
+
+// TestOpenOnConfigureBatchesUpdates: the store a plugin opens on
+// Configure gets a batch whole when it is a MachineBatcher, else call by
+// call; before Configure every change fails as unavailable.
+func TestOpenOnConfigureBatchesUpdates(t *testing.T) {
+	ctx := context.Background()
+	batch := []MachineChange{{RunID: "r", Machine: "a", Update: MachineUpdate{Reason: ptr("a1")}}, {RunID: "r", Machine: "gone"}}
+	for _, tc := range []struct {
+		name string
+		open Store
+	}{
+		{"batcher", &batchingStore{machineStore: newMachineStore(map[string]string{"a": StatusRunning})}},
+		{"plain", newMachineStore(map[string]string{"a": StatusRunning})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := OpenOnConfigure(func(context.Context, []byte) (Store, error) { return tc.open, nil }).(MachineBatcher)
+			for i, err := range l.UpdateMachines(ctx, batch) {
+				if !errors.Is(err, ErrUnavailable) {
+					t.Errorf("before Configure, change %d: got %v, want ErrUnavailable", i, err)
+				}
+			}
+			if err := l.(Configurer).Configure(ctx, []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+			errs := l.UpdateMachines(ctx, batch)
+			if len(errs) != 2 || errs[0] != nil || !errors.Is(errs[1], ErrNotFound) {
+				t.Fatalf("got %v; want nil, ErrNotFound", errs)
+			}
+			if b, ok := tc.open.(*batchingStore); ok && len(b.batches) != 1 {
+				t.Errorf("the opened batcher got %d batches, want 1", len(b.batches))
+			}
+		})
+	}
+}
