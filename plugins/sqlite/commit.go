@@ -178,11 +178,17 @@ func (s *Store) writeSized(ctx context.Context, bytes int, fn func(tx *sql.Tx) e
 	if hook != nil {
 		hook()
 	}
+	return s.await(r)
+}
+
+// await waits for a queued write's answer, or for the lead (then runs
+// the batch it leads), or drops the write when its context ends first.
+func (s *Store) await(r *writeReq) error {
 	select {
 	case <-r.wake:
-	case <-ctx.Done():
+	case <-r.ctx.Done():
 		if r.state.CompareAndSwap(reqQueued, reqDropped) {
-			return ctx.Err()
+			return r.ctx.Err()
 		}
 		// Told to lead, or in a batch: the token is on its way.
 		<-r.wake
@@ -191,6 +197,55 @@ func (s *Store) writeSized(ctx context.Context, bytes int, fn func(tx *sql.Tx) e
 		return s.lead(r)
 	}
 	return r.result()
+}
+
+// writeAll runs fns as writes that join the queue together, in order, so
+// that they share a transaction as far as its bounds allow, rather than
+// as far as their callers happen to overlap; each answer is what write
+// would have answered for its fn. fns of the same machine keep their
+// order: a batch takes the queue in order, and runs its savepoints so.
+func (s *Store) writeAll(ctx context.Context, fns []func(tx *sql.Tx) error) []error {
+	errs := make([]error, len(fns))
+	done, err := s.begin(ctx)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	defer done()
+	if len(fns) == 0 {
+		return errs
+	}
+	reqs := make([]*writeReq, len(fns))
+	for i, fn := range fns {
+		reqs[i] = &writeReq{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)}
+	}
+	g := &s.group
+	g.mu.Lock()
+	lead := !g.busy
+	if lead {
+		// The queue is empty: the first leads and takes the rest.
+		g.busy = true
+		g.queue = append(g.queue, reqs[1:]...)
+	} else {
+		g.queue = append(g.queue, reqs...)
+	}
+	hook := g.onQueued
+	g.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	for i, r := range reqs {
+		if i == 0 && lead {
+			errs[i] = s.lead(r)
+			continue
+		}
+		// In order: the lead goes to the first write still queued, and
+		// a later one told to lead waits only for this loop to reach it.
+		errs[i] = s.await(r)
+	}
+	return errs
 }
 
 // writeAlone runs fn in a transaction of its own, outside the combiner:

@@ -629,3 +629,141 @@ func TestGroupCommitConcurrentTruth(t *testing.T) {
 }
 
 type cancelKey struct{}
+
+// A batch's writes share transactions as far as the bounds allow, each
+// answered for itself, whether the writer was idle or busy.
+func TestWriteAllSharesTransactions(t *testing.T) {
+	ctx := context.Background()
+	fail := errors.New("refused")
+	fns := func(prefix string, n, failAt int) []func(*sql.Tx) error {
+		out := make([]func(*sql.Tx) error, n)
+		for i := range out {
+			k := fmt.Sprintf("%s%03d", prefix, i)
+			out[i] = insert(k)
+			if i == failAt {
+				out[i] = func(tx *sql.Tx) error {
+					if err := insert(k)(tx); err != nil {
+						return err
+					}
+					return fail
+				}
+			}
+		}
+		return out
+	}
+	check := func(t *testing.T, g *groupStore, prefix string, errs []error, n, failAt int) {
+		t.Helper()
+		if len(errs) != n {
+			t.Fatalf("%d answers for %d writes", len(errs), n)
+		}
+		for i, err := range errs {
+			k := fmt.Sprintf("%s%03d", prefix, i)
+			switch {
+			case i == failAt && !errors.Is(err, fail):
+				t.Errorf("write %d: got %v, want %v", i, err, fail)
+			case i != failAt && err != nil:
+				t.Errorf("write %d: %v", i, err)
+			case g.has(t, k) != (i != failAt):
+				t.Errorf("row %s stored: %t, want %t", k, g.has(t, k), i != failAt)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		n, failAt int
+		busy      bool
+		want      []int
+	}{
+		{"idle", 10, 4, false, []int{10}},
+		{"behind a busy writer", 10, 0, true, []int{10}},
+		{"past a transaction's bound", maxBatch + 44, maxBatch + 1, false, []int{maxBatch, 44}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := openGroup(t)
+			var release func() error
+			if tc.busy {
+				release = g.hold(t)
+			}
+			g.resetSizes()
+			ch := make(chan []error, 1)
+			go func() { ch <- g.writeAll(ctx, fns("k", tc.n, tc.failAt)) }()
+			if tc.busy {
+				within(t, g.queued)
+				if err := release(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			errs := within(t, ch)
+			check(t, g, "k", errs, tc.n, tc.failAt)
+			// The holding write's transaction was counted before the
+			// reset, as it began.
+			if sizes := g.sizes(); !slices.Equal(sizes, tc.want) {
+				t.Errorf("transactions took %v writes, want %v", sizes, tc.want)
+			}
+		})
+	}
+}
+
+// A cancelled batch waiting behind a busy writer is dropped whole, and the
+// writer goes on with what queued after it.
+func TestWriteAllCancelled(t *testing.T) {
+	g := openGroup(t)
+	release := g.hold(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan []error, 1)
+	go func() { ch <- g.writeAll(ctx, []func(*sql.Tx) error{insert("a"), insert("b")}) }()
+	within(t, g.queued)
+	after := g.queue(t, context.Background(), insert("c"))
+	cancel()
+	for i, err := range within(t, ch) {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("write %d: got %v, want %v", i, err, context.Canceled)
+		}
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := within(t, after); err != nil {
+		t.Fatalf("the write queued after the cancelled batch: %v", err)
+	}
+	if g.has(t, "a") || g.has(t, "b") || !g.has(t, "c") {
+		t.Errorf("rows a, b, c stored: %t %t %t; want only c", g.has(t, "a"), g.has(t, "b"), g.has(t, "c"))
+	}
+}
+
+// UpdateMachines answers each change as UpdateMachine would, in one
+// transaction, a machine's changes applied in their order.
+func TestUpdateMachinesBatch(t *testing.T) {
+	ctx := context.Background()
+	g := openGroup(t)
+	if err := g.CreateRun(ctx, store.Run{ID: "r", Job: "j", Machines: []store.Machine{
+		{Machine: "a", Status: store.StatusPending}, {Machine: "done", Status: store.StatusSucceeded}}}); err != nil {
+		t.Fatal(err)
+	}
+	g.resetSizes()
+	str := func(s string) *string { return &s }
+	errs := g.UpdateMachines(ctx, []store.MachineChange{
+		{RunID: "r", Machine: "a", Update: store.MachineUpdate{Status: str(store.StatusRunning)}},
+		{RunID: "r", Machine: "done", Update: store.MachineUpdate{Status: str(store.StatusRunning), OnlyIfNotFinal: true}},
+		{RunID: "r", Machine: "nobody", Update: store.MachineUpdate{Status: str(store.StatusRunning)}},
+		{RunID: "r", Machine: "a", Update: store.MachineUpdate{Status: str(store.StatusFailed), OnlyIfNotFinal: true}},
+		{RunID: "r", Machine: "a", Update: store.MachineUpdate{Status: str(store.StatusSucceeded), OnlyIfNotFinal: true}},
+	})
+	for i, want := range []error{nil, store.ErrFinal, store.ErrNotFound, nil, store.ErrFinal} {
+		if got := errs[i]; (want == nil) != (got == nil) || (want != nil && !errors.Is(got, want)) {
+			t.Errorf("change %d: got %v, want %v", i, got, want)
+		}
+	}
+	if sizes := g.sizes(); !slices.Equal(sizes, []int{5}) {
+		t.Errorf("transactions took %v writes, want [5]", sizes)
+	}
+	run, err := g.GetRun(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range run.Machines {
+		if want := map[string]string{"a": store.StatusFailed, "done": store.StatusSucceeded}[m.Machine]; m.Status != want {
+			t.Errorf("machine %s is %s, want %s", m.Machine, m.Status, want)
+		}
+	}
+}

@@ -88,7 +88,10 @@ type Store struct {
 	closed bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store          = (*Store)(nil)
+	_ store.MachineBatcher = (*Store)(nil)
+)
 
 // Open opens the database at o.Path, creating it (and its folder) if
 // missing, checks it, and brings its schema up to date. It fails, changing

@@ -294,6 +294,22 @@ func (s *Store) machineRow(ctx context.Context, tx *sql.Tx, runID, machine strin
 // UpdateMachine changes the fields u sets; with OnlyIfNotFinal it fails
 // with store.ErrFinal, changing nothing, when the machine is final.
 func (s *Store) UpdateMachine(ctx context.Context, runID, machine string, u store.MachineUpdate) error {
+	return s.write(ctx, s.machineWrite(ctx, runID, machine, u))
+}
+
+// UpdateMachines applies a batch of machine updates (store.MachineBatcher):
+// its writes join the group commit's queue together, so that they share
+// transactions as far as its bounds allow.
+func (s *Store) UpdateMachines(ctx context.Context, batch []store.MachineChange) []error {
+	fns := make([]func(*sql.Tx) error, len(batch))
+	for i, c := range batch {
+		fns[i] = s.machineWrite(ctx, c.RunID, c.Machine, c.Update)
+	}
+	return s.writeAll(ctx, fns)
+}
+
+// machineWrite is UpdateMachine's write.
+func (s *Store) machineWrite(ctx context.Context, runID, machine string, u store.MachineUpdate) func(*sql.Tx) error {
 	var e enc
 	var st sets
 	setIf(&st, "status", u.Status, nil)
@@ -322,7 +338,7 @@ func (s *Store) UpdateMachine(ctx context.Context, runID, machine string, u stor
 		}
 	}
 	args = append(args, runID, machine)
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return func(tx *sql.Tx) error {
 		row, err := s.machineRow(ctx, tx, runID, machine)
 		if err != nil {
 			return fmt.Errorf("update machine: %w", err)
@@ -340,7 +356,7 @@ func (s *Store) UpdateMachine(ctx context.Context, runID, machine string, u stor
 			return fmt.Errorf("update machine %s of run %s: %w", machine, runID, s.dbErr(ctx, err))
 		}
 		return nil
-	})
+	}
 }
 
 const runCols = `id, job, trigger, scheduled_for, started_at, finished_at, status, reason,
