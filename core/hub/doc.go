@@ -34,6 +34,12 @@
 // The stored heartbeat time is for the operator; it is written every half
 // heartbeat timeout, not every heartbeat (see heartbeatWriteEvery).
 //
+// The hub's tick (every half resend interval) resends only to the
+// machines given a command; every machine is swept for its deadlines
+// (connect deadline, heartbeat timeout, job timeout) a twentieth of the
+// heartbeat timeout apart, at most a second (see sweepTicks), so that an
+// idle fleet costs a visit a second per machine, not four.
+//
 // Store writes happen off the hub goroutine, so a slow store never stalls
 // other connections:
 //   - writes caused by a frame (output, start, heartbeat, complete, error,
