@@ -348,7 +348,12 @@ func TestWALBoundedWithLongReader(t *testing.T) {
 			if held <= bound {
 				t.Errorf("-wal file of %d bytes with a reader holding an old snapshot: want it past %d", held, bound)
 			}
-			if escalations > 1 {
+			// One escalation finds the reader; a second may come before a
+			// PASSIVE checkpoint has shown that the reader still pins the
+			// frames it found (a RESTART waits for readers on the WAL's
+			// latest frames too, which PASSIVE copies past). More would be
+			// writes held up in vain again and again.
+			if escalations > 2 {
 				t.Errorf("%d RESTART or TRUNCATE checkpoints while a reader held the WAL: writes held up in vain", escalations)
 			}
 			if err := release(); err != nil {
