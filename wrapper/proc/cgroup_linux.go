@@ -153,7 +153,7 @@ func unescapeMount(s string) string {
 
 // procs lists the cgroup's processes; zombies are not among them.
 func (c *cgroup) procs() ([]int, error) {
-	b, err := os.ReadFile(filepath.Join(c.dir, "cgroup.procs"))
+	b, err := readProcFile(filepath.Join(c.dir, "cgroup.procs"))
 	if err != nil {
 		return nil, fmt.Errorf("list cgroup %s: %w", c.dir, err)
 	}

@@ -27,7 +27,7 @@ type procInfo struct {
 func (p procInfo) dead() bool { return p.state == "Z" || p.state == "X" }
 
 func readStat(pid int) (procInfo, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := readProcFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return procInfo{}, err
 	}
@@ -194,7 +194,7 @@ func zombieChildren() []int {
 	}
 	var out []int
 	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		b, err := readProcFile("/proc/self/task/" + t.Name() + "/children")
 		if err != nil {
 			continue
 		}
