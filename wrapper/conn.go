@@ -128,7 +128,17 @@ type link struct {
 	log       hclog.Logger
 	heartbeat time.Duration
 	idle      time.Duration // silence after which the connection is dead
+	beats     int           // heartbeats sent, by the writer goroutine
 }
+
+// pingEvery is how many heartbeats go with one WebSocket ping. Its pong
+// keeps the read deadline (idle: three heartbeats and the write timeout)
+// moving on a connection where the core has nothing else to say; a ping
+// every other heartbeat leaves that deadline more than a heartbeat and
+// the write timeout to spare, and spares the core a read and a write per
+// idle wrapper every other heartbeat, which is most of what a fleet of
+// idle wrappers costs it.
+const pingEvery = 2
 
 // pump runs a connection until it fails or the complete frame is acked
 // (then it closes it cleanly and returns nil).
@@ -308,12 +318,17 @@ func (l *link) sendChunk(c sendable) error {
 	return nil
 }
 
-// sendHeartbeat sends the protocol's heartbeat and a WebSocket ping, whose
-// pong keeps the read deadline moving: the core answers nothing else to a
-// wrapper that only sends heartbeats.
+// sendHeartbeat sends the protocol's heartbeat and, with the first and
+// then every pingEvery-th, a WebSocket ping, whose pong keeps the read
+// deadline moving: the core answers nothing else to a wrapper that only
+// sends heartbeats.
 func (l *link) sendHeartbeat() error {
 	if err := l.sendJSON(wire.Frame{Type: wire.TypeHeartbeat}); err != nil {
 		return err
+	}
+	l.beats++
+	if l.beats%pingEvery != 1 {
+		return nil
 	}
 	if err := l.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(l.r.set.writeTimeout)); err != nil {
 		return fmt.Errorf("send ping: %w", err)

@@ -46,6 +46,7 @@ type fakeCore struct {
 
 	frames     []wire.Frame // JSON frames after connect, every connection
 	heartbeats []time.Time
+	pings      int           // WebSocket pings, every connection
 	chunks     []storedChunk // index == seq
 	dups       int
 	nacks      int
@@ -233,6 +234,13 @@ func (c *fakeCore) serveWS(w http.ResponseWriter, req *http.Request) {
 	defer ws.Close()
 	ws.SetReadLimit(wire.MaxFrameBytes)
 	cc := &coreConn{ws: ws}
+	ws.SetPingHandler(func(data string) error {
+		c.mu.Lock()
+		c.pings++
+		c.bump()
+		c.mu.Unlock()
+		return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
 
 	mt, data, err := ws.ReadMessage()
 	if err != nil {

@@ -410,6 +410,10 @@ func TestRunHeartbeat(t *testing.T) {
 	if med := gaps[len(gaps)/2]; med < every/2 || med > 2*every {
 		t.Errorf("median heartbeat gap %v (gaps %v), want about %v", med, gaps, every)
 	}
+	// A ping goes with the first heartbeat and every other one after.
+	if n := len(core.heartbeats); core.pings != (n+1)/2 {
+		t.Errorf("%d pings with %d heartbeats, want %d", core.pings, n, (n+1)/2)
+	}
 }
 
 func TestRunStartFailure(t *testing.T) {

@@ -151,6 +151,7 @@ type fakeWrapper struct {
 	lastSigN    int
 
 	hbTimer  *time.Timer
+	beats    int           // heartbeats sent
 	jobTimer []*time.Timer // the job's end, its timeouts, a kill's grace
 }
 
@@ -677,9 +678,10 @@ func (w *fakeWrapper) armHeartbeat() {
 	w.hbTimer.Reset(w.heartbeat)
 }
 
-// beat sends the protocol's heartbeat and a WebSocket ping, as the real
-// wrapper does (the pong keeps its read deadline moving: the core answers
-// nothing else to a wrapper that only heartbeats).
+// beat sends the protocol's heartbeat and, with every other one, a
+// WebSocket ping, as the real wrapper does (the pong keeps its read
+// deadline moving: the core answers nothing else to a wrapper that only
+// heartbeats).
 func (w *fakeWrapper) beat() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -696,15 +698,21 @@ func (w *fakeWrapper) beat() {
 	if !ok {
 		return
 	}
-	if err := w.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.srv.cfg.WriteTimeout)); err != nil {
-		w.broken(fmt.Errorf("send ping: %w", err))
-		return
+	if w.beats++; w.beats%pingEvery == 1 {
+		if err := w.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.srv.cfg.WriteTimeout)); err != nil {
+			w.broken(fmt.Errorf("send ping: %w", err))
+			return
+		}
 	}
 	w.armHeartbeat()
 }
 
+// pingEvery is how many heartbeats go with one ping, as in the real
+// wrapper (wrapper.pingEvery).
+const pingEvery = 2
+
 // idle is the silence after which a connection counts as dead: three
-// heartbeats (each answered by a pong) and a write's time.
+// heartbeats (every other one answered by a pong) and a write's time.
 func (w *fakeWrapper) idle() time.Duration { return 3*w.heartbeat + w.srv.cfg.WriteTimeout }
 
 // read handles the core's frames until the connection fails or the
