@@ -127,24 +127,33 @@ type link struct {
 	ws        *websocket.Conn
 	log       hclog.Logger
 	heartbeat time.Duration
-	idle      time.Duration // silence after which the connection is dead
+	idle      time.Duration // silence after which the connection is dead (idleFor)
 	beats     int           // heartbeats sent, by the writer goroutine
 }
 
 // pingEvery is how many heartbeats go with one WebSocket ping. Its pong
-// keeps the read deadline (idle: three heartbeats and the write timeout)
-// moving on a connection where the core has nothing else to say; a ping
-// every other heartbeat leaves that deadline more than a heartbeat and
-// the write timeout to spare, and spares the core a read and a write per
-// idle wrapper every other heartbeat, which is most of what a fleet of
-// idle wrappers costs it.
-const pingEvery = 2
+// keeps the read deadline (idle: see idleFor) moving on a connection where
+// the core has nothing else to say, and it keeps proxies that close a
+// connection silent one way (nginx's proxy_read_timeout: 60s by default)
+// from closing it. For a core holding a fleet of idle wrappers, a pong is
+// a write, and the read of the ping, the most of what a wrapper costs it
+// after its heartbeat: a ping every fourth heartbeat (20s at the spec's
+// 5s) halves what every other one cost.
+const pingEvery = 4
+
+// idleFor is the silence after which the wrapper holds its connection
+// dead: a ping's interval, and beyond it a heartbeat and the write
+// timeout for the pong to be late by (the core writes it behind whatever
+// it is writing), 55s at the defaults.
+func idleFor(heartbeat, writeTimeout time.Duration) time.Duration {
+	return (pingEvery+1)*heartbeat + writeTimeout
+}
 
 // pump runs a connection until it fails or the complete frame is acked
 // (then it closes it cleanly and returns nil).
 func (r *runner) pump(ctx context.Context, ws *websocket.Conn, heartbeat time.Duration) error {
 	l := &link{r: r, ws: ws, log: r.log.Named("conn"), heartbeat: heartbeat,
-		idle: 3*heartbeat + r.set.writeTimeout}
+		idle: idleFor(heartbeat, r.set.writeTimeout)}
 	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(l.idle)) })
 
 	wctx, stopWriter := context.WithCancel(ctx)

@@ -24,8 +24,9 @@ type settings struct {
 	backoff     backoff       // between rounds of dialing every core
 	giveUp      time.Duration // failing to reach any core this long after the job ended (or before it started) ends the wrapper
 	handshake   time.Duration // connect to its ack
-	// writeTimeout bounds one frame's write; with three heartbeats it is
-	// also the silence after which a connection counts as dead.
+	// writeTimeout bounds one frame's write; with a ping's interval and a
+	// heartbeat it is also the silence after which a connection counts
+	// as dead (idleFor).
 	writeTimeout time.Duration
 	drain        time.Duration // reading the pipes after the main process exited
 	signalDedup  time.Duration // a signal command repeated within this is a re-send

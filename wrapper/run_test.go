@@ -410,9 +410,9 @@ func TestRunHeartbeat(t *testing.T) {
 	if med := gaps[len(gaps)/2]; med < every/2 || med > 2*every {
 		t.Errorf("median heartbeat gap %v (gaps %v), want about %v", med, gaps, every)
 	}
-	// A ping goes with the first heartbeat and every other one after.
-	if n := len(core.heartbeats); core.pings != (n+1)/2 {
-		t.Errorf("%d pings with %d heartbeats, want %d", core.pings, n, (n+1)/2)
+	// A ping goes with the first heartbeat and every pingEvery-th after.
+	if n := len(core.heartbeats); core.pings != (n+pingEvery-1)/pingEvery || n <= pingEvery {
+		t.Errorf("%d pings with %d heartbeats, want %d and more than %d heartbeats", core.pings, n, (n+pingEvery-1)/pingEvery, pingEvery)
 	}
 }
 

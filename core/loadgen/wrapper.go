@@ -678,7 +678,7 @@ func (w *fakeWrapper) armHeartbeat() {
 	w.hbTimer.Reset(w.heartbeat)
 }
 
-// beat sends the protocol's heartbeat and, with every other one, a
+// beat sends the protocol's heartbeat and, with every pingEvery-th, a
 // WebSocket ping, as the real wrapper does (the pong keeps its read
 // deadline moving: the core answers nothing else to a wrapper that only
 // heartbeats).
@@ -709,11 +709,14 @@ func (w *fakeWrapper) beat() {
 
 // pingEvery is how many heartbeats go with one ping, as in the real
 // wrapper (wrapper.pingEvery).
-const pingEvery = 2
+const pingEvery = 4
 
-// idle is the silence after which a connection counts as dead: three
-// heartbeats (every other one answered by a pong) and a write's time.
-func (w *fakeWrapper) idle() time.Duration { return 3*w.heartbeat + w.srv.cfg.WriteTimeout }
+// idle is the silence after which a connection counts as dead, as in the
+// real wrapper (wrapper.idleFor): a ping's interval, a heartbeat and a
+// write's time.
+func (w *fakeWrapper) idle() time.Duration {
+	return (pingEvery+1)*w.heartbeat + w.srv.cfg.WriteTimeout
+}
 
 // read handles the core's frames until the connection fails or the
 // complete frame is acked (then it closes it cleanly and returns nil).
