@@ -3,9 +3,22 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/saltpeter/saltpeter/core/cli"
+	"github.com/saltpeter/saltpeter/core/sysmon"
 )
 
-func main() { os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "plugin") {
+		// The long-running processes keep the runtime's monitor awake
+		// (see core/sysmon): this re-executes the program in place, once.
+		// Should that fail, the process runs as the runtime has it by
+		// default, and says so where its log goes.
+		if err := sysmon.Awake(); err != nil {
+			fmt.Fprintf(os.Stderr, "saltpeter: %v; running with the runtime's defaults\n", err)
+		}
+	}
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+}
