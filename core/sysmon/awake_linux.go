@@ -14,6 +14,9 @@ import (
 // before the process starts anything or holds anything it would not
 // keep across an exec: as the first thing main does.
 func Awake() error {
+	if restore() {
+		return nil
+	}
 	env := wanted(os.Environ())
 	if env == nil {
 		return nil

@@ -39,7 +39,7 @@ func restore() bool {
 // wanted returns the environment to re-execute with, or nil when the
 // monitor is to be left as it is.
 func wanted(environ []string) []string {
-	if restore() || os.Getenv(EnvDeepSleep) == "1" {
+	if os.Getenv(EnvDeepSleep) == "1" {
 		return nil
 	}
 	godebug, had := os.LookupEnv("GODEBUG")
