@@ -21,10 +21,30 @@ func Awake() error {
 	if env == nil {
 		return nil
 	}
-	// /proc/self/exe is the program this process runs, even if its file
-	// was replaced since.
-	if err := syscall.Exec("/proc/self/exe", os.Args, env); err != nil {
+	if err := syscall.Exec(program(), os.Args, env); err != nil {
 		return fmt.Errorf("re-execute with the runtime's monitor kept awake: %w", err)
 	}
 	return nil // not reached
+}
+
+// program is the path to execute this process's program by. The kernel
+// names a process (ps, top, pgrep, killall) after the last element of
+// the path it was executed by, so /proc/self/exe itself would rename it
+// "exe": the program's own path is used while it still is the program
+// this process runs, and /proc/self/exe, which always is, once its file
+// was replaced or removed.
+func program() string {
+	const self = "/proc/self/exe"
+	path, err := os.Readlink(self)
+	if err != nil {
+		return self
+	}
+	running, err := os.Stat(self)
+	if err != nil {
+		return self
+	}
+	if onDisk, err := os.Stat(path); err != nil || !os.SameFile(running, onDisk) {
+		return self
+	}
+	return path
 }

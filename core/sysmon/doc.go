@@ -18,7 +18,7 @@
 // wakeups a second in a process with nothing to do.
 //
 // Awake therefore re-executes the program in place (execve: the same
-// pid, arguments and descriptors) with the setting added to GODEBUG, and
+// pid, process name, arguments and descriptors) with the setting added to GODEBUG, and
 // the re-executed process puts GODEBUG back as it was, so that nothing
 // it starts (plugins, wrappers, jobs) inherits it. Its costs: one more
 // program start as a process starts; the scheduler's one-line summary

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -31,7 +32,11 @@ func TestMain(m *testing.M) {
 	}
 	godebug, had := os.LookupEnv("GODEBUG")
 	_, mark := os.LookupEnv(envRestore)
-	fmt.Printf("after pid=%d godebug=%q had=%v mark=%v\n", os.Getpid(), godebug, had, mark)
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+	}
+	fmt.Printf("after pid=%d godebug=%q had=%v mark=%v comm=%q\n", os.Getpid(), godebug, had, mark, strings.TrimSpace(string(comm)))
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	os.Exit(0)
 }
@@ -90,7 +95,11 @@ func TestAwake(t *testing.T) {
 			if tc.reexec {
 				want = append(want, fmt.Sprintf("before pid=%d reexecuted=true", pid))
 			}
-			want = append(want, fmt.Sprintf("after pid=%d godebug=%q had=%v mark=false", pid, tc.godebug, tc.hadDebug))
+			// The process keeps its name (the kernel's: the first 15 bytes
+			// of the program's file name), which ps, top and pgrep show.
+			comm := filepath.Base(os.Args[0])
+			comm = comm[:min(len(comm), 15)]
+			want = append(want, fmt.Sprintf("after pid=%d godebug=%q had=%v mark=false comm=%q", pid, tc.godebug, tc.hadDebug, comm))
 			if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 				t.Fatalf("the child said:\n%s\nwant:\n%s\nstderr: %s", strings.Join(lines, "\n"), strings.Join(want, "\n"), stderr)
 			}
