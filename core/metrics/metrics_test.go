@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -101,4 +102,69 @@ func TestHooksAndGauges(t *testing.T) {
 		`saltpeter_notifications_total{notifier="ops",result="retry"} 2`,
 		`saltpeter_store_write_seconds_count{op="create_run"} 1`,
 	)
+}
+
+// batching is a store that takes batches, and counts them.
+type batching struct {
+	*memory.Store
+	batches int
+}
+
+func (b *batching) AppendOutputBatch(ctx context.Context, batch []store.Append) []store.AppendResult {
+	b.batches++
+	out := make([]store.AppendResult, len(batch))
+	for i, a := range batch {
+		out[i].Next, out[i].Err = b.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
+	}
+	return out
+}
+
+// The hub batches a connection's output only through a store.Batcher:
+// the timing wrapper must be one, passing batches on whole to a store
+// that takes them and chunk by chunk to one that does not.
+func TestStoreKeepsBatches(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		inner       func() (store.Store, func() int)
+		wantBatches int
+	}{
+		{"batching store", func() (store.Store, func() int) {
+			b := &batching{Store: memory.New()}
+			return b, func() int { return b.batches }
+		}, 1},
+		{"store without batches", func() (store.Store, func() int) {
+			return memory.New(), func() int { return 0 }
+		}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			inner, batches := tc.inner()
+			if err := inner.CreateRun(ctx, store.Run{ID: "r", Job: "j", Status: store.StatusRunning}); err != nil {
+				t.Fatal(err)
+			}
+			if err := inner.AddMachines(ctx, "r", []store.Machine{{Machine: "m", Status: store.StatusRunning}}); err != nil {
+				t.Fatal(err)
+			}
+			m := New(Config{})
+			b, ok := m.Store(inner).(store.Batcher)
+			if !ok {
+				t.Fatal("the timed store is not a store.Batcher: the hub would append chunk by chunk")
+			}
+			chunk := func(seq int64) store.Append {
+				return store.Append{RunID: "r", Machine: "m",
+					Chunk: store.Chunk{Seq: seq, Stream: "stdout", Data: []byte("x"), At: time.Now()}}
+			}
+			res := b.AppendOutputBatch(ctx, []store.Append{chunk(0), chunk(1), chunk(5)})
+			if len(res) != 3 || res[0].Err != nil || res[1].Err != nil || res[1].Next != 2 {
+				t.Fatalf("results %+v, want chunks 0 and 1 stored", res)
+			}
+			if !errors.Is(res[2].Err, store.ErrOutOfOrder) || res[2].Next != 2 {
+				t.Fatalf("chunk 5 after 1: %+v, want out of order with next 2", res[2])
+			}
+			if got := batches(); got != tc.wantBatches {
+				t.Fatalf("the store got %d batches, want %d", got, tc.wantBatches)
+			}
+			wantLines(t, scrape(t, m), `saltpeter_store_write_seconds_count{op="append_output_batch"} 1`)
+		})
+	}
 }
