@@ -46,7 +46,12 @@ type dialer struct {
 func newDialer(cfg Config) (*dialer, error) {
 	d := &dialer{
 		urls: cfg.URLs,
-		ws:   websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 10 * time.Second},
+		ws: websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 10 * time.Second,
+			// Room for the largest output chunk: a message larger than
+			// the write buffer goes out as one WebSocket frame per
+			// buffer (4 KiB by default), each a write here and a few
+			// reads in the core.
+			WriteBufferSize: chunkMax + wire.BinaryHeaderBytes},
 	}
 	if cfg.CA != nil {
 		pool := x509.NewCertPool()

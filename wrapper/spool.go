@@ -15,8 +15,12 @@ import (
 const (
 	defaultSpoolMemory = 8 << 20
 	// chunkMax is the most a pipe read takes, and the most an unsent chunk
-	// grows to when small writes are merged.
-	chunkMax = 32 << 10
+	// grows to when small writes are merged. A chunk is a frame, a store
+	// item and an ack, whatever its size, so a chatty job's output goes
+	// in chunks as large as a pipe holds (64 KiB on Linux by default)
+	// rather than the 32 KiB it was. The core holds up to 64 frames a
+	// connection ahead of the store, so no larger.
+	chunkMax = 64 << 10
 )
 
 // chunk is one sequenced piece of output. Chunk i of spool.chunks has seq

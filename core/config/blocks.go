@@ -211,7 +211,9 @@ const (
 	DefaultRetention           = 30 * 24 * time.Hour
 	DefaultMaxOutputPerMachine = 64 << 20
 	// MinMaxOutputPerMachine keeps a head and a tail of at least a full
-	// output chunk (32 KiB) each: a smaller cap could not be held.
+	// output chunk each as chunks were (32 KiB; a wrapper now sends up to
+	// 64 KiB in one, and the minimum stays so that a configuration that
+	// was valid stays valid): a smaller cap could not be held.
 	MinMaxOutputPerMachine = 64 << 10
 )
 

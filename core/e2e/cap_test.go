@@ -15,13 +15,13 @@ import (
 // ones, and the stored output is the job's first bytes, one marker
 // saying how many were dropped, and its last bytes, which add up to the
 // whole: a head of at least half the cap, a tail of at least the cap
-// less the head, and no more than the cap and one chunk (32 KiB) kept.
+// less the head, and no more than the cap and one chunk (64 KiB) kept.
 func TestOutputCapKeepsHeadAndTail(t *testing.T) {
 	t.Parallel()
 	const (
 		lines    = 100000 // "line 000001\n" … "line 100000\n", 12 bytes each
 		capBytes = 256 << 10
-		chunkMax = 32 << 10
+		chunkMax = 64 << 10 // the wrapper's largest chunk
 	)
 	c := startCore(t, coreBlock("")+`store "sqlite" {
   max_output_per_machine = "256KiB"

@@ -176,7 +176,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.w.SetConnMaxIdleTime(0)
 
 	if fresh {
-		// Output is mostly chunks of up to 32 KiB: 16 KiB pages store
+		// Output is mostly chunks of up to 64 KiB: 16 KiB pages store
 		// one in fewer overflow pages than the default 4 KiB (about a
 		// third faster in BenchmarkAppendOutput). Also only on a new file.
 		if _, err := s.w.ExecContext(ctx, "PRAGMA page_size = 16384"); err != nil {

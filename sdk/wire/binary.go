@@ -13,7 +13,10 @@ const (
 	BinarySystem byte = 3
 )
 
-// binaryHeader is the stream byte and the 8-byte big-endian seq.
+// BinaryHeaderBytes is what a v2 binary output frame adds to its data:
+// the stream byte and the 8-byte big-endian seq.
+const BinaryHeaderBytes = binaryHeader
+
 const binaryHeader = 9
 
 // ErrShortBinary is returned for a binary frame too short for its header.
