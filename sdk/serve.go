@@ -106,7 +106,7 @@ func Serve(name string, opts ...ServeOption) {
 		Plugins:         plugins,
 		Logger:          logger,
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(o, grpc.StatsHandler(w))...)
+			return grpc.NewServer(append(append(o, grpc.StatsHandler(w)), grpcServerOptions()...)...)
 		},
 	})
 	logger.Debug("plugin stopped by the core")

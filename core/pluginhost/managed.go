@@ -135,7 +135,7 @@ func (m *managed) start(ctx context.Context) (*instance, error) {
 		StartTimeout:     h.cfg.StartTimeout,
 		// A plugin exits when its last connection from the core closes
 		// (sdk.Serve); an idle channel must not close it.
-		GRPCDialOptions: []grpc.DialOption{grpc.WithIdleTimeout(0)},
+		GRPCDialOptions: append(sdk.GRPCDialOptions(), grpc.WithIdleTimeout(0)),
 	})
 	fail := func(what string, err error) (*instance, error) {
 		client.Kill()
