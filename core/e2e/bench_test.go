@@ -90,7 +90,8 @@ func BenchmarkRunTrue(b *testing.B) {
 // PostgreSQL one and the in-memory store (the path without a store's
 // cost), each with the output cap raised above the payload, and reports
 // each beside `cat` of the same bytes into /dev/null measured in the same
-// run.
+// run, with the CPU time the core and the store plugin (the PostgreSQL
+// server aside) spent a MiB.
 func BenchmarkOutputThroughput(b *testing.B) {
 	const size = 256 << 20
 	src := filepath.Join(b.TempDir(), "payload")
@@ -110,12 +111,25 @@ func BenchmarkOutputThroughput(b *testing.B) {
 	} {
 		b.Run(st.name, func(b *testing.B) {
 			c := startCore(b, coreBlock("")+st.block(b)+job("spew", "cat "+src, `overlap = "allow"`))
-			var through, direct time.Duration
+			corePID, storePID := c.cmd.Process.Pid, 0
+			if st.name != "memory" { // the in-memory store is the core's own
+				storePID = pluginOf(b, corePID, "store")
+			}
+			var through, direct, coreCPU, storeCPU time.Duration
 			for i := 0; i < b.N; i++ {
 				t0 := time.Now()
+				core0 := procCPU(b, corePID)
+				var store0 time.Duration
+				if storePID != 0 {
+					store0 = procCPU(b, storePID)
+				}
 				id := c.runNow("spew")
 				r := c.waitFinal(id, 10*time.Minute)
 				through += time.Since(t0)
+				coreCPU += procCPU(b, corePID) - core0
+				if storePID != 0 {
+					storeCPU += procCPU(b, storePID) - store0
+				}
 				if r.Status != "succeeded" || r.Machines[0].OutputBytes != size {
 					b.Fatalf("run %s stored %d bytes, want %d", r.Status, r.Machines[0].OutputBytes, size)
 				}
@@ -136,6 +150,11 @@ func BenchmarkOutputThroughput(b *testing.B) {
 			b.ReportMetric(mb/through.Seconds(), "MiB/s-stored")
 			b.ReportMetric(mb/direct.Seconds(), "MiB/s-cat")
 			b.ReportMetric(direct.Seconds()/through.Seconds(), "fraction-of-cat")
+			// CPU a MiB, steadier than the rate on a shared machine.
+			b.ReportMetric(msf(coreCPU)/mb, "core-CPU-ms/MiB")
+			if storePID != 0 {
+				b.ReportMetric(msf(storeCPU)/mb, "store-CPU-ms/MiB")
+			}
 		})
 	}
 }
