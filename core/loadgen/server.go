@@ -94,9 +94,11 @@ func New(cfg Config) *Server {
 		HandshakeTimeout: cfg.Handshake,
 		// What the core sends a wrapper is small (acks, a spec): a small
 		// read buffer per connection, and write buffers shared between
-		// connections and held only while a frame is written.
+		// connections and held only while a frame is written, each room
+		// for a default chunk, which then goes as one frame as the real
+		// wrapper's does.
 		ReadBufferSize:  1 << 10,
-		WriteBufferSize: 4 << 10,
+		WriteBufferSize: DefaultChunk + wire.BinaryHeaderBytes,
 		WriteBufferPool: &sync.Pool{},
 	}
 	return s
