@@ -1,7 +1,8 @@
 // Package sdk is what a Saltpeter plugin author imports: the handshake a
 // plugin shares with the core, the names of the plugin kinds, and Serve,
 // the one entry point that serves a plugin of any kind over go-plugin's
-// gRPC transport.
+// gRPC transport. GRPCDialOptions are the core's side of the gRPC
+// settings Serve gives a plugin's server.
 //
 // A whole target plugin:
 //

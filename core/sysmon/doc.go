@@ -18,13 +18,14 @@
 // wakeups a second in a process with nothing to do.
 //
 // Awake therefore re-executes the program in place (execve: the same
-// pid, process name, arguments and descriptors) with the setting added to GODEBUG, and
-// the re-executed process puts GODEBUG back as it was, so that nothing
-// it starts (plugins, wrappers, jobs) inherits it. Its costs: one more
-// program start as a process starts; the scheduler's one-line summary
-// ("SCHED …") on standard error every 24.8 days of the machine's uptime,
-// and once at the start on a machine up longer than that; and, should
-// the process crash, the scheduler's state printed before the stacks.
+// pid, process name, arguments and descriptors) with the setting added
+// to GODEBUG, and the re-executed process puts GODEBUG back as it was,
+// so that nothing it starts (plugins, wrappers, jobs) inherits it. Its
+// costs: one more program start as a process starts; the scheduler's
+// one-line summary ("SCHED …") on standard error every 24.8 days of the
+// machine's uptime, and once at the start on a machine up longer than
+// that; and, should the process crash, the scheduler's state printed
+// before the stacks.
 // SALTPETER_SYSMON_DEEP_SLEEP=1 leaves the runtime as it is, and so does
 // a GODEBUG that sets schedtrace already.
 package sysmon
