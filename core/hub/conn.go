@@ -830,14 +830,8 @@ func (h *Hub) output(c *conn, in *inbound) bool {
 // outputs stores a batch of output chunks, in one call when the store
 // takes batches, and answers each as output does.
 func (h *Hub) outputs(c *conn, batch []*inbound) bool {
-	b, ok := h.cfg.Store.(store.Batcher)
-	if !ok || len(batch) == 1 {
-		for _, in := range batch {
-			if !h.output(c, in) {
-				return false
-			}
-		}
-		return true
+	if len(batch) == 1 {
+		return h.output(c, batch[0])
 	}
 	now := h.now()
 	appends := make([]store.Append, len(batch))
@@ -845,7 +839,7 @@ func (h *Hub) outputs(c *conn, batch []*inbound) bool {
 		appends[i] = store.Append{RunID: c.key.run, Machine: c.key.machine,
 			Chunk: store.Chunk{Seq: in.seq, Stream: in.stream, Data: in.data, At: now}}
 	}
-	res := b.AppendOutputBatch(h.ctx, appends)
+	res := store.AppendBatch(h.ctx, h.cfg.Store, appends)
 	for i, in := range batch {
 		if !h.stored(c, in, now, res[i].Next, res[i].Err) {
 			return false

@@ -227,14 +227,7 @@ func (t timedStore) AppendOutput(ctx context.Context, runID, machine string, c s
 // one observation, under append_output_batch.
 func (t timedStore) AppendOutputBatch(ctx context.Context, batch []store.Append) []store.AppendResult {
 	defer t.time("append_output_batch", time.Now())
-	if b, ok := t.Store.(store.Batcher); ok {
-		return b.AppendOutputBatch(ctx, batch)
-	}
-	out := make([]store.AppendResult, len(batch))
-	for i, a := range batch {
-		out[i].Next, out[i].Err = t.Store.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
-	}
-	return out
+	return store.AppendBatch(ctx, t.Store, batch)
 }
 
 var _ store.Batcher = timedStore{}

@@ -244,14 +244,7 @@ func (s *hostedStore) AppendOutput(ctx context.Context, runID, machine string, c
 func (s *hostedStore) AppendOutputBatch(ctx context.Context, batch []store.Append) []store.AppendResult {
 	var res []store.AppendResult
 	_, err := s.callStore(ctx, func(st store.Store, _ int) error {
-		if b, ok := st.(store.Batcher); ok {
-			res = b.AppendOutputBatch(ctx, batch)
-		} else {
-			res = make([]store.AppendResult, len(batch))
-			for i, a := range batch {
-				res[i].Next, res[i].Err = st.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
-			}
-		}
+		res = store.AppendBatch(ctx, st, batch)
 		for _, r := range res {
 			if r.Err != nil {
 				// The first failure decides whether the host retries.

@@ -23,6 +23,21 @@ type Batcher interface {
 	AppendOutputBatch(ctx context.Context, batch []Append) []AppendResult
 }
 
+// AppendBatch appends batch to s: in one call when s is a Batcher, else
+// chunk by chunk, in order. It is what a layer over a store (an adapter,
+// a wrapper) does with a batch, so that batches reach the store beneath
+// it whole.
+func AppendBatch(ctx context.Context, s Store, batch []Append) []AppendResult {
+	if b, ok := s.(Batcher); ok {
+		return b.AppendOutputBatch(ctx, batch)
+	}
+	out := make([]AppendResult, len(batch))
+	for i, a := range batch {
+		out[i].Next, out[i].Err = s.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
+	}
+	return out
+}
+
 // MachineChange is one UpdateMachine call of a batch.
 type MachineChange struct {
 	RunID   string

@@ -123,21 +123,15 @@ func (l *lazy) AppendOutput(ctx context.Context, runID, machine string, c Chunk)
 
 // AppendOutputBatch uses the opened store's batches, or appends one by one.
 func (l *lazy) AppendOutputBatch(ctx context.Context, batch []Append) []AppendResult {
-	out := make([]AppendResult, len(batch))
 	s, err := l.get()
 	if err != nil {
+		out := make([]AppendResult, len(batch))
 		for i := range out {
 			out[i].Err = err
 		}
 		return out
 	}
-	if b, ok := s.(Batcher); ok {
-		return b.AppendOutputBatch(ctx, batch)
-	}
-	for i, a := range batch {
-		out[i].Next, out[i].Err = s.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
-	}
-	return out
+	return AppendBatch(ctx, s, batch)
 }
 
 // UpdateMachines uses the opened store's batches, or updates side by side.

@@ -157,7 +157,7 @@ func (s *GRPCServer) AppendOutput(stream storepb.Store_AppendOutputServer) error
 				appends[i].Chunk = goChunk(c)
 			}
 		}
-		results := s.appendBatch(ctx, appends)
+		results := AppendBatch(ctx, s.Impl, appends)
 		res := &storepb.AppendResults{Results: make([]*storepb.AppendResult, len(items))}
 		for i, it := range items {
 			r := &storepb.AppendResult{Id: it.GetId(), Next: results[i].Next}
@@ -172,19 +172,6 @@ func (s *GRPCServer) AppendOutput(stream storepb.Store_AppendOutputServer) error
 			return fmt.Errorf("answer an output batch: %w", err)
 		}
 	}
-}
-
-// appendBatch commits a batch in one transaction when the store can,
-// else chunk by chunk.
-func (s *GRPCServer) appendBatch(ctx context.Context, batch []Append) []AppendResult {
-	if b, ok := s.Impl.(Batcher); ok {
-		return b.AppendOutputBatch(ctx, batch)
-	}
-	out := make([]AppendResult, len(batch))
-	for i, a := range batch {
-		out[i].Next, out[i].Err = s.Impl.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
-	}
-	return out
 }
 
 // ReadOutput implements the gRPC service.
