@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
 // Spool sizes. The memory limit bounds what a run holds in RAM while the
@@ -17,10 +19,10 @@ const (
 	// chunkMax is the most a pipe read takes, and the most an unsent chunk
 	// grows to when small writes are merged. A chunk is a frame, a store
 	// item and an ack, whatever its size, so a chatty job's output goes
-	// in chunks as large as a pipe holds (64 KiB on Linux by default)
-	// rather than the 32 KiB it was. The core holds up to 64 frames a
-	// connection ahead of the store, so no larger.
-	chunkMax = 64 << 10
+	// in chunks as large as a pipe holds (wire.MaxOutputChunk) rather
+	// than the 32 KiB it was. The core holds up to 64 frames a connection
+	// ahead of the store, so no larger.
+	chunkMax = wire.MaxOutputChunk
 )
 
 // chunk is one sequenced piece of output. Chunk i of spool.chunks has seq

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/saltpeter/saltpeter/sdk/wire"
 )
 
 // TestOutputCapKeepsHeadAndTail: a job prints 1,200,000 bytes under a cap
@@ -21,7 +23,7 @@ func TestOutputCapKeepsHeadAndTail(t *testing.T) {
 	const (
 		lines    = 100000 // "line 000001\n" … "line 100000\n", 12 bytes each
 		capBytes = 256 << 10
-		chunkMax = 64 << 10 // the wrapper's largest chunk
+		chunkMax = wire.MaxOutputChunk
 	)
 	c := startCore(t, coreBlock("")+`store "sqlite" {
   max_output_per_machine = "256KiB"

@@ -399,12 +399,12 @@ var scratchPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxPooledScratch is the largest buffer kept for the next frame: one
 // grown by a rare frame of megabytes is left to the collector. It holds a
-// wrapper's largest output chunk (64 KiB and the frame's header, for
-// which the buffer doubles to 128 KiB) with room to spare: a frame larger
-// than the pooled buffers is read into buffers grown from 512 bytes, each
-// allocated, cleared and copied into, which cost the core more than the
-// rest of its work on the chunk.
-const maxPooledScratch = 256 << 10
+// wrapper's largest output chunk (wire.MaxOutputChunk and the frame's
+// header, for which the buffer doubles to twice the chunk) with room to
+// spare: a frame larger than the pooled buffers is read into buffers
+// grown from 512 bytes, each allocated, cleared and copied into, which
+// cost the core more than the rest of its work on the chunk.
+const maxPooledScratch = 4 * wire.MaxOutputChunk
 
 // readFrame reads one message, up to one byte more than a frame may have
 // (classify refuses it then).

@@ -36,7 +36,7 @@ func (t Term) String() string {
 // DefaultChunk is the output frame size when the command names none: the
 // real wrapper's largest chunk, so that a fake job's output costs the core
 // as many frames as a real one's.
-const DefaultChunk = 64 << 10
+const DefaultChunk = wire.MaxOutputChunk
 
 // MaxChunk bounds chunk=, well inside the core's frame limit.
 const MaxChunk = 4 << 20

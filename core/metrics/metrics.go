@@ -221,10 +221,10 @@ func (t timedStore) AppendOutput(ctx context.Context, runID, machine string, c s
 	return t.Store.AppendOutput(ctx, runID, machine, c)
 }
 
-// AppendOutputBatch keeps the store's batches through the wrapper: the
-// hub batches a connection's output only when its store is a Batcher, and
-// a wrapper that hid it cost every chunk a commit of its own. A batch is
-// one observation, under append_output_batch.
+// AppendOutputBatch keeps the hub's batches whole through the wrapper: a
+// batch reaches a store whole only through Batchers all the way down, and
+// this wrapper once hid it, which cost every chunk a commit of its own. A
+// batch is one observation, under append_output_batch.
 func (t timedStore) AppendOutputBatch(ctx context.Context, batch []store.Append) []store.AppendResult {
 	defer t.time("append_output_batch", time.Now())
 	return store.AppendBatch(ctx, t.Store, batch)

@@ -119,9 +119,9 @@ func (b *batching) AppendOutputBatch(ctx context.Context, batch []store.Append) 
 	return out
 }
 
-// The hub batches a connection's output only through a store.Batcher:
-// the timing wrapper must be one, passing batches on whole to a store
-// that takes them and chunk by chunk to one that does not.
+// A batch of the hub's reaches the store whole only through Batchers: the
+// timing wrapper must be one, passing batches on whole to a store that
+// takes them and chunk by chunk to one that does not.
 func TestStoreKeepsBatches(t *testing.T) {
 	for _, tc := range []struct {
 		name        string

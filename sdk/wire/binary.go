@@ -17,6 +17,12 @@ const (
 // the stream byte and the 8-byte big-endian seq.
 const BinaryHeaderBytes = binaryHeader
 
+// MaxOutputChunk is the most output data saltpeter-wrapper puts in one
+// frame: as much as a Linux pipe holds by default, so one read of the
+// job's pipe. The core takes larger frames (up to MaxFrameBytes); the
+// core's read buffers and the load generator are sized after this one.
+const MaxOutputChunk = 64 << 10
+
 const binaryHeader = 9
 
 // ErrShortBinary is returned for a binary frame too short for its header.
