@@ -3,7 +3,8 @@
 # every .proto under sdk/ with pinned generators.
 #
 # protoc itself comes from the system (Debian: apt-get install
-# protobuf-compiler, which ships libprotoc 3.21.12); the Go generators are
+# protobuf-compiler libprotobuf-dev: libprotoc 3.21.12 and the well-known
+# types the store's proto imports); the Go generators are
 # installed at the pinned versions below into $(PROTO_TOOLS_BIN), which is
 # under the git-ignored bin/. sdk/target/proto_test.go reads these version
 # variables and fails when the checked-in code is stale.
