@@ -337,8 +337,10 @@ func (s *Store) machineWrite(ctx context.Context, runID, machine string, u store
 			args = append(args, false, nil)
 		}
 	}
-	args = append(args, runID, machine)
-	return func(tx *sql.Tx) error {
+	args = append(args, runID, machine, u.OnlyIfNotFinal)
+	// why reads the machine to say why it was not (or is not to be)
+	// updated: not there, or final when u says only if not.
+	why := func(tx *sql.Tx) error {
 		row, err := s.machineRow(ctx, tx, runID, machine)
 		if err != nil {
 			return fmt.Errorf("update machine: %w", err)
@@ -346,16 +348,37 @@ func (s *Store) machineWrite(ctx context.Context, runID, machine string, u store
 		if u.OnlyIfNotFinal && store.Final(row.status) {
 			return fmt.Errorf("update machine %s of run %s (%s): %w", machine, runID, row.status, store.ErrFinal)
 		}
-		if e.err != nil {
-			return fmt.Errorf("update machine %s of run %s: %w", machine, runID, e.err)
-		}
-		if len(st.cols) == 0 {
+		return nil
+	}
+	return func(tx *sql.Tx) error {
+		if e.err != nil || len(st.cols) == 0 {
+			// Nothing to write: the machine's absence or finality is
+			// still the answer, before a bad value's.
+			if err := why(tx); err != nil {
+				return err
+			}
+			if e.err != nil {
+				return fmt.Errorf("update machine %s of run %s: %w", machine, runID, e.err)
+			}
 			return nil
 		}
-		if _, err := s.wq.exec(ctx, tx, updateMachineSQL, args...); err != nil {
+		// The common case is one statement: the read that would tell why
+		// nothing was updated is made only when nothing was.
+		res, err := s.wq.exec(ctx, tx, updateMachineSQL, args...)
+		if err != nil {
 			return fmt.Errorf("update machine %s of run %s: %w", machine, runID, s.dbErr(ctx, err))
 		}
-		return nil
+		switch n, err := res.RowsAffected(); {
+		case err != nil:
+			return fmt.Errorf("update machine %s of run %s: %w", machine, runID, s.dbErr(ctx, err))
+		case n > 0:
+			return nil
+		}
+		if err := why(tx); err != nil {
+			return err
+		}
+		// Not expected: the transaction sees the machine, not final.
+		return fmt.Errorf("update machine %s of run %s: no row updated", machine, runID)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
 // Prepared statements. The driver parses a statement's SQL text every
@@ -57,7 +59,11 @@ var machineSetCols = []string{"status", "exit_code", "reason", "signal_name", "e
 
 // updateMachineSQL sets each of machineSetCols whose flag is true to its
 // value (NULL included), leaving the others as they are, in the machine
-// (run_id, machine) last: one text for every MachineUpdate. No index,
+// (run_id, machine) given after them, and, when the last parameter is
+// true, only if that machine is not final (store.Final: the statuses of
+// a machine still in flight are the IN list): one text for every
+// MachineUpdate, and one statement, the guard in its WHERE rather than a
+// read before it. No index,
 // trigger, generated column or foreign key's parent key of machines
 // covers these columns, so naming one unchanged costs no more than the
 // row rewrite SQLite does anyway.
@@ -70,7 +76,9 @@ var updateMachineSQL = func() string {
 		}
 		fmt.Fprintf(&b, "%s = CASE WHEN ?%d THEN ?%d ELSE %s END", col, 2*i+1, 2*i+2, col)
 	}
-	fmt.Fprintf(&b, " WHERE run_id = ?%d AND machine = ?%d", 2*len(machineSetCols)+1, 2*len(machineSetCols)+2)
+	n := 2 * len(machineSetCols)
+	fmt.Fprintf(&b, " WHERE run_id = ?%d AND machine = ?%d AND (NOT ?%d OR status IN ('%s', '%s', ''))",
+		n+1, n+2, n+3, store.StatusPending, store.StatusRunning)
 	return b.String()
 }()
 

@@ -267,6 +267,7 @@ func testUpdateMachine(t *testing.T, s store.Store) {
 					t.Errorf("a refused update changed the machine: %+v", m)
 				}
 			}},
+		{"final refuses with nothing to set", "r1", "a", store.MachineUpdate{OnlyIfNotFinal: true}, store.ErrFinal, nil},
 		{"late beside", "r1", "a", store.MachineUpdate{LateExitCode: ptr(0), LateReason: ptr("exit"),
 			SignalName: ptr(""), Error: ptr("")}, nil,
 			func(t *testing.T, m store.Machine) {
