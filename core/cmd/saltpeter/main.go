@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/saltpeter/saltpeter/core/cli"
+	"github.com/saltpeter/saltpeter/core/gcfloor"
 	"github.com/saltpeter/saltpeter/core/sysmon"
 )
 
@@ -19,6 +20,9 @@ func main() {
 		if err := sysmon.Awake(); err != nil {
 			fmt.Fprintf(os.Stderr, "saltpeter: %v; running with the runtime's defaults\n", err)
 		}
+		// Their collector waits for a heap worth collecting (see
+		// core/gcfloor), unless GOGC says otherwise.
+		gcfloor.Floor(gcfloor.Default)
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 }
