@@ -237,21 +237,36 @@ func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) 
 	setIf(&st, "killed_at", u.KilledAt, e.tp)
 	var q string
 	if len(st.cols) > 0 {
-		// Run as text, parsed each time: naming a column that is not set
+		// The columns set, and no other: naming a column that is not set
 		// would rewrite the runs indexes over it (status, sort_at and
-		// active are indexed); see updateMachineSQL.
+		// active are indexed); see updateMachineSQL. The texts are a few
+		// (a run's end, a kill, a queued run's start), each prepared the
+		// first time it comes, before the transaction (the writer has one
+		// connection); one that cannot be runs as text.
 		q = "UPDATE runs SET " + strings.Join(st.cols, ", ") + " WHERE id = ?"
+		_ = s.wq.prepare(ctx, q)
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if err := s.runExists(ctx, s.wq, tx, runID); err != nil {
-			return fmt.Errorf("update run: %w", err)
+		if q == "" || e.err != nil {
+			if err := s.runExists(ctx, s.wq, tx, runID); err != nil {
+				return fmt.Errorf("update run: %w", err)
+			}
 		}
 		if e.err != nil {
 			return fmt.Errorf("update run %s: %w", runID, e.err)
 		}
 		if q != "" {
-			if _, err := s.wq.exec(ctx, tx, q, append(st.args[:len(st.args):len(st.args)], runID)...); err != nil {
+			// The update finds the run or says it is not there: no read
+			// before it.
+			res, err := s.wq.exec(ctx, tx, q, append(st.args[:len(st.args):len(st.args)], runID)...)
+			if err != nil {
 				return fmt.Errorf("update run %s: %w", runID, s.dbErr(ctx, err))
+			}
+			switch n, err := res.RowsAffected(); {
+			case err != nil:
+				return fmt.Errorf("update run %s: %w", runID, s.dbErr(ctx, err))
+			case n == 0:
+				return fmt.Errorf("update run: run %s: %w", runID, store.ErrNotFound)
 			}
 		}
 		if u.AddAction != nil {
