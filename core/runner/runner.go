@@ -87,7 +87,11 @@ type Config struct {
 	// DeadmanInterval is how often the jobs' expect blocks are checked;
 	// default 1m.
 	DeadmanInterval time.Duration
-	Now             func() time.Time
+	// PlanWait is how long a run's start waits for its target to resolve
+	// its machines, so as to record them with the run (see start);
+	// default 100ms.
+	PlanWait time.Duration
+	Now      func() time.Time
 }
 
 // Runner carries firings and operator requests to the hub and the store.
@@ -168,6 +172,9 @@ func New(cfg Config, conf *config.Config) *Runner {
 	}
 	if cfg.DispatchConcurrency <= 0 {
 		cfg.DispatchConcurrency = 32
+	}
+	if cfg.PlanWait <= 0 {
+		cfg.PlanWait = defaultPlanWait
 	}
 	if cfg.Publish == nil {
 		cfg.Publish = func(events.Event) {}
@@ -409,7 +416,7 @@ func (r *Runner) redispatch(ctx context.Context, job *config.Job, run store.Run,
 		return
 	}
 	r.log.Info("dispatching a run the previous core recorded but did not dispatch", "job", run.Job, "run_id", run.ID)
-	r.dispatch(ctx, job, spec, a, skip, connectDeadline, outputCap)
+	r.dispatch(ctx, job, spec, a, skip, connectDeadline, outputCap, nil, false)
 }
 
 // do runs f on the loop and waits for it.
@@ -740,6 +747,33 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string
 	if trigger != store.TriggerManual {
 		a.jitter = job.Jitter
 	}
+	// A run that dispatches at once is recorded with its machines, one
+	// store write rather than two, when the target resolves them within
+	// Config.PlanWait; one that takes longer (a salt master asked) is recorded
+	// without, and dispatch adds them once they come.
+	outputCap := conf.StoreOrDefault().MaxOutputPerMachine
+	var mp *machinePlan
+	var planned chan machinePlan
+	if !a.queued {
+		planned = make(chan machinePlan, 1)
+		pctx := context.WithoutCancel(ctx)
+		r.work.Add(1)
+		go func() {
+			defer r.work.Done()
+			planned <- r.planMachines(pctx, job, a, skip, outputCap)
+		}()
+		wait := time.NewTimer(r.cfg.PlanWait)
+		select {
+		case p := <-planned:
+			mp = &p
+		case <-wait.C:
+		}
+		wait.Stop()
+	}
+	withMachines := mp != nil && mp.fail == ""
+	if withMachines {
+		run.Machines = mp.rows
+	}
 	if trigger == store.TriggerManual {
 		err = r.cfg.Store.CreateRun(ctx, run)
 	} else {
@@ -763,12 +797,22 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string
 		if a.queued && !r.waitTurn(dctx, job.Name, a) {
 			return
 		}
-		r.dispatch(dctx, job, spec, a, skip, conf.Core.ConnectDeadline, conf.StoreOrDefault().MaxOutputPerMachine)
+		if mp == nil && planned != nil {
+			p := <-planned
+			mp = &p
+		}
+		r.dispatch(dctx, job, spec, a, skip, conf.Core.ConnectDeadline, outputCap, mp, withMachines)
 		r.markDispatched(job.Name, a.id)
 		r.finalize(dctx, a.id)
 	}()
 	return nil
 }
+
+// defaultPlanWait is Config.PlanWait's default: a target that resolves
+// from its configuration (local, ssh, sim) answers in well under a
+// millisecond, and one that asks elsewhere (a salt master) delays the
+// record of its runs by no more than this.
+const defaultPlanWait = 100 * time.Millisecond
 
 // queuedRunReason is the reason a queued run shows until it dispatches.
 func queuedRunReason(overlap string) string {
@@ -900,26 +944,31 @@ type plan struct {
 	jitter time.Duration
 }
 
-// dispatch resolves the job's machines and starts a wrapper on each, a
-// batch at a time. Machines of later batches are recorded queued (see
-// hub.QueuedPrefix), so that a core stopping between batches leaves them
-// to the next core rather than losing them.
-func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, a *activeRun, skip map[string]bool, connectDeadline time.Duration, outputCap int64) {
-	log := r.log.With("job", job.Name, "run_id", a.id)
+// machinePlan is a run's machines as dispatch records and launches them:
+// the target's, those under maintenance left out (left), then
+// number_of_targets picked, in batches; or why the run fails before any
+// is launched.
+type machinePlan struct {
+	tgt      target.Target
+	protocol int
+	batches  [][]string
+	rows     []store.Machine
+	fail     string
+}
+
+// planMachines resolves the job's machines and makes their rows.
+func (r *Runner) planMachines(ctx context.Context, job *config.Job, a *activeRun, skip map[string]bool, outputCap int64) machinePlan {
 	tgt, err := r.cfg.Targets.Target(ctx, job.Target.Plugin)
 	if err != nil {
-		r.failRun(ctx, a.id, fmt.Sprintf("target plugin %s: %v", job.Target.Plugin, err))
-		return
+		return machinePlan{fail: fmt.Sprintf("target plugin %s: %v", job.Target.Plugin, err)}
 	}
 	machines, err := tgt.Resolve(ctx, target.ResolveRequest{Job: job.Name, Args: job.Target.Args})
 	if err != nil {
-		r.failRun(ctx, a.id, fmt.Sprintf("resolve targets: %v", err))
-		return
+		return machinePlan{fail: fmt.Sprintf("resolve targets: %v", err)}
 	}
 	machines = dedupe(machines)
 	if len(machines) == 0 {
-		r.failRun(ctx, a.id, "no machines")
-		return
+		return machinePlan{fail: "no machines"}
 	}
 	// Machines under maintenance are left out, before number_of_targets
 	// picks among the others, and shown in the run as skipped.
@@ -959,11 +1008,33 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 			Reason: "maintenance", StartedAt: now, FinishedAt: now})
 	}
 	if len(left) > 0 {
-		log.Info("machines under maintenance left out", "machines", strings.Join(left, " "))
+		r.log.Info("machines under maintenance left out", "job", job.Name, "run_id", a.id, "machines", strings.Join(left, " "))
 	}
-	if err := r.cfg.Store.AddMachines(ctx, a.id, rows); err != nil {
-		r.failRun(ctx, a.id, fmt.Sprintf("record machines: %v", err))
+	return machinePlan{tgt: tgt, protocol: protocol, batches: batches, rows: rows}
+}
+
+// dispatch starts a wrapper on each of the run's machines, a batch at a
+// time, planning them first unless plan is given (see start). Machines of
+// later batches are recorded queued (see hub.QueuedPrefix), so that a
+// core stopping between batches leaves them to the next core rather than
+// losing them. recorded says the plan's rows were stored with the run.
+func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, a *activeRun, skip map[string]bool, connectDeadline time.Duration, outputCap int64,
+	mp *machinePlan, recorded bool) {
+	log := r.log.With("job", job.Name, "run_id", a.id)
+	if mp == nil {
+		planned := r.planMachines(ctx, job, a, skip, outputCap)
+		mp, recorded = &planned, false
+	}
+	if mp.fail != "" {
+		r.failRun(ctx, a.id, mp.fail)
 		return
+	}
+	tgt, protocol, batches, rows := mp.tgt, mp.protocol, mp.batches, mp.rows
+	if !recorded {
+		if err := r.cfg.Store.AddMachines(ctx, a.id, rows); err != nil {
+			r.failRun(ctx, a.id, fmt.Sprintf("record machines: %v", err))
+			return
+		}
 	}
 	r.track(ctx, a.id, job.Name, a.success, rows)
 	// The hub's timeout is the spec's: a run redispatched after a restart

@@ -68,10 +68,20 @@ type fakeTarget struct {
 	// inflight and most count them meanwhile.
 	hold           chan struct{}
 	inflight, most atomic.Int32
+	// resolveHold, when set, keeps Resolve from answering until closed;
+	// resolveErr is its answer when set.
+	resolveHold chan struct{}
+	resolveErr  error
 }
 
 func (f *fakeTarget) Configure(context.Context, []byte) error { return nil }
 func (f *fakeTarget) Resolve(context.Context, target.ResolveRequest) ([]string, error) {
+	if f.resolveHold != nil {
+		<-f.resolveHold
+	}
+	if f.resolveErr != nil {
+		return nil, f.resolveErr
+	}
 	return f.machines, nil
 }
 func (f *fakeTarget) Dispatch(_ context.Context, req target.DispatchRequest) (target.DispatchResult, error) {
@@ -126,8 +136,12 @@ type fixture struct {
 	hub   *fakeHub
 	tgt   *fakeTarget
 	store *memory.Store
-	kills *killq.Queue
-	sched *fakeScheduler
+	// adds counts the runner's AddMachines calls.
+	adds atomic.Int32
+	// planWait is the runner's Config.PlanWait (0: its default).
+	planWait time.Duration
+	kills    *killq.Queue
+	sched    *fakeScheduler
 	// firings reaches the running runner as the scheduler would.
 	firings chan<- schedule.Firing
 	// notified counts the runner's calls of Notified.
@@ -173,9 +187,10 @@ func (f *fixture) start(t *testing.T, jobs ...*config.Job) {
 		j.Target.Plugin = "fake"
 	}
 	conf := &config.Config{Jobs: jobs, Core: config.Core{HeartbeatInterval: 5 * time.Second, ConnectDeadline: time.Minute}}
-	r := New(Config{Logger: hclog.NewNullLogger(), Store: f.store, Hub: f.hub, Targets: fakeTargets{f.tgt},
+	r := New(Config{Logger: hclog.NewNullLogger(), Store: addCountingStore{f.store, &f.adds}, Hub: f.hub, Targets: fakeTargets{f.tgt},
 		Tokens: fakeTokens{}, Kills: f.kills, Scheduler: f.sched, URLs: []string{"ws://core:8080/ws", "ws://core2:8080/ws"},
-		CoreURL: "http://core:8080", DeadmanInterval: 20 * time.Millisecond, Notified: func() { f.notified.Add(1) }}, conf)
+		CoreURL: "http://core:8080", DeadmanInterval: 20 * time.Millisecond, PlanWait: f.planWait,
+		Notified: func() { f.notified.Add(1) }}, conf)
 	f.r = r
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -348,6 +363,85 @@ func TestOverlap(t *testing.T) {
 	}
 	if _, err := f.r.RunNow(ctx, "nope", "a"); !errors.Is(err, control.ErrUnknownJob) {
 		t.Fatalf("unknown job: %v", err)
+	}
+}
+
+// addCountingStore counts AddMachines calls.
+type addCountingStore struct {
+	*memory.Store
+	adds *atomic.Int32
+}
+
+func (s addCountingStore) AddMachines(ctx context.Context, runID string, machines []store.Machine) error {
+	s.adds.Add(1)
+	return s.Store.AddMachines(ctx, runID, machines)
+}
+
+// TestRunRecordedWithItsMachines: a run whose target resolves its
+// machines within PlanWait is recorded with them, in one store write; one
+// whose target takes longer is recorded without, and gets them once they
+// come; one whose target fails is recorded and fails with why. (The
+// runner waits a minute here, so that a loaded machine's slow goroutine
+// does not pass for a slow target; the slow one holds until told.)
+func TestRunRecordedWithItsMachines(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		slow bool
+		fail error
+		// adds is the AddMachines calls the run takes.
+		adds int32
+	}{
+		{name: "resolved at once", adds: 0},
+		{name: "resolved late", slow: true, adds: 1},
+		{name: "resolve fails", fail: errors.New("salt master away"), adds: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newIdleFixture()
+			f.planWait = time.Minute
+			f.tgt.resolveErr = tc.fail
+			if tc.slow {
+				f.tgt.resolveHold = make(chan struct{})
+				f.planWait = 50 * time.Millisecond
+			}
+			f.start(t, &config.Job{Name: "j", Command: "x"})
+			ctx := context.Background()
+			id, err := f.r.RunNow(ctx, "j", "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// RunNow returns once the run is recorded.
+			run, err := f.store.GetRun(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.fail != nil:
+				run = waitRunStatus(t, f.store, id)
+				if run.Status != store.StatusError || !strings.Contains(run.Reason, "resolve targets: salt master away") {
+					t.Fatalf("run %s (%q), want error for the resolve", run.Status, run.Reason)
+				}
+			case tc.slow:
+				if len(run.Machines) != 0 {
+					t.Fatalf("run recorded with %d machines before its target resolved them", len(run.Machines))
+				}
+				close(f.tgt.resolveHold)
+				f.dispatches(t, 2)
+			default:
+				if len(run.Machines) != 2 {
+					t.Fatalf("run recorded with %d machines, want its 2", len(run.Machines))
+				}
+				f.dispatches(t, 2)
+			}
+			if tc.fail == nil {
+				f.awaitDispatched(t, id)
+				if ms := f.machines(t, id); len(ms) != 2 {
+					t.Fatalf("machines %v, want a and b", ms)
+				}
+			}
+			if got := f.adds.Load(); got != tc.adds {
+				t.Errorf("%d AddMachines calls, want %d", got, tc.adds)
+			}
+		})
 	}
 }
 
