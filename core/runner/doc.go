@@ -11,5 +11,7 @@
 // through a channel, and slow work (store writes, plugin calls) happens
 // outside it. The tally is what makes a machine's end cost the runner
 // O(1): the whole run is read from the store once, when its last machine
-// ended, to record its result.
+// ended, to record its result. A run's machines are resolved beside its
+// record and stored with it, one write, when the target answers within
+// Config.PlanWait (see start).
 package runner
