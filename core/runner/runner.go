@@ -754,8 +754,8 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string
 	}
 	// A run that dispatches at once is recorded with its machines, one
 	// store write rather than two, when the target resolves them within
-	// Config.PlanWait; one that takes longer (a salt master asked) is recorded
-	// without, and dispatch adds them once they come.
+	// Config.PlanWait; one that takes longer (a salt master asked) is
+	// recorded without, and dispatch adds them once they come.
 	outputCap := conf.StoreOrDefault().MaxOutputPerMachine
 	var mp *machinePlan
 	var planned chan machinePlan
@@ -950,9 +950,9 @@ type plan struct {
 }
 
 // machinePlan is a run's machines as dispatch records and launches them:
-// the target's, those under maintenance left out (left), then
-// number_of_targets picked, in batches; or why the run fails before any
-// is launched.
+// the target's, those under maintenance left out (their rows say
+// skipped), number_of_targets picked among the rest, in batches; or why
+// the run fails before any is launched.
 type machinePlan struct {
 	tgt      target.Target
 	protocol int
@@ -1019,10 +1019,10 @@ func (r *Runner) planMachines(ctx context.Context, job *config.Job, a *activeRun
 }
 
 // dispatch starts a wrapper on each of the run's machines, a batch at a
-// time, planning them first unless plan is given (see start). Machines of
+// time, planning them first unless mp is given (see start). Machines of
 // later batches are recorded queued (see hub.QueuedPrefix), so that a
 // core stopping between batches leaves them to the next core rather than
-// losing them. recorded says the plan's rows were stored with the run.
+// losing them. recorded says mp's rows were stored with the run.
 func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, a *activeRun, skip map[string]bool, connectDeadline time.Duration, outputCap int64,
 	mp *machinePlan, recorded bool) {
 	log := r.log.With("job", job.Name, "run_id", a.id)
