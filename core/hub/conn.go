@@ -96,10 +96,12 @@ type conn struct {
 	lastSeen     atomic.Int64 // unix nanoseconds of the last frame
 	log          hclog.Logger
 
-	// frames are read and not handled yet, in order; handling is set
-	// while a frame is being handled, by the reader or by a handler
-	// goroutine (see handleFrames), which handlers counts; ended is
-	// closed when the handling ended the connection.
+	// frames are read and not handled yet, in order (nil until the
+	// reader first queues one; only the reader sets it, before it starts
+	// the handler that reads it); handling is set while a frame is being
+	// handled, by the reader or by a handler goroutine (see
+	// handleFrames), which handlers counts; ended is closed when the
+	// handling ended the connection.
 	frames   chan *inbound
 	handling atomic.Bool
 	handlers sync.WaitGroup
@@ -277,7 +279,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &conn{
 		ws: ws, br: ow.br, send: make(chan *outFrame, h.cfg.SendBuffer), quit: make(chan struct{}),
 		log: h.log.With("remote_addr", r.RemoteAddr), writeTimeout: h.cfg.WriteTimeout,
-		frames: make(chan *inbound, frameQueue), ended: make(chan struct{}),
+		ended:  make(chan struct{}),
 		bindBy: time.Now().Add(h.cfg.BindTimeout),
 	}
 	c.lastSeen.Store(now.UnixNano())
@@ -375,6 +377,11 @@ func (h *Hub) readOne(c *conn) bool {
 		c.handlers.Add(1)
 		go h.handleFrames(c)
 	}
+	if c.frames == nil {
+		// Made by the reader, once, before it starts a handler: most
+		// connections never queue a frame (see frameQueue).
+		c.frames = make(chan *inbound, frameQueue)
+	}
 	select {
 	case c.frames <- &in:
 		if frameQueued != nil {
@@ -432,7 +439,9 @@ var frameQueued func()
 
 // frameQueue bounds the frames read ahead of their handling; a wrapper
 // that sends faster than the store commits waits in its own spool. The
-// queue holds pointers: an idle connection keeps its buffer (2 KiB).
+// queue is made when a connection first queues a frame (output, or a
+// frame read while a handler runs): an idle connection, whose heartbeats
+// the reader handles itself, never has one (600 bytes of heap each).
 const frameQueue = 64
 
 // maxBatch bounds the output chunks stored in one batch.
