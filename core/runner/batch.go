@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/saltpeter/saltpeter/core/events"
@@ -53,12 +54,14 @@ var batchWaiting func(runID string, batch []string)
 // nil to go on.
 //
 // The store is what it decides on, but it reads the whole run only when
-// the machines reported final since its last read (MachineFinal counts
-// them) may have changed the answer: once as many as the batch had left,
-// or as many failures as abort_after_failures had left. Reading it on
-// every machine's end would cost a run of n machines n reads of n rows.
-// A kill is seen at the next read; the run's machines being killed is
-// what usually brings it.
+// the machines reported final since its last read (a.ends lists them)
+// may have changed the answer: once every machine of the batch that read
+// found open was reported, or as many of the open ones failed as
+// abort_after_failures had left. Reading it on every machine's end would
+// cost a run of n machines n reads of n rows; a report of a machine the
+// read already found final (the hub stores a result before it reports
+// it) counts for nothing. A kill is seen at the next read; the run's
+// machines being killed is what usually brings it.
 func (r *Runner) awaitBatch(ctx context.Context, a *activeRun, batch []string, abortAfter int) error {
 	in := make(map[string]bool, len(batch))
 	for _, m := range batch {
@@ -67,9 +70,9 @@ func (r *Runner) awaitBatch(ctx context.Context, a *activeRun, batch []string, a
 	tick := time.NewTicker(batchRecheck)
 	defer tick.Stop()
 	for {
-		// Loaded before the read: a machine ending in between is counted
-		// twice, which only makes the next read come sooner.
-		finals, failures := a.finals.Load(), a.failures.Load()
+		// Emptied before the read: what is reported from here on is
+		// weighed against what the read finds.
+		a.ends.take()
 		run, err := r.cfg.Store.GetRun(ctx, a.id)
 		if err != nil {
 			return fmt.Errorf("the run could not be read: %w", err)
@@ -79,16 +82,21 @@ func (r *Runner) awaitBatch(ctx context.Context, a *activeRun, batch []string, a
 				return errors.New("the run was killed")
 			}
 		}
-		var left, failed int64
+		// open: the run's machines not final, each true when of the batch.
+		open := make(map[string]bool)
+		var left, failed int
 		for _, m := range run.Machines {
-			if failedStatus(m.Status) {
+			switch {
+			case failedStatus(m.Status):
 				failed++
-			}
-			if in[m.Machine] && !store.Final(m.Status) {
-				left++
+			case !store.Final(m.Status):
+				open[m.Machine] = in[m.Machine]
+				if in[m.Machine] {
+					left++
+				}
 			}
 		}
-		if abortAfter > 0 && failed >= int64(abortAfter) {
+		if abortAfter > 0 && failed >= abortAfter {
 			return fmt.Errorf("abort_after_failures = %d reached: %d machines failed", abortAfter, failed)
 		}
 		if left == 0 {
@@ -97,15 +105,24 @@ func (r *Runner) awaitBatch(ctx context.Context, a *activeRun, batch []string, a
 		if batchWaiting != nil {
 			batchWaiting(a.id, batch)
 		}
-		worth := func() bool {
-			return a.finals.Load()-finals >= left ||
-				(abortAfter > 0 && a.failures.Load()-failures >= int64(abortAfter)-failed)
-		}
 	wait:
 		for {
 			select {
 			case <-a.changed:
-				if worth() {
+				for _, e := range a.ends.take() {
+					ofBatch, ok := open[e.machine]
+					if !ok {
+						continue // final at the read, or counted already
+					}
+					delete(open, e.machine)
+					if ofBatch {
+						left--
+					}
+					if e.failed {
+						failed++
+					}
+				}
+				if left == 0 || (abortAfter > 0 && failed >= abortAfter) {
 					break wait
 				}
 			case <-tick.C:
@@ -115,6 +132,40 @@ func (r *Runner) awaitBatch(ctx context.Context, a *activeRun, batch []string, a
 			}
 		}
 	}
+}
+
+// endLog lists a run's machines reported final, for a dispatch waiting
+// for a batch (awaitBatch), which takes them. It lists nothing until one
+// first takes, so that a run without batches keeps no list.
+type endLog struct {
+	mu     sync.Mutex
+	listed bool
+	ends   []machineEnd
+}
+
+// machineEnd is a machine reported final, and whether it failed.
+type machineEnd struct {
+	machine string
+	failed  bool
+}
+
+func (l *endLog) add(machine string, failed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.listed {
+		l.ends = append(l.ends, machineEnd{machine, failed})
+	}
+}
+
+// take returns the machines listed since the last take, and lists from
+// now on.
+func (l *endLog) take() []machineEnd {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.listed = true
+	ends := l.ends
+	l.ends = nil
+	return ends
 }
 
 // failedStatus reports whether a final machine status counts as a failure

@@ -141,11 +141,11 @@ type activeRun struct {
 	// success is the job's success policy when the run started.
 	success string
 	// changed is poked when one of the run's machines became final, for
-	// a dispatch waiting for a batch to finish; finals and failures count
-	// those machines (each once), and those of them that failed, so that
-	// it need not read the run on every poke (see awaitBatch).
-	changed          chan struct{}
-	finals, failures atomic.Int64
+	// a dispatch waiting for a batch to finish; ends lists those machines
+	// for it, so that it need not read the run on every poke (see
+	// awaitBatch).
+	changed chan struct{}
+	ends    endLog
 	// queued is a run recorded under overlap "queue" or "replace" that
 	// waits for the job's other runs to end before it dispatches
 	// (waitTurn); replaces lists the runs it had killed (replace).
@@ -1299,10 +1299,7 @@ func (r *Runner) machineFinal(ctx context.Context, runID, machine, status string
 			for _, a := range runs {
 				if a.id == runID {
 					mine = true
-					a.finals.Add(1)
-					if failedStatus(status) {
-						a.failures.Add(1)
-					}
+					a.ends.add(machine, failedStatus(status))
 					poke(a)
 				}
 			}
