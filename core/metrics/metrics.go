@@ -230,4 +230,14 @@ func (t timedStore) AppendOutputBatch(ctx context.Context, batch []store.Append)
 	return store.AppendBatch(ctx, t.Store, batch)
 }
 
-var _ store.Batcher = timedStore{}
+// UpdateMachines keeps a batch of machine updates whole, as
+// AppendOutputBatch does output: one observation, under update_machines.
+func (t timedStore) UpdateMachines(ctx context.Context, batch []store.MachineChange) []error {
+	defer t.time("update_machines", time.Now())
+	return store.UpdateBatch(ctx, t.Store, batch)
+}
+
+var (
+	_ store.Batcher        = timedStore{}
+	_ store.MachineBatcher = timedStore{}
+)

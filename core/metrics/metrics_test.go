@@ -104,10 +104,20 @@ func TestHooksAndGauges(t *testing.T) {
 	)
 }
 
-// batching is a store that takes batches, and counts them.
+// batching is a store that takes batches of output and of machine
+// updates, and counts them.
 type batching struct {
 	*memory.Store
-	batches int
+	batches, machineBatches int
+}
+
+func (b *batching) UpdateMachines(ctx context.Context, batch []store.MachineChange) []error {
+	b.machineBatches++
+	errs := make([]error, len(batch))
+	for i, c := range batch {
+		errs[i] = b.UpdateMachine(ctx, c.RunID, c.Machine, c.Update)
+	}
+	return errs
 }
 
 func (b *batching) AppendOutputBatch(ctx context.Context, batch []store.Append) []store.AppendResult {
@@ -125,15 +135,15 @@ func (b *batching) AppendOutputBatch(ctx context.Context, batch []store.Append) 
 func TestStoreKeepsBatches(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
-		inner       func() (store.Store, func() int)
+		inner       func() (store.Store, func() (int, int))
 		wantBatches int
 	}{
-		{"batching store", func() (store.Store, func() int) {
+		{"batching store", func() (store.Store, func() (int, int)) {
 			b := &batching{Store: memory.New()}
-			return b, func() int { return b.batches }
+			return b, func() (int, int) { return b.batches, b.machineBatches }
 		}, 1},
-		{"store without batches", func() (store.Store, func() int) {
-			return memory.New(), func() int { return 0 }
+		{"store without batches", func() (store.Store, func() (int, int)) {
+			return memory.New(), func() (int, int) { return 0, 0 }
 		}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,10 +171,23 @@ func TestStoreKeepsBatches(t *testing.T) {
 			if !errors.Is(res[2].Err, store.ErrOutOfOrder) || res[2].Next != 2 {
 				t.Fatalf("chunk 5 after 1: %+v, want out of order with next 2", res[2])
 			}
-			if got := batches(); got != tc.wantBatches {
-				t.Fatalf("the store got %d batches, want %d", got, tc.wantBatches)
+			mb, ok := m.Store(inner).(store.MachineBatcher)
+			if !ok {
+				t.Fatal("the timed store is not a store.MachineBatcher: the hub's heartbeats would go one by one")
 			}
-			wantLines(t, scrape(t, m), `saltpeter_store_write_seconds_count{op="append_output_batch"} 1`)
+			hb := time.Now()
+			errs := mb.UpdateMachines(ctx, []store.MachineChange{
+				{RunID: "r", Machine: "m", Update: store.MachineUpdate{LastHeartbeat: &hb, OnlyIfNotFinal: true}},
+				{RunID: "r", Machine: "gone", Update: store.MachineUpdate{LastHeartbeat: &hb}},
+			})
+			if len(errs) != 2 || errs[0] != nil || !errors.Is(errs[1], store.ErrNotFound) {
+				t.Fatalf("machine updates: %v, want nil and not found", errs)
+			}
+			if got, gotMachines := batches(); got != tc.wantBatches || gotMachines != tc.wantBatches {
+				t.Fatalf("the store got %d batches of output and %d of machine updates, want %d of each", got, gotMachines, tc.wantBatches)
+			}
+			wantLines(t, scrape(t, m), `saltpeter_store_write_seconds_count{op="append_output_batch"} 1`,
+				`saltpeter_store_write_seconds_count{op="update_machines"} 1`)
 		})
 	}
 }

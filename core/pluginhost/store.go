@@ -190,6 +190,54 @@ func (s *hostedStore) UpdateMachine(ctx context.Context, runID, machine string, 
 	return err
 }
 
+// UpdateMachines implements store.MachineBatcher: one round trip and, in
+// a store that can, one commit for the whole batch. A batch whose first
+// failure is the plugin's death is applied again, whole, on the restarted
+// plugin, and a change refused then because its machine is final counts
+// as applied when the store holds the status it set, as in UpdateMachine.
+func (s *hostedStore) UpdateMachines(ctx context.Context, batch []store.MachineChange) []error {
+	var errs []error
+	stored := map[string]store.Run{} // read back after a retry met final machines
+	retried, err := s.callStore(ctx, func(st store.Store, attempt int) error {
+		errs = store.UpdateBatch(ctx, st, batch)
+		var first error
+		for i, err := range errs {
+			if err == nil {
+				continue
+			}
+			if first == nil {
+				first = err
+			}
+			run := batch[i].RunID
+			if _, read := stored[run]; attempt > 1 && !read && errors.Is(err, store.ErrFinal) {
+				if r, gerr := st.GetRun(ctx, run); gerr == nil {
+					stored[run] = r
+				}
+			}
+		}
+		return first
+	})
+	if errs == nil {
+		errs = make([]error, len(batch))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	if retried {
+		for i, err := range errs {
+			c := batch[i]
+			if errors.Is(err, store.ErrFinal) && c.Update.Status != nil && slices.ContainsFunc(stored[c.RunID].Machines,
+				func(m store.Machine) bool { return m.Machine == c.Machine && m.Status == *c.Update.Status }) {
+				errs[i] = nil
+			}
+		}
+	}
+	return errs
+}
+
+var _ store.MachineBatcher = (*hostedStore)(nil)
+
 // GetRun implements store.Store.
 func (s *hostedStore) GetRun(ctx context.Context, runID string) (store.Run, error) {
 	var r store.Run

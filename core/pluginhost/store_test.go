@@ -184,6 +184,61 @@ func TestUpdateMachineRetryMeetsItsOwnStatus(t *testing.T) {
 	}
 }
 
+// TestUpdateMachinesRetryMeetsTheirOwnStatuses: as
+// TestUpdateMachineRetryMeetsItsOwnStatus, for a batch. The plugin dies
+// once a change making a machine final is stored; the whole batch is
+// applied again on the restarted plugin. The change that met its own
+// status answers nil, the others what they answer on their own: a
+// heartbeat nil, and a change of a machine that was final before the
+// batch ErrFinal.
+func TestUpdateMachinesRetryMeetsTheirOwnStatuses(t *testing.T) {
+	dir := t.TempDir()
+	h, _ := newHost(t, fakeStorePlugin(t, "lite", fmt.Sprintf(`{"sqlite": %q}`, filepath.Join(dir, "state.db"))))
+	c := ctx(t)
+	s, err := h.Store(c, "lite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRun(c, store.Run{ID: "r1", Job: "j", Machines: []store.Machine{
+		{Machine: "a", Status: store.StatusRunning}, {Machine: "b", Status: store.StatusRunning},
+		{Machine: "lost", Status: store.StatusLost}}}); err != nil {
+		t.Fatal(err)
+	}
+	flag := filepath.Join(dir, "crash")
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, ok := s.(store.MachineBatcher)
+	if !ok {
+		t.Fatal("the hosted store is not a store.MachineBatcher")
+	}
+	done, why, failed := store.StatusSucceeded, "crash_once:"+flag, store.StatusFailed
+	hb := time.Now().UTC().Truncate(time.Millisecond)
+	errs := b.UpdateMachines(c, []store.MachineChange{
+		{RunID: "r1", Machine: "a", Update: store.MachineUpdate{Status: &done, Reason: &why, OnlyIfNotFinal: true}},
+		{RunID: "r1", Machine: "b", Update: store.MachineUpdate{LastHeartbeat: &hb, OnlyIfNotFinal: true}},
+		{RunID: "r1", Machine: "lost", Update: store.MachineUpdate{Status: &failed, OnlyIfNotFinal: true}},
+	})
+	if n := storeLaunches(h, "lite"); n != 2 {
+		t.Fatalf("launches = %d, want 2: the plugin did not die mid-call", n)
+	}
+	if len(errs) != 3 || errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], store.ErrFinal) {
+		t.Fatalf("UpdateMachines across a crash after a commit: %v, want nil, nil, ErrFinal", errs)
+	}
+	run, err := s.GetRun(c, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range run.Machines {
+		switch {
+		case m.Machine == "a" && (m.Status != done || m.Reason != why),
+			m.Machine == "b" && (m.Status != store.StatusRunning || !m.LastHeartbeat.Equal(hb)),
+			m.Machine == "lost" && m.Status != store.StatusLost:
+			t.Errorf("machine %s after the retried batch: %s %q, heartbeat %s", m.Machine, m.Status, m.Reason, m.LastHeartbeat)
+		}
+	}
+}
+
 // TestAppendAuditRetryMeetsItsOwnEntry: the plugin stores an audit entry
 // and dies before answering. The retry on the restarted plugin finds the
 // entry there and answers its id: the action is recorded once. An entry

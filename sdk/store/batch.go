@@ -57,3 +57,20 @@ type MachineChange struct {
 type MachineBatcher interface {
 	UpdateMachines(ctx context.Context, batch []MachineChange) []error
 }
+
+// UpdateBatch applies batch to s: in one call when s is a MachineBatcher,
+// else its calls side by side, each machine's in order. As AppendBatch,
+// it is what a layer over a store does with a batch.
+func UpdateBatch(ctx context.Context, s Store, batch []MachineChange) []error {
+	if b, ok := s.(MachineBatcher); ok {
+		return b.UpdateMachines(ctx, batch)
+	}
+	errs := make([]error, len(batch))
+	inOrderByKey(len(batch), maxConcurrentUpdates,
+		func(i int) machineKey { return machineKey{batch[i].RunID, batch[i].Machine} },
+		func(i int) {
+			c := &batch[i]
+			errs[i] = s.UpdateMachine(ctx, c.RunID, c.Machine, c.Update)
+		})
+	return errs
+}

@@ -76,6 +76,20 @@ func (c *GRPCClient) UpdateMachine(ctx context.Context, runID, machine string, u
 	return c.upd.update(ctx, &storepb.UpdateMachineRequest{RunId: runID, Machine: machine, Update: pbMachineUpdate(u)})
 }
 
+// UpdateMachines implements MachineBatcher: the batch joins the client's
+// queue of UpdateMachine calls together and in order, so that it goes in
+// as few UpdateMachines calls as their bounds allow; each error is what
+// UpdateMachine would have returned for its change.
+func (c *GRPCClient) UpdateMachines(ctx context.Context, batch []MachineChange) []error {
+	items := make([]*storepb.UpdateMachineRequest, len(batch))
+	for i, ch := range batch {
+		items[i] = &storepb.UpdateMachineRequest{RunId: ch.RunID, Machine: ch.Machine, Update: pbMachineUpdate(ch.Update)}
+	}
+	return c.upd.updateAll(ctx, items)
+}
+
+var _ MachineBatcher = (*GRPCClient)(nil)
+
 // GetRun implements Store.
 func (c *GRPCClient) GetRun(ctx context.Context, runID string) (Run, error) {
 	r, err := c.client.GetRun(ctx, &storepb.GetRunRequest{RunId: runID})

@@ -144,7 +144,7 @@ func (l *lazy) UpdateMachines(ctx context.Context, batch []MachineChange) []erro
 		}
 		return errs
 	}
-	return updateMachines(ctx, s, batch)
+	return UpdateBatch(ctx, s, batch)
 }
 
 func (l *lazy) ReadOutput(ctx context.Context, q OutputQuery) (Output, error) {

@@ -66,22 +66,6 @@ func (s *GRPCServer) UpdateMachine(ctx context.Context, req *storepb.UpdateMachi
 	return empty(s.Impl.UpdateMachine(ctx, c.RunID, c.Machine, c.Update))
 }
 
-// updateMachines applies batch to st: all at once when st is a
-// MachineBatcher, else its calls side by side, each machine's in order.
-func updateMachines(ctx context.Context, st Store, batch []MachineChange) []error {
-	if b, ok := st.(MachineBatcher); ok {
-		return b.UpdateMachines(ctx, batch)
-	}
-	errs := make([]error, len(batch))
-	inOrderByKey(len(batch), maxConcurrentUpdates,
-		func(i int) machineKey { return machineKey{batch[i].RunID, batch[i].Machine} },
-		func(i int) {
-			c := &batch[i]
-			errs[i] = st.UpdateMachine(ctx, c.RunID, c.Machine, c.Update)
-		})
-	return errs
-}
-
 // UpdateMachines implements the gRPC service: a batch of UpdateMachine
 // calls, each item answered with what UpdateMachine would have answered.
 // A MachineBatcher gets the whole batch; another store gets the calls
@@ -92,7 +76,7 @@ func (s *GRPCServer) UpdateMachines(ctx context.Context, req *storepb.UpdateMach
 	for i, it := range items {
 		batch[i] = goMachineChange(it)
 	}
-	errs := updateMachines(ctx, s.Impl, batch)
+	errs := UpdateBatch(ctx, s.Impl, batch)
 	if len(errs) != len(batch) {
 		return nil, toStatus(fmt.Errorf("store answered %d results for %d machine updates", len(errs), len(batch)))
 	}

@@ -111,14 +111,60 @@ func (u *updater) update(ctx context.Context, item *storepb.UpdateMachineRequest
 		u.mu.Unlock()
 		return ctxError(ctx)
 	}
+	call := u.enqueue(ctx, item)
+	u.mu.Unlock()
+	return u.wait(ctx, call)
+}
+
+// updateAll queues items together, in their order, and waits for each
+// one's result: a batch the caller made goes in as few UpdateMachines
+// calls as the batches' bounds allow, behind whatever is queued.
+func (u *updater) updateAll(ctx context.Context, items []*storepb.UpdateMachineRequest) []error {
+	errs := make([]error, len(items))
+	u.mu.Lock()
+	if u.unary {
+		u.mu.Unlock()
+		inOrderByKey(len(items), maxConcurrentUpdates,
+			func(i int) machineKey { return machineKey{items[i].GetRunId(), items[i].GetMachine()} },
+			func(i int) { errs[i] = u.one(ctx, items[i]) })
+		return errs
+	}
+	if ctx.Err() != nil {
+		u.mu.Unlock()
+		for i := range errs {
+			errs[i] = ctxError(ctx)
+		}
+		return errs
+	}
+	calls := make([]*updateCall, len(items))
+	for i, item := range items {
+		calls[i] = u.enqueue(ctx, item)
+	}
+	if !u.sending {
+		u.sending = true
+		go u.send()
+	}
+	u.mu.Unlock()
+	for i, c := range calls {
+		errs[i] = u.wait(ctx, c)
+	}
+	return errs
+}
+
+// enqueue adds a call for item to the queue; u.mu is held.
+func (u *updater) enqueue(ctx context.Context, item *storepb.UpdateMachineRequest) *updateCall {
 	call := &updateCall{ctx: ctx, item: item, size: proto.Size(item), done: make(chan error, 1),
 		key: machineKey{item.GetRunId(), item.GetMachine()}}
 	u.queue = append(u.queue, call)
 	if u.onQueue != nil {
 		u.onQueue(len(u.queue))
 	}
-	u.mu.Unlock()
+	return call
+}
 
+// wait waits for a queued call's result or the end of ctx, when it gives
+// the call up.
+func (u *updater) wait(ctx context.Context, call *updateCall) error {
 	select {
 	case err := <-call.done:
 		return err

@@ -305,6 +305,63 @@ func TestMachineBatcherGetsTheBatch(t *testing.T) {
 	}
 }
 
+// TestClientUpdateMachines: a batch the caller made goes to the plugin as
+// one UpdateMachines call, in its order, and each change gets what
+// UpdateMachine would have answered; a plugin built before UpdateMachines
+// gets the changes one by one, each machine's in order.
+func TestClientUpdateMachines(t *testing.T) {
+	batch := []MachineChange{
+		{RunID: "r", Machine: "a", Update: MachineUpdate{Reason: ptr("a1")}},
+		{RunID: "r", Machine: "f", Update: MachineUpdate{Reason: ptr("late"), OnlyIfNotFinal: true}},
+		{RunID: "r", Machine: "gone"},
+		{RunID: "r", Machine: "a", Update: MachineUpdate{Reason: ptr("a2")}},
+	}
+	want := []error{nil, ErrFinal, ErrNotFound, nil}
+	statuses := func() map[string]string { return map[string]string{"a": StatusRunning, "f": StatusLost} }
+	check := func(t *testing.T, errs []error, ms *machineStore) {
+		t.Helper()
+		if len(errs) != len(want) {
+			t.Fatalf("%d results for %d changes", len(errs), len(want))
+		}
+		for i, err := range errs {
+			if !errors.Is(err, want[i]) || (want[i] == nil) != (err == nil) {
+				t.Errorf("change %d (%s): %v, want %v", i, batch[i].Machine, err, want[i])
+			}
+		}
+		if got := ms.appliedTo("a"); !slices.Equal(got, []string{"a1", "a2"}) {
+			t.Errorf("machine a got %v, want [a1 a2] in that order", got)
+		}
+	}
+	t.Run("batching plugin", func(t *testing.T) {
+		s := &batchingStore{machineStore: newMachineStore(statuses())}
+		c := dial(t, s)
+		check(t, c.client.UpdateMachines(context.Background(), batch), s.machineStore)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.batches) != 1 || len(s.batches[0]) != len(batch) {
+			t.Errorf("the store got %d batches (%+v), want the %d changes in one", len(s.batches), s.batches, len(batch))
+		}
+	})
+	t.Run("old plugin", func(t *testing.T) {
+		old := &machineOnlyPlugin{s: newMachineStore(statuses())}
+		client := dialOld(t, old)
+		check(t, client.UpdateMachines(context.Background(), batch), old.s)
+		if n := old.updates.Load(); n != int64(len(batch)) {
+			t.Errorf("the old plugin got %d UpdateMachine calls, want %d", n, len(batch))
+		}
+	})
+	t.Run("ended context", func(t *testing.T) {
+		c := dial(t, &batchingStore{machineStore: newMachineStore(statuses())})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		for i, err := range c.client.UpdateMachines(ctx, batch) {
+			if status.Code(err) != codes.Canceled {
+				t.Errorf("change %d: %v, want canceled", i, err)
+			}
+		}
+	})
+}
+
 // machineOnlyPlugin is a store plugin built before UpdateMachines: it has
 // UpdateMachine, applied to a machineStore.
 type machineOnlyPlugin struct {
