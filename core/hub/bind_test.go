@@ -42,7 +42,7 @@ func (s *countingStore) GetRun(ctx context.Context, runID string) (store.Run, er
 }
 
 func (s *countingStore) UpdateMachine(ctx context.Context, runID, machine string, u store.MachineUpdate) error {
-	if u.LastHeartbeat != nil && u.Status == nil && !u.OnlyIfNotFinal {
+	if u.LastHeartbeat != nil && u.Status == nil {
 		s.heartbeats.Add(1)
 	}
 	return s.Store.UpdateMachine(ctx, runID, machine, u)
@@ -262,6 +262,7 @@ func TestHeartbeatWrites(t *testing.T) {
 				clock.Advance(after)
 				c.send(c.frame(wire.TypeHeartbeat))
 				c.sync() // answered once the heartbeat is handled
+				h.hub.FlushHeartbeats()
 			}
 			for range 12 {
 				beat(5 * time.Second)

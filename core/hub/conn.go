@@ -793,16 +793,11 @@ func (h *Hub) dispatch(c *conn, in *inbound) bool {
 		return c.reply(wire.Ack(wire.TypeStart))
 	case wire.TypeHeartbeat:
 		// The heartbeat itself is in lastSeen, which receive set; the
-		// store gets it only every hbEvery (see heartbeatWriteEvery).
-		if now.Sub(c.lastHBWrite) < h.hbEvery {
-			return true
+		// store gets it only every hbEvery (see heartbeatWriteEvery),
+		// from the heartbeat writer.
+		if now.Sub(c.lastHBWrite) >= h.hbEvery && h.noteHeartbeat(c.key, now) {
+			c.lastHBWrite = now
 		}
-		if err := h.cfg.Store.UpdateMachine(h.ctx, c.key.run, c.key.machine,
-			store.MachineUpdate{LastHeartbeat: &now}); err != nil {
-			c.log.Warn("store heartbeat", "error", err)
-			return true
-		}
-		c.lastHBWrite = now
 		return true
 	case wire.TypeSyncRequest:
 		if !c.v2 && c.next.Load() == 0 {

@@ -16,3 +16,7 @@ func HeartbeatWriteEvery(timeout time.Duration) time.Duration { return heartbeat
 
 // SweepTicks is how many ticks apart the hub sweeps every machine.
 func SweepTicks(tick, heartbeatTimeout time.Duration) int { return sweepTicks(tick, heartbeatTimeout) }
+
+// FlushHeartbeats has the heartbeat writer store every heartbeat noted so
+// far, and returns once it did.
+func (h *Hub) FlushHeartbeats() { h.flushHeartbeats() }

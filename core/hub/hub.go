@@ -229,6 +229,12 @@ type Hub struct {
 	running  atomic.Bool
 	wg       sync.WaitGroup // the hub's own store writers
 
+	// heartbeats are noted for the heartbeat writer, which stores them
+	// in batches (see heartbeats.go); flushHeartbeatsNow asks it to store
+	// what is noted at once.
+	heartbeats         chan heartbeat
+	flushHeartbeatsNow chan chan struct{}
+
 	// The machines running and the wrappers connected, for metrics:
 	// kept by the hub goroutine as they change (nRunning, nConnected) and
 	// published for Counts.
@@ -285,6 +291,7 @@ func New(cfg Config) *Hub {
 		cfg: cfg, log: cfg.Logger, tick: tick, sweepTicks: sweepTicks(tick, cfg.HeartbeatTimeout),
 		hbEvery: heartbeatWriteEvery(cfg.HeartbeatTimeout), commanded: map[*mstate]struct{}{},
 		in: make(chan any), done: make(chan struct{}),
+		heartbeats: make(chan heartbeat, heartbeatQueue), flushHeartbeatsNow: make(chan chan struct{}),
 		ctx: ctx, cancel: cancel,
 		reads:    runReads{base: ctx, store: cfg.Store, timeout: cfg.BindTimeout, runs: map[string]*runReadQueue{}},
 		machines: map[key]*mstate{}, byRun: map[string]map[string]*mstate{},
@@ -337,6 +344,8 @@ func (h *Hub) Run(ctx context.Context) error {
 		return fmt.Errorf("hub: Run called twice")
 	}
 	ticker := time.NewTicker(h.tick)
+	h.wg.Add(1)
+	go h.heartbeatWriter()
 	defer func() {
 		ticker.Stop()
 		close(h.done)
