@@ -55,6 +55,7 @@ bench: deps build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./core/config/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFrame -fuzztime 30s ./core/hub/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeFlat -fuzztime 30s ./sdk/wire/
 
 clean:
 	rm -rf bin

@@ -165,6 +165,20 @@ var ErrNoType = errors.New("frame has no type")
 // spec asks; a frame that is not a JSON object or has no type is an error.
 func Decode(data []byte) (Frame, error) {
 	var f Frame
+	if !decodeFlat(data, &f) {
+		return decodeJSON(data)
+	}
+	if f.Type == "" {
+		return Frame{}, ErrNoType
+	}
+	return f, nil
+}
+
+// decodeJSON is Decode through encoding/json, for the frames decodeFlat
+// leaves to it. A function of its own, so that the frame it decodes into
+// is allocated only for those.
+func decodeJSON(data []byte) (Frame, error) {
+	var f Frame
 	if err := json.Unmarshal(data, &f); err != nil {
 		return Frame{}, fmt.Errorf("decode frame: %w", err)
 	}

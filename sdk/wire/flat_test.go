@@ -1,0 +1,111 @@
+package wire
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// flatFrames are frames decodeFlat must decode itself: what wrappers of
+// both dialects send most. If one of them fell back to encoding/json the
+// frames would still decode, only slower, which no other test would see.
+var flatFrames = []string{
+	`{"type":"heartbeat"}`,
+	string(heartbeatJSON),
+	string(completeJSON),
+	`{"type": "heartbeat", "job_name": "backup", "job_instance": "r1", "machine": "web-1", "timestamp": "2026-11-26T09:00:00Z"}`,
+	`{"type":"start","pid":4242,"version":"v1.2.3"}`,
+	`{"type":"complete","retcode":-1,"reason":"signal","signal_name":"SIGKILL","seq":12}`,
+	`{"type":"connect","protocol":2,"token":"tok","resume":true,"session":"s","next_seq":0,"machine":"m","job_instance":"r"}`,
+	`{"type":"sync_request","last_acked_seq":-1,"next_seq":7}`,
+	"\t{ \"type\" : \"killed\" ,\r\n \"signal\":\"SIGTERM\", \"pid_count\": 3, \"resume\": false }\n",
+	`{"type":"heartbeat","extra":"x","more":12,"flag":true}`,
+	`{"type":"heartbeat","type":"start"}`,
+	`{"type":"output","seq":0,"stream":"stdout","data":"plain text"}`,
+	`{"type":"output","seq":1,"stream":"stderr","data":"line\n\t\"quoted\" \\ \/ \b\f\r"}`,
+	"{\"type\":\"output\",\"seq\":1,\"stream\":\"stdout\",\"data\":\"caf\xc3\xa9 \x7f\"}",
+	string(outputJSON),
+	`{}`,
+}
+
+// notFlatFrames are left to encoding/json: decodeFlat cannot decode them
+// exactly as it does.
+var notFlatFrames = []string{
+	`{"type":"output","seq":1,"stream":"stdout","data":"caf\u00e9"}`,
+	"{\"type\":\"output\",\"seq\":1,\"stream\":\"stdout\",\"data\":\"bad \xff byte\"}",
+	"{\"type\":\"output\",\"seq\":1,\"stream\":\"stdout\",\"data\":\"raw\ttab\"}",
+	`{"ty\/pe":"heartbeat"}`,
+	"{\"caf\xc3\xa9\":\"heartbeat\"}",
+	`{"type":"output","data":"bad \q escape"}`,
+	`{"type":"output","seq":1,"stream":"stdout","data_b64":"/w=="}`,
+	`{"type":"connect","spec":{"command":"true"}}`,
+	`{"Type":"heartbeat"}`,
+	`{"type":"heartbeat","Unknown":1}`,
+	`{"type":"complete","retcode":1.0}`,
+	`{"type":"complete","retcode":1e2}`,
+	`{"type":"complete","retcode":null}`,
+	`{"type":"complete","seq":99999999999999999999}`,
+	`{"type":1}`,
+	`{"type":"start","pid":"12"}`,
+	`{"type":"heartbeat","x":[1]}`,
+	`{"type":"heartbeat"} x`,
+	`{"type":"heartbeat",}`,
+	`{"type":"heartbeat"`,
+	`{"type":"complete","retcode":01}`,
+	`{"type":"connect","resume":"true"}`,
+	`null`,
+	`[]`,
+	``,
+}
+
+func TestDecodeFlat(t *testing.T) {
+	for _, data := range flatFrames {
+		var got, want Frame
+		if !decodeFlat([]byte(data), &got) {
+			t.Errorf("decodeFlat left %s to encoding/json", data)
+			continue
+		}
+		if err := json.Unmarshal([]byte(data), &want); err != nil {
+			t.Fatalf("encoding/json refuses %s: %v", data, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: decodeFlat %+v, encoding/json %+v", data, got, want)
+		}
+	}
+	for _, data := range notFlatFrames {
+		f := Frame{Type: "untouched"}
+		if decodeFlat([]byte(data), &f) {
+			t.Errorf("decodeFlat decoded %s itself, as %+v", data, f)
+		}
+		if f.Type != "untouched" {
+			t.Errorf("decodeFlat declined %s having changed the frame: %+v", data, f)
+		}
+	}
+}
+
+// FuzzDecodeFlat: whatever decodeFlat decodes, encoding/json decodes too,
+// to the same frame.
+func FuzzDecodeFlat(f *testing.F) {
+	for _, s := range flatFrames {
+		f.Add([]byte(s))
+	}
+	for _, s := range notFlatFrames {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got Frame
+		if !decodeFlat(data, &got) {
+			if !reflect.DeepEqual(got, Frame{}) {
+				t.Fatalf("decodeFlat declined %q having changed the frame: %+v", data, got)
+			}
+			return
+		}
+		var want Frame
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("decodeFlat decoded %q, which encoding/json refuses: %v", data, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: decodeFlat %+v, encoding/json %+v", data, got, want)
+		}
+	})
+}
