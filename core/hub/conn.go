@@ -383,7 +383,8 @@ func (h *Hub) readOne(c *conn) readOutcome {
 		c.log.Debug("connection ended mid-frame", "error", err)
 		return readEnded
 	}
-	in := classify(mt, data)
+	var in inbound
+	classify(mt, data, &in)
 	if in.kind != inOutput && c.handling.CompareAndSwap(false, true) {
 		// No handler runs, and only this goroutine queues: with nothing
 		// queued, a frame other than output (a heartbeat, mostly) is
@@ -537,6 +538,15 @@ func (h *Hub) handleFrames(c *conn) {
 	}
 }
 
+// replyError answers a frame with an error frame; the connection stays.
+// Not inlined: the frame it builds would be in its caller's stack frame
+// (receive's, on every heartbeat's path; see receive).
+//
+//go:noinline
+func (c *conn) replyError(code, text string) bool {
+	return c.reply(wire.ErrorFrame(code, text))
+}
+
 // refuse sends an error frame and closes the connection.
 func (c *conn) refuse(code, text string) bool {
 	c.push(wire.ErrorFrame(code, text), true, true)
@@ -593,8 +603,33 @@ func (c *conn) reply(f wire.Frame) bool {
 	}
 }
 
-// receive handles one message; false ends the connection.
+// receive handles one message; false ends the connection. It, dispatch
+// and the functions they call for every heartbeat keep their frames
+// small: a reader's stack is as deep as its deepest frame's handling, and
+// a heartbeat's is what an idle connection needs (see readPump). The
+// rest, whose frames hold wire.Frames to send (400 bytes each), are
+// functions of their own.
 func (h *Hub) receive(c *conn, in *inbound) bool {
+	switch in.kind {
+	case inTooLarge, inBad, inUnknown:
+		return h.refuseFrame(c, in)
+	case inIgnored:
+		return true
+	}
+	if !c.bound.Load() {
+		return h.bindConn(c, in)
+	}
+	c.lastSeen.Store(h.now().UnixNano())
+	if f := &in.frame; !in.binary &&
+		((f.JobInstance != "" && f.JobInstance != c.key.run) || (f.Machine != "" && f.Machine != c.key.machine)) {
+		return c.replyError(wire.CodeWrongRun, "this connection serves another run or machine")
+	}
+	return h.dispatch(c, in)
+}
+
+// refuseFrame answers a frame the hub cannot act on: too large, bad, of
+// an unknown type.
+func (h *Hub) refuseFrame(c *conn, in *inbound) bool {
 	switch in.kind {
 	case inTooLarge:
 		c.log.Warn("frame too large", "run_id", c.key.run, "machine", c.key.machine)
@@ -603,23 +638,9 @@ func (h *Hub) receive(c *conn, in *inbound) bool {
 		if !c.bound.Load() {
 			return c.refuse(wire.CodeBadFrame, in.err.Error())
 		}
-		return c.reply(wire.ErrorFrame(wire.CodeBadFrame, in.err.Error()))
-	case inUnknown:
-		return c.reply(wire.ErrorFrame(wire.CodeUnknownType, "unknown frame type "+fmt.Sprintf("%q", in.frame.Type)))
-	case inIgnored:
-		return true
+		return c.replyError(wire.CodeBadFrame, in.err.Error())
 	}
-	if !c.bound.Load() {
-		return h.bindConn(c, in)
-	}
-	c.lastSeen.Store(h.now().UnixNano())
-	if !in.binary {
-		f := in.frame
-		if (f.JobInstance != "" && f.JobInstance != c.key.run) || (f.Machine != "" && f.Machine != c.key.machine) {
-			return c.reply(wire.ErrorFrame(wire.CodeWrongRun, "this connection serves another run or machine"))
-		}
-	}
-	return h.dispatch(c, in)
+	return c.replyError(wire.CodeUnknownType, "unknown frame type "+fmt.Sprintf("%q", in.frame.Type))
 }
 
 // bindConn handles the first frames of a connection: a v2 connect, or a v1
@@ -790,12 +811,27 @@ func (h *Hub) unknownV1(c *conn, f wire.Frame, stored *storedMachine) bool {
 	return c.reply(wire.ErrorFrame(wire.CodeJobNotFound, "unknown run or machine"))
 }
 
-// dispatch handles a frame of a bound connection.
+// dispatch handles a frame of a bound connection: a heartbeat itself,
+// output and the rest (control) in functions of their own.
 func (h *Hub) dispatch(c *conn, in *inbound) bool {
 	if in.kind == inOutput {
 		return h.output(c, in)
 	}
-	f := in.frame
+	if in.frame.Type != wire.TypeHeartbeat {
+		return h.control(c, &in.frame)
+	}
+	// The heartbeat itself is in lastSeen, which receive set; the store
+	// gets it only every hbEvery (see heartbeatWriteEvery), from the
+	// heartbeat writer.
+	if now := h.now(); now.Sub(c.lastHBWrite) >= h.hbEvery && h.noteHeartbeat(c.key, now) {
+		c.lastHBWrite = now
+	}
+	return true
+}
+
+// control handles a bound connection's frames other than heartbeats and
+// output.
+func (h *Hub) control(c *conn, f *wire.Frame) bool {
 	now := h.now()
 	switch f.Type {
 	case wire.TypeConnect:
@@ -825,14 +861,6 @@ func (h *Hub) dispatch(c *conn, in *inbound) bool {
 				Machine: c.key.machine, Status: store.StatusRunning, At: now})
 		}
 		return c.reply(wire.Ack(wire.TypeStart))
-	case wire.TypeHeartbeat:
-		// The heartbeat itself is in lastSeen, which receive set; the
-		// store gets it only every hbEvery (see heartbeatWriteEvery),
-		// from the heartbeat writer.
-		if now.Sub(c.lastHBWrite) >= h.hbEvery && h.noteHeartbeat(c.key, now) {
-			c.lastHBWrite = now
-		}
-		return true
 	case wire.TypeSyncRequest:
 		if !c.v2 && c.next.Load() == 0 {
 			// -1 tells a v1 wrapper that its job is gone. The hub counts
@@ -847,9 +875,9 @@ func (h *Hub) dispatch(c *conn, in *inbound) bool {
 		}
 		return c.reply(wire.Frame{Type: wire.TypeSyncResponse, LastSeq: wire.Int64(c.next.Load() - 1)})
 	case wire.TypeComplete:
-		return h.complete(c, f)
+		return h.complete(c, *f)
 	case wire.TypeError:
-		return h.wrapperError(c, f)
+		return h.wrapperError(c, *f)
 	case wire.TypeKilled:
 		c.log.Info("wrapper carried out a command", "signal", f.Signal)
 		h.post(killedMsg{key: c.key, signal: f.Signal})

@@ -61,40 +61,49 @@ var (
 	errMsgType   = errors.New("neither a text nor a binary message")
 )
 
-// classify turns one websocket message into what the hub acts on. It is
-// pure, so it is fuzzed on its own.
-func classify(msgType int, data []byte) inbound {
+// classify turns one websocket message into what the hub acts on, in
+// *in, which it overwrites: the reader's own, so that no copy of one is
+// on its stack (see DecodeInto). It is pure, so it is fuzzed on its own.
+func classify(msgType int, data []byte, in *inbound) {
+	*in = inbound{}
 	if len(data) > wire.MaxFrameBytes {
-		return inbound{kind: inTooLarge, err: fmt.Errorf("frame of more than %d bytes", wire.MaxFrameBytes)}
+		in.kind, in.err = inTooLarge, fmt.Errorf("frame of more than %d bytes", wire.MaxFrameBytes)
+		return
 	}
 	switch msgType {
 	case websocket.BinaryMessage:
 		stream, seq, b, err := wire.DecodeBinaryOutput(data)
 		if err != nil {
-			return inbound{kind: inBad, err: err}
+			in.kind, in.err = inBad, err
+			return
 		}
-		return inbound{kind: inOutput, binary: true, stream: stream, seq: seq, data: b}
+		in.kind, in.binary, in.stream, in.seq, in.data = inOutput, true, stream, seq, b
+		return
 	case websocket.TextMessage:
 	default:
-		return inbound{kind: inBad, err: errMsgType}
+		in.kind, in.err = inBad, errMsgType
+		return
 	}
-	f, err := wire.Decode(data)
-	if err != nil {
-		return inbound{kind: inBad, err: err}
+	f := &in.frame
+	if err := wire.DecodeInto(data, f); err != nil {
+		*in = inbound{kind: inBad, err: err}
+		return
 	}
-	in := inbound{kind: inControl, frame: f}
+	in.kind = inControl
 	switch f.Type {
 	case wire.TypeOutput:
 		if f.Seq == nil || *f.Seq < 0 {
-			return inbound{kind: inBad, frame: f, err: errNoSeq}
+			in.kind, in.err = inBad, errNoSeq
+			return
 		}
 		if _, ok := wire.StreamCode(f.Stream); !ok {
-			return inbound{kind: inBad, frame: f, err: errBadStream}
+			in.kind, in.err = inBad, errBadStream
+			return
 		}
 		in.kind, in.stream, in.seq, in.data = inOutput, f.Stream, *f.Seq, f.Bytes()
 	case wire.TypeComplete:
 		if f.Retcode == nil {
-			return inbound{kind: inBad, frame: f, err: errNoRetcode}
+			in.kind, in.err = inBad, errNoRetcode
 		}
 	case wire.TypeConnect, wire.TypeStart, wire.TypeHeartbeat, wire.TypeSyncRequest,
 		wire.TypeError, wire.TypeKilled:
@@ -103,7 +112,6 @@ func classify(msgType int, data []byte) inbound {
 	default:
 		in.kind = inUnknown
 	}
-	return in
 }
 
 // v2Connect reports whether a connect frame is a v2 one (it asks for

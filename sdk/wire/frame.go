@@ -165,27 +165,41 @@ var ErrNoType = errors.New("frame has no type")
 // spec asks; a frame that is not a JSON object or has no type is an error.
 func Decode(data []byte) (Frame, error) {
 	var f Frame
-	if !decodeFlat(data, &f) {
-		return decodeJSON(data)
-	}
-	if f.Type == "" {
-		return Frame{}, ErrNoType
+	if err := DecodeInto(data, &f); err != nil {
+		return Frame{}, err
 	}
 	return f, nil
 }
 
-// decodeJSON is Decode through encoding/json, for the frames decodeFlat
-// leaves to it. A function of its own, so that the frame it decodes into
-// is allocated only for those.
-func decodeJSON(data []byte) (Frame, error) {
-	var f Frame
-	if err := json.Unmarshal(data, &f); err != nil {
-		return Frame{}, fmt.Errorf("decode frame: %w", err)
+// DecodeInto is Decode into *f, which it overwrites, for a caller that
+// keeps the frame in a struct of its own: a Frame is 400 bytes, and each
+// copy of one is stack for the goroutine that decodes (a core's readers,
+// one per wrapper). On error *f is undefined.
+func DecodeInto(data []byte, f *Frame) error {
+	if !decodeFlat(data, f) {
+		if err := decodeJSON(data, f); err != nil {
+			return err
+		}
 	}
 	if f.Type == "" {
-		return Frame{}, ErrNoType
+		return ErrNoType
 	}
-	return f, nil
+	return nil
+}
+
+// decodeJSON decodes into *f through encoding/json, for the frames
+// decodeFlat leaves to it. The frame it decodes into is its own, on the
+// heap (encoding/json takes it as an interface): f, the caller's, stays
+// where the caller has it.
+//
+//go:noinline
+func decodeJSON(data []byte, f *Frame) error {
+	var g Frame
+	if err := json.Unmarshal(data, &g); err != nil {
+		return fmt.Errorf("decode frame: %w", err)
+	}
+	*f = g
+	return nil
 }
 
 // Encode renders a frame as JSON.
