@@ -258,7 +258,9 @@ const (
 //     per connection; core-RSS-MiB-at-50k projects that growth to 50,000
 //     connections (the target's count, more than this machine can open);
 //   - core-CPU-%, store-CPU-%: of one CPU, over the window; lg-CPU-% that
-//     of this process (the load generator);
+//     of this process (the load generator); core-CPU-%-at-50k projects
+//     the core's in proportion to 50,000 connections (an overestimate:
+//     part of it, the runtime's monitor, does not grow with them);
 //   - core-goroutines at the window's end, core-RSS-growth-MiB/s the
 //     resident memory's growth over the window.
 //
@@ -376,6 +378,7 @@ job %q {
 	b.ReportMetric(perConn, "core-RSS-KiB/conn")
 	b.ReportMetric(rss0+perConn*50000/1024, "core-RSS-MiB-at-50k")
 	b.ReportMetric(pct(cpu1[0]-cpu0[0]), "core-CPU-%")
+	b.ReportMetric(pct(cpu1[0]-cpu0[0])*50000/float64(conns), "core-CPU-%-at-50k")
 	b.ReportMetric(pct(cpu1[1]-cpu0[1]), "store-CPU-%")
 	b.ReportMetric(pct(lg1-lg0), "lg-CPU-%")
 	b.ReportMetric(goroutines, "core-goroutines")

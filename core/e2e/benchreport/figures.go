@@ -62,16 +62,18 @@ var figures = []figure{
 		Beside: []string{"fraction-of-demand", "missed", "doubled", "lag-growth-s/s", "core-CPU-ms/run", "store-CPU-ms/run", "core-RSS-MiB"}},
 	// The machine's hard limit of 20,000 open files, one per connection
 	// in the core and in the load generator each, caps the connections
-	// measured below the target's 50,000; connections says how many, and
-	// core-RSS-MiB-at-50k projects the memory per connection to 50,000.
-	{What: "idle wrapper connections, ws (as many as the core holds, up to what 20,000 open files allow)", Target: "50,000, heartbeats every 5 s: core RSS < 1 GiB, < 25% of a core",
-		Bench: "BenchmarkIdleConnections/ws", Metric: "core-RSS-MiB", Max: 1024,
-		Beside: []string{"connections", "core-CPU-%", "core-RSS-KiB/conn", "core-RSS-MiB-at-50k", "store-CPU-%", "connect-s"}},
+	// measured below the target's 50,000; connections says how many. The
+	// ws figures are judged on their projections to 50,000 (the memory
+	// per connection and the CPU, as if both grew in proportion), not on
+	// what the fewer connections took.
+	{What: "idle wrapper connections, ws (as many as the core holds, up to what 20,000 open files allow), projected to 50,000", Target: "50,000, heartbeats every 5 s: core RSS < 1 GiB, < 25% of a core",
+		Bench: "BenchmarkIdleConnections/ws", Metric: "core-RSS-MiB-at-50k", Max: 1024,
+		Beside: []string{"connections", "core-RSS-MiB", "core-CPU-%", "core-RSS-KiB/conn", "store-CPU-%", "connect-s"}},
 	{What: "idle wrapper connections, wss", Target: "10,000: core RSS < 1 GiB, < 25% of a core",
 		Bench: "BenchmarkIdleConnections/wss", Metric: "core-RSS-MiB", Max: 1024,
 		Beside: []string{"connections", "core-CPU-%", "core-RSS-KiB/conn", "store-CPU-%", "connect-s"}},
-	{What: "idle wrapper connections, ws, CPU", Target: "< 25% of a core",
-		Bench: "BenchmarkIdleConnections/ws", Metric: "core-CPU-%", Max: 25},
+	{What: "idle wrapper connections, ws, CPU, projected to 50,000", Target: "< 25% of a core",
+		Bench: "BenchmarkIdleConnections/ws", Metric: "core-CPU-%-at-50k", Max: 25, Beside: []string{"core-CPU-%"}},
 	{What: "idle wrapper connections, wss, CPU", Target: "< 25% of a core",
 		Bench: "BenchmarkIdleConnections/wss", Metric: "core-CPU-%", Max: 25},
 	{What: "fire precision, one job every second", Target: "p99 < 10 ms after the second boundary",
