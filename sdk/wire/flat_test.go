@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -103,4 +104,44 @@ func FuzzDecodeFlat(f *testing.F) {
 			t.Fatalf("%q: decodeFlat %+v, encoding/json %+v", data, got, want)
 		}
 	})
+}
+
+// TestDecodeFlatKnowsEveryField: every field of Frame is decoded by
+// decodeFlat or left to encoding/json. A field added to Frame and not to
+// setFlat would be read as an unknown key and dropped.
+func TestDecodeFlatKnowsEveryField(t *testing.T) {
+	ft := reflect.TypeFor[Frame]()
+	for i := range ft.NumField() {
+		field := ft.Field(i)
+		name, _, _ := strings.Cut(field.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			t.Fatalf("field %s has no JSON name", field.Name)
+		}
+		var value string
+		switch k := field.Type.Kind(); {
+		case k == reflect.String:
+			value = `"v"`
+		case k == reflect.Bool:
+			value = `true`
+		case k == reflect.Int || (k == reflect.Pointer && field.Type.Elem().Kind() == reflect.Int) ||
+			(k == reflect.Pointer && field.Type.Elem().Kind() == reflect.Int64):
+			value = `7`
+		default:
+			value = `{}` // not flat: left to encoding/json
+		}
+		data := `{"type":"x","` + name + `":` + value + `}`
+		if name == "type" {
+			data = `{"type":"v"}`
+		}
+		var f Frame
+		if !decodeFlat([]byte(data), &f) {
+			if value != `{}` {
+				t.Errorf("decodeFlat left %s to encoding/json", data)
+			}
+			continue
+		}
+		if reflect.ValueOf(f).Field(i).IsZero() {
+			t.Errorf("decodeFlat dropped field %s (%q) of %s", field.Name, name, data)
+		}
+	}
 }

@@ -100,7 +100,9 @@ type KillPolicy struct {
 
 // Frame is every JSON frame of both dialects, in either direction. Numeric
 // fields whose zero value is meaningful are pointers so that "absent" and
-// "0" stay distinct; use Int and Int64 to fill them.
+// "0" stay distinct; use Int and Int64 to fill them. A field added here
+// is decoded by decodeFlat's setFlat too (TestDecodeFlatKnowsEveryField
+// fails until it is).
 type Frame struct {
 	Type        string `json:"type"`
 	JobName     string `json:"job_name,omitempty"`
