@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -110,25 +111,39 @@ func TestStoreRetryWhenPluginDiesMidAppend(t *testing.T) {
 	}
 }
 
+// crashingStore hosts the fake store plugin on a SQLite file, which
+// outlives the plugin's processes. crashOnce arms a crash and returns the
+// text that sets it off: a run's reason, a machine update's reason or an
+// audit entry's detail carrying it makes the plugin die once that write
+// is stored, before it answers (see fakeStore).
+func crashingStore(t *testing.T) (h *Host, s store.Store, c context.Context, crashOnce func() string) {
+	t.Helper()
+	dir := t.TempDir()
+	h, _ = newHost(t, fakeStorePlugin(t, "lite", fmt.Sprintf(`{"sqlite": %q}`, filepath.Join(dir, "state.db"))))
+	c = ctx(t)
+	s, err := h.Store(c, "lite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, s, c, func() string {
+		flag := filepath.Join(dir, "crash")
+		if err := os.WriteFile(flag, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return "crash_once:" + flag
+	}
+}
+
 // TestFireRunRetryMeetsItsOwnRun: the plugin stores a fired run and dies
 // before answering. The retry on the restarted plugin finds the slot
 // recorded, and the run there is this very run: the answer is true, as
 // the first try's would have been, and the slot has one run.
 func TestFireRunRetryMeetsItsOwnRun(t *testing.T) {
-	dir := t.TempDir()
-	h, _ := newHost(t, fakeStorePlugin(t, "lite", fmt.Sprintf(`{"sqlite": %q}`, filepath.Join(dir, "state.db"))))
-	c := ctx(t)
-	s, err := h.Store(c, "lite")
-	if err != nil {
-		t.Fatal(err)
-	}
-	flag := filepath.Join(dir, "crash")
-	if err := os.WriteFile(flag, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	h, s, c, crashOnce := crashingStore(t)
+	crash := crashOnce()
 	slot := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	run := store.Run{ID: "r1", Job: "j", Trigger: store.TriggerSchedule, ScheduledFor: slot,
-		Reason: "crash_once:" + flag, Machines: []store.Machine{{Machine: "a"}}}
+		Reason: crash, Machines: []store.Machine{{Machine: "a"}}}
 	ok, err := s.FireRun(c, run)
 	if err != nil || !ok {
 		t.Fatalf("FireRun across a crash after the commit = %v, %v; want true", ok, err)
@@ -150,21 +165,12 @@ func TestFireRunRetryMeetsItsOwnRun(t *testing.T) {
 // stored is the one asked for: the answer is nil, as the first try's
 // would have been. A later OnlyIfNotFinal update is refused as ever.
 func TestUpdateMachineRetryMeetsItsOwnStatus(t *testing.T) {
-	dir := t.TempDir()
-	h, _ := newHost(t, fakeStorePlugin(t, "lite", fmt.Sprintf(`{"sqlite": %q}`, filepath.Join(dir, "state.db"))))
-	c := ctx(t)
-	s, err := h.Store(c, "lite")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, s, c, crashOnce := crashingStore(t)
 	if err := s.CreateRun(c, store.Run{ID: "r1", Job: "j", Machines: []store.Machine{{Machine: "a", Status: store.StatusRunning}}}); err != nil {
 		t.Fatal(err)
 	}
-	flag := filepath.Join(dir, "crash")
-	if err := os.WriteFile(flag, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	done, why := store.StatusSucceeded, "crash_once:"+flag
+	crash := crashOnce()
+	done, why := store.StatusSucceeded, crash
 	if err := s.UpdateMachine(c, "r1", "a", store.MachineUpdate{Status: &done, Reason: &why, OnlyIfNotFinal: true}); err != nil {
 		t.Fatalf("UpdateMachine across a crash after the commit: %v", err)
 	}
@@ -192,27 +198,18 @@ func TestUpdateMachineRetryMeetsItsOwnStatus(t *testing.T) {
 // heartbeat nil, and a change of a machine that was final before the
 // batch ErrFinal.
 func TestUpdateMachinesRetryMeetsTheirOwnStatuses(t *testing.T) {
-	dir := t.TempDir()
-	h, _ := newHost(t, fakeStorePlugin(t, "lite", fmt.Sprintf(`{"sqlite": %q}`, filepath.Join(dir, "state.db"))))
-	c := ctx(t)
-	s, err := h.Store(c, "lite")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, s, c, crashOnce := crashingStore(t)
 	if err := s.CreateRun(c, store.Run{ID: "r1", Job: "j", Machines: []store.Machine{
 		{Machine: "a", Status: store.StatusRunning}, {Machine: "b", Status: store.StatusRunning},
 		{Machine: "lost", Status: store.StatusLost}}}); err != nil {
 		t.Fatal(err)
 	}
-	flag := filepath.Join(dir, "crash")
-	if err := os.WriteFile(flag, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	crash := crashOnce()
 	b, ok := s.(store.MachineBatcher)
 	if !ok {
 		t.Fatal("the hosted store is not a store.MachineBatcher")
 	}
-	done, why, failed := store.StatusSucceeded, "crash_once:"+flag, store.StatusFailed
+	done, why, failed := store.StatusSucceeded, crash, store.StatusFailed
 	hb := time.Now().UTC().Truncate(time.Millisecond)
 	errs := b.UpdateMachines(c, []store.MachineChange{
 		{RunID: "r1", Machine: "a", Update: store.MachineUpdate{Status: &done, Reason: &why, OnlyIfNotFinal: true}},
@@ -244,13 +241,7 @@ func TestUpdateMachinesRetryMeetsTheirOwnStatuses(t *testing.T) {
 // entry there and answers its id: the action is recorded once. An entry
 // that differs in one field only is appended as its own.
 func TestAppendAuditRetryMeetsItsOwnEntry(t *testing.T) {
-	dir := t.TempDir()
-	h, _ := newHost(t, fakeStorePlugin(t, "lite", fmt.Sprintf(`{"sqlite": %q}`, filepath.Join(dir, "state.db"))))
-	c := ctx(t)
-	s, err := h.Store(c, "lite")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, s, c, crashOnce := crashingStore(t)
 	at := time.Date(2026, 1, 1, 10, 0, 0, 123456789, time.UTC)
 	twin := store.AuditEntry{At: at, By: "ops", Action: store.AuditKill, Via: "api", Job: "j", Detail: "crash_once:x",
 		Outcome: store.AuditOK}
@@ -258,12 +249,9 @@ func TestAppendAuditRetryMeetsItsOwnEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flag := filepath.Join(dir, "crash")
-	if err := os.WriteFile(flag, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	crash := crashOnce()
 	e := twin
-	e.Detail = "crash_once:" + flag
+	e.Detail = crash
 	id, err := s.AppendAudit(c, e)
 	if err != nil {
 		t.Fatalf("AppendAudit across a crash after the commit: %v", err)
