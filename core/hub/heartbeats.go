@@ -59,13 +59,17 @@ func (h *Hub) heartbeatWriter() {
 		}
 		due[hb.key] = hb.at
 	}
+	flush := func() {
+		timer.Stop()
+		h.storeHeartbeats(due)
+		clear(due)
+	}
 	for {
 		select {
 		case hb := <-h.heartbeats:
 			take(hb)
 		case <-timer.C:
-			h.storeHeartbeats(due)
-			clear(due)
+			flush()
 		case done := <-h.flushHeartbeatsNow:
 			for more := true; more; {
 				select {
@@ -75,9 +79,7 @@ func (h *Hub) heartbeatWriter() {
 					more = false
 				}
 			}
-			timer.Stop()
-			h.storeHeartbeats(due)
-			clear(due)
+			flush()
 			close(done)
 		case <-h.ctx.Done():
 			return
