@@ -197,7 +197,9 @@ func checkpointerRunning() bool {
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			return bytes.Contains(buf[:n], []byte("(*checkpointer).run("))
+			// Its creator, not run: a goroutine not yet scheduled shows
+			// no frame of run.
+			return bytes.Contains(buf[:n], []byte("created by github.com/saltpeter/saltpeter/plugins/sqlite.startCheckpointer"))
 		}
 		buf = make([]byte, 2*len(buf))
 	}
