@@ -91,16 +91,8 @@ func (p *ReadPlan) Add(start int64, data []byte) bool {
 	if end <= p.out.Next {
 		return true
 	}
-	if start > p.out.Next {
-		marker := DroppedMarker(start - p.out.Next)
-		// A marker is never cut: past the limit it waits for the next
-		// read, unless it would be that read's first byte too.
-		if len(p.out.Data) > 0 && p.limit > 0 && int64(len(p.out.Data)+len(marker)) > p.limit {
-			p.full = true
-			return false
-		}
-		p.out.Data = append(p.out.Data, marker...)
-		p.out.Next = start
+	if start > p.out.Next && !p.mark(DroppedMarker(start-p.out.Next), start) {
+		return false
 	}
 	part := data[p.out.Next-start:]
 	if p.limit > 0 {
@@ -113,6 +105,48 @@ func (p *ReadPlan) Add(start int64, data []byte) bool {
 	p.out.Data = append(p.out.Data, part...)
 	p.out.Next += int64(len(part))
 	return !p.full
+}
+
+// LostMarker is what ReadOutput shows in place of n bytes a store
+// acknowledged and no longer has (lost to a crash of the machine it runs
+// on), so that the rest of the output still reads.
+func LostMarker(n int64) []byte {
+	return fmt.Appendf(nil, "\n[saltpeter: %d bytes of output lost by the store]\n", n)
+}
+
+// AddLost takes a stored chunk of n bytes at start whose bytes the store
+// has lost, shown as LostMarker; it reports what Add would.
+func (p *ReadPlan) AddLost(start, n int64) bool {
+	if p.full {
+		return false
+	}
+	end := start + n
+	if end <= p.out.Next {
+		return true
+	}
+	if start > p.out.Next && !p.mark(DroppedMarker(start-p.out.Next), start) {
+		return false
+	}
+	if !p.mark(LostMarker(end-p.out.Next), end) {
+		return false
+	}
+	if p.limit > 0 && int64(len(p.out.Data)) >= p.limit {
+		p.full = true
+	}
+	return !p.full
+}
+
+// mark adds marker for the bytes up to next. A marker is never cut: past
+// the limit it waits for the next read, unless it would be that read's
+// first byte too; then mark says false and the answer is full.
+func (p *ReadPlan) mark(marker []byte, next int64) bool {
+	if len(p.out.Data) > 0 && p.limit > 0 && int64(len(p.out.Data)+len(marker)) > p.limit {
+		p.full = true
+		return false
+	}
+	p.out.Data = append(p.out.Data, marker...)
+	p.out.Next = next
+	return true
 }
 
 // Done returns the answer.
