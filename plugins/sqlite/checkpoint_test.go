@@ -42,6 +42,9 @@ func ckptStore(t *testing.T, sync string, cfg checkpointConfig) (*Store, <-chan 
 		Synchronous: sync,
 		Logger:      hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug}),
 		checkpoint:  cfg,
+		// Output in the database: its chunks are what these tests grow
+		// the WAL with.
+		fileChunkMin: 1 << 30,
 	})
 	if err != nil {
 		t.Fatal(err)

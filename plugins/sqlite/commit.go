@@ -317,15 +317,37 @@ func (s *Store) runAlone(r *writeReq) {
 		return
 	}
 	if err := r.call(tx); err != nil {
-		_ = tx.Rollback()
+		s.rollback(tx)
 		r.err = err
 		return
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(tx); err != nil {
 		r.err = s.dbErr(r.ctx, err)
 		return
 	}
 	s.ckpt.poke()
+}
+
+// commit commits tx after the output files it wrote are as durable as the
+// commit will be, and then has what it freed in them freed.
+func (s *Store) commit(tx *sql.Tx) error {
+	freed, err := s.files.beforeCommit()
+	if err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.files.committed(freed)
+	return nil
+}
+
+// rollback rolls tx back, and forgets what it would have freed in the
+// output files while it still holds the writer.
+func (s *Store) rollback(tx *sql.Tx) {
+	s.files.rolledBack()
+	_ = tx.Rollback()
 }
 
 // runShared runs batch in one transaction, each write in a savepoint so
@@ -371,11 +393,13 @@ func (s *Store) runShared(batch []*writeReq) (rest []*writeReq) {
 			}
 			break
 		}
+		mark := s.files.mark()
 		err := r.call(tx)
 		var end error
 		if err == nil {
 			_, end = s.wq.exec(ctx, tx, releaseSQL)
 		} else if _, end = s.wq.exec(ctx, tx, rollbackToSQL); end == nil {
+			s.files.undo(mark)
 			_, end = s.wq.exec(ctx, tx, releaseSQL)
 		}
 		r.err = err
@@ -395,7 +419,7 @@ func (s *Store) runShared(batch []*writeReq) (rest []*writeReq) {
 				r.err = lost
 			}
 			g.shield.set(nil)
-			_ = tx.Rollback()
+			s.rollback(tx)
 			return batch[i+1:]
 		}
 		if err == nil {
@@ -404,10 +428,10 @@ func (s *Store) runShared(batch []*writeReq) (rest []*writeReq) {
 	}
 	g.shield.set(nil)
 	if len(ran) == 0 {
-		_ = tx.Rollback()
+		s.rollback(tx)
 		return nil
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(tx); err != nil {
 		for _, r := range ran {
 			r.err = s.dbErr(r.ctx, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 const (
 	crashPathEnv = "SALTPETER_SQLITE_CRASH_PATH"
 	crashSyncEnv = "SALTPETER_SQLITE_CRASH_SYNC"
+	crashInDBEnv = "SALTPETER_SQLITE_CRASH_IN_DB" // "1": chunks in the database, not in files
 	crashChunk   = 16 << 10
 	crashMaxSeq  = 100000 // ends a helper whose parent died
 )
@@ -35,7 +37,11 @@ func TestCrashHelper(t *testing.T) {
 		t.Skip("only a helper for TestCrashSafety")
 	}
 	ctx := context.Background()
-	s, err := Open(ctx, Options{Path: path, Synchronous: os.Getenv(crashSyncEnv)})
+	o := Options{Path: path, Synchronous: os.Getenv(crashSyncEnv)}
+	if os.Getenv(crashInDBEnv) == "1" {
+		o.fileChunkMin = 1 << 30
+	}
+	s, err := Open(ctx, o)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
@@ -66,21 +72,28 @@ func TestCrashSafety(t *testing.T) {
 	cases := []struct {
 		name   string
 		sync   string
+		inDB   bool  // the chunks in the database rather than in the run's file
 		killAt int64 // kill once this seq is acked
 	}{
-		{"normal early", SyncNormal, 3},
-		{"normal", SyncNormal, 150},
-		// About ten pages of WAL a chunk: killed after the background
-		// checkpointer has checkpointed, and restarted the WAL, many
-		// times, maybe in the middle of it.
-		{"normal past checkpoints", SyncNormal, 1500},
-		{"full", SyncFull, 60},
+		{"normal early", SyncNormal, false, 3},
+		{"normal", SyncNormal, false, 150},
+		{"normal in the database", SyncNormal, true, 150},
+		// In the database, about two pages of WAL a chunk: killed after
+		// the background checkpointer has checkpointed, and restarted
+		// the WAL, many times, maybe in the middle of it.
+		{"normal past checkpoints", SyncNormal, true, 1500},
+		{"normal many chunks", SyncNormal, false, 1500},
+		{"full", SyncFull, false, 60},
+		{"full in the database", SyncFull, true, 60},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "saltpeter.db")
 			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
 			cmd.Env = append(os.Environ(), crashPathEnv+"="+path, crashSyncEnv+"="+c.sync)
+			if c.inDB {
+				cmd.Env = append(cmd.Env, crashInDBEnv+"=1")
+			}
 			cmd.Stderr = os.Stderr
 			out, err := cmd.StdoutPipe()
 			if err != nil {
@@ -148,17 +161,21 @@ func checkContiguous(t *testing.T, s *Store, acked int64) {
 	if m.NextSeq < acked+1 {
 		t.Fatalf("next seq %d after reopen, but %d chunks were acked", m.NextSeq, acked+1)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, data FROM output_chunks WHERE run_id = 'crash' AND machine = 'm' ORDER BY seq`)
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, data, file_off, size FROM output_chunks WHERE run_id = 'crash' AND machine = 'm' ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	var want, size int64
 	for rows.Next() {
-		var seq int64
+		var seq, n int64
 		var data []byte
-		if err := rows.Scan(&seq, &data); err != nil {
+		var off sql.NullInt64
+		if err := rows.Scan(&seq, &data, &off, &n); err != nil {
 			t.Fatal(err)
+		}
+		if off.Valid {
+			data = fileBytes(t, s, "crash", off.Int64, n)
 		}
 		if seq != want {
 			t.Fatalf("chunk %d follows %d: a hole", seq, want-1)
@@ -184,4 +201,20 @@ func checkContiguous(t *testing.T, s *Store, acked int64) {
 	if next, err := s.AppendOutput(ctx, "crash", "m", store.Chunk{Seq: m.NextSeq, Stream: "stdout", Data: []byte("x")}); err != nil || next != m.NextSeq+1 {
 		t.Errorf("append after the crash = %d, %v", next, err)
 	}
+}
+
+// fileBytes reads n bytes at off in runID's output file, failing the test
+// when it does not hold them.
+func fileBytes(t *testing.T, s *Store, runID string, off, n int64) []byte {
+	t.Helper()
+	f, err := os.Open(s.files.path(runID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatalf("output file of %s at %d: %v", runID, off, err)
+	}
+	return b
 }

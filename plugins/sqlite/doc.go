@@ -6,7 +6,8 @@
 // # What it owns
 //
 // The database file (store "sqlite" { path = … }), the SQLite files beside
-// it (path-wal, path-shm) and the lock file path.lock. Tables: runs (with
+// it (path-wal, path-shm), the lock file path.lock and the directory of
+// output files path.output. Tables: runs (with
 // run_actions), machines (one result per machine of a run, with its
 // output_bytes, stored_bytes, output_cap and next_seq), output_chunks
 // keyed by (run_id, machine, seq), output_streams (each stream's size),
@@ -19,6 +20,27 @@
 // size, the machine's next_seq and sizes, and what the output cap drops
 // change in one transaction (sdk/store's package doc says what the cap
 // keeps).
+//
+// # Output files
+//
+// A chunk of 16 KiB or more keeps its bytes in its run's file in
+// path.output (RUNID.out), appended at the file's end before its row is
+// written, and its row says where (file_off; the row's data is then
+// empty). In the database such a chunk cost its bytes twice in page
+// writes (the WAL, then the checkpoint) and a checksum per page: 5 ms of
+// CPU a MiB, the store's limit on a chatty job. Smaller chunks, most of a
+// fleet's output, stay in their rows, and a run that prints little has no
+// file. Chunks written before this (schema version 7) stay in their rows.
+//
+// A file's bytes named by a committed row never change. Bytes of a
+// transaction that rolled back, or was lost to a crash, are named by no
+// row, and the next chunk goes after them. What a committed transaction
+// frees (the chunks the cap drops, the files of pruned runs) a goroutine
+// frees after the commit, punching holes (Linux; elsewhere the space
+// comes back when the run is pruned) and removing files, once no reader
+// still holds a snapshot that names the bytes. A file whose run is gone
+// (the store stopped first) is removed at the next Open. Files in the
+// directory that are not named as ours are left alone.
 //
 // # Opening
 //
@@ -94,14 +116,19 @@
 //
 //   - "normal" (the default): a commit is appended to the WAL without an
 //     fsync. Everything acknowledged survives the process being killed
-//     (tested with SIGKILL mid-stream, past many checkpoints). A power cut
-//     or kernel crash may lose the transactions acknowledged since the WAL
-//     was last synced (at each checkpoint: about every 1000 pages, 16 MB
-//     of writes); the database stays consistent, never half-written.
-//   - "full": the WAL is fsynced at every commit, so what was acknowledged
-//     survives a power cut too, at the cost of one fsync per commit (the
-//     plugin adapter's batching, AppendOutputBatch, spreads it over many
-//     chunks, and group commit over the writes that share a transaction).
+//     (tested with SIGKILL mid-stream, past many checkpoints, with output
+//     in rows and in files). A power cut or kernel crash may lose the
+//     transactions acknowledged since the WAL was last synced (at each
+//     checkpoint: about every 1000 pages, 16 MB of writes); the database
+//     stays consistent, never half-written. It may also keep a row whose
+//     bytes its output file lost: ReadOutput shows them as lost
+//     (store.LostMarker) and the rest of the output reads.
+//   - "full": the WAL is fsynced at every commit, and the output files
+//     written in the transaction before it, so what was acknowledged
+//     survives a power cut too, at the cost of those fsyncs per commit
+//     (the plugin adapter's batching, AppendOutputBatch, spreads them over
+//     many chunks, and group commit over the writes that share a
+//     transaction).
 //
 // # Backing up while the core runs
 //
@@ -118,8 +145,12 @@
 //	sqlite3 /var/lib/saltpeter/saltpeter.db "VACUUM INTO '/backups/saltpeter-$(date +%F).db'"
 //
 // Both take only a read transaction; run them against the live path with
-// the -wal and -shm files in place (never delete those). To restore, stop
-// the core, replace the .db, remove the old -wal and -shm, and start it.
+// the -wal and -shm files in place (never delete those). Then copy the
+// output directory (cp -a path.output): after the database, so that the
+// files hold every byte the copied rows name (they only grow, and a hole
+// punched since shows in the copy as zeros where the copy's rows still
+// keep the dropped chunk). To restore, stop the core, replace the .db and
+// the output directory, remove the old -wal and -shm, and start it.
 // Copying the files is only safe with the core stopped.
 //
 // # Times
@@ -131,8 +162,9 @@
 // # Pruning
 //
 // Deleting a run cascades to its machines, actions, output and stream
-// sizes; auto_vacuum = INCREMENTAL lets PRAGMA incremental_vacuum hand the
-// pages back to the file system. Notifications are not tied to their run:
+// sizes, and its output file goes after the commit; auto_vacuum =
+// INCREMENTAL lets PRAGMA incremental_vacuum hand the pages back to the
+// file system. Notifications are not tied to their run:
 // PruneRuns deletes the delivered and failed ones by creation time, and
 // never a pending one; audit entries go by their time (at).
 //

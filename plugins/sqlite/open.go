@@ -64,6 +64,9 @@ type Options struct {
 	// checkpoint tunes the background checkpointer; zero: the defaults.
 	// For tests.
 	checkpoint checkpointConfig
+	// fileChunkMin is the smallest chunk kept in an output file; zero:
+	// fileChunkMin. For tests, which keep every chunk in files with 1.
+	fileChunkMin int
 }
 
 // Store is a store.Store in one SQLite file, safe for concurrent use.
@@ -83,6 +86,9 @@ type Store struct {
 	group combiner
 	// ckpt checkpoints the WAL, off the writer; see checkpoint.go.
 	ckpt *checkpointer
+	// files keeps large output chunks beside the database; see
+	// outfiles.go.
+	files *outputFiles
 
 	mu     sync.RWMutex // held for reading by every call, for writing by Close
 	closed bool
@@ -222,6 +228,16 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	log := o.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
+	}
+	chunkMin := o.fileChunkMin
+	if chunkMin <= 0 {
+		chunkMin = fileChunkMin
+	}
+	if s.files, err = newOutputFiles(path, syncMode == SyncFull, chunkMin, log); err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	if err := s.files.sweep(ctx, s.r); err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
 	s.ckpt, err = startCheckpointer(ctx, path, s.w, syncMode, o.checkpoint.withDefaults(busy), log)
 	if err != nil {
@@ -444,6 +460,9 @@ func (s *Store) closeAll() error {
 		errs = append(errs, s.w.Close())
 	}
 	errs = append(errs, s.ckpt.closeIndex())
+	if s.files != nil {
+		errs = append(errs, s.files.close())
+	}
 	if s.lock != nil {
 		// The lock file stays: removing it would race a new opener.
 		errs = append(errs, unix.Flock(int(s.lock.Fd()), unix.LOCK_UN), s.lock.Close())

@@ -122,7 +122,15 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, a Append) (AppendResul
 	if err := tx.StmtContext(ctx, s.stmts.streamEnd).QueryRowContext(ctx, a.RunID, a.Machine, c.Stream, n).Scan(&streamEnd); err != nil {
 		return fail(err)
 	}
-	if _, err := tx.StmtContext(ctx, s.stmts.insertChunk).ExecContext(ctx, a.RunID, a.Machine, c.Seq, c.Stream, at, n, size+n, streamEnd, data); err != nil {
+	var fileOff *int64
+	if len(data) >= s.files.min {
+		off, err := s.files.write(a.RunID, data)
+		if err != nil {
+			return fail(err)
+		}
+		fileOff, data = &off, []byte{}
+	}
+	if _, err := tx.StmtContext(ctx, s.stmts.insertChunk).ExecContext(ctx, a.RunID, a.Machine, c.Seq, c.Stream, at, n, size+n, streamEnd, data, fileOff); err != nil {
 		return fail(err)
 	}
 	stored := row.stored + n
@@ -161,8 +169,21 @@ func (s *Store) capOutput(ctx context.Context, tx *sql.Tx, runID, machine string
 		return out, rows.Err()
 	}
 	drop := func(first, last int64) error {
-		_, err := tx.StmtContext(ctx, s.stmts.drop).ExecContext(ctx, runID, machine, first, last)
-		return err
+		rows, err := tx.StmtContext(ctx, s.stmts.drop).QueryContext(ctx, runID, machine, first, last)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var off, n int64
+			if err := rows.Scan(&off, &n); err != nil {
+				return err
+			}
+			if off >= 0 {
+				s.files.free(reclaim{runID: runID, off: off, n: n})
+			}
+		}
+		return rows.Err()
 	}
 	return store.DropOldest(capBytes, stored, oldest, drop)
 }
@@ -175,6 +196,11 @@ func (s *Store) capOutput(ctx context.Context, tx *sql.Tx, runID, machine string
 func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Output, error) {
 	var out store.Output
 	err := s.read(ctx, func(tx *sql.Tx) error {
+		// Before the first statement, where SQLite takes the snapshot:
+		// the bytes the snapshot's rows name in the run's file are not
+		// freed until the reads below are done.
+		s.files.gate.RLock()
+		defer s.files.gate.RUnlock()
 		fail := func(err error) error {
 			return fmt.Errorf("read output of %s of run %s: %w", q.Machine, q.RunID, s.dbErr(ctx, err))
 		}
@@ -213,19 +239,51 @@ func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Outp
 			return fail(err)
 		}
 		defer rows.Close()
+		file := fileReader{o: s.files, runID: q.RunID}
+		defer file.close()
+		// Chunks whose bytes the file lacks, one after another, are
+		// shown as one stretch lost.
+		var lost, lostEnd int64
+		flushLost := func() bool {
+			if lostEnd == 0 {
+				return true
+			}
+			more := plan.AddLost(lost, lostEnd-lost)
+			lostEnd = 0
+			return more
+		}
 		for rows.Next() {
-			var start int64
+			var start, size int64
 			var data []byte
-			if err := rows.Scan(&start, &data); err != nil {
+			var fileOff sql.NullInt64
+			if err := rows.Scan(&start, &data, &fileOff, &size); err != nil {
 				return fail(err)
 			}
-			if !plan.Add(start, data) {
+			if fileOff.Valid {
+				var ok bool
+				data, ok, err = file.read(fileOff.Int64, size)
+				if err != nil {
+					return fmt.Errorf("read output of %s of run %s: %w", q.Machine, q.RunID, err)
+				}
+				if !ok {
+					if lostEnd != start && !flushLost() {
+						break
+					}
+					if lostEnd == 0 {
+						lost = start
+					}
+					lostEnd = start + size
+					continue
+				}
+			}
+			if !flushLost() || !plan.Add(start, data) {
 				break
 			}
 		}
 		if err := rows.Err(); err != nil {
 			return fail(err)
 		}
+		flushLost()
 		return nil
 	})
 	if err != nil {
@@ -251,8 +309,8 @@ func (a *appendStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&a.streamEnd, `INSERT INTO output_streams (run_id, machine, stream, bytes) VALUES (?1, ?2, ?3, ?4)
 			ON CONFLICT (run_id, machine, stream) DO UPDATE SET bytes = bytes + excluded.bytes
 			RETURNING bytes`},
-		{&a.insertChunk, `INSERT INTO output_chunks (run_id, machine, seq, stream, at, size, end_off, stream_end, data)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&a.insertChunk, `INSERT INTO output_chunks (run_id, machine, seq, stream, at, size, end_off, stream_end, data, file_off)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&a.advance, `UPDATE machines SET next_seq = ?, output_bytes = ?, stored_bytes = ? WHERE run_id = ? AND machine = ?`},
 		// The oldest chunks the cap may drop: past the head (starting at
 		// or after ?3, so ending after it: the index bound), not the
@@ -260,7 +318,10 @@ func (a *appendStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&a.droppable, `SELECT seq, size FROM output_chunks
 			WHERE run_id = ?1 AND machine = ?2 AND end_off > ?3 AND end_off - size >= ?3 AND seq < ?4
 			ORDER BY end_off, seq LIMIT 32`},
-		{&a.drop, `DELETE FROM output_chunks WHERE run_id = ? AND machine = ? AND seq BETWEEN ? AND ?`},
+		// Answers the dropped chunks that were in the run's file, whose
+		// bytes are freed once the drop commits.
+		{&a.drop, `DELETE FROM output_chunks WHERE run_id = ? AND machine = ? AND seq BETWEEN ? AND ?
+			RETURNING coalesce(file_off, -1), size`},
 	} {
 		st, err := db.PrepareContext(ctx, p.q)
 		if err != nil {

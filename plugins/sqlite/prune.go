@@ -41,16 +41,30 @@ func (s *Store) PruneRuns(ctx context.Context, finishedBefore time.Time) (int, e
 	for {
 		var n int64
 		err := s.writeAlone(ctx, func(tx *sql.Tx) error {
-			// active = 0 lets the planner use the partial index
-			// runs_finished; finished_at < ? excludes NULL.
-			res, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE seq IN (
-				SELECT seq FROM runs WHERE active = 0 AND finished_at < ?
-				ORDER BY finished_at, seq LIMIT ?)`, before, pruneBatch)
-			if err != nil {
+			n = 0
+			fail := func(err error) error {
 				return fmt.Errorf("prune runs finished before %s: %w", finishedBefore, s.dbErr(ctx, err))
 			}
-			if n, err = res.RowsAffected(); err != nil {
-				return fmt.Errorf("prune runs finished before %s: %w", finishedBefore, s.dbErr(ctx, err))
+			// active = 0 lets the planner use the partial index
+			// runs_finished; finished_at < ? excludes NULL. Each
+			// pruned run's output file goes once this commits.
+			rows, err := tx.QueryContext(ctx, `DELETE FROM runs WHERE seq IN (
+				SELECT seq FROM runs WHERE active = 0 AND finished_at < ?
+				ORDER BY finished_at, seq LIMIT ?) RETURNING id`, before, pruneBatch)
+			if err != nil {
+				return fail(err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return fail(err)
+				}
+				s.files.free(reclaim{runID: id})
+				n++
+			}
+			if err := rows.Err(); err != nil {
+				return fail(err)
 			}
 			return nil
 		})

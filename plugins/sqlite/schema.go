@@ -198,6 +198,13 @@ CREATE INDEX audit_job    ON audit (job, id);
 CREATE INDEX audit_by     ON audit (by, id);
 CREATE INDEX audit_action ON audit (action, id);
 `,
+	// 7: large output chunks in files beside the database (outfiles.go).
+	// file_off is where a chunk's bytes are in its run's output file, and
+	// its data is then empty; NULL keeps them in data, as every chunk
+	// written before this version does.
+	`
+ALTER TABLE output_chunks ADD COLUMN file_off INTEGER;
+`,
 }
 
 // schemaVersion is the version this binary brings a database to.

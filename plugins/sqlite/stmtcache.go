@@ -45,9 +45,9 @@ const (
 	lastFireSQL    = `SELECT max(slot) FROM fires WHERE job = ?`
 	outputBytesSQL = `SELECT output_bytes FROM machines WHERE run_id = ? AND machine = ?`
 	streamBytesSQL = `SELECT bytes FROM output_streams WHERE run_id = ? AND machine = ? AND stream = ?`
-	readChunksSQL  = `SELECT end_off - size, data FROM output_chunks
+	readChunksSQL  = `SELECT end_off - size, data, file_off, size FROM output_chunks
 		WHERE run_id = ? AND machine = ? AND end_off > ? ORDER BY end_off, seq`
-	readStreamChunksSQL = `SELECT stream_end - size, data FROM output_chunks
+	readStreamChunksSQL = `SELECT stream_end - size, data, file_off, size FROM output_chunks
 		WHERE run_id = ? AND machine = ? AND stream = ? AND stream_end > ? ORDER BY stream_end, seq`
 )
 
