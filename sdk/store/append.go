@@ -67,6 +67,12 @@ type session struct {
 	done   chan struct{} // closed when the session ended
 	dead   bool          // guarded by appender.mu
 	err    error         // why it ended; guarded by appender.mu
+	// sending is held by the sender from taking a batch until its Send
+	// has returned, which marshals the batch: its chunks' Data are read
+	// until then. A batch's results are delivered only after, so that a
+	// caller may reuse Data once its call returns (see Chunk.Data), even
+	// when the stream failed under the Send.
+	sending sync.Mutex
 }
 
 func newAppender(client storepb.StoreClient) *appender {
@@ -168,8 +174,10 @@ func (a *appender) run(ctx context.Context, s *session) {
 			case <-s.done:
 				return
 			}
+			s.sending.Lock()
 			batch := a.take(s)
 			if batch == nil {
+				s.sending.Unlock()
 				<-s.sem
 				break
 			}
@@ -177,7 +185,9 @@ func (a *appender) run(ctx context.Context, s *session) {
 			for i, c := range batch {
 				msg.Items[i] = c.item
 			}
-			if err := stream.Send(msg); err != nil {
+			err := stream.Send(msg)
+			s.sending.Unlock()
+			if err != nil {
 				// io.EOF means the stream ended and Recv has the reason;
 				// any other error is the reason.
 				if !errors.Is(err, io.EOF) {
@@ -230,6 +240,7 @@ func (a *appender) receive(s *session, stream storepb.Store_AppendOutputClient) 
 			return
 		}
 		batch := <-s.sent
+		s.waitSent()
 		byID := make(map[uint64]*storepb.AppendResult, len(res.GetResults()))
 		for _, r := range res.GetResults() {
 			byID[r.GetId()] = r
@@ -244,6 +255,14 @@ func (a *appender) receive(s *session, stream storepb.Store_AppendOutputClient) 
 		}
 		<-s.sem
 	}
+}
+
+// waitSent returns once the sender is done with the batch in flight:
+// the batch's results may not be delivered before (see sending). The
+// sender holds sem for that batch, so it is not taking another.
+func (s *session) waitSent() {
+	s.sending.Lock()
+	s.sending.Unlock() //nolint:staticcheck // an empty critical section: only the wait counts
 }
 
 func (a *appender) setErr(s *session, err error) {
@@ -268,8 +287,10 @@ func (a *appender) end(s *session, err error) {
 		err = s.err
 	}
 	var failed []*appendCall
+	inFlight := false
 	select {
 	case failed = <-s.sent:
+		inFlight = true
 	default:
 	}
 	if a.sess == s {
@@ -292,6 +313,11 @@ func (a *appender) end(s *session, err error) {
 		}
 	}
 	a.mu.Unlock()
+	if inFlight {
+		// The stream is cancelled, so a Send still marshalling the
+		// batch ends soon.
+		s.waitSent()
+	}
 	err = fromStatus(err)
 	if status.Code(err) == codes.Canceled && !errors.Is(err, ErrUnavailable) {
 		// The stream's own context, cancelled by close or a failed send.

@@ -130,7 +130,9 @@ func (c *GRPCClient) LastRuns(ctx context.Context, q LastRunsQuery) ([]RunSummar
 // stream with every other caller's; the call returns once the plugin has
 // stored (or refused) this chunk. A cancelled ctx ends the wait, not
 // necessarily the write: the chunk may be stored anyway, which is safe
-// because appending is idempotent.
+// because appending is idempotent, and its Data may still be read by the
+// send. Otherwise the call returns only once the send is done with Data
+// (see Chunk.Data), even when the stream failed under it.
 func (c *GRPCClient) AppendOutput(ctx context.Context, runID, machine string, ch Chunk) (int64, error) {
 	return c.out.append(ctx, &storepb.AppendItem{RunId: runID, Machine: machine, Chunk: pbChunk(ch)})
 }

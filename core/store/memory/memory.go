@@ -439,7 +439,7 @@ func (s *Store) AppendOutput(ctx context.Context, runID, machine string, c store
 		return next, fmt.Errorf("append output seq %d to %s of run %s, expected %d: %w",
 			c.Seq, machine, runID, next, store.ErrOutOfOrder)
 	}
-	c.Data = bytes.Clone(c.Data)
+	c.Data = bytes.Clone(c.Data) // the caller's buffer: see store.Chunk.Data
 	n := int64(len(c.Data))
 	rec.chunks = append(rec.chunks, memChunk{Chunk: c, start: rec.m.OutputBytes, streamStart: rec.streamEnd[c.Stream]})
 	rec.streamEnd[c.Stream] += n
