@@ -1,12 +1,14 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,5 +173,122 @@ func TestBatchAcksLargerThanTheSendBuffer(t *testing.T) {
 	}
 	if got := h.output("r1", "m", ""); got != strings.Repeat("x", n) {
 		t.Errorf("stored %q", got)
+	}
+}
+
+// heldStore is the memory store, checking that every chunk it gets holds
+// its seq's bytes (fill) when the call starts and still when it ends;
+// the first call waits at gate, after sending on entered.
+type heldStore struct {
+	*memory.Store
+	t       *testing.T
+	gate    chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+// fill is chunk seq's byte.
+func fill(seq int64) byte { return 'a' + byte(seq%26) }
+
+func (s *heldStore) check(when string, c store.Chunk) {
+	for i, b := range c.Data {
+		if b != fill(c.Seq) {
+			s.t.Errorf("chunk %d %s its store call: byte %d is %q, want %q", c.Seq, when, i, b, fill(c.Seq))
+			return
+		}
+	}
+}
+
+func (s *heldStore) AppendOutput(ctx context.Context, runID, machine string, c store.Chunk) (int64, error) {
+	return s.one(store.Append{RunID: runID, Machine: machine, Chunk: c}, func() (int64, error) {
+		return s.Store.AppendOutput(ctx, runID, machine, c)
+	})
+}
+
+func (s *heldStore) AppendOutputBatch(ctx context.Context, batch []store.Append) []store.AppendResult {
+	for _, a := range batch {
+		s.check("at the start of", a.Chunk)
+	}
+	s.once.Do(func() { s.entered <- struct{}{}; <-s.gate })
+	out := make([]store.AppendResult, len(batch))
+	for i, a := range batch {
+		out[i].Next, out[i].Err = s.Store.AppendOutput(ctx, a.RunID, a.Machine, a.Chunk)
+	}
+	for _, a := range batch {
+		s.check("at the end of", a.Chunk)
+	}
+	return out
+}
+
+func (s *heldStore) one(a store.Append, f func() (int64, error)) (int64, error) {
+	s.check("at the start of", a.Chunk)
+	s.once.Do(func() { s.entered <- struct{}{}; <-s.gate })
+	next, err := f()
+	s.check("at the end of", a.Chunk)
+	return next, err
+}
+
+// TestOutputBufferOutlivesItsStoreCall: a chunk's bytes stay as read
+// until its store call has returned, while the connection reads on: the
+// first chunk's call is held while the others are read, into buffers the
+// hub may have recycled. The hub's recycled buffers are overwritten at
+// once here, so a buffer given back too early shows whether or not it
+// was reused.
+func TestOutputBufferOutlivesItsStoreCall(t *testing.T) {
+	cases := []struct {
+		name     string
+		size     int
+		recycled bool // the chunks are read into recycled buffers
+	}{
+		{"line", 100, false},
+		{"largest chunk", wire.MaxOutputChunk, true},
+		{"quarter chunk", wire.MaxOutputChunk / 4, true},
+		{"larger than a chunk", 2 * wire.MaxOutputChunk, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var recycled atomic.Int64
+			hub.SetChunkRecycled(func(b []byte) {
+				for i := range b {
+					b[i] = '!'
+				}
+				recycled.Add(1)
+			})
+			t.Cleanup(func() { hub.SetChunkRecycled(nil) })
+			queued := make(chan struct{}, 1024)
+			hub.SetFrameQueued(func() { queued <- struct{}{} })
+			t.Cleanup(func() { hub.SetFrameQueued(nil) })
+			hs := &heldStore{t: t, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+			h := newHarness(t, opts{wrap: func(m *memory.Store) store.Store { hs.Store = m; return hs }})
+			h.expect(exp{run: "r1", machine: "m"})
+			c := h.dial("r1", "m")
+			c.connect()
+			<-queued // the connect
+			const n = 20
+			var want strings.Builder
+			send := func(seq int64) {
+				data := bytes.Repeat([]byte{fill(seq)}, tc.size)
+				c.outBinary(seq, wire.StreamStdout, data)
+				want.Write(data)
+				<-queued
+			}
+			send(0)
+			<-hs.entered
+			for seq := int64(1); seq < n; seq++ {
+				send(seq)
+			}
+			close(hs.gate)
+			for seq := range int64(n) {
+				c.ackOutput(seq)
+			}
+			if got := h.output("r1", "m", ""); got != want.String() {
+				t.Errorf("stored %d bytes unlike those sent", len(got))
+			}
+			// Chunk 0's buffer is given back before the handler stores
+			// the next batch, so before the last ack.
+			if got := recycled.Load(); (got > 0) != tc.recycled {
+				t.Errorf("%d buffers recycled; want some: %v", got, tc.recycled)
+			}
+		})
 	}
 }

@@ -22,7 +22,7 @@ import (
 
 // Buffers, for an idle connection's sake: it holds only its read buffer.
 // That one takes a frame's header and small frames (larger ones are read
-// straight into their own allocation, see readFrame); write buffers are
+// straight into a pooled buffer, see readFrame); write buffers are
 // shared through a pool and held only during a write.
 const (
 	readBufferSize  = 1 << 10
@@ -378,13 +378,26 @@ func (h *Hub) readOne(c *conn) readOutcome {
 		c.log.Debug("connection ended", "error", err, "draining", c.draining.Load())
 		return readEnded
 	}
-	data, err := readFrame(r)
+	data, buf, err := readFrame(r)
 	if err != nil {
 		c.log.Debug("connection ended mid-frame", "error", err)
 		return readEnded
 	}
+	if buf != nil && (mt != websocket.BinaryMessage || len(data) < minKeptChunk) {
+		// Copied out before classify, which may point into it.
+		data = bytes.Clone(data)
+		chunkPool.Put(buf)
+		buf = nil
+	}
 	var in inbound
 	classify(mt, data, &in)
+	if buf != nil {
+		if in.kind == inOutput {
+			in.buf = buf // given back once stored: see recycle
+		} else {
+			chunkPool.Put(buf) // a bad frame: classify kept nothing of it
+		}
+	}
 	if in.kind != inOutput && c.handling.CompareAndSwap(false, true) {
 		// No handler runs, and only this goroutine queues: with nothing
 		// queued, a frame other than output (a heartbeat, mostly) is
@@ -429,25 +442,95 @@ func (h *Hub) readOne(c *conn) readOutcome {
 	return readHandled
 }
 
-// scratchPool holds the buffers frames are read into: a frame is read in
-// pieces into one, then gets an allocation of its own exact size rather
-// than a growing one (a large one keeps the buffer). Pooled rather than
-// kept per connection, since a connection waits for its next frame far
-// longer than it reads one.
+// chunkPool holds the buffers frames are read into, each large enough
+// for a binary output frame of a wrapper's largest chunk, and a byte more,
+// so that a frame that fills one is known to be larger (see readFrame). An
+// output chunk of at least minKeptChunk stays in its buffer until its
+// store call has returned (see recycle), then the buffer reads another:
+// an exact-size allocation per chunk, freed by the collector and given
+// back to the kernel by the scavenger, cost the core more than the rest
+// of its work on the chunk, most of it the kernel zeroing the pages
+// again. Pooled rather than kept per connection, since a connection
+// waits for its next frame far longer than it reads one.
+var chunkPool = sync.Pool{New: func() any {
+	b := make([]byte, chunkBufBytes)
+	return &b
+}}
+
+const chunkBufBytes = wire.BinaryHeaderBytes + wire.MaxOutputChunk + 1
+
+// minKeptChunk is the smallest frame that keeps its pooled buffer; a
+// smaller one gets an allocation of its own size, as every frame other
+// than binary output does, so that a connection's queue of small chunks
+// (a job writing lines) does not hold a buffer of 64 KiB each.
+const minKeptChunk = chunkBufBytes / 4
+
+// chunkRecycled, set only by tests, sees each buffer recycle gives back,
+// before the pool can hand it out again.
+var chunkRecycled func([]byte)
+
+// recycle gives the pooled buffers of ins back, once whatever got their
+// chunks has returned: the contract of store.Chunk.Data. Not when the
+// hub's context is done: a store call that returned because of that may
+// still be sending the bytes (store.GRPCClient), so they are left to the
+// collector.
+func (h *Hub) recycle(ins ...*inbound) {
+	if h.ctx.Err() != nil {
+		return
+	}
+	for _, in := range ins {
+		if in.buf == nil {
+			continue
+		}
+		if chunkRecycled != nil {
+			chunkRecycled(*in.buf)
+		}
+		chunkPool.Put(in.buf)
+		in.buf, in.data = nil, nil
+	}
+}
+
+// scratchPool holds the buffers a frame larger than a chunk buffer is
+// read on into, before it gets an allocation of its own exact size rather
+// than a growing one (a large one keeps the buffer). Such frames are
+// rare: a v1 wrapper's JSON output of a large chunk, say.
 var scratchPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// maxPooledScratch is the largest buffer kept for the next frame: one
-// grown by a rare frame of megabytes is left to the collector. It holds a
-// wrapper's largest output chunk (wire.MaxOutputChunk and the frame's
-// header, for which the buffer doubles to twice the chunk) with room to
-// spare: a frame larger than the pooled buffers is read into buffers
-// grown from 512 bytes, each allocated, cleared and copied into, which
-// cost the core more than the rest of its work on the chunk.
+// maxPooledScratch is the largest scratch buffer kept for the next large
+// frame: one grown by a rare frame of megabytes is left to the collector.
+// It holds a v1 wrapper's largest output frame (wire.MaxOutputChunk in
+// base64 and JSON, for which the buffer doubles to twice that) with room
+// to spare: a frame larger than the pooled buffers is read into buffers
+// grown from 512 bytes, each allocated, cleared and copied into.
 const maxPooledScratch = 4 * wire.MaxOutputChunk
 
 // readFrame reads one message, up to one byte more than a frame may have
-// (classify refuses it then).
-func readFrame(r io.Reader) ([]byte, error) {
+// (classify refuses it then), into a buffer of chunkPool, which it
+// returns with the frame unless the frame did not fit (nil then: the
+// frame has an allocation of its own). The caller owns the buffer.
+func readFrame(r io.Reader) ([]byte, *[]byte, error) {
+	buf := chunkPool.Get().(*[]byte)
+	b := *buf
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if errors.Is(err, io.EOF) {
+			return b[:n], buf, nil
+		}
+		if err != nil {
+			chunkPool.Put(buf)
+			return nil, nil, err
+		}
+	}
+	data, err := readLarge(b, r)
+	chunkPool.Put(buf)
+	return data, nil, err
+}
+
+// readLarge reads the rest of a message that filled head, a chunk buffer,
+// and returns the whole in an allocation of its own.
+func readLarge(head []byte, r io.Reader) ([]byte, error) {
 	scratch := scratchPool.Get().(*bytes.Buffer)
 	defer func() {
 		if scratch.Cap() <= maxPooledScratch {
@@ -455,7 +538,8 @@ func readFrame(r io.Reader) ([]byte, error) {
 			scratchPool.Put(scratch)
 		}
 	}()
-	if _, err := scratch.ReadFrom(io.LimitReader(r, wire.MaxFrameBytes+1)); err != nil {
+	scratch.Write(head)
+	if _, err := scratch.ReadFrom(io.LimitReader(r, wire.MaxFrameBytes+1-int64(len(head)))); err != nil {
 		return nil, err
 	}
 	if scratch.Cap() > maxPooledScratch {
@@ -509,7 +593,9 @@ func (h *Hub) handleFrames(c *conn) {
 			}
 		}
 		if !c.bound.Load() || !in.binary || in.kind != inOutput {
-			if !h.receive(c, in) {
+			ok := h.receive(c, in)
+			h.recycle(in)
+			if !ok {
 				c.end() // handling stays set: nothing more is handled
 				return
 			}
@@ -531,7 +617,9 @@ func (h *Hub) handleFrames(c *conn) {
 			}
 		}
 		c.lastSeen.Store(h.now().UnixNano())
-		if !h.outputs(c, batch) {
+		ok := h.outputs(c, batch)
+		h.recycle(batch...)
+		if !ok {
 			c.end()
 			return
 		}

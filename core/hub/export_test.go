@@ -20,3 +20,6 @@ func SweepTicks(tick, heartbeatTimeout time.Duration) int { return sweepTicks(ti
 // FlushHeartbeats has the heartbeat writer store every heartbeat noted so
 // far, and returns once it did.
 func (h *Hub) FlushHeartbeats() { h.flushHeartbeats() }
+
+// SetChunkRecycled lets a test see each output buffer the hub gives back.
+func SetChunkRecycled(f func([]byte)) { chunkRecycled = f }

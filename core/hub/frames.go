@@ -50,6 +50,9 @@ type inbound struct {
 	stream string
 	seq    int64
 	data   []byte
+	// buf, when set, is the pooled buffer data points into, for the hub
+	// to give back once the chunk is stored (see recycle).
+	buf *[]byte
 	// err says what is wrong (inBad, inTooLarge).
 	err error
 }
