@@ -61,9 +61,16 @@ type spool struct {
 
 	file     *os.File
 	fileEnd  int64
-	fileLive int  // spilled chunks not yet acked
-	spillErr bool // logged once
+	fileLive int // spilled chunks not yet acked
+	// fileFreed is where the file's live chunks start: the space before
+	// it, acked, was given back (see dropThrough).
+	fileFreed int64
+	spillErr  bool // logged once
 }
+
+// spillFreeStep is how much acked space at the head of the spill file is
+// given back at a time: a syscall per step rather than per ack.
+const spillFreeStep = 1 << 20
 
 func newSpool(dir string, memLimit int, log hclog.Logger) *spool {
 	return &spool{
@@ -202,22 +209,35 @@ func (s *spool) dropThrough(seq int64) {
 		return
 	}
 	k := int(min(seq, s.next-1) - base + 1)
+	ackedTo := s.fileFreed // past the last spilled chunk dropped
 	for i := range k {
-		if s.chunks[i].data != nil {
-			s.memBytes -= len(s.chunks[i].data)
+		if c := s.chunks[i]; c.data != nil {
+			s.memBytes -= len(c.data)
 		} else {
 			s.fileLive--
+			ackedTo = c.off + int64(c.n)
 		}
 		s.chunks[i] = chunk{} // let the data go before the array does
 	}
 	s.chunks = s.chunks[k:]
 	s.cursor = max(s.cursor, s.base())
-	if s.fileLive == 0 && s.fileEnd > 0 {
+	switch {
+	case s.fileLive == 0 && s.fileEnd > 0:
 		if err := s.file.Truncate(0); err != nil {
 			s.log.Warn("cannot truncate spool file", "error", err)
 		} else {
-			s.fileEnd = 0
+			s.fileEnd, s.fileFreed = 0, 0
 		}
+	case ackedTo-s.fileFreed >= spillFreeStep:
+		// A job that outruns the core for long spills for long, with the
+		// core acking all the while: chunks are spilled and acked in seq
+		// order, so the acked ones are the file's head. Giving it back
+		// keeps the file (and its page cache) the size of what is
+		// unacked, and the next spills reuse pages just freed.
+		if err := freeSpill(s.file, s.fileFreed, ackedTo-s.fileFreed); err != nil {
+			s.log.Debug("cannot give back acked spool space", "error", err)
+		}
+		s.fileFreed = ackedTo
 	}
 }
 
@@ -292,11 +312,12 @@ func (s *spool) Close() error {
 // spoolStats is what tests look at.
 type spoolStats struct {
 	chunks, memBytes, fileLive int
-	fileEnd                    int64
+	fileEnd, fileFreed         int64
 }
 
 func (s *spool) stats() spoolStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return spoolStats{chunks: len(s.chunks), memBytes: s.memBytes, fileLive: s.fileLive, fileEnd: s.fileEnd}
+	return spoolStats{chunks: len(s.chunks), memBytes: s.memBytes, fileLive: s.fileLive,
+		fileEnd: s.fileEnd, fileFreed: s.fileFreed}
 }

@@ -3,6 +3,8 @@ package wrapper
 import (
 	"bytes"
 	"fmt"
+	"runtime"
+	"syscall"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -201,5 +203,47 @@ func TestSpoolSeal(t *testing.T) {
 	s.Append(wire.BinaryStderr, []byte("y"))
 	if last := s.Seal(); last != 1 {
 		t.Errorf("sealed at %d, want 1", last)
+	}
+}
+
+// TestSpoolFreesAckedSpill: while the core acks, the spill file gives
+// back the space of acked chunks, so that it holds about what is unacked,
+// and the unacked chunks still read back whole.
+func TestSpoolFreesAckedSpill(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("hole punching is Linux's")
+	}
+	const n = 64
+	s := newSpool(t.TempDir(), chunkMax, hclog.NewNullLogger())
+	t.Cleanup(func() { _ = s.Close() })
+	data := func(seq int64) []byte { return bytes.Repeat([]byte{byte('a' + seq%26)}, chunkMax) }
+	for seq := range int64(n) {
+		s.Append(wire.BinaryStdout, data(seq))
+		if _, ok, err := s.Next(); !ok || err != nil {
+			t.Fatalf("Next after chunk %d: %v, %v", seq, ok, err)
+		}
+	}
+	const acked = n - 8
+	s.Ack(acked - 1)
+	st := s.stats()
+	if st.fileLive == 0 || st.fileFreed == 0 {
+		t.Fatalf("after acking %d chunks: %+v, want some spilled and some given back", acked, st)
+	}
+	var fs syscall.Stat_t
+	if err := syscall.Fstat(int(s.file.Fd()), &fs); err != nil {
+		t.Fatal(err)
+	}
+	unacked := int64(n-acked) * chunkMax
+	if used := fs.Blocks * 512; used > unacked+spillFreeStep+chunkMax {
+		t.Errorf("spill file takes %d bytes of disk with %d unacked", used, unacked)
+	}
+	if err := s.Resume(acked); err != nil { // a new connection: everything unacked again
+		t.Fatal(err)
+	}
+	for seq := int64(acked); seq < n; seq++ {
+		c, ok, err := s.Next()
+		if err != nil || !ok || c.seq != seq || !bytes.Equal(c.data, data(seq)) {
+			t.Fatalf("chunk %d after freeing: seq %d, ok %v, %v, %d bytes", seq, c.seq, ok, err, len(c.data))
+		}
 	}
 }
