@@ -386,3 +386,59 @@ func TestRolledBackWriteFreesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendBatchKeepsStreams: a batch of interleaved machines and
+// streams, with a duplicate and a gap, reads back by stream from any
+// offset, and the next batch goes on from the sizes the first left.
+func TestAppendBatchKeepsStreams(t *testing.T) {
+	ctx := context.Background()
+	s := openFiles(t, filepath.Join(t.TempDir(), "saltpeter.db"), 8)
+	if err := s.CreateRun(ctx, store.Run{ID: "r1", Job: "j", Machines: []store.Machine{{Machine: "a"}, {Machine: "b"}}}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]string{"a": {}, "b": {}}
+	next := map[string]int64{}
+	batch := func(items ...[3]string) {
+		t.Helper()
+		var in []Append
+		for _, it := range items {
+			m, stream, data := it[0], it[1], it[2]
+			in = append(in, Append{RunID: "r1", Machine: m, Chunk: store.Chunk{Seq: next[m], Stream: stream, Data: []byte(data)}})
+			next[m]++
+			want[m][""] += data
+			want[m][stream] += data
+		}
+		// A duplicate and a chunk past a gap, refused, change nothing.
+		in = append(in, Append{RunID: "r1", Machine: "a", Chunk: store.Chunk{Seq: 0, Stream: "stdout", Data: []byte("dup")}},
+			Append{RunID: "r1", Machine: "b", Chunk: store.Chunk{Seq: next["b"] + 1, Stream: "stdout", Data: []byte("gap")}})
+		res, err := s.AppendBatch(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gap := res[len(res)-1]; !errors.Is(gap.Err, store.ErrOutOfOrder) || gap.Next != next["b"] {
+			t.Errorf("chunk past a gap: %d, %v; want %d, out of order", gap.Next, gap.Err, next["b"])
+		}
+	}
+	batch([3]string{"a", "stdout", "a-out-1 long\n"}, [3]string{"b", "stderr", "b-err-1\n"}, [3]string{"a", "stderr", "a-err\n"},
+		[3]string{"a", "stdout", "a-out-2\n"}, [3]string{"b", "stdout", "b-out-1 long\n"})
+	batch([3]string{"b", "stderr", "b-err-2\n"}, [3]string{"a", "stdout", "a-out-3\n"})
+	r, err := s.GetRun(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range r.Machines {
+		if m.NextSeq != next[m.Machine] || m.OutputBytes != int64(len(want[m.Machine][""])) {
+			t.Errorf("machine %s: next %d, %d bytes; want %d, %d", m.Machine, m.NextSeq, m.OutputBytes, next[m.Machine], len(want[m.Machine][""]))
+		}
+	}
+	for m, streams := range want {
+		for stream, all := range streams {
+			for off := int64(0); off < int64(len(all)); off += 5 {
+				out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: m, Stream: stream, Offset: off})
+				if err != nil || string(out.Data) != all[off:] || out.Total != int64(len(all)) {
+					t.Errorf("%s %q from %d: %q (total %d), %v; want %q", m, stream, off, out.Data, out.Total, err, all[off:])
+				}
+			}
+		}
+	}
+}

@@ -37,20 +37,11 @@ func (s *Store) AppendOutputBatch(ctx context.Context, batch []Append) []AppendR
 // store.ErrOutOfOrder and the expected seq. Output is taken for a final
 // machine too (a lost wrapper's late chunks).
 func (s *Store) AppendOutput(ctx context.Context, runID, machine string, c store.Chunk) (int64, error) {
-	var res AppendResult
-	err := s.writeSized(ctx, len(c.Data), func(tx *sql.Tx) error {
-		var err error
-		res, err = s.appendTx(ctx, tx, Append{RunID: runID, Machine: machine, Chunk: c})
-		if err != nil {
-			return err
-		}
-		// Nothing to commit for a refused chunk; rolling back is the same.
-		return nil
-	})
+	res, err := s.AppendBatch(ctx, []Append{{RunID: runID, Machine: machine, Chunk: c}})
 	if err != nil {
 		return 0, err
 	}
-	return res.Next, res.Err
+	return res[0].Next, res[0].Err
 }
 
 // AppendBatch stores many chunks, of any runs and machines, in one
@@ -70,14 +61,15 @@ func (s *Store) AppendBatch(ctx context.Context, batch []Append) ([]AppendResult
 		size += len(a.Chunk.Data)
 	}
 	err := s.writeSized(ctx, size, func(tx *sql.Tx) error {
+		ap := outputBatch{s: s, ctx: ctx, tx: tx}
 		for i, a := range batch {
-			res, err := s.appendTx(ctx, tx, a)
+			res, err := ap.append(a)
 			if err != nil {
 				return err
 			}
 			results[i] = res
 		}
-		return nil
+		return ap.flush()
 	})
 	if err != nil {
 		return nil, err
@@ -85,16 +77,75 @@ func (s *Store) AppendBatch(ctx context.Context, batch []Append) ([]AppendResult
 	return results, nil
 }
 
-// appendTx stores one chunk in tx. The chunk's own refusal is in the
-// result; the error is the transaction's failure.
-func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, a Append) (AppendResult, error) {
-	row, err := s.machineRow(ctx, tx, a.RunID, a.Machine)
+// outputBatch stores the chunks of one batch in its transaction. It reads a
+// machine's row, and each stream's size, once per batch, keeps them as
+// its chunks go in, and writes them back once, in flush: a batch of one
+// job's output is mostly chunks of one machine, each of which cost four
+// statements besides its own insert when every chunk read and wrote them.
+type outputBatch struct {
+	s   *Store
+	ctx context.Context
+	tx  *sql.Tx
+	// machines are the rows of the machines the batch wrote to, as they
+	// stand after its chunks so far.
+	machines map[machineKey]*machineOut
+}
+
+type machineKey struct{ run, machine string }
+
+type machineOut struct {
+	row     machRow
+	dirty   bool
+	streams map[string]*streamOut
+}
+
+// streamOut is a stream's size as the batch found it and what it added.
+type streamOut struct{ bytes, added int64 }
+
+// machine returns the machine's row as the batch's chunks left it.
+func (ap *outputBatch) machine(runID, machine string) (*machineOut, error) {
+	k := machineKey{runID, machine}
+	if m := ap.machines[k]; m != nil {
+		return m, nil
+	}
+	row, err := ap.s.machineRow(ap.ctx, ap.tx, runID, machine)
+	if err != nil {
+		return nil, err
+	}
+	m := &machineOut{row: row, streams: map[string]*streamOut{}}
+	if ap.machines == nil {
+		ap.machines = map[machineKey]*machineOut{}
+	}
+	ap.machines[k] = m
+	return m, nil
+}
+
+// stream returns the stream's size as the batch's chunks left it.
+func (ap *outputBatch) stream(m *machineOut, runID, machine, stream string) (*streamOut, error) {
+	if st := m.streams[stream]; st != nil {
+		return st, nil
+	}
+	st := &streamOut{}
+	err := ap.tx.StmtContext(ap.ctx, ap.s.stmts.streamBytes).QueryRowContext(ap.ctx, runID, machine, stream).Scan(&st.bytes)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	m.streams[stream] = st
+	return st, nil
+}
+
+// append stores one chunk. The chunk's own refusal is in the result; the
+// error is the transaction's failure.
+func (ap *outputBatch) append(a Append) (AppendResult, error) {
+	s, ctx, tx := ap.s, ap.ctx, ap.tx
+	m, err := ap.machine(a.RunID, a.Machine)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return AppendResult{Err: fmt.Errorf("append output: %w", err)}, nil
 		}
 		return AppendResult{}, fmt.Errorf("append output to %s of run %s: %w", a.Machine, a.RunID, err)
 	}
+	row := &m.row
 	next, size := row.next, row.size
 	c := a.Chunk
 	switch {
@@ -118,10 +169,11 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, a Append) (AppendResul
 	fail := func(err error) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("append output to %s of run %s: %w", a.Machine, a.RunID, s.dbErr(ctx, err))
 	}
-	var streamEnd int64
-	if err := tx.StmtContext(ctx, s.stmts.streamEnd).QueryRowContext(ctx, a.RunID, a.Machine, c.Stream, n).Scan(&streamEnd); err != nil {
+	st, err := ap.stream(m, a.RunID, a.Machine, c.Stream)
+	if err != nil {
 		return fail(err)
 	}
+	streamEnd := st.bytes + st.added + n
 	var fileOff *int64
 	if len(data) >= s.files.min {
 		off, err := s.files.write(a.RunID, data)
@@ -133,6 +185,7 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, a Append) (AppendResul
 	if _, err := tx.StmtContext(ctx, s.stmts.insertChunk).ExecContext(ctx, a.RunID, a.Machine, c.Seq, c.Stream, at, n, size+n, streamEnd, data, fileOff); err != nil {
 		return fail(err)
 	}
+	st.added += n
 	stored := row.stored + n
 	if row.cap > 0 && stored > row.cap {
 		var err error
@@ -140,10 +193,34 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, a Append) (AppendResul
 			return fail(err)
 		}
 	}
-	if _, err := tx.StmtContext(ctx, s.stmts.advance).ExecContext(ctx, next+1, size+n, stored, a.RunID, a.Machine); err != nil {
-		return fail(err)
-	}
+	row.next, row.size, row.stored = next+1, size+n, stored
+	m.dirty = true
 	return AppendResult{Next: next + 1}, nil
+}
+
+// flush writes back the rows the batch's chunks changed.
+func (ap *outputBatch) flush() error {
+	s, ctx, tx := ap.s, ap.ctx, ap.tx
+	for k, m := range ap.machines {
+		if !m.dirty {
+			continue
+		}
+		fail := func(err error) error {
+			return fmt.Errorf("append output to %s of run %s: %w", k.machine, k.run, s.dbErr(ctx, err))
+		}
+		for stream, st := range m.streams {
+			if st.added == 0 {
+				continue
+			}
+			if _, err := tx.StmtContext(ctx, s.stmts.streamGrow).ExecContext(ctx, k.run, k.machine, stream, st.added); err != nil {
+				return fail(err)
+			}
+		}
+		if _, err := tx.StmtContext(ctx, s.stmts.advance).ExecContext(ctx, m.row.next, m.row.size, m.row.stored, k.run, k.machine); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
 }
 
 // capOutput drops the oldest chunks past the head, never the newest
@@ -295,7 +372,7 @@ func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Outp
 // appendStmts are the writer's prepared statements for the output path,
 // parsed once rather than per chunk.
 type appendStmts struct {
-	machine, streamEnd, insertChunk, advance, droppable, drop *sql.Stmt
+	machine, streamBytes, streamGrow, insertChunk, advance, droppable, drop *sql.Stmt
 }
 
 func (a *appendStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -305,10 +382,10 @@ func (a *appendStmts) prepare(ctx context.Context, db *sql.DB) error {
 	}{
 		{&a.machine, `SELECT status, next_seq, output_bytes, stored_bytes, output_cap FROM machines
 			WHERE run_id = ? AND machine = ?`},
-		// Grows the stream by the chunk's size and answers its new end.
-		{&a.streamEnd, `INSERT INTO output_streams (run_id, machine, stream, bytes) VALUES (?1, ?2, ?3, ?4)
-			ON CONFLICT (run_id, machine, stream) DO UPDATE SET bytes = bytes + excluded.bytes
-			RETURNING bytes`},
+		{&a.streamBytes, `SELECT bytes FROM output_streams WHERE run_id = ? AND machine = ? AND stream = ?`},
+		// Grows the stream by what a batch added to it.
+		{&a.streamGrow, `INSERT INTO output_streams (run_id, machine, stream, bytes) VALUES (?1, ?2, ?3, ?4)
+			ON CONFLICT (run_id, machine, stream) DO UPDATE SET bytes = bytes + excluded.bytes`},
 		{&a.insertChunk, `INSERT INTO output_chunks (run_id, machine, seq, stream, at, size, end_off, stream_end, data, file_off)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&a.advance, `UPDATE machines SET next_seq = ?, output_bytes = ?, stored_bytes = ? WHERE run_id = ? AND machine = ?`},
@@ -333,7 +410,7 @@ func (a *appendStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (a *appendStmts) close() {
-	for _, st := range []*sql.Stmt{a.machine, a.streamEnd, a.insertChunk, a.advance, a.droppable, a.drop} {
+	for _, st := range []*sql.Stmt{a.machine, a.streamBytes, a.streamGrow, a.insertChunk, a.advance, a.droppable, a.drop} {
 		if st != nil {
 			_ = st.Close()
 		}
