@@ -134,6 +134,9 @@ type link struct {
 	heartbeat time.Duration
 	idle      time.Duration // silence after which the connection is dead (idleFor)
 	beats     int           // heartbeats sent, by the writer goroutine
+	// spilled is what the writer reads spilled chunks into, one at a
+	// time: each is sent before the next is read. Made by the first.
+	spilled []byte
 }
 
 // pingEvery is how many heartbeats go with one WebSocket ping. Its pong
@@ -277,7 +280,7 @@ func (l *link) flush(st *writeState, hb <-chan time.Time) error {
 			}
 		default:
 		}
-		c, ok, err := l.r.spool.Next()
+		c, ok, err := l.r.spool.NextInto(&l.spilled)
 		if err != nil {
 			return err
 		}
@@ -319,14 +322,27 @@ func (l *link) sendJSON(f wire.Frame) error {
 	return nil
 }
 
+// sendChunk writes the frame's header and the chunk's data into one
+// message: the writer copies both into its buffer, masking them, so
+// joining them into a frame first would only be another 64 KiB allocated
+// and copied per chunk.
 func (l *link) sendChunk(c sendable) error {
 	name, _ := wire.StreamName(c.stream)
-	b, err := wire.EncodeBinaryOutput(name, c.seq, c.data)
+	h, err := wire.BinaryOutputHeader(name, c.seq)
 	if err != nil {
 		return err
 	}
 	l.ws.SetWriteDeadline(time.Now().Add(l.r.set.writeTimeout))
-	if err := l.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+	w, err := l.ws.NextWriter(websocket.BinaryMessage)
+	if err == nil {
+		if _, err = w.Write(h[:]); err == nil {
+			_, err = w.Write(c.data)
+		}
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("send output seq %d: %w", c.seq, err)
 	}
 	return nil

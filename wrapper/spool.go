@@ -175,6 +175,15 @@ func (s *spool) spillFailed(err error) {
 // Next hands out the chunk at the cursor and advances it; ok is false when
 // everything appended has been sent on this connection.
 func (s *spool) Next() (c sendable, ok bool, err error) {
+	var buf []byte
+	return s.NextInto(&buf)
+}
+
+// NextInto is Next reading a spilled chunk into *buf, which it grows when
+// too small (to a chunk's largest size): the chunk's data is then the
+// caller's buffer, good until the caller reads into it again. A
+// connection's writer reads every spilled chunk into one buffer.
+func (s *spool) NextInto(buf *[]byte) (c sendable, ok bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cursor >= s.next {
@@ -183,7 +192,10 @@ func (s *spool) Next() (c sendable, ok bool, err error) {
 	ch := s.chunks[s.cursor-s.base()]
 	data := ch.data
 	if data == nil {
-		data = make([]byte, ch.n)
+		if ch.n > len(*buf) {
+			*buf = make([]byte, max(ch.n, chunkMax))
+		}
+		data = (*buf)[:ch.n]
 		if _, err := s.file.ReadAt(data, ch.off); err != nil {
 			return sendable{}, false, fmt.Errorf("read spool file at seq %d: %w", s.cursor, err)
 		}

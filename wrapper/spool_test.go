@@ -140,7 +140,8 @@ func TestSpool(t *testing.T) {
 }
 
 // TestSpoolLarge pushes several MiB through a small memory limit with
-// acks lagging, and checks every byte comes back once, in order.
+// acks lagging, and checks every byte comes back once, in order, the
+// spilled chunks read into one buffer.
 func TestSpoolLarge(t *testing.T) {
 	const limit = 64 << 10
 	s := newSpool(t.TempDir(), limit, hclog.NewNullLogger())
@@ -148,11 +149,12 @@ func TestSpoolLarge(t *testing.T) {
 	data := randomBytes(6<<20, 7)
 	var got bytes.Buffer
 	next := int64(0)
+	var buf []byte // every spilled chunk is read into it, as the writer does
 	for off := 0; off < len(data); off += chunkMax {
 		s.Append(wire.BinaryStdout, data[off:min(off+chunkMax, len(data))])
 		if off%(8*chunkMax) == 0 { // the network is slow: drain now and then
 			for {
-				c, ok, err := s.Next()
+				c, ok, err := s.NextInto(&buf)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -172,7 +174,7 @@ func TestSpoolLarge(t *testing.T) {
 		}
 	}
 	for {
-		c, ok, err := s.Next()
+		c, ok, err := s.NextInto(&buf)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -57,18 +57,31 @@ func StreamName(code byte) (string, bool) {
 
 // EncodeBinaryOutput builds a v2 binary output frame.
 func EncodeBinaryOutput(stream string, seq int64, data []byte) ([]byte, error) {
-	code, ok := StreamCode(stream)
-	if !ok {
-		return nil, fmt.Errorf("encode binary output: unknown stream %q", stream)
-	}
-	if seq < 0 {
-		return nil, fmt.Errorf("encode binary output: negative seq %d", seq)
+	h, err := BinaryOutputHeader(stream, seq)
+	if err != nil {
+		return nil, err
 	}
 	b := make([]byte, binaryHeader+len(data))
-	b[0] = code
-	binary.BigEndian.PutUint64(b[1:binaryHeader], uint64(seq))
+	copy(b, h[:])
 	copy(b[binaryHeader:], data)
 	return b, nil
+}
+
+// BinaryOutputHeader is what a v2 binary output frame has before its
+// data, for a sender that writes the data after it rather than copy both
+// into one frame first.
+func BinaryOutputHeader(stream string, seq int64) ([BinaryHeaderBytes]byte, error) {
+	var h [BinaryHeaderBytes]byte
+	code, ok := StreamCode(stream)
+	if !ok {
+		return h, fmt.Errorf("encode binary output: unknown stream %q", stream)
+	}
+	if seq < 0 {
+		return h, fmt.Errorf("encode binary output: negative seq %d", seq)
+	}
+	h[0] = code
+	binary.BigEndian.PutUint64(h[1:], uint64(seq))
+	return h, nil
 }
 
 // DecodeBinaryOutput parses a v2 binary output frame. The returned data

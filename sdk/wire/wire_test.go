@@ -59,6 +59,18 @@ func TestBinaryOutputRoundTrip(t *testing.T) {
 	if _, err := EncodeBinaryOutput("stdin", 0, nil); err == nil {
 		t.Fatal("unknown stream encoded")
 	}
+	if _, err := EncodeBinaryOutput(StreamStdout, -1, nil); err == nil {
+		t.Fatal("negative seq encoded")
+	}
+	// A header written before the data makes the same frame.
+	h, err := BinaryOutputHeader(StreamStderr, 77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := EncodeBinaryOutput(StreamStderr, 77, data)
+	if err != nil || !bytes.Equal(append(h[:], data...), whole) {
+		t.Fatalf("header and data %x, frame %x (%v)", append(h[:], data...), whole, err)
+	}
 }
 
 func TestSetBytesKeepsInvalidUTF8(t *testing.T) {
