@@ -89,7 +89,7 @@ var figures = []figure{
 		Bench: "BenchmarkKillLatencyP", Metric: "p99-ms", Max: 20, Beside: []string{"p50-ms", "max-ms", "wall-p99-ms"}},
 	{What: "one job's output into SQLite, all kept", Target: "≥ 10% of cat to /dev/null, byte-exact",
 		Bench: "BenchmarkOutputThroughput/sqlite", Metric: "fraction-of-cat", Min: 0.10,
-		Beside: []string{"MiB/s-stored", "MiB/s-cat", "MiB/s-dd-to-file", "fraction-of-dd-to-file", "core-CPU-ms/MiB", "store-CPU-ms/MiB"}},
+		Beside: []string{"MiB/s-stored", "MiB/s-cat", "MiB/s-dd-to-file", "fraction-of-dd-to-file", "core-CPU-ms/MiB", "store-CPU-ms/MiB", "machine-CPU-ms/MiB", "MiB/s-CPU-bound"}},
 	// 150 MB is 143 MiB.
 	{What: "10,000 job definitions, idle", Target: "core RSS < 150 MB, start < 2 s",
 		Bench: "BenchmarkManyJobs", Metric: "core-RSS-MiB", Max: 143, Beside: []string{"start-s", "core-CPU-%", "jobs-list-s"}},
