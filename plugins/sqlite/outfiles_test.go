@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -440,5 +441,81 @@ func TestAppendBatchKeepsStreams(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestManyRunsFiles: appending to more runs than the writer keeps files
+// open for closes and reopens them, and every run reads back.
+func TestManyRunsFiles(t *testing.T) {
+	ctx := context.Background()
+	s := openFiles(t, filepath.Join(t.TempDir(), "saltpeter.db"), 1)
+	const runs = maxOpenFiles + 6
+	for round := range int64(2) { // the second round reopens files closed in the first
+		for i := range runs {
+			id := fmt.Sprintf("r%03d", i)
+			if round == 0 {
+				if err := s.CreateRun(ctx, store.Run{ID: id, Job: "j", Machines: []store.Machine{{Machine: "a"}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			data := []byte(fmt.Sprintf("%s round %d\n", id, round))
+			if _, err := s.AppendOutput(ctx, id, "a", store.Chunk{Seq: round, Stream: "stdout", Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			s.files.mu.Lock()
+			open := len(s.files.open)
+			s.files.mu.Unlock()
+			if open > maxOpenFiles {
+				t.Fatalf("%d output files open, at most %d", open, maxOpenFiles)
+			}
+		}
+	}
+	for i := range runs {
+		id := fmt.Sprintf("r%03d", i)
+		out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: id, Machine: "a"})
+		if want := fmt.Sprintf("%s round 0\n%s round 1\n", id, id); err != nil || string(out.Data) != want {
+			t.Errorf("run %s: %q, %v; want %q", id, out.Data, err, want)
+		}
+	}
+}
+
+// TestReaderHoldsOffFreeing: bytes a reader's snapshot may name are not
+// freed while it reads: the cap's drop is committed, but its hole is
+// punched only once the reader is done.
+func TestReaderHoldsOffFreeing(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("hole punching is Linux's")
+	}
+	ctx := context.Background()
+	s := openFiles(t, filepath.Join(t.TempDir(), "saltpeter.db"), 1)
+	const chunk = 64 << 10
+	if err := s.CreateRun(ctx, store.Run{ID: "r1", Job: "j", Machines: []store.Machine{{Machine: "a", OutputCap: 2 * chunk}}}); err != nil {
+		t.Fatal(err)
+	}
+	appendChunk := func(seq int64) {
+		t.Helper()
+		if _, err := s.AppendOutput(ctx, "r1", "a", store.Chunk{Seq: seq, Stream: "stdout", Data: bytes.Repeat([]byte{'a' + byte(seq)}, chunk)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for seq := range int64(3) {
+		appendChunk(seq)
+	}
+	s.files.reclaim()
+	before := allocated(t, s.files.path("r1"))
+
+	s.files.gate.RLock() // a reader, between its snapshot and its file reads
+	appendChunk(3)       // past the cap: a chunk is dropped, its hole queued
+	done := make(chan struct{})
+	go func() { s.files.reclaim(); close(done) }()
+	select {
+	case <-done:
+		t.Error("the dropped chunk was freed while a reader held the gate")
+	case <-time.After(100 * time.Millisecond): // nothing to await: it must not happen
+	}
+	s.files.gate.RUnlock()
+	<-done
+	if after := allocated(t, s.files.path("r1")); after >= before+chunk {
+		t.Errorf("the file takes %d bytes of disk after the drop was freed, %d before the fourth chunk: nothing freed", after, before)
 	}
 }
