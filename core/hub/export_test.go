@@ -23,3 +23,6 @@ func (h *Hub) FlushHeartbeats() { h.flushHeartbeats() }
 
 // SetChunkRecycled lets a test see each output buffer the hub gives back.
 func SetChunkRecycled(f func([]byte)) { chunkRecycled = f }
+
+// SetSwept lets a test await sweeps and count the machines each looked at.
+func SetSwept(f func(visits int)) { swept = f }

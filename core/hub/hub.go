@@ -148,6 +148,10 @@ type mstate struct {
 	kill     *command
 	signals  []*command
 	killSent bool
+
+	// dueAt is when the hub's heap of deadlines has it looked at next
+	// (unix nanoseconds), 0 when it does not (see due.go).
+	dueAt int64
 }
 
 // seen is the last time any frame came from the machine's wrapper.
@@ -213,9 +217,10 @@ type Hub struct {
 	cfg  Config
 	log  hclog.Logger
 	tick time.Duration
-	// sweepTicks is how many ticks pass between two sweeps of every
-	// machine (see onTick).
+	// sweepTicks is how many ticks pass between two sweeps (see
+	// onTick).
 	sweepTicks, ticks int
+	sweepEvery        time.Duration // tick * sweepTicks
 	// hbEvery is how often a connection writes its heartbeat to the
 	// store; see heartbeatWriteEvery.
 	hbEvery time.Duration
@@ -248,8 +253,11 @@ type Hub struct {
 	// hold a machine forgotten since, or one whose commands are done;
 	// the tick drops those.
 	commanded map[*mstate]struct{}
-	byRun     map[string]map[string]*mstate
-	conns     map[*conn]*key // nil key: not bound yet
+	// due holds the machines by when the hub must look at them for
+	// their deadlines (see due.go).
+	due   dueHeap
+	byRun map[string]map[string]*mstate
+	conns map[*conn]*key // nil key: not bound yet
 }
 
 // New returns a hub; call Run to start it.
@@ -287,8 +295,9 @@ func New(cfg Config) *Hub {
 	tick := min(cfg.ResendInterval/2, cfg.HeartbeatTimeout/10)
 	tick = max(min(tick, time.Second), 5*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
+	every := sweepTicks(tick, cfg.HeartbeatTimeout)
 	return &Hub{
-		cfg: cfg, log: cfg.Logger, tick: tick, sweepTicks: sweepTicks(tick, cfg.HeartbeatTimeout),
+		cfg: cfg, log: cfg.Logger, tick: tick, sweepTicks: every, sweepEvery: time.Duration(every) * tick,
 		hbEvery: heartbeatWriteEvery(cfg.HeartbeatTimeout), commanded: map[*mstate]struct{}{},
 		in: make(chan any), done: make(chan struct{}),
 		heartbeats: make(chan heartbeat, heartbeatQueue), flushHeartbeatsNow: make(chan chan struct{}),
@@ -506,6 +515,9 @@ func (h *Hub) handle(m any) {
 	case startedMsg:
 		if st := h.machines[m.key]; st != nil {
 			st.startedAt = m.at
+			// A lost machine recovered without a start had no job
+			// timeout to wait for until now.
+			h.schedule(st)
 		}
 	case killedMsg:
 		h.killed(m.key, m.signal)
@@ -535,6 +547,7 @@ func (h *Hub) add(st *mstate) {
 		h.byRun[st.key.run] = map[string]*mstate{}
 	}
 	h.byRun[st.key.run][st.key.machine] = st
+	h.schedule(st)
 }
 
 // forget drops a machine's state; pending commands go with it.
@@ -566,6 +579,7 @@ func (h *Hub) setStatus(st *mstate, status string) {
 		}
 	}
 	st.status = status
+	h.schedule(st)
 }
 
 func (h *Hub) countRunning(d int64) {
@@ -826,12 +840,11 @@ func (h *Hub) finalResult(r finalResult) {
 	}
 }
 
-// sweepTicks is how many ticks apart the hub sweeps every machine for
-// its deadlines (connect deadline, heartbeat timeout, job timeout): a
-// twentieth of the heartbeat timeout, within a second. The tick itself
-// must be short, for it resends commands (every ResendInterval), but a
-// sweep at every tick visited each of many idle machines four times a
-// second, 10% of the core's CPU while 12,000 wrappers idled; a machine
+// sweepTicks is how many ticks apart the hub sweeps the machines whose
+// deadlines (connect deadline, heartbeat timeout, job timeout) have come
+// (see due.go): a twentieth of the heartbeat timeout, within a second,
+// which is how late a deadline may be acted on. The tick itself must be
+// short, for it resends commands (every ResendInterval); a machine
 // judged lost a twentieth of its timeout late is judged as well.
 func sweepTicks(tick, heartbeatTimeout time.Duration) int {
 	every := min(heartbeatTimeout/20, time.Second)
@@ -839,7 +852,7 @@ func sweepTicks(tick, heartbeatTimeout time.Duration) int {
 }
 
 // onTick resends the commands that are due, and every sweepTicks ticks
-// sweeps every machine (see sweep).
+// sweeps the machines whose deadlines have come (see sweep).
 func (h *Hub) onTick() {
 	for st := range h.commanded {
 		if h.machines[st.key] != st || (st.kill == nil && len(st.signals) == 0) {
@@ -854,27 +867,24 @@ func (h *Hub) onTick() {
 	}
 }
 
-// sweep ends the machines past their deadlines.
-func (h *Hub) sweep() {
-	now := h.now()
-	for _, st := range h.machines {
-		switch st.status {
-		case store.StatusPending:
-			dl := st.exp.ConnectDeadline
-			if !dl.IsZero() && now.After(dl) && !st.finalizing && st.conn == nil {
-				h.finalize(st, store.StatusNotStarted, wire.ExitNotStarted,
-					"wrapper did not connect within "+dl.Sub(st.expectedAt).Round(time.Millisecond).String())
-			}
-		case store.StatusRunning:
-			if quiet := now.Sub(st.seen()); quiet > h.cfg.HeartbeatTimeout && !st.finalizing {
-				h.finalize(st, store.StatusLost, wire.ExitLost,
-					"no frame from the wrapper for "+quiet.Round(time.Millisecond).String())
-			}
-		case store.StatusLost:
-			if st.conn == nil && st.exp.Timeout > 0 && st.timedOut(now) {
-				// Its job cannot be alive any more: nothing left to wait for.
-				h.forget(st)
-			}
+// check ends the machine if it is past its deadline (see sweep).
+func (h *Hub) check(st *mstate, now time.Time) {
+	switch st.status {
+	case store.StatusPending:
+		dl := st.exp.ConnectDeadline
+		if !dl.IsZero() && now.After(dl) && !st.finalizing && st.conn == nil {
+			h.finalize(st, store.StatusNotStarted, wire.ExitNotStarted,
+				"wrapper did not connect within "+dl.Sub(st.expectedAt).Round(time.Millisecond).String())
+		}
+	case store.StatusRunning:
+		if quiet := now.Sub(st.seen()); quiet > h.cfg.HeartbeatTimeout && !st.finalizing {
+			h.finalize(st, store.StatusLost, wire.ExitLost,
+				"no frame from the wrapper for "+quiet.Round(time.Millisecond).String())
+		}
+	case store.StatusLost:
+		if st.conn == nil && st.exp.Timeout > 0 && st.timedOut(now) {
+			// Its job cannot be alive any more: nothing left to wait for.
+			h.forget(st)
 		}
 	}
 }
