@@ -214,6 +214,9 @@ func (o *outputFiles) beforeCommit() ([]reclaim, error) {
 	defer o.mu.Unlock()
 	freed := o.pending
 	o.pending = nil
+	if !o.sync {
+		return freed, nil // nothing is dirty: write marks files only under SyncFull
+	}
 	for _, rf := range o.open {
 		if rf.dirty {
 			if err := rf.f.Sync(); err != nil {
