@@ -51,14 +51,7 @@ func (b *batchingStore) AppendOutputBatch(ctx context.Context, batch []store.App
 // store commits are stored as one batch, in order, each acked after.
 func TestOutputIsStoredInBatches(t *testing.T) {
 	bs := &batchingStore{gate: make(chan struct{})}
-	queued := make(chan struct{}, 1024)
-	hub.SetFrameQueued(func() { queued <- struct{}{} })
-	t.Cleanup(func() { hub.SetFrameQueued(nil) })
-	h := newHarness(t, opts{wrap: func(m *memory.Store) store.Store { bs.Store = m; return bs }})
-	h.expect(exp{run: "r1", machine: "m"})
-	c := h.dial("r1", "m")
-	c.connect()
-	<-queued // the connect
+	h, c, queued := queuedConn(t, opts{}, func(m *memory.Store) store.Store { bs.Store = m; return bs })
 	const n = 50
 	var want strings.Builder
 	c.outBinary(0, wire.StreamStdout, []byte("chunk 0\n"))
@@ -103,16 +96,10 @@ func TestOutputIsStoredInBatches(t *testing.T) {
 // turned away.
 func TestGracefulStopAcksThenGoesAway(t *testing.T) {
 	bs := &batchingStore{gate: make(chan struct{})}
-	queued := make(chan struct{}, 1024)
-	hub.SetFrameQueued(func() { queued <- struct{}{} })
 	draining := make(chan struct{})
 	hub.SetDrainStarted(func() { close(draining) })
-	t.Cleanup(func() { hub.SetFrameQueued(nil); hub.SetDrainStarted(nil) })
-	h := newHarness(t, opts{wrap: func(m *memory.Store) store.Store { bs.Store = m; return bs }})
-	h.expect(exp{run: "r1", machine: "m"})
-	c := h.dial("r1", "m")
-	c.connect()
-	<-queued // the connect
+	t.Cleanup(func() { hub.SetDrainStarted(nil) })
+	h, c, queued := queuedConn(t, opts{}, func(m *memory.Store) store.Store { bs.Store = m; return bs })
 	const n = 5
 	var want strings.Builder
 	for i := range n {
@@ -255,15 +242,8 @@ func TestOutputBufferOutlivesItsStoreCall(t *testing.T) {
 				recycled.Add(1)
 			})
 			t.Cleanup(func() { hub.SetChunkRecycled(nil) })
-			queued := make(chan struct{}, 1024)
-			hub.SetFrameQueued(func() { queued <- struct{}{} })
-			t.Cleanup(func() { hub.SetFrameQueued(nil) })
 			hs := &heldStore{t: t, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-			h := newHarness(t, opts{wrap: func(m *memory.Store) store.Store { hs.Store = m; return hs }})
-			h.expect(exp{run: "r1", machine: "m"})
-			c := h.dial("r1", "m")
-			c.connect()
-			<-queued // the connect
+			h, c, queued := queuedConn(t, opts{}, func(m *memory.Store) store.Store { hs.Store = m; return hs })
 			const n = 20
 			var want strings.Builder
 			send := func(seq int64) {
@@ -291,4 +271,21 @@ func TestOutputBufferOutlivesItsStoreCall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// queuedConn connects the wrapper of r1/m to a hub over the memory store
+// as wrap wraps it, and returns the harness, the wrapper and what hears
+// each frame the hub queues (the connect's already heard).
+func queuedConn(t *testing.T, o opts, wrap func(*memory.Store) store.Store) (*harness, *client, <-chan struct{}) {
+	t.Helper()
+	queued := make(chan struct{}, 1024)
+	hub.SetFrameQueued(func() { queued <- struct{}{} })
+	t.Cleanup(func() { hub.SetFrameQueued(nil) })
+	o.wrap = wrap
+	h := newHarness(t, o)
+	h.expect(exp{run: "r1", machine: "m"})
+	c := h.dial("r1", "m")
+	c.connect()
+	<-queued // the connect
+	return h, c, queued
 }
