@@ -16,7 +16,7 @@ import (
 // machine's deadline later without touching the heap: the entry comes
 // due at the old deadline, and the machine is put back at its new one.
 // So a running machine is looked at about once per heartbeat timeout,
-// not twenty times.
+// not at every sweep (twenty to thirty times, see sweepTicks).
 
 // dueEntry is a machine to look at, at (unix nanoseconds). It is stale
 // when the machine has been put back earlier since (its dueAt differs),
