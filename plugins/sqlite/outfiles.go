@@ -319,14 +319,14 @@ func (r *fileReader) read(off, n int64) (data []byte, ok bool, err error) {
 	if r.f == nil && !r.gone {
 		f, err := os.Open(r.o.path(r.runID))
 		if errors.Is(err, os.ErrNotExist) {
-			r.gone = true
+			r.gone = true // said once a read, not once a chunk
+			r.o.log.Warn("an output file is missing: its chunks are shown as lost", "path", r.o.path(r.runID))
 		} else if err != nil {
 			return nil, false, fmt.Errorf("open output file: %w", err)
 		}
 		r.f = f
 	}
 	if r.gone {
-		r.o.log.Warn("an output file is missing: its chunks are shown as lost", "path", r.o.path(r.runID))
 		return nil, false, nil
 	}
 	data = make([]byte, n)

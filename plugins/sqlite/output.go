@@ -318,17 +318,6 @@ func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Outp
 		defer rows.Close()
 		file := fileReader{o: s.files, runID: q.RunID}
 		defer file.close()
-		// Chunks whose bytes the file lacks, one after another, are
-		// shown as one stretch lost.
-		var lost, lostEnd int64
-		flushLost := func() bool {
-			if lostEnd == 0 {
-				return true
-			}
-			more := plan.AddLost(lost, lostEnd-lost)
-			lostEnd = 0
-			return more
-		}
 		for rows.Next() {
 			var start, size int64
 			var data []byte
@@ -336,31 +325,23 @@ func (s *Store) ReadOutput(ctx context.Context, q store.OutputQuery) (store.Outp
 			if err := rows.Scan(&start, &data, &fileOff, &size); err != nil {
 				return fail(err)
 			}
-			if fileOff.Valid {
-				var ok bool
-				data, ok, err = file.read(fileOff.Int64, size)
-				if err != nil {
-					return fmt.Errorf("read output of %s of run %s: %w", q.Machine, q.RunID, err)
-				}
-				if !ok {
-					if lostEnd != start && !flushLost() {
-						break
-					}
-					if lostEnd == 0 {
-						lost = start
-					}
-					lostEnd = start + size
-					continue
-				}
+			more := true
+			if !fileOff.Valid {
+				more = plan.Add(start, data)
+			} else if data, ok, err := file.read(fileOff.Int64, size); err != nil {
+				return fmt.Errorf("read output of %s of run %s: %w", q.Machine, q.RunID, err)
+			} else if ok {
+				more = plan.Add(start, data)
+			} else {
+				more = plan.AddLost(start, size)
 			}
-			if !flushLost() || !plan.Add(start, data) {
+			if !more {
 				break
 			}
 		}
 		if err := rows.Err(); err != nil {
 			return fail(err)
 		}
-		flushLost()
 		return nil
 	})
 	if err != nil {

@@ -66,6 +66,10 @@ type ReadPlan struct {
 	limit int64
 	out   Output
 	full  bool
+	// lostTo, when not 0, ends a stretch of lost chunks from out.Next
+	// not shown yet: the chunks that follow it may lengthen it, so that
+	// it is shown as one marker.
+	lostTo int64
 }
 
 // NewReadPlan starts an answer to q, whose selection is total bytes long
@@ -84,7 +88,7 @@ func (p *ReadPlan) Offset() int64 { return p.out.Next }
 // says false, further chunks are ignored. A chunk ending at or before the
 // answer's offset is skipped.
 func (p *ReadPlan) Add(start int64, data []byte) bool {
-	if p.full {
+	if p.full || !p.showLost() {
 		return false
 	}
 	end := start + int64(len(data))
@@ -115,19 +119,39 @@ func LostMarker(n int64) []byte {
 }
 
 // AddLost takes a stored chunk of n bytes at start whose bytes the store
-// has lost, shown as LostMarker; it reports what Add would.
+// has lost, shown as LostMarker; lost chunks that follow one another are
+// shown as one marker. It reports what Add would.
 func (p *ReadPlan) AddLost(start, n int64) bool {
 	if p.full {
 		return false
 	}
 	end := start + n
+	if p.lostTo != 0 && start == p.lostTo {
+		p.lostTo = end
+		return true
+	}
+	if !p.showLost() {
+		return false
+	}
 	if end <= p.out.Next {
 		return true
 	}
 	if start > p.out.Next && !p.mark(DroppedMarker(start-p.out.Next), start) {
 		return false
 	}
-	if !p.mark(LostMarker(end-p.out.Next), end) {
+	p.lostTo = end
+	return true
+}
+
+// showLost adds the marker of the lost stretch waiting, if any; false
+// when the answer is full.
+func (p *ReadPlan) showLost() bool {
+	if p.lostTo == 0 {
+		return true
+	}
+	to := p.lostTo
+	p.lostTo = 0
+	if !p.mark(LostMarker(to-p.out.Next), to) {
 		return false
 	}
 	if p.limit > 0 && int64(len(p.out.Data)) >= p.limit {
@@ -149,5 +173,8 @@ func (p *ReadPlan) mark(marker []byte, next int64) bool {
 	return true
 }
 
-// Done returns the answer.
-func (p *ReadPlan) Done() Output { return p.out }
+// Done returns the answer, with the lost stretch it ends with if any.
+func (p *ReadPlan) Done() Output {
+	p.showLost()
+	return p.out
+}

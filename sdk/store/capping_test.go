@@ -27,6 +27,8 @@ func TestReadPlan(t *testing.T) {
 		{"lost", 0, 0, []piece{{0, "ab", 0}, {2, "", 4}, {6, "cd", 0}}, "ab" + lost(4) + "cd", 8},
 		{"lost last", 0, 0, []piece{{0, "ab", 0}, {2, "", 4}}, "ab" + lost(4), 6},
 		{"a gap then lost", 0, 0, []piece{{0, "ab", 0}, {4, "", 4}}, "ab" + drop(2) + lost(4), 8},
+		{"lost chunks in a row, one marker", 0, 0, []piece{{0, "ab", 0}, {2, "", 2}, {4, "", 3}, {7, "cd", 0}}, "ab" + lost(5) + "cd", 9},
+		{"lost, a gap, lost", 0, 0, []piece{{0, "", 2}, {4, "", 2}}, lost(2) + drop(2) + lost(2), 6},
 		{"from inside a lost chunk", 3, 0, []piece{{2, "", 4}, {6, "cd", 0}}, lost(3) + "cd", 8},
 		{"lost before the offset", 7, 0, []piece{{2, "", 4}, {6, "cd", 0}}, "d", 8},
 		{"a lost marker is never cut", 0, 4, []piece{{0, "ab", 0}, {2, "", 4}, {6, "cd", 0}}, "ab", 2},
