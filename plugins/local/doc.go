@@ -19,7 +19,9 @@
 // dispatch (spare.go): "saltpeter-wrapper -env-stdin", started as above
 // with its core's URLs in its environment, has done its program's start,
 // which is most of a short job's dispatch time, and waits for its
-// dispatch environment, the token with it, on standard input. While a
+// dispatch environment, the token with it, on standard input. The spare
+// is started once dispatching has paused for 20 ms, so that its start
+// does not compete for the CPU with the runs just dispatched. While a
 // spare runs, its program file cannot be written over ("text file
 // busy"): install a new wrapper by renaming it into place, and the next
 // dispatch drops the old spare.

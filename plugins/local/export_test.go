@@ -1,5 +1,7 @@
 package local
 
+import "time"
+
 // DropSpare drops the spare wrapper, once the one being started, if any,
 // is there: for tests that end.
 func (t *Target) DropSpare() {
@@ -33,4 +35,16 @@ func (t *Target) awaitRefill() {
 	if done != nil {
 		<-done
 	}
+}
+
+// SetSpareQuiet sets how long dispatching must pause before a spare is
+// started; call it before the first dispatch.
+func (t *Target) SetSpareQuiet(d time.Duration) { t.quiet = d }
+
+// SparePending reports, without waiting, whether a spare is to be started
+// once dispatching pauses and has not been yet.
+func (t *Target) SparePending() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pending != nil
 }

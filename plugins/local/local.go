@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -27,10 +28,15 @@ type Target struct {
 
 	mu sync.Mutex
 	// spare is the default wrapper started ahead of the next dispatch,
-	// nil when none is; refilling, while one is being started, is closed
-	// once it is there (or could not be started).
-	spare     *spare
-	refilling chan struct{}
+	// nil when none is; refilling, while one is to be started, is closed
+	// once it is there (or could not be started). pending is what it is
+	// to be started for while it waits for dispatching to pause, since
+	// lastDispatch (see refill).
+	spare        *spare
+	refilling    chan struct{}
+	pending      *pendingSpare
+	lastDispatch time.Time
+	quiet        time.Duration // spareQuiet but in tests
 }
 
 // New returns a local target that logs to log.
@@ -38,7 +44,7 @@ func New(log hclog.Logger) *Target {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Target{log: log}
+	return &Target{log: log, quiet: spareQuiet}
 }
 
 var _ target.Target = (*Target)(nil)

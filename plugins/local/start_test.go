@@ -273,6 +273,46 @@ func TestDispatchUsesASpare(t *testing.T) {
 	}
 }
 
+// TestSpareWaitsForAPause: the next spare is started once dispatching has
+// paused, not beside the runs just dispatched: dispatches that come
+// before start their wrappers afresh and move the spare's start back.
+func TestSpareWaitsForAPause(t *testing.T) {
+	defaultWrapper(t)
+	core := newCoreStub(t)
+	tgt := newLocal(t)
+	const quiet = time.Second
+	tgt.SetSpareQuiet(quiet)
+	t.Cleanup(tgt.DropSpare)
+
+	first := dispatched(t, tgt, core.request(t, "run-1"))
+	if !tgt.SparePending() {
+		t.Fatal("no spare waits for dispatching to pause after run-1's dispatch (started at once, or never)")
+	}
+	t0 := time.Now()
+	second := dispatched(t, tgt, core.request(t, "run-2"))
+	if second == first {
+		t.Fatalf("run-2's wrapper is run-1's (pid %d)", first)
+	}
+	if f := core.connectOf(t, "run-2"); f.Token != "tok-run-2" {
+		t.Errorf("run-2's wrapper connected with another token")
+	}
+	if !tgt.SparePending() {
+		t.Fatal("the spare was started before dispatching paused")
+	}
+	spare := awaitSpare(t, tgt)
+	if waited := time.Since(t0); waited < quiet {
+		t.Errorf("the spare was there %v after the last dispatch began; want at least %v", waited, quiet)
+	}
+	if spare == first || spare == second {
+		t.Fatalf("the spare is a dispatched wrapper (pid %d)", spare)
+	}
+	third := dispatched(t, tgt, core.request(t, "run-3"))
+	if third != spare {
+		t.Fatalf("run-3's wrapper is pid %d, not the spare (%d)", third, spare)
+	}
+	core.connectOf(t, "run-3")
+}
+
 // TestDispatchDropsASpareOfAnotherCore: a spare started with one core's
 // URLs does not take a dispatch that names others.
 func TestDispatchDropsASpareOfAnotherCore(t *testing.T) {
