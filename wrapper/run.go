@@ -126,7 +126,13 @@ func (r *runner) run(ctx context.Context) error {
 	if len(r.set.stopSignals) > 0 {
 		stop = make(chan os.Signal, 1)
 		signal.Notify(stop, r.set.stopSignals...)
-		defer signal.Stop(stop)
+		// Reset, not Stop: Stop waits for the runtime's signal goroutine
+		// to be idle, and with the job's SIGCHLD just delivered that is
+		// a Gosched loop waking threads, some 5% of a short run's
+		// wrapper CPU. The signals are the runner's, whose process ends
+		// with the run; one that comes meanwhile has its default action
+		// again, as after Stop.
+		defer signal.Reset(r.set.stopSignals...)
 	}
 	heartbeat := defaultHeartbeat
 	sup, err := r.startJob(ack.Spec, stop, <-prepared)

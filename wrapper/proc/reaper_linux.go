@@ -22,6 +22,14 @@ var reg struct {
 	jobs  map[*job]struct{}
 	holds int           // open jobs, and Terminates of closed ones
 	stop  chan struct{} // non-nil while the reaper runs
+	// sigchld is relayed SIGCHLD from the first hold on, for the
+	// process's lifetime: signal.Stop, when the last hold went, waited
+	// for the runtime's signal goroutine to be idle, and with a SIGCHLD
+	// just delivered (the job's end) that was a Gosched loop waking
+	// threads, some 5% of a short run's wrapper CPU. Unread, the
+	// channel's one slot fills and later signals are dropped; a reaper
+	// started then reaps once more than it needs to.
+	sigchld chan os.Signal
 }
 
 // register adds j and holds the reaper for it. The caller holds reg.mu
@@ -47,9 +55,11 @@ func holdReaper() {
 	reg.holds++
 	if reg.stop == nil {
 		reg.stop = make(chan struct{})
-		sigs := make(chan os.Signal, 1)
-		signal.Notify(sigs, unix.SIGCHLD)
-		go reapLoop(sigs, reg.stop)
+		if reg.sigchld == nil {
+			reg.sigchld = make(chan os.Signal, 1)
+			signal.Notify(reg.sigchld, unix.SIGCHLD)
+		}
+		go reapLoop(reg.sigchld, reg.stop)
 	}
 }
 
@@ -62,8 +72,7 @@ func releaseReaper() {
 	}
 }
 
-func reapLoop(sigs chan os.Signal, stop chan struct{}) {
-	defer signal.Stop(sigs)
+func reapLoop(sigs <-chan os.Signal, stop chan struct{}) {
 	for {
 		// Signals coalesce: one SIGCHLD may stand for many exits, so
 		// every wake-up reaps until nothing is left.
