@@ -23,11 +23,11 @@ import (
 // plugin keeps one once it has dispatched the default wrapper: a dispatch
 // writes the spare its environment and closes the pipe, and the spare
 // goes on as a wrapper started then would; the next spare is started
-// once dispatching has paused (spareQuiet). The variables that are the same for every
-// dispatch of this core (its URLs, its CA file) are in the spare's
-// process environment already, so that it shows which core it is for, as
-// any wrapper's does; the whole dispatch environment, the token with it,
-// travels through the pipe, in no process environment.
+// once dispatching has paused (spareQuiet). The variables that are the
+// same for every dispatch of this core (its URLs, its CA file) are in the
+// spare's process environment already, so that it shows which core it is
+// for, as any wrapper's does; the whole dispatch environment, the token
+// with it, travels through the pipe, in no process environment.
 //
 // A spare whose program file changed since it started (an upgrade, which
 // must rename the new file into place: writing over a running program
@@ -159,21 +159,22 @@ func (t *Target) takeSpare(path string, shared map[string]string) *spare {
 }
 
 // spareQuiet is how long dispatching must have paused before the next
-// spare is started. A spare's start (exec, the Go runtime's, Prefault) is
-// a millisecond or two of CPU; started as soon as a dispatch returned,
+// spare is started. A spare's start (exec, the runtime's start, Prefault)
+// is a millisecond or two of CPU; started as soon as a dispatch returned,
 // it ran beside that dispatch's wrapper connecting and starting its job
 // and beside the core recording them, and on a 2-core machine made a run
-// of `true` 1 to 2 ms slower from run now to its stored end (p50 about
-// 9.3 against 7.8 ms, interleaved runs of BenchmarkRunTrueP). A dispatch
-// that comes meanwhile starts its wrapper afresh, as one without spares
-// does; dispatches that keep coming closer than this keep no spare, and
-// cost what they cost before there were spares.
+// of `true` about a millisecond slower from run now to its stored end (p50
+// 9.1 against 8.0 ms, means of four interleaved runs of BenchmarkRunTrueP
+// each way). A dispatch that comes meanwhile starts its wrapper afresh, as
+// one without spares does; dispatches that keep coming closer than this
+// keep no spare, and cost what they cost before there were spares.
 const spareQuiet = 20 * time.Millisecond
 
-// refill has a spare started for path and shared once dispatching has
-// paused for spareQuiet (t.quiet; in the background), unless one is there, or
-// being started, already. A later call, as a later dispatch makes, moves
-// the start back and has it made for its own path and shared.
+// refill has a spare started for path and shared, in the background,
+// once dispatching has paused for t.quiet (spareQuiet), unless one is
+// there, or to be started, already. A later call while the start waits,
+// as a later dispatch makes, moves it back and has it made for the
+// later call's path and shared.
 func (t *Target) refill(path string, shared map[string]string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
