@@ -290,14 +290,14 @@ func TestSpareWaitsForAPause(t *testing.T) {
 	}
 	t0 := time.Now()
 	second := dispatched(t, tgt, core.request(t, "run-2"))
+	if !tgt.SparePending() {
+		t.Fatal("the spare was started before dispatching paused")
+	}
 	if second == first {
 		t.Fatalf("run-2's wrapper is run-1's (pid %d)", first)
 	}
 	if f := core.connectOf(t, "run-2"); f.Token != "tok-run-2" {
 		t.Errorf("run-2's wrapper connected with another token")
-	}
-	if !tgt.SparePending() {
-		t.Fatal("the spare was started before dispatching paused")
 	}
 	spare := awaitSpare(t, tgt)
 	if waited := time.Since(t0); waited < quiet {
