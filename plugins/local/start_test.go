@@ -313,6 +313,62 @@ func TestSpareWaitsForAPause(t *testing.T) {
 	core.connectOf(t, "run-3")
 }
 
+// TestConcurrentDispatchesKeepOneSpare: dispatches at once, one of them
+// taking the spare and the others starting their wrappers afresh, each
+// get a wrapper of their own, and one spare is kept once they are done.
+func TestConcurrentDispatchesKeepOneSpare(t *testing.T) {
+	defaultWrapper(t)
+	core := newCoreStub(t)
+	tgt := newLocal(t)
+	tgt.SetSpareQuiet(10 * time.Millisecond)
+	t.Cleanup(tgt.DropSpare)
+	dispatched(t, tgt, core.request(t, "run-0"))
+	awaitSpare(t, tgt)
+
+	const n = 8
+	reqs := make([]target.DispatchRequest, n)
+	for i := range reqs {
+		reqs[i] = core.request(t, fmt.Sprintf("run-%d", i+1))
+	}
+	details := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range reqs {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			res, err := tgt.Dispatch(ctx, reqs[i])
+			details[i], errs[i] = res.Detail, err
+		})
+	}
+	wg.Wait()
+	pids := map[int]string{}
+	for i, req := range reqs {
+		if errs[i] != nil {
+			t.Fatalf("Dispatch %s: %v", req.RunID, errs[i])
+		}
+		m := regexp.MustCompile(`pid=(\d+)`).FindStringSubmatch(details[i])
+		if m == nil {
+			t.Fatalf("%s: Detail %q names no pid", req.RunID, details[i])
+		}
+		pid, _ := strconv.Atoi(m[1])
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+		if other, ok := pids[pid]; ok {
+			t.Fatalf("%s and %s were both dispatched to pid %d", other, req.RunID, pid)
+		}
+		pids[pid] = req.RunID
+	}
+	for _, req := range reqs {
+		if f := core.connectOf(t, req.RunID); f.Token != "tok-"+req.RunID {
+			t.Errorf("the wrapper of %s connected with another token", req.RunID)
+		}
+	}
+	spare := awaitSpare(t, tgt)
+	if run, ok := pids[spare]; ok {
+		t.Fatalf("the spare (pid %d) is the wrapper of %s", spare, run)
+	}
+}
+
 // TestDispatchDropsASpareOfAnotherCore: a spare started with one core's
 // URLs does not take a dispatch that names others.
 func TestDispatchDropsASpareOfAnotherCore(t *testing.T) {
