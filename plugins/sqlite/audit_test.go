@@ -30,15 +30,7 @@ func TestMigrateToV6(t *testing.T) {
 	if _, err := db.Exec("PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:5] {
-		if _, err := tx.Exec(m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tx := oldSchema(t, db, 5)
 	old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	for _, q := range []string{
 		"PRAGMA user_version = 5",

@@ -18,15 +18,7 @@ func TestMigrateOutputToV4(t *testing.T) {
 	if _, err := db.Exec("PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:3] {
-		if _, err := tx.Exec(m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tx := oldSchema(t, db, 3)
 	for _, q := range []string{
 		"PRAGMA user_version = 3",
 		`INSERT INTO runs (id, job, status) VALUES ('r1', 'backup', 'running')`,

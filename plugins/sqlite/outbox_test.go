@@ -30,15 +30,7 @@ func TestMigrateToV5(t *testing.T) {
 	if _, err := db.Exec("PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:4] {
-		if _, err := tx.Exec(m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tx := oldSchema(t, db, 4)
 	for _, q := range []string{
 		"PRAGMA user_version = 4",
 		`INSERT INTO runs (id, job, status, started_at) VALUES ('r1', 'backup', 'running', 1000)`,

@@ -278,15 +278,7 @@ func TestMigrateOutputToFiles(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v6.db")
 	db := rawDB(t, path)
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:6] {
-		if _, err := tx.Exec(m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tx := oldSchema(t, db, 6)
 	old := bytes.Repeat([]byte("o"), 2*fileChunkMin)
 	for _, q := range []struct {
 		sql  string

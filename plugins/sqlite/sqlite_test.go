@@ -40,6 +40,23 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	return db
 }
 
+// oldSchema begins a transaction on db and applies the first n
+// migrations in it: a database as version n made it, for the caller to
+// fill and commit before a store of this version opens it.
+func oldSchema(t *testing.T, db *sql.DB, n int) *sql.Tx {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:n] {
+		if _, err := tx.Exec(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tx
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func TestConformance(t *testing.T) {
