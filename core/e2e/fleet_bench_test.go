@@ -77,6 +77,8 @@ const (
 //   - core-, store-, sim-CPU-ms/run: CPU time of the core, its store
 //     plugin and the sim plugin per run recorded in the window; lg-CPU-ms/run
 //     that of this process (the load generator and the benchmark);
+//     machine-CPU-ms/run every process's, and runs/s-CPU-bound the runs
+//     a second the machine's CPUs would carry at that cost (cpuBound);
 //   - core-RSS-MiB, core-goroutines at the window's end.
 //
 // Sub-benchmarks for N = 1,000, 2,500 and 5,000; each has a core and a
@@ -186,6 +188,8 @@ job %q {
 	}
 
 	perRun := func(d time.Duration) float64 { return msf(d) / float64(max(1, startedN)) }
+	// Every process's, the load generator's and the test's included.
+	machineMS := perRun(time.Duration(busy1-busy0) * clockTick)
 	metrics := []struct {
 		v    float64
 		unit string
@@ -204,6 +208,8 @@ job %q {
 		{perRun(cpu1[1] - cpu0[1]), "store-CPU-ms/run"},
 		{perRun(cpu1[2] - cpu0[2]), "sim-CPU-ms/run"},
 		{perRun(lg1 - lg0), "lg-CPU-ms/run"},
+		{machineMS, "machine-CPU-ms/run"},
+		{cpuBound(machineMS), "runs/s-CPU-bound"},
 		{rss, "core-RSS-MiB"},
 		{goroutines, "core-goroutines"},
 	}

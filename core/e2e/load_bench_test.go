@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,7 +54,10 @@ const (
 //   - core-, store-, target-CPU-ms/run: CPU time of the core and of its
 //     plugin processes (the target's includes the first stage of each
 //     wrapper, which it reaps; the detached wrapper and the job are
-//     counted nowhere but in the machine's busy time, logged).
+//     counted nowhere but in the machine's busy time, logged);
+//   - machine-CPU-ms/run: every process's CPU time per run, the
+//     wrappers' and jobs' included, and runs/s-CPU-bound the runs a
+//     second the machine's CPUs would carry at that cost (cpuBound).
 //
 // The core runs as deployed: the default heartbeats (every 5 s, lost
 // after 30 s of silence; the e2e tests' 2 s would judge wrappers lost
@@ -203,6 +207,9 @@ job %q {
 	b.ReportMetric(perRun(cpu1[0]-cpu0[0]), "core-CPU-ms/run")
 	b.ReportMetric(perRun(cpu1[1]-cpu0[1]), "store-CPU-ms/run")
 	b.ReportMetric(perRun(cpu1[2]-cpu0[2]), "target-CPU-ms/run")
+	machineMS := perRun(time.Duration(busy1-busy0) * clockTick)
+	b.ReportMetric(machineMS, "machine-CPU-ms/run")
+	b.ReportMetric(cpuBound(machineMS), "runs/s-CPU-bound")
 	b.Logf("in the window the machine's CPUs were %.0f%% busy (every process, other work on the machine included), load average %s -> %s; core %s, store plugin %s, target plugin with the wrappers it reaped %s of CPU",
 		100*float64(busy1-busy0)/float64(all1-all0), load0, load1,
 		(cpu1[0] - cpu0[0]).Round(time.Millisecond), (cpu1[1] - cpu0[1]).Round(time.Millisecond), (cpu1[2] - cpu0[2]).Round(time.Millisecond))
@@ -589,6 +596,12 @@ func machineCPU(tb testing.TB) (busy, total int64) {
 	}
 	return busy, total
 }
+
+// cpuBound is how many units a second the machine's CPUs would carry,
+// all of them busy, at ms of CPU (every process's) a unit: the ceiling
+// that what a run or a MiB costs puts on a rate, however well the work
+// overlaps.
+func cpuBound(ms float64) float64 { return float64(runtime.NumCPU()) * 1000 / ms }
 
 // loadavg is the machine's one-minute load average, for the log.
 func loadavg() string {

@@ -47,19 +47,19 @@ type figure struct {
 var figures = []figure{
 	{What: "jobs firing every second, real local wrappers, 200 jobs", Target: "(a step towards 500)",
 		Bench: "BenchmarkScheduledRuns/jobs=200", Metric: "fire-to-start-p99-ms",
-		Beside: []string{"runs/s", "fraction-of-demand", "unfired/s", "lag-p99-ms", "core-CPU-ms/run", "store-CPU-ms/run", "target-CPU-ms/run"}},
+		Beside: []string{"runs/s", "fraction-of-demand", "unfired/s", "lag-p99-ms", "core-CPU-ms/run", "store-CPU-ms/run", "target-CPU-ms/run", "machine-CPU-ms/run", "runs/s-CPU-bound"}},
 	{What: "jobs firing every second, real local wrappers", Target: "500 jobs, none missed or doubled, fire → start p99 < 250 ms",
 		Bench: "BenchmarkScheduledRuns/jobs=500", Metric: "fire-to-start-p99-ms", Max: 250,
-		Beside: []string{"runs/s", "fraction-of-demand", "unfired/s", "lag-p99-ms", "core-CPU-ms/run", "store-CPU-ms/run", "target-CPU-ms/run"}},
+		Beside: []string{"runs/s", "fraction-of-demand", "unfired/s", "lag-p99-ms", "core-CPU-ms/run", "store-CPU-ms/run", "target-CPU-ms/run", "machine-CPU-ms/run", "runs/s-CPU-bound"}},
 	{What: "jobs firing every second, sim target, 1,000 jobs", Target: "(a step towards 5,000)",
 		Bench: "BenchmarkSimScheduledRuns/jobs=1000", Metric: "fire-to-start-p99-ms",
-		Beside: []string{"fraction-of-demand", "missed", "doubled", "lag-growth-s/s", "core-CPU-ms/run", "store-CPU-ms/run"}},
+		Beside: []string{"fraction-of-demand", "missed", "doubled", "lag-growth-s/s", "core-CPU-ms/run", "store-CPU-ms/run", "machine-CPU-ms/run", "runs/s-CPU-bound"}},
 	{What: "jobs firing every second, sim target, 2,500 jobs", Target: "(a step towards 5,000)",
 		Bench: "BenchmarkSimScheduledRuns/jobs=2500", Metric: "fire-to-start-p99-ms",
-		Beside: []string{"fraction-of-demand", "missed", "doubled", "lag-growth-s/s", "core-CPU-ms/run", "store-CPU-ms/run"}},
+		Beside: []string{"fraction-of-demand", "missed", "doubled", "lag-growth-s/s", "core-CPU-ms/run", "store-CPU-ms/run", "machine-CPU-ms/run", "runs/s-CPU-bound"}},
 	{What: "jobs firing every second, sim target", Target: "5,000 jobs, none missed or doubled, fire → start p99 < 200 ms",
 		Bench: "BenchmarkSimScheduledRuns/jobs=5000", Metric: "fire-to-start-p99-ms", Max: 200,
-		Beside: []string{"fraction-of-demand", "missed", "doubled", "lag-growth-s/s", "core-CPU-ms/run", "store-CPU-ms/run", "core-RSS-MiB"}},
+		Beside: []string{"fraction-of-demand", "missed", "doubled", "lag-growth-s/s", "core-CPU-ms/run", "store-CPU-ms/run", "machine-CPU-ms/run", "runs/s-CPU-bound", "core-RSS-MiB"}},
 	// The machine's hard limit of 20,000 open files, one per connection
 	// in the core and in the load generator each, caps the connections
 	// measured below the target's 50,000; connections says how many. The
