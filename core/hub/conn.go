@@ -84,7 +84,7 @@ type outFrame struct {
 type conn struct {
 	ws       *websocket.Conn
 	br       *bufio.Reader // ws's read buffer; see readPump
-	send     chan *outFrame
+	send     sendQueue
 	quit     chan struct{} // closed by abort, with the socket
 	quitOnce sync.Once
 	// writing is set while a writer runs; see writeLoop.
@@ -156,16 +156,14 @@ func (c *conn) stop() {
 // hub goroutine, must never wait on a socket and starts a writer
 // goroutine.
 func (c *conn) queue(m *outFrame, own bool) bool {
-	select {
-	case c.send <- m:
-		if m.close {
-			c.closing.Store(true)
-		}
-		c.kickWriter(own)
-		return true
-	default:
+	if ok, _ := c.send.push(m); !ok {
 		return false
 	}
+	if m.close {
+		c.closing.Store(true)
+	}
+	c.kickWriter(own)
+	return true
 }
 
 // enqueue queues a frame without blocking; a full buffer drops the
@@ -219,16 +217,18 @@ func (c *conn) writeLoop() {
 		select {
 		case <-c.quit:
 			return // writing stays set: nothing is written any more
-		case m := <-c.send:
+		default:
+		}
+		if m := c.send.pop(); m != nil {
 			if !c.write(m) {
 				c.abort()
 				return
 			}
-		default:
-			c.writing.Store(false)
-			if len(c.send) == 0 || !c.writing.CompareAndSwap(false, true) {
-				return
-			}
+			continue
+		}
+		c.writing.Store(false)
+		if c.send.len() == 0 || !c.writing.CompareAndSwap(false, true) {
+			return
 		}
 	}
 }
@@ -277,7 +277,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.now()
 	c := &conn{
-		ws: ws, br: ow.br, send: make(chan *outFrame, h.cfg.SendBuffer), quit: make(chan struct{}),
+		ws: ws, br: ow.br, send: sendQueue{max: h.cfg.SendBuffer}, quit: make(chan struct{}),
 		log: h.log.With("remote_addr", r.RemoteAddr), writeTimeout: h.cfg.WriteTimeout,
 		ended:  make(chan struct{}),
 		bindBy: time.Now().Add(h.cfg.BindTimeout),
@@ -678,16 +678,21 @@ func (c *conn) reply(f wire.Frame) bool {
 	// The buffer is full, so a writer runs (see writeLoop): wait for it.
 	t := time.NewTimer(c.writeTimeout)
 	defer t.Stop()
-	select {
-	case c.send <- m:
-		c.kickWriter(true)
-		return true
-	case <-c.quit:
-		return false
-	case <-t.C:
-		c.log.Warn("dropping connection: the wrapper read nothing for the write timeout", "write_timeout", c.writeTimeout)
-		c.abort()
-		return false
+	for {
+		ok, room := c.send.push(m)
+		if ok {
+			c.kickWriter(true)
+			return true
+		}
+		select {
+		case <-room:
+		case <-c.quit:
+			return false
+		case <-t.C:
+			c.log.Warn("dropping connection: the wrapper read nothing for the write timeout", "write_timeout", c.writeTimeout)
+			c.abort()
+			return false
+		}
 	}
 }
 
