@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/hashicorp/go-hclog"
 	"github.com/saltpeter/saltpeter/core/events"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/wire"
@@ -94,7 +93,7 @@ type conn struct {
 	closing      atomic.Bool  // a frame with close is queued
 	draining     atomic.Bool  // the core is stopping: read nothing more
 	lastSeen     atomic.Int64 // unix nanoseconds of the last frame
-	log          hclog.Logger
+	log          *connLog
 
 	// frames are read and not handled yet, in order (nil until the
 	// reader first queues one; only the reader sets it, before it starts
@@ -278,7 +277,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.now()
 	c := &conn{
 		ws: ws, br: ow.br, send: sendQueue{max: h.cfg.SendBuffer}, quit: make(chan struct{}),
-		log: h.log.With("remote_addr", r.RemoteAddr), writeTimeout: h.cfg.WriteTimeout,
+		log: newConnLog(h.log, r.RemoteAddr), writeTimeout: h.cfg.WriteTimeout,
 		ended:  make(chan struct{}),
 		bindBy: time.Now().Add(h.cfg.BindTimeout),
 	}
@@ -747,7 +746,7 @@ func (h *Hub) bindConn(c *conn, in *inbound) bool {
 	if in.binary {
 		return c.refuse(wire.CodeUnauthorized, "connect first")
 	}
-	log := c.log.With("run_id", f.JobInstance, "machine", f.Machine)
+	log := c.log.naming(f.JobInstance, f.Machine)
 	v2 := v2Connect(f)
 	bootstrap := false
 	if v2 {
@@ -845,7 +844,7 @@ func (h *Hub) bindConn(c *conn, in *inbound) bool {
 	}
 	c.bound.Store(true)
 	c.bindTimer.Stop()
-	c.log = c.log.With("run_id", k.run, "machine", k.machine)
+	c.log.bound(k.run, k.machine)
 	c.lastSeen.Store(now.UnixNano())
 	next := c.next.Load()
 	c.log.Debug("wrapper bound", "v2", v2, "resume", !bootstrap && v2, "next_seq", next)
