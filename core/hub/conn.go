@@ -20,11 +20,15 @@ import (
 )
 
 // Buffers, for an idle connection's sake: it holds only its read buffer.
-// That one takes a frame's header and small frames (larger ones are read
-// straight into a pooled buffer, see readFrame); write buffers are
-// shared through a pool and held only during a write.
+// That one takes a frame's header and a heartbeat or two; a frame is read
+// out of it into a pooled buffer of a chunk's size, and once that buffer
+// asks for more than it holds, the rest comes from the socket straight
+// (see readFrame), so a larger one would save a read only where small
+// frames come in bursts. gorilla/websocket reuses a hijacked reader only
+// above 256 bytes. Write buffers are shared through a pool and held only
+// during a write.
 const (
-	readBufferSize  = 1 << 10
+	readBufferSize  = 512
 	writeBufferSize = 4 << 10
 )
 
