@@ -3,10 +3,8 @@
 package proc
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,7 +74,7 @@ func newCgroupIn(base string) (*cgroup, error) {
 // ownCgroup is the wrapper's cgroup v2 path, relative to the cgroup
 // namespace's root, from the "0::" line of /proc/self/cgroup.
 func ownCgroup() (string, error) {
-	b, err := os.ReadFile("/proc/self/cgroup")
+	b, err := readProcFile("/proc/self/cgroup")
 	if err != nil {
 		return "", fmt.Errorf("read own cgroup: %w", err)
 	}
@@ -93,22 +91,21 @@ func ownCgroup() (string, error) {
 }
 
 // cgroup2Dir maps a cgroup path to a directory under a cgroup2 mount, which
-// in hybrid mode is not /sys/fs/cgroup, and may mount a subtree only.
+// in hybrid mode is not /sys/fs/cgroup, and may mount a subtree only. Both
+// files are read in raw calls (readProcFile): every job's start reads
+// them.
 func cgroup2Dir(cgPath string) (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	b, err := readProcFile("/proc/self/mountinfo")
 	if err != nil {
 		return "", fmt.Errorf("read mountinfo: %w", err)
 	}
-	defer f.Close()
-	return cgroup2DirIn(f, cgPath)
+	return cgroup2DirIn(string(b), cgPath)
 }
 
-func cgroup2DirIn(mountinfo io.Reader, cgPath string) (string, error) {
-	sc := bufio.NewScanner(mountinfo)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
+func cgroup2DirIn(mountinfo, cgPath string) (string, error) {
+	for line := range strings.SplitSeq(mountinfo, "\n") {
 		// id parent maj:min root mountpoint options [optional...] - fstype source super
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		pre, post, ok := strings.Cut(line, " - ")
 		if !ok {
 			continue
 		}
@@ -125,9 +122,6 @@ func cgroup2DirIn(mountinfo io.Reader, cgPath string) (string, error) {
 			continue
 		}
 		return filepath.Join(mnt, rel), nil
-	}
-	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("read mountinfo: %w", err)
 	}
 	return "", errors.New("no cgroup2 mount holds the wrapper's cgroup")
 }

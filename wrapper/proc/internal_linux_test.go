@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -65,7 +64,7 @@ func TestCgroup2Dir(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := cgroup2DirIn(strings.NewReader(tt.mountinfo), tt.cgPath)
+			got, err := cgroup2DirIn(tt.mountinfo, tt.cgPath)
 			if tt.want == "" {
 				if err == nil {
 					t.Errorf("got %q, want an error", got)
