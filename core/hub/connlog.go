@@ -9,9 +9,9 @@ import (
 // connLog is a connection's logger: the hub's, with the fields that say
 // which connection (remote_addr, and run_id and machine once known) added
 // to a record as it is written. hclog's With makes a logger of its own,
-// some 350 bytes that a connection would keep all its life, and it took
-// three a connection (at the upgrade, for the bind, once bound), where
-// most connections write nothing at the default level.
+// a few hundred bytes that a connection would keep all its life, and a
+// connection would make three (at the upgrade, for the bind, once bound),
+// where most connections write nothing at the default level.
 type connLog struct {
 	base   hclog.Logger
 	fields atomic.Pointer[logFields] // replaced whole, never changed in place

@@ -3,11 +3,11 @@ package hub
 import "sync"
 
 // sendQueue is a connection's frames waiting for its writer, oldest
-// first, at most max of them. It was a channel of max frames, made with
-// the connection: 640 bytes that every connection kept all its life, the
-// largest of an idle connection's own allocations (max is 64 by
-// default), when it seldom has more than one frame waiting. This holds
-// one frame in place and grows only while more wait.
+// first, at most max of them. Not a channel of max frames: that would be
+// 640 bytes (max is 64 by default) that every connection keeps all its
+// life, more than any other allocation of an idle one, when it seldom
+// has more than one frame waiting. This holds one frame in place and
+// grows only while more wait.
 type sendQueue struct {
 	mu     sync.Mutex
 	max    int
