@@ -18,13 +18,18 @@ import (
 func TestOverlapQueueAndReplace(t *testing.T) {
 	t.Parallel()
 	gate := filepath.Join(t.TempDir(), "gate")
-	// The queue job runs until the gate opens; the replace job until it
-	// is killed.
+	release := filepath.Join(t.TempDir(), "release")
+	// The queue job runs until the gate opens. The replace job runs until
+	// it is killed, and then holds out in its SIGTERM trap until released,
+	// within the kill's grace: a local kill takes milliseconds, so the run
+	// replacing it would otherwise be running, no longer waiting, by the
+	// time the test asks for a third.
 	c := startCore(t, coreBlock("")+
 		job("queued", fmt.Sprintf(`echo "ready $SP_JOB_INSTANCE"; while [ ! -e %s ]; do sleep 0.05; done`, gate), `overlap = "queue"`)+
-		job("replaced", `echo ready; while :; do sleep 0.05; done`, "overlap = \"replace\"\n  kill {\n    signal = \"SIGTERM\"\n    grace  = \"5s\"\n  }"))
+		job("replaced", fmt.Sprintf(`trap 'while [ ! -e %s ]; do sleep 0.05; done; exit 143' TERM; echo ready; while :; do sleep 0.05; done`, release),
+			"overlap = \"replace\"\n  kill {\n    signal = \"SIGTERM\"\n    grace  = \"20s\"\n  }"))
 
-	refused := func(job string) {
+	refused := func(t *testing.T, job string) {
 		t.Helper()
 		var e struct {
 			Code string `json:"code"`
@@ -41,7 +46,7 @@ func TestOverlapQueueAndReplace(t *testing.T) {
 		if r := c.run(second); r.Status != "running" || len(r.Machines) != 0 || !strings.HasPrefix(r.Reason, "queued: ") {
 			t.Fatalf("second run while the first runs: %+v, want running, no machine yet, reason queued", r)
 		}
-		refused("queued")
+		refused(t, "queued")
 		if err := os.WriteFile(gate, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -57,9 +62,12 @@ func TestOverlapQueueAndReplace(t *testing.T) {
 
 	t.Run("replace", func(t *testing.T) {
 		first := c.runNow("replaced")
-		c.waitRunning(first)
+		c.followUntil(first, hostname(t), "ready") // its trap is set
 		second := c.runNow("replaced")
-		refused("replaced")
+		refused(t, "replaced")
+		if err := os.WriteFile(release, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		r1 := c.waitFinal(first, 30*time.Second)
 		if r1.Status != "killed" || !strings.Contains(r1.KilledBy, second) {
 			t.Fatalf("replaced run: %s killed by %q, want killed by the run replacing it (%s)", r1.Status, r1.KilledBy, second)
