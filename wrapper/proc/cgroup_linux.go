@@ -91,9 +91,9 @@ func ownCgroup() (string, error) {
 }
 
 // cgroup2Dir maps a cgroup path to a directory under a cgroup2 mount, which
-// in hybrid mode is not /sys/fs/cgroup, and may mount a subtree only. Both
-// files are read in raw calls (readProcFile): every job's start reads
-// them.
+// in hybrid mode is not /sys/fs/cgroup, and may mount a subtree only. It
+// and ownCgroup read their files in raw calls (readProcFile), since every
+// job's start reads both.
 func cgroup2Dir(cgPath string) (string, error) {
 	b, err := readProcFile("/proc/self/mountinfo")
 	if err != nil {
