@@ -4,42 +4,15 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/mem"
+
+	"github.com/saltpeter/saltpeter/sdk/internal/grpcbuf"
 )
-
-// A message gets a buffer at most twice its size (gRPC's default pool
-// gives one of 33 KiB a buffer of 1 MiB), and a buffer put back is
-// offered again from its own tier only.
-func TestBufferPoolTiers(t *testing.T) {
-	for _, size := range []int{0, 1, 100, 256, 257, 4 << 10, 33 << 10, 65<<10 + 9, 300 << 10, 1<<20 + 200, 3 << 20, 4 << 20, 4<<20 + 1} {
-		b := bufferPool.Get(size)
-		if len(*b) != size {
-			t.Fatalf("Get(%d) has length %d", size, len(*b))
-		}
-		if cap(*b) > 2*max(size, 256) {
-			t.Errorf("Get(%d) has capacity %d, over twice the size", size, cap(*b))
-		}
-		bufferPool.Put(b)
-	}
-}
-
-func TestBufferPoolPutOddCapacity(t *testing.T) {
-	p := newTieredPool(8, 12)
-	for _, c := range []int{0, 100, 3000, 1 << 13} {
-		b := make([]byte, c)
-		p.Put(&b) // dropped: no tier has that capacity
-	}
-	for _, size := range []int{10, 300, 4096} {
-		if b := p.Get(size); cap(*b) != 1<<p.tier(size) {
-			t.Errorf("Get(%d) has capacity %d, want %d", size, cap(*b), 1<<p.tier(size))
-		}
-	}
-}
 
 // The proto codec's buffers come from gRPC's default pool: the options
 // must make it ours.
 func TestBufferPoolIsDefault(t *testing.T) {
 	GRPCDialOptions()
-	if mem.DefaultBufferPool() != mem.BufferPool(bufferPool) {
+	if mem.DefaultBufferPool() != grpcbuf.Pool {
 		t.Fatalf("gRPC's default pool is %T, not the SDK's", mem.DefaultBufferPool())
 	}
 }

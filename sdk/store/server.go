@@ -127,24 +127,23 @@ func (s *GRPCServer) LastRuns(ctx context.Context, req *storepb.LastRunsRequest)
 func (s *GRPCServer) AppendOutput(stream storepb.Store_AppendOutputServer) error {
 	ctx := stream.Context()
 	for {
-		batch, err := stream.Recv()
-		if err != nil {
+		batch := new(batchIn)
+		if err := stream.RecvMsg(batch); err != nil {
 			// io.EOF: the core closed its side; anything else: the
 			// connection is gone and there is nobody to answer.
 			return nil
 		}
-		items := batch.GetItems()
-		appends := make([]Append, len(items))
-		for i, it := range items {
-			appends[i] = Append{RunID: it.GetRunId(), Machine: it.GetMachine()}
-			if c := it.GetChunk(); c != nil {
-				appends[i].Chunk = goChunk(c)
-			}
-		}
+		ids, appends := batch.items()
 		results := AppendBatch(ctx, s.Impl, appends)
-		res := &storepb.AppendResults{Results: make([]*storepb.AppendResult, len(items))}
-		for i, it := range items {
-			r := &storepb.AppendResult{Id: it.GetId(), Next: results[i].Next}
+		if ctx.Err() == nil {
+			// The store returned before ctx ended, so it is done with
+			// the chunks' Data; otherwise it may still read them (see
+			// Chunk.Data) and the buffer is left to the collector.
+			batch.release()
+		}
+		res := &storepb.AppendResults{Results: make([]*storepb.AppendResult, len(ids))}
+		for i, id := range ids {
+			r := &storepb.AppendResult{Id: id, Next: results[i].Next}
 			if err := results[i].Err; err != nil {
 				r.Failed = true
 				r.Kind, _ = kindOf(err)

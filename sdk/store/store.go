@@ -200,10 +200,11 @@ type Chunk struct {
 	// Data stays the caller's: AppendOutput, and a Batcher's
 	// AppendOutputBatch, read it only until they return, and a store
 	// that keeps the bytes keeps a copy. The core's hub reads the next
-	// frame into the same buffer once the call has returned. A call may
-	// return before it is done with Data only because its ctx is done
-	// (GRPCClient's wait ends then, not its send), and the hub then
-	// leaves the buffer to the collector.
+	// frame into the same buffer once the call has returned, and a
+	// plugin's server a later batch. A call may return before it is done
+	// with Data only because its ctx is done (GRPCClient's wait ends
+	// then, not its send), and the hub and the plugin's server then
+	// leave the buffer to the collector.
 	Data []byte
 	At   time.Time
 }
