@@ -289,3 +289,49 @@ func queuedConn(t *testing.T, o opts, wrap func(*memory.Store) store.Store) (*ha
 	<-queued // the connect
 	return h, c, queued
 }
+
+// failingStore fails every chunk with err.
+type failingStore struct {
+	*memory.Store
+	err error
+}
+
+func (s *failingStore) AppendOutput(context.Context, string, string, store.Chunk) (int64, error) {
+	return 0, s.err
+}
+
+// answeredError is a failure the store plugin returned itself.
+type answeredError struct{ error }
+
+func (answeredError) PluginAnswered() bool { return true }
+
+// TestUnansweredOutputBufferNotRecycled: a chunk whose store call failed
+// without the store's answer keeps its buffer out of the pool, since the
+// store's client may still be sending its bytes; one the store answered
+// gives it back. Either failure ends the connection, after the recycle.
+func TestUnansweredOutputBufferNotRecycled(t *testing.T) {
+	unavailable := fmt.Errorf("store output stream ended: %w", store.ErrUnavailable)
+	for _, tc := range []struct {
+		name     string
+		err      error
+		recycled int64
+	}{
+		{"unanswered", unavailable, 0},
+		{"answered", answeredError{unavailable}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var recycled atomic.Int64
+			hub.SetChunkRecycled(func([]byte) { recycled.Add(1) })
+			t.Cleanup(func() { hub.SetChunkRecycled(nil) })
+			_, c, queued := queuedConn(t, opts{}, func(m *memory.Store) store.Store {
+				return &failingStore{Store: m, err: tc.err}
+			})
+			c.outBinary(0, wire.StreamStdout, bytes.Repeat([]byte{'x'}, wire.MaxOutputChunk))
+			<-queued
+			c.closed()
+			if got := recycled.Load(); got != tc.recycled {
+				t.Errorf("%d buffers recycled, want %d", got, tc.recycled)
+			}
+		})
+	}
+}

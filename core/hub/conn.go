@@ -476,7 +476,8 @@ var chunkRecycled func([]byte)
 // chunks has returned: the contract of store.Chunk.Data. Not when the
 // hub's context is done: a store call that returned because of that may
 // still be sending the bytes (store.GRPCClient), so they are left to the
-// collector.
+// collector, as are those of calls that failed unanswered
+// (keepUnanswered).
 func (h *Hub) recycle(ins ...*inbound) {
 	if h.ctx.Err() != nil {
 		return
@@ -986,7 +987,19 @@ func (h *Hub) output(c *conn, in *inbound) bool {
 	now := h.now()
 	next, err := h.cfg.Store.AppendOutput(h.ctx, c.key.run, c.key.machine,
 		store.Chunk{Seq: in.seq, Stream: in.stream, Data: in.data, At: now})
+	keepUnanswered(in, err)
 	return h.stored(c, in, now, next, err)
+}
+
+// keepUnanswered leaves a chunk's buffer to the collector when its store
+// call failed without the store's answer: the client may still be
+// sending its bytes (see store.Chunk.Data), so recycle must not hand the
+// buffer out again.
+func keepUnanswered(in *inbound, err error) {
+	var a interface{ PluginAnswered() bool }
+	if err != nil && !(errors.As(err, &a) && a.PluginAnswered()) {
+		in.buf = nil
+	}
 }
 
 // outputs stores a batch of output chunks, in one call when the store
@@ -1002,6 +1015,9 @@ func (h *Hub) outputs(c *conn, batch []*inbound) bool {
 			Chunk: store.Chunk{Seq: in.seq, Stream: in.stream, Data: in.data, At: now}}
 	}
 	res := store.AppendBatch(h.ctx, h.cfg.Store, appends)
+	for i, in := range batch {
+		keepUnanswered(in, res[i].Err)
+	}
 	for i, in := range batch {
 		if !h.stored(c, in, now, res[i].Next, res[i].Err) {
 			return false

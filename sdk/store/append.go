@@ -68,10 +68,12 @@ type session struct {
 	dead   bool          // guarded by appender.mu
 	err    error         // why it ended; guarded by appender.mu
 	// sending is held by the sender from taking a batch until its Send
-	// has returned, which marshals the batch: its chunks' Data are read
-	// until then. A batch's results are delivered only after, so that a
-	// caller may reuse Data once its call returns (see Chunk.Data), even
-	// when the stream failed under the Send.
+	// has returned, which encodes the batch: small Data are copied by
+	// then, and gRPC reads larger ones where they lie until it has
+	// written them (see batchOut). A batch's results are delivered only
+	// after the Send. The plugin's answer means gRPC is done with the
+	// Data, so a caller may reuse them once its call returns; a failure
+	// the plugin did not answer does not (see Chunk.Data).
 	sending sync.Mutex
 }
 
@@ -181,11 +183,12 @@ func (a *appender) run(ctx context.Context, s *session) {
 				<-s.sem
 				break
 			}
-			msg := &storepb.AppendBatch{Items: make([]*storepb.AppendItem, len(batch))}
+			msg := &batchOut{}
+			msg.Items = make([]*storepb.AppendItem, len(batch))
 			for i, c := range batch {
 				msg.Items[i] = c.item
 			}
-			err := stream.Send(msg)
+			err := stream.SendMsg(msg)
 			s.sending.Unlock()
 			if err != nil {
 				// io.EOF means the stream ended and Recv has the reason;

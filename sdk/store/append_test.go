@@ -56,6 +56,9 @@ func (s *diesMidSendStream) Send(m *storepb.AppendBatch) error {
 	return io.EOF
 }
 
+// SendMsg is what the appender calls, with a batchOut.
+func (s *diesMidSendStream) SendMsg(m any) error { return s.Send(&m.(*batchOut).AppendBatch) }
+
 func (s *diesMidSendStream) Recv() (*storepb.AppendResults, error) {
 	<-s.d.entered
 	return nil, status.Error(codes.Unavailable, "the plugin died")
@@ -63,8 +66,8 @@ func (s *diesMidSendStream) Recv() (*storepb.AppendResults, error) {
 
 // TestAppendReturnsAfterSendIsDone: when the stream fails while a batch
 // is being sent, its callers get their error only once the Send is done
-// with the chunks' data, which they may reuse as soon as they return
-// (Chunk.Data). The caller overwrites its data on return, so under the
+// with the chunks' data, which, this small, gRPC has copied by then
+// (batchOut), so that they may reuse it as soon as they return. The caller overwrites its data on return, so under the
 // race detector a result delivered too early is a reported race; without
 // it, one shows when Send reads after the return.
 func TestAppendReturnsAfterSendIsDone(t *testing.T) {

@@ -203,8 +203,12 @@ type Chunk struct {
 	// frame into the same buffer once the call has returned, and a
 	// plugin's server a later batch. A call may return before it is done
 	// with Data only because its ctx is done (GRPCClient's wait ends
-	// then, not its send), and the hub and the plugin's server then
-	// leave the buffer to the collector.
+	// then, not its send), or because it failed with an error the store
+	// plugin did not answer itself (one whose PluginAnswered method, if
+	// it has one, reports false: GRPCClient hands large Data to gRPC
+	// where they lie, and a failed stream may still be writing them).
+	// The hub and the plugin's server then leave the buffer to the
+	// collector.
 	Data []byte
 	At   time.Time
 }
