@@ -36,9 +36,10 @@ vet:
 	$(GO) vet ./...
 
 # The packages whose micro-benchmarks (hot paths: frames, the hub's
-# per-message cost, the store's appends) make test runs once, so that they
-# keep compiling and running; make bench gives their figures.
-MICROBENCH := ./sdk/wire/ ./core/hub/ ./plugins/sqlite/
+# per-message cost, the store's appends and their encoding) make test runs
+# once, so that they keep compiling and running; make bench gives their
+# figures.
+MICROBENCH := ./sdk/wire/ ./sdk/store/ ./core/hub/ ./plugins/sqlite/
 
 test: deps vet build
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -56,6 +57,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./core/config/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFrame -fuzztime 30s ./core/hub/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFlat -fuzztime 30s ./sdk/wire/
+	$(GO) test -run '^$$' -fuzz FuzzBatchInDecode -fuzztime 30s ./sdk/store/
 
 clean:
 	rm -rf bin

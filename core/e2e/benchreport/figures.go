@@ -14,6 +14,7 @@ type step struct {
 // and metric it takes from them.
 var steps = []step{
 	{Pkg: "./sdk/wire/", Bench: ".", BenchTime: "1s", Timeout: 5 * time.Minute},
+	{Pkg: "./sdk/store/", Bench: ".", BenchTime: "1s", Timeout: 5 * time.Minute},
 	{Pkg: "./core/hub/", Bench: ".", BenchTime: "1s", Timeout: 5 * time.Minute},
 	{Pkg: "./plugins/sqlite/", Bench: ".", BenchTime: "2s", Timeout: 10 * time.Minute},
 	{Pkg: "./wrapper/proc/", Bench: ".", BenchTime: "20x", Timeout: 10 * time.Minute},
