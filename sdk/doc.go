@@ -22,6 +22,12 @@
 // is internal: authors see plain Go types only. sdk/sdktest holds the
 // conformance suites every implementation of a kind runs.
 //
+// The SDK tunes gRPC for the whole process that imports it (see
+// sdk/internal/grpcbuf): its codec takes the place of gRPC's proto codec,
+// the same for every message but the store's output batches, which it
+// encodes and decodes without copying their bytes; GRPCDialOptions and
+// Serve make its buffer pool, which does not zero buffers, gRPC's default.
+//
 // A plugin never writes to its standard output (go-plugin's handshake
 // channel); Serve gives the factory an hclog logger that writes JSON to
 // standard error, which the core folds into its own log. A served plugin
