@@ -18,11 +18,11 @@ import (
 // Under grpcbuf.Codec (gRPC's proto codec wherever the SDK is imported)
 // it decodes itself: the message is gathered into one pooled buffer, the
 // chunks' Data alias it, and release hands it back once the store has
-// answered. The proto codec would copy each chunk's bytes once more, into
-// a fresh allocation a chunk: the largest copy in the store plugin's profile
-// while one job's output streamed in, and garbage at the rate of the
-// output. A store keeps a copy of what it keeps (see Chunk.Data), so
-// the buffer is free once it has answered.
+// answered. The proto codec would copy each chunk's bytes once more,
+// into a fresh allocation a chunk: the largest copy in the store
+// plugin's profile while one job's output streamed in, and garbage at
+// the output's rate. A store keeps a copy of what it keeps (see
+// Chunk.Data), so the buffer is free once it has answered.
 //
 // Any other codec (should a program register its own in proto's place)
 // fills the embedded message.
