@@ -72,3 +72,14 @@ func tune(floor uint64, last int) int {
 	}
 	return p
 }
+
+// Settle collects and gives every free page of the heap back to the
+// operating system at once. A process calls it when a burst of
+// allocation is over and it expects to idle: the core once it serves,
+// after parsing its configuration and scheduling every job. With the
+// floor, the collector would not run again until the heap reached it,
+// and the runtime's scavenger keeps free pages up to about the floor for
+// reuse, so the burst's garbage stayed resident: a core with 10,000 jobs
+// held 100–160 MiB when idle, for a live heap of 17 MiB. Settle costs one
+// collection of the live heap.
+func Settle() { debug.FreeOSMemory() }

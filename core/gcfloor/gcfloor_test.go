@@ -76,3 +76,31 @@ func TestFloorSetsThePercentageAfterACollection(t *testing.T) {
 		}
 	}
 }
+
+// sink keeps the test's garbage from being optimised away.
+var sink [][]byte
+
+// TestSettleGivesBackFreePages: the free pages a burst left in the heap
+// are the system's after Settle, not kept for reuse.
+func TestSettleGivesBackFreePages(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection of the burst before Settle
+	for range 256 {
+		sink = append(sink, make([]byte, 128<<10))
+	}
+	sink = nil
+	free := func() uint64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	runtime.GC()
+	before := free()
+	Settle()
+	after := free()
+	if before < 16<<20 {
+		t.Fatalf("the burst of 32 MiB left only %d bytes free after a collection", before)
+	}
+	if after > before/8 {
+		t.Errorf("Settle left %d of %d free bytes resident", after, before)
+	}
+}

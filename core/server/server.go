@@ -28,6 +28,7 @@ import (
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/core/control"
 	"github.com/saltpeter/saltpeter/core/events"
+	"github.com/saltpeter/saltpeter/core/gcfloor"
 	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/core/killq"
 	"github.com/saltpeter/saltpeter/core/metrics"
@@ -206,6 +207,10 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
 	}
+	// Loading and scheduling the jobs was the burst; what it left goes
+	// back to the system rather than waiting for the heap to reach the
+	// collector's floor.
+	go gcfloor.Settle()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
