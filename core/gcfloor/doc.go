@@ -18,6 +18,10 @@
 // more: a process with a large heap (thousands of wrappers held) runs as
 // the default has it, a small one trades a few tens of MiB of memory it
 // would not have used for a collector that runs a few times less often.
+// Settle is the floor's counterpart for a process about to idle after a
+// burst (the core once it serves): it hands the burst's garbage back at
+// once instead of keeping it until the heap next reaches the floor.
+//
 // An operator's GOGC is the operator's choice: with it set, Floor
 // changes nothing. GOMEMLIMIT, set, still bounds the heap: the runtime
 // collects at the limit whatever the percentage says.
