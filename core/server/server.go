@@ -151,7 +151,7 @@ func Run(ctx context.Context, opts Options) error {
 	// Every operator action goes through ctl, which records it in the
 	// audit log, whichever surface asked.
 	auditLog := audit.New(st, log.Named("audit"), nil)
-	ctl := audit.Control(run, auditLog)
+	ctl := audit.Control(settling{run}, auditLog)
 	a := api.New(api.Config{Logger: log.Named("api"), Control: ctl, Store: st, Events: bus, Audit: auditLog, Wrappers: h, Metrics: mx.Handler(),
 		Tokens: conf.Core.APITokens, Listen: ln.Addr().String(), SessionKey: auth.DeriveKey(secret, "api session cookies")})
 
@@ -259,6 +259,19 @@ serve:
 	}
 	log.Info("core stopped")
 	return failed
+}
+
+// settling hands a reload's garbage back to the system, as the core does
+// startup's (see gcfloor.Settle): a reload parses and schedules every job
+// again.
+type settling struct{ control.Control }
+
+func (s settling) Reload(ctx context.Context, by string) error {
+	err := s.Control.Reload(ctx, by)
+	if err == nil {
+		go gcfloor.Settle()
+	}
+	return err
 }
 
 func shutdown(srv *http.Server, log hclog.Logger) {
