@@ -8,8 +8,8 @@ import (
 )
 
 // Pool holds the buffers both ends of a plugin's gRPC connection read
-// frames, marshal and unmarshal messages into: a chunk of output on its
-// way to the store goes through three of them at each end.
+// frames into and marshal and gather messages in: a chunk of output on
+// its way to the store goes through two of them in the plugin.
 //
 // gRPC's own pools do not fit that traffic. The default one serves a
 // message from the smallest of its tiers that holds it (256 B, 4, 16 and
