@@ -139,6 +139,7 @@ func BenchmarkOutputThroughput(b *testing.B) {
 				if r.Status != "succeeded" || r.Machines[0].OutputBytes != size {
 					b.Fatalf("run %s stored %d bytes, want %d", r.Status, r.Machines[0].OutputBytes, size)
 				}
+				c.outputMatchesFile(id, hostname(b), "stdout", src)
 				t1 := time.Now()
 				cmd := exec.Command("cat", src)
 				devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
@@ -189,7 +190,7 @@ func BenchmarkOutputThroughput(b *testing.B) {
 // writePayload writes size bytes of lowercase letters, a newline every
 // 100th byte, to path, a MiB at a time so that the payload is never
 // whole in memory.
-func writePayload(b *testing.B, path string, size int) {
+func writePayload(b testing.TB, path string, size int) {
 	b.Helper()
 	f, err := os.Create(path)
 	if err != nil {
