@@ -34,45 +34,63 @@ const aliasMin = 1 << 10
 // it but a chunk's data, which comes last in its chunk (a proto reader
 // takes fields in any order), and proto3's rules hold: zero scalars
 // and empty strings are left out, data is present whenever it is not
-// nil.
+// nil. An item's and a chunk's other fields are written first into
+// scratch space, which gives their lengths.
 func (b *batchOut) Encode() (mem.BufferSlice, error) {
+	// The fields of an item take under perItem bytes unless its names
+	// are long; then the buffer grows past its first array, and the
+	// slices of it already handed out keep the old one, whose bytes do
+	// not change.
+	const perItem = 128
 	size, aliased := 0, 0
 	for _, it := range b.Items {
-		n := itemSize(it)
-		size += protowire.SizeTag(1) + protowire.SizeBytes(n)
-		if d := it.GetChunk().GetData(); len(d) >= aliasMin {
-			size -= len(d)
+		size += perItem
+		if d := len(it.GetChunk().GetData()); d >= aliasMin {
 			aliased++
+		} else {
+			size += d
 		}
 	}
 	buf := make([]byte, 0, size)
 	out := make(mem.BufferSlice, 0, 2*aliased+1)
+	var itemSpace, chunkSpace [perItem]byte
+	item, chunk := itemSpace[:0], chunkSpace[:0]
 	start := 0
 	for _, it := range b.Items {
-		buf = protowire.AppendTag(buf, 1, protowire.BytesType)
-		buf = protowire.AppendVarint(buf, uint64(itemSize(it)))
+		item = item[:0]
 		if it.Id != 0 {
-			buf = protowire.AppendTag(buf, 1, protowire.VarintType)
-			buf = protowire.AppendVarint(buf, it.Id)
+			item = protowire.AppendTag(item, 1, protowire.VarintType)
+			item = protowire.AppendVarint(item, it.Id)
 		}
-		buf = appendString(buf, 2, it.RunId)
-		buf = appendString(buf, 3, it.Machine)
+		item = appendString(item, 2, it.RunId)
+		item = appendString(item, 3, it.Machine)
 		c := it.Chunk
 		if c == nil {
+			buf = protowire.AppendTag(buf, 1, protowire.BytesType)
+			buf = protowire.AppendBytes(buf, item)
 			continue
 		}
-		buf = protowire.AppendTag(buf, 4, protowire.BytesType)
-		buf = protowire.AppendVarint(buf, uint64(chunkSize(c)))
+		chunk = chunk[:0]
 		if c.Seq != 0 {
-			buf = protowire.AppendTag(buf, 1, protowire.VarintType)
-			buf = protowire.AppendVarint(buf, uint64(c.Seq))
+			chunk = protowire.AppendTag(chunk, 1, protowire.VarintType)
+			chunk = protowire.AppendVarint(chunk, uint64(c.Seq))
 		}
-		buf = appendString(buf, 2, c.Stream)
+		chunk = appendString(chunk, 2, c.Stream)
 		if c.At != nil {
-			buf = protowire.AppendTag(buf, 4, protowire.BytesType)
-			buf = protowire.AppendVarint(buf, uint64(stampSize(c.At.Seconds, c.At.Nanos)))
-			buf = appendStamp(buf, c.At.Seconds, c.At.Nanos)
+			var stamp [22]byte // two fields of a one-byte tag and a varint of at most ten
+			chunk = protowire.AppendTag(chunk, 4, protowire.BytesType)
+			chunk = protowire.AppendBytes(chunk, appendStamp(stamp[:0], c.At.Seconds, c.At.Nanos))
 		}
+		chunkLen := len(chunk)
+		if c.Data != nil {
+			chunkLen += protowire.SizeTag(3) + protowire.SizeBytes(len(c.Data))
+		}
+		buf = protowire.AppendTag(buf, 1, protowire.BytesType)
+		buf = protowire.AppendVarint(buf, uint64(len(item)+protowire.SizeTag(4)+protowire.SizeBytes(chunkLen)))
+		buf = append(buf, item...)
+		buf = protowire.AppendTag(buf, 4, protowire.BytesType)
+		buf = protowire.AppendVarint(buf, uint64(chunkLen))
+		buf = append(buf, chunk...)
 		if c.Data == nil {
 			continue
 		}
@@ -109,47 +127,4 @@ func appendStamp(b []byte, seconds int64, nanos int32) []byte {
 		b = protowire.AppendVarint(b, uint64(int64(nanos)))
 	}
 	return b
-}
-
-func stringSize(s string) int {
-	if s == "" {
-		return 0
-	}
-	return protowire.SizeTag(2) + protowire.SizeBytes(len(s))
-}
-
-func stampSize(seconds int64, nanos int32) int {
-	n := 0
-	if seconds != 0 {
-		n += protowire.SizeTag(1) + protowire.SizeVarint(uint64(seconds))
-	}
-	if nanos != 0 {
-		n += protowire.SizeTag(2) + protowire.SizeVarint(uint64(int64(nanos)))
-	}
-	return n
-}
-
-func chunkSize(c *storepb.Chunk) int {
-	n := stringSize(c.Stream)
-	if c.Seq != 0 {
-		n += protowire.SizeTag(1) + protowire.SizeVarint(uint64(c.Seq))
-	}
-	if c.At != nil {
-		n += protowire.SizeTag(4) + protowire.SizeBytes(stampSize(c.At.Seconds, c.At.Nanos))
-	}
-	if c.Data != nil {
-		n += protowire.SizeTag(3) + protowire.SizeBytes(len(c.Data))
-	}
-	return n
-}
-
-func itemSize(it *storepb.AppendItem) int {
-	n := stringSize(it.RunId) + stringSize(it.Machine)
-	if it.Id != 0 {
-		n += protowire.SizeTag(1) + protowire.SizeVarint(it.Id)
-	}
-	if it.Chunk != nil {
-		n += protowire.SizeTag(4) + protowire.SizeBytes(chunkSize(it.Chunk))
-	}
-	return n
 }
