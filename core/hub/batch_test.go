@@ -90,6 +90,64 @@ func TestOutputIsStoredInBatches(t *testing.T) {
 	}
 }
 
+// TestQueueBoundedInBytes: behind a store that does not commit, the
+// reader queues output frames only while what they hold fits in
+// QueueBytes, then waits; once the store commits, every chunk is stored
+// and acked in order.
+func TestQueueBoundedInBytes(t *testing.T) {
+	waited := make(chan int64, 1)
+	hub.SetRoomWaited(func(q int64) {
+		select {
+		case waited <- q:
+		default:
+		}
+	})
+	t.Cleanup(func() { hub.SetRoomWaited(nil) })
+	bs := &batchingStore{gate: make(chan struct{})}
+	h, c, queued := queuedConn(t, opts{}, func(m *memory.Store) store.Store { bs.Store = m; return bs })
+	// Ten MiB, more than the queue may hold, in frames larger than a
+	// chunk buffer, each an allocation of its own.
+	const n, size = 10, 1 << 20
+	var want bytes.Buffer
+	sent := make(chan error, 1)
+	go func() {
+		for i := range int64(n) {
+			data := bytes.Repeat([]byte{byte('a' + i%26)}, size)
+			want.Write(data)
+			b, err := wire.EncodeBinaryOutput(wire.StreamStdout, i, data)
+			if err == nil {
+				err = c.ws.WriteMessage(websocket.BinaryMessage, b)
+			}
+			if err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	var q int64
+	select {
+	case q = <-waited:
+	case <-time.After(wait):
+		t.Fatal("the reader queued every frame: no bound in bytes")
+	}
+	frames := len(queued)
+	if q > hub.QueueBytes || frames > hub.QueueBytes/size+1 {
+		t.Fatalf("the reader waited with %d bytes and %d frames queued; want at most %d bytes",
+			q, frames, hub.QueueBytes)
+	}
+	close(bs.gate)
+	for i := range int64(n) {
+		c.ackOutput(i)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if got := h.output("r1", "m", ""); got != want.String() {
+		t.Fatalf("stored %d bytes, want the %d sent", len(got), want.Len())
+	}
+}
+
 // TestGracefulStopAcksThenGoesAway: a core stopping gracefully stores and
 // acks the output it had read, even while the store is slow, then closes
 // the connection with "going away"; a wrapper dialling meanwhile is
@@ -244,7 +302,7 @@ func TestOutputBufferOutlivesItsStoreCall(t *testing.T) {
 			t.Cleanup(func() { hub.SetChunkRecycled(nil) })
 			hs := &heldStore{t: t, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 			h, c, queued := queuedConn(t, opts{}, func(m *memory.Store) store.Store { hs.Store = m; return hs })
-			const n = 20
+			const n = 6 // all queued at once, even of the largest: see QueueBytes
 			var want strings.Builder
 			send := func(seq int64) {
 				data := bytes.Repeat([]byte{fill(seq)}, tc.size)

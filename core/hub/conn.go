@@ -110,6 +110,11 @@ type conn struct {
 	handlers sync.WaitGroup
 	ended    chan struct{}
 	endOnce  sync.Once
+	// queued is what the frames read ahead hold, from queueing until
+	// handled (see queueBytes); room, made with frames, is signalled
+	// whenever that goes down.
+	queued atomic.Int64
+	room   chan struct{}
 
 	// bound is set once the connection serves a machine; bindBy is the
 	// BindTimeout's deadline and bindTimer closes the connection then
@@ -394,9 +399,11 @@ func (h *Hub) readOne(c *conn) readOutcome {
 	}
 	var in inbound
 	classify(mt, data, &in)
+	in.held = len(data)
 	if buf != nil {
 		if in.kind == inOutput {
 			in.buf = buf // given back once stored: see recycle
+			in.held = cap(*buf)
 		} else {
 			chunkPool.Put(buf) // a bad frame: classify kept nothing of it
 		}
@@ -427,6 +434,11 @@ func (h *Hub) readOne(c *conn) readOutcome {
 		// Made by the reader, once, before it starts a handler: most
 		// connections never queue a frame (see frameQueue).
 		c.frames = make(chan *inbound, frameQueue)
+		c.room = make(chan struct{}, 1)
+	}
+	if !c.waitRoom(int64(in.held)) {
+		h.recycle(&in)
+		return readEnded
 	}
 	queued := new(inbound) // the reader's own stays on its stack
 	*queued = in
@@ -465,7 +477,7 @@ const chunkBufBytes = wire.BinaryHeaderBytes + wire.MaxOutputChunk + 1
 // minKeptChunk is the smallest frame that keeps its pooled buffer; a
 // smaller one gets an allocation of its own size, as every frame other
 // than binary output does, so that a connection's queue of small chunks
-// (a job writing lines) does not hold a buffer of 64 KiB each.
+// (a job writing lines) does not hold a whole chunk buffer each.
 const minKeptChunk = chunkBufBytes / 4
 
 // chunkRecycled, set only by tests, sees each buffer recycle gives back,
@@ -557,12 +569,56 @@ func readLarge(head []byte, r io.Reader) ([]byte, error) {
 // batching must await.
 var frameQueued func()
 
-// frameQueue bounds the frames read ahead of their handling; a wrapper
-// that sends faster than the store commits waits in its own spool. The
-// queue is made when a connection first queues a frame (output, or a
-// frame read while a handler runs): an idle connection, whose heartbeats
-// the reader handles itself, never has one (600 bytes of heap each).
-const frameQueue = 64
+// frameQueue and queueBytes bound the frames read ahead of their
+// handling, in number and in the bytes they hold (a pooled chunk buffer
+// counts whole); a wrapper that sends faster than the store commits waits
+// in its own spool. One frame is always let in, however large, so a v1
+// wrapper's largest frame still goes through. The queue is made when a
+// connection first queues a frame (output, or a frame read while a
+// handler runs): an idle connection, whose heartbeats the reader handles
+// itself, never has one (600 bytes of heap each).
+const (
+	frameQueue = 64
+	queueBytes = 4 << 20
+)
+
+// waitRoom takes n bytes of the connection's queueBytes for a frame about
+// to be queued, waiting until they fit; false when the connection ended
+// first. Only the reader takes, so what it saw cannot grow under it.
+func (c *conn) waitRoom(n int64) bool {
+	for {
+		q := c.queued.Load()
+		if q == 0 || q+n <= queueBytes {
+			c.queued.Add(n)
+			return true
+		}
+		if roomWaited != nil {
+			roomWaited(q)
+		}
+		select {
+		case <-c.room:
+		case <-c.ended:
+			return false
+		}
+	}
+}
+
+// roomWaited, set only by tests, is told each time the reader waits for
+// room in the queue, with the bytes queued then.
+var roomWaited func(queued int64)
+
+// freeRoom gives back what handled frames held.
+func (c *conn) freeRoom(ins ...*inbound) {
+	var n int
+	for _, in := range ins {
+		n += in.held
+	}
+	c.queued.Add(-int64(n))
+	select {
+	case c.room <- struct{}{}:
+	default:
+	}
+}
 
 // maxBatch bounds the output chunks stored in one batch.
 const maxBatch = 256
@@ -599,6 +655,7 @@ func (h *Hub) handleFrames(c *conn) {
 		if !c.bound.Load() || !in.binary || in.kind != inOutput {
 			ok := h.receive(c, in)
 			h.recycle(in)
+			c.freeRoom(in)
 			if !ok {
 				c.end() // handling stays set: nothing more is handled
 				return
@@ -623,6 +680,7 @@ func (h *Hub) handleFrames(c *conn) {
 		c.lastSeen.Store(h.now().UnixNano())
 		ok := h.outputs(c, batch)
 		h.recycle(batch...)
+		c.freeRoom(batch...)
 		if !ok {
 			c.end()
 			return

@@ -26,3 +26,10 @@ func SetChunkRecycled(f func([]byte)) { chunkRecycled = f }
 
 // SetSwept lets a test await sweeps and count the machines each looked at.
 func SetSwept(f func(visits int)) { swept = f }
+
+// SetRoomWaited lets a test see the reader wait for room in a
+// connection's queue, with the bytes queued then.
+func SetRoomWaited(f func(queued int64)) { roomWaited = f }
+
+// QueueBytes is what a connection's queued frames may hold.
+const QueueBytes = queueBytes

@@ -53,6 +53,9 @@ type inbound struct {
 	// buf, when set, is the pooled buffer data points into, for the hub
 	// to give back once the chunk is stored (see recycle).
 	buf *[]byte
+	// held is the memory the frame holds while queued: its buffer's
+	// size, or its data's (see queueBytes).
+	held int
 	// err says what is wrong (inBad, inTooLarge).
 	err error
 }
