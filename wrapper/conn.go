@@ -324,8 +324,8 @@ func (l *link) sendJSON(f wire.Frame) error {
 
 // sendChunk writes the frame's header and the chunk's data into one
 // message: the writer copies both into its buffer, masking them, so
-// joining them into a frame first would only be another 64 KiB allocated
-// and copied per chunk.
+// joining them into a frame first would only be another chunk's size
+// allocated and copied per chunk.
 func (l *link) sendChunk(c sendable) error {
 	name, _ := wire.StreamName(c.stream)
 	h, err := wire.BinaryOutputHeader(name, c.seq)

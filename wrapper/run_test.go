@@ -107,7 +107,8 @@ func TestRunResume(t *testing.T) {
 			rn := startRun(t, core, j, func(s *settings) { s.spoolMemory = 256 << 10 })
 
 			var want bytes.Buffer
-			part1 := randomBytes(2<<20, 2)
+			// More than dropAfter chunks, however large the spool merges them.
+			part1 := randomBytes(20*chunkMax+1<<20, 2)
 			write(t, j.outW, part1)
 			want.Write(part1)
 			<-core.dropped
@@ -156,8 +157,10 @@ func TestRunNackResends(t *testing.T) {
 	j := newFakeJob()
 	rn := startRun(t, core, j, nil)
 	var want bytes.Buffer
+	// Four chunks' worth, however the spool merges writes: the lost
+	// chunk is never the last, whose loss nothing after it would reveal.
 	for i := range 8 {
-		p := randomBytes(40<<10, uint64(10+i))
+		p := randomBytes(chunkMax/2, uint64(10+i))
 		write(t, j.outW, p)
 		want.Write(p)
 	}

@@ -17,11 +17,9 @@ import (
 const (
 	defaultSpoolMemory = 8 << 20
 	// chunkMax is the most a pipe read takes, and the most an unsent chunk
-	// grows to when small writes are merged. A chunk is a frame, a store
-	// item and an ack, whatever its size, so a chatty job's output goes
-	// in chunks as large as a pipe holds (wire.MaxOutputChunk) rather
-	// than the 32 KiB it was. The core holds up to 64 frames a connection
-	// ahead of the store, so no larger.
+	// grows to when reads are merged. A chunk is a frame, a store item and
+	// an ack, whatever its size, so the output of a job that outruns the
+	// core goes in chunks of several pipe reads (wire.MaxOutputChunk).
 	chunkMax = wire.MaxOutputChunk
 )
 
@@ -118,14 +116,23 @@ func (s *spool) Append(stream byte, p []byte) bool {
 	}
 	defer s.notify()
 	// Merge into the last chunk when it has never been sent: fewer, larger
-	// frames while the core is away, and no seq the core may hold changes.
-	if n := len(s.chunks); n > 0 {
+	// frames while the core is away or slower than the job, and no seq the
+	// core may hold changes. A spilled one lies at the file's end and
+	// takes p there, when p would be spilled anyway.
+	if n := len(s.chunks); n > 0 && s.next-1 > s.sentHigh {
 		t := &s.chunks[n-1]
-		if s.next-1 > s.sentHigh && t.stream == stream && t.data != nil &&
-			len(t.data)+len(p) <= chunkMax && s.memBytes+len(p) <= s.memLimit {
+		over := s.memBytes+len(p) > s.memLimit
+		switch {
+		case t.stream != stream:
+		case t.data != nil && !over && len(t.data)+len(p) <= chunkMax:
 			t.data = append(t.data, p...)
 			s.memBytes += len(p)
 			return true
+		case t.data == nil && over && t.n+len(p) <= chunkMax && t.off+int64(t.n) == s.fileEnd:
+			if _, ok := s.spillWrite(p); ok {
+				t.n += len(p)
+				return true
+			}
 		}
 	}
 	c := chunk{stream: stream}
@@ -144,11 +151,21 @@ func (s *spool) Append(stream byte, p []byte) bool {
 
 // spill writes p to the spill file and records where in c.
 func (s *spool) spill(c *chunk, p []byte) bool {
+	off, ok := s.spillWrite(p)
+	if ok {
+		c.off, c.n = off, len(p)
+	}
+	return ok
+}
+
+// spillWrite appends p to the spill file, which it creates on first use,
+// and says where p went.
+func (s *spool) spillWrite(p []byte) (int64, bool) {
 	if s.file == nil {
 		f, err := os.CreateTemp(s.dir, "saltpeter-wrapper-spool-*")
 		if err != nil {
 			s.spillFailed(fmt.Errorf("create spool file: %w", err))
-			return false
+			return 0, false
 		}
 		// Unlinked at once: the space is freed however the wrapper ends.
 		if err := os.Remove(f.Name()); err != nil {
@@ -156,13 +173,13 @@ func (s *spool) spill(c *chunk, p []byte) bool {
 		}
 		s.file = f
 	}
-	if _, err := s.file.WriteAt(p, s.fileEnd); err != nil {
+	off := s.fileEnd
+	if _, err := s.file.WriteAt(p, off); err != nil {
 		s.spillFailed(fmt.Errorf("write spool file: %w", err))
-		return false
+		return 0, false
 	}
-	c.off, c.n = s.fileEnd, len(p)
 	s.fileEnd += int64(len(p))
-	return true
+	return off, true
 }
 
 func (s *spool) spillFailed(err error) {

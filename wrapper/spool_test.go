@@ -61,6 +61,23 @@ func TestSpool(t *testing.T) {
 			wantLeft: 3, wantFile: true,
 		},
 		{
+			name: "unsent spilled writes merge, sent ones never change", memLimit: 2,
+			ops: []spoolOp{
+				{append: "aa"}, {append: "bb"}, {append: "cc"}, {send: 1}, {send: 1},
+				{append: "dd"}, {append: "ee"}, {rewind: 1, rewSet: true}, {send: 5},
+			},
+			wantSent: []string{"0:stdout:aa", "1:stdout:bbcc", "1:stdout:bbcc", "2:stdout:ddee"},
+			wantLeft: 3, wantFile: true,
+		},
+		{
+			name: "spilled writes merge on one stream only", memLimit: 1,
+			ops: []spoolOp{
+				{append: "aa"}, {append: "bb"}, {append: "s", sys: true}, {append: "cc"}, {send: 5},
+			},
+			wantSent: []string{"0:stdout:aabb", "1:system:s", "2:stdout:cc"},
+			wantLeft: 3, wantFile: true,
+		},
+		{
 			name: "spilled chunks acked: file emptied", memLimit: 2,
 			ops: []spoolOp{
 				{append: "aa"}, {send: 1}, {append: "bb"}, {send: 1}, {append: "cc"}, {send: 1},

@@ -211,9 +211,11 @@ const (
 	DefaultRetention           = 30 * 24 * time.Hour
 	DefaultMaxOutputPerMachine = 64 << 20
 	// MinMaxOutputPerMachine keeps a head and a tail of at least a full
-	// output chunk each as chunks were (32 KiB; a wrapper now sends up to
-	// 64 KiB in one, and the minimum stays so that a configuration that
-	// was valid stays valid): a smaller cap could not be held.
+	// output chunk each as chunks were (32 KiB), below which a cap could not
+	// be held. A wrapper now sends up to wire.MaxOutputChunk in one; the
+	// minimum stays so that a configuration that was valid stays valid,
+	// and under a cap that small a machine keeps its head chunks and its
+	// newest (see store.ToDrop).
 	MinMaxOutputPerMachine = 64 << 10
 )
 

@@ -17,7 +17,7 @@ import (
 // ones, and the stored output is the job's first bytes, one marker
 // saying how many were dropped, and its last bytes, which add up to the
 // whole: a head of at least half the cap, a tail of at least the cap
-// less the head, and no more than the cap and one chunk (64 KiB) kept.
+// less the head, and no more than the cap and one chunk kept.
 func TestOutputCapKeepsHeadAndTail(t *testing.T) {
 	t.Parallel()
 	const (

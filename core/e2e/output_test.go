@@ -52,7 +52,7 @@ func (c *core) outputMatchesFile(id, machine, stream, path string) {
 
 // TestLargeOutputByteExact: a job writes 6 MiB and a bit at once, far
 // faster than the core stores it, so the wrapper spills, the core
-// batches 64 KiB chunks, and they cross to the store plugin in place
+// batches chunks of up to wire.MaxOutputChunk, and they cross to the store plugin in place
 // (sdk/store's batchOut and batchIn) and into its files. What each store
 // keeps is the job's bytes, in order, none from another chunk's buffer.
 func TestLargeOutputByteExact(t *testing.T) {

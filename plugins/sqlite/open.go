@@ -182,9 +182,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.w.SetConnMaxIdleTime(0)
 
 	if fresh {
-		// Output is mostly chunks of up to 64 KiB: 16 KiB pages store
-		// one in fewer overflow pages than the default 4 KiB (about a
-		// third faster in BenchmarkAppendOutput). Also only on a new file.
+		// The output chunks kept in rows are under fileChunkMin: 16 KiB
+		// pages store one in fewer overflow pages than the default 4 KiB
+		// (about a third faster in BenchmarkAppendOutput, when rows held
+		// chunks of up to 64 KiB). Also only on a new file.
 		if _, err := s.w.ExecContext(ctx, "PRAGMA page_size = 16384"); err != nil {
 			return nil, fmt.Errorf("open sqlite store %s: set page_size: %w", path, wrapErr(err))
 		}

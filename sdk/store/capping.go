@@ -8,8 +8,10 @@ func HeadBytes(cap int64) int64 { return cap / 2 }
 // ToDrop says how many of the oldest droppable chunks, whose sizes are
 // given oldest first, to drop, and how many bytes that frees: each one
 // that leaves at least cap bytes stored. So a machine past its cap keeps
-// between cap and cap plus one chunk, and its tail is never less than the
-// cap less its head, however large its chunks are against the cap.
+// between cap and cap plus one chunk, or its head chunks and its newest
+// where those alone are more (chunks larger than half the cap), and its
+// tail is never less than the cap less its head, however large its chunks
+// are against the cap.
 func ToDrop(cap, stored int64, sizes []int64) (n int, freed int64) {
 	for n < len(sizes) && stored-freed-sizes[n] >= cap {
 		freed += sizes[n]

@@ -45,7 +45,9 @@
 //     in the append's transaction, as long as the bytes left stored are at
 //     least the cap (see ToDrop): the middle goes, the head and a tail of
 //     at least the cap less the head stay, and a machine stores at most
-//     the cap plus one chunk (a wrapper sends at most 64 KiB in one).
+//     the cap plus one chunk (saltpeter-wrapper sends at most
+//     wire.MaxOutputChunk in one), or its head chunks and its newest where
+//     those alone are more.
 //   - OutputBytes still counts every byte; OutputDropped the dropped ones.
 //   - ReadOutput shows each run of dropped bytes as one DroppedMarker.
 //
