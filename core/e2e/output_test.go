@@ -52,9 +52,10 @@ func (c *core) outputMatchesFile(id, machine, stream, path string) {
 
 // TestLargeOutputByteExact: a job writes 6 MiB and a bit at once, far
 // faster than the core stores it, so the wrapper spills, the core
-// batches chunks of up to wire.MaxOutputChunk, and they cross to the store plugin in place
-// (sdk/store's batchOut and batchIn) and into its files. What each store
-// keeps is the job's bytes, in order, none from another chunk's buffer.
+// batches chunks of up to wire.MaxOutputChunk, and they cross to the
+// store plugin in place (sdk/store's batchOut and batchIn) and into its
+// files. What each store keeps is the job's bytes, in order, none from
+// another chunk's buffer.
 func TestLargeOutputByteExact(t *testing.T) {
 	t.Parallel()
 	const size = 6<<20 + 12345 // the last chunk a partial one

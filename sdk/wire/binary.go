@@ -20,10 +20,10 @@ const BinaryHeaderBytes = binaryHeader
 // MaxOutputChunk is the most output data saltpeter-wrapper puts in one
 // frame: four times what a Linux pipe holds by default, so that the
 // output of a job that outruns the core goes in a quarter of the frames,
-// store items and acks, each with its cost whatever its size (more is not
-// cheaper: larger chunks no longer fit the caches). The core takes larger
-// frames (up to MaxFrameBytes); the core's read buffers and the load
-// generator are sized after this one.
+// store items and acks, each with its cost whatever its size (larger
+// chunks were no cheaper in BenchmarkOutputThroughput). The core takes
+// larger frames (up to MaxFrameBytes); the core's read buffers and the
+// load generator are sized after this one.
 const MaxOutputChunk = 256 << 10
 
 const binaryHeader = 9
