@@ -115,13 +115,13 @@ func (s *spool) Append(stream byte, p []byte) bool {
 		return false
 	}
 	defer s.notify()
+	over := s.memBytes+len(p) > s.memLimit // p goes to the spill file if it can
 	// Merge into the last chunk when it has never been sent: fewer, larger
 	// frames while the core is away or slower than the job, and no seq the
 	// core may hold changes. A spilled one lies at the file's end and
 	// takes p there, when p would be spilled anyway.
 	if n := len(s.chunks); n > 0 && s.next-1 > s.sentHigh {
 		t := &s.chunks[n-1]
-		over := s.memBytes+len(p) > s.memLimit
 		switch {
 		case t.stream != stream:
 		case t.data != nil && !over && len(t.data)+len(p) <= chunkMax:
@@ -136,7 +136,7 @@ func (s *spool) Append(stream byte, p []byte) bool {
 		}
 	}
 	c := chunk{stream: stream}
-	if s.memBytes+len(p) > s.memLimit && s.spill(&c, p) {
+	if over && s.spill(&c, p) {
 		s.fileLive++
 	} else {
 		// Past the limit only when the disk failed: better to use memory
