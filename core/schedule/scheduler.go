@@ -85,7 +85,11 @@ type Scheduler struct {
 	clock   Clock
 	maxLate time.Duration
 
-	wake chan struct{} // cap 1: a Set is pending
+	// wake, of capacity 1, holds a token exactly while a Set is pending:
+	// Set puts it and applyPending takes it, both under mu, so that a
+	// Set applied before the loop waited (one made before Run, say) does
+	// not wake the loop once more, later, for nothing.
+	wake chan struct{}
 
 	mu         sync.Mutex // guards the fields below: the mailbox between Set and Run
 	running    bool
@@ -164,11 +168,11 @@ func (s *Scheduler) Set(entries []Entry) {
 		done = make(chan struct{})
 		s.waiters = append(s.waiters, done)
 	}
-	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+	s.mu.Unlock()
 	if done != nil {
 		<-done
 	}
@@ -281,6 +285,10 @@ func (s *Scheduler) applyPending() {
 	s.mu.Lock()
 	entries, ok, waiters := s.pending, s.hasPending, s.waiters
 	s.pending, s.hasPending, s.waiters = nil, false, nil
+	select {
+	case <-s.wake:
+	default:
+	}
 	s.mu.Unlock()
 	if !ok {
 		return
