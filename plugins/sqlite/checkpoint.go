@@ -55,7 +55,7 @@ import (
 // Defaults of checkpointConfig.
 const (
 	// defaultCkptFrames is SQLite's own wal_autocheckpoint default: about
-	// 16 MiB of WAL with the store's 16 KiB pages.
+	// 4 MiB of WAL with the store's 4 KiB pages (pageSize).
 	defaultCkptFrames = 1000
 	// defaultMaxWAL bounds the WAL: past it the checkpointer holds up
 	// writes to start it over.

@@ -121,7 +121,7 @@ func walFrames(size int64) int64 {
 	if size < walHeaderSize {
 		return 0
 	}
-	return (size - walHeaderSize) / (walFrameHeaderSize + 16384)
+	return (size - walHeaderSize) / (walFrameHeaderSize + pageSize)
 }
 
 // TestWriterDoesNotCheckpoint: commits alone never checkpoint the WAL,

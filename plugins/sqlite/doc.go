@@ -119,7 +119,7 @@
 //     (tested with SIGKILL mid-stream, past many checkpoints, with output
 //     in rows and in files). A power cut or kernel crash may lose the
 //     transactions acknowledged since the WAL was last synced (at each
-//     checkpoint: about every 1000 pages, 16 MB of writes); the database
+//     checkpoint: about every 1000 pages, 4 MB of writes); the database
 //     stays consistent, never half-written. It may also keep a row whose
 //     bytes its output file lost: ReadOutput shows them as lost
 //     (store.LostMarker) and the rest of the output reads.

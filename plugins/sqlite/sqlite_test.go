@@ -447,7 +447,7 @@ func TestPragmas(t *testing.T) {
 			want   string
 		}{
 			{s.w, "auto_vacuum", "2"}, // incremental
-			{s.w, "page_size", "16384"},
+			{s.w, "page_size", fmt.Sprint(pageSize)},
 			{s.w, "journal_mode", "wal"},
 			{s.w, "foreign_keys", "1"},
 			{s.r, "foreign_keys", "1"},
