@@ -406,6 +406,31 @@ func TestGroupCommitStatementOutlivesItsContext(t *testing.T) {
 	}
 }
 
+// A shared transaction past its time commits the writes it ran and
+// leaves the rest to the next: none fails.
+func TestGroupCommitTimeout(t *testing.T) {
+	ctx := context.Background()
+	g := openGroup(t)
+	g.group.timeout = time.Nanosecond
+	release := g.hold(t)
+	var results []<-chan error
+	for i := range 3 {
+		results = append(results, g.queue(t, ctx, insert(fmt.Sprint(i))))
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range results {
+		if err := within(t, ch); err != nil || !g.has(t, fmt.Sprint(i)) {
+			t.Errorf("write %d: %v, stored %v; want nil, stored", i, err, g.has(t, fmt.Sprint(i)))
+		}
+	}
+	// Each transaction took one write before its time was up.
+	if got, want := g.sizes(), []int{1, 3, 2, 1}; !slices.Equal(got, want) {
+		t.Errorf("transaction sizes %v, want %v", got, want)
+	}
+}
+
 // A transaction lost on the way fails the writes it had run, with
 // store.ErrUnavailable, and runs the rest in a new one.
 func TestGroupCommitLostTransaction(t *testing.T) {

@@ -434,6 +434,12 @@ func scanMachine(sc scanner) (store.Machine, error) {
 
 // GetRun returns a run with its machines.
 func (s *Store) GetRun(ctx context.Context, runID string) (store.Run, error) {
+	// One run's rows: not worth what a context that can end costs (see
+	// quiet), once it has not. The core reads every run it finalizes.
+	if err := ctx.Err(); err != nil {
+		return store.Run{}, fmt.Errorf("get run %s: %w", runID, err)
+	}
+	ctx = quiet(ctx)
 	var run store.Run
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		var err error
