@@ -200,7 +200,7 @@ func newHarness(t testing.TB, o opts) *harness {
 	srv.Start()
 	h.url = "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
 	if o.slowReaders {
-		h.url = "ws://hub/ws" // the dialer ignores the host
+		h.url = "ws://hub/ws" // its dialer ignores the host; srv.URL holds the socket's path
 	}
 	var stopOnce sync.Once
 	h.stop = func() {

@@ -434,8 +434,9 @@ func scanMachine(sc scanner) (store.Machine, error) {
 
 // GetRun returns a run with its machines.
 func (s *Store) GetRun(ctx context.Context, runID string) (store.Run, error) {
-	// One run's rows: not worth what a context that can end costs (see
-	// quiet), once it has not. The core reads every run it finalizes.
+	// One run's rows, read quickly: once ctx is seen not to have ended,
+	// the read does without it, which costs goroutines (see quiet). The
+	// core reads every run it finalizes.
 	if err := ctx.Err(); err != nil {
 		return store.Run{}, fmt.Errorf("get run %s: %w", runID, err)
 	}
