@@ -217,6 +217,31 @@ func TestDropLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestAwaitCarriesStderr: a wrapper that exits without detaching is
+// reported with what it wrote on standard error, however that is kept.
+func TestAwaitCarriesStderr(t *testing.T) {
+	c, _ := fakeCommand(t, "env-stdin", true)
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdinW.Close() // an empty dispatch environment: it complains, exits 2
+	c.Stdin = stdinR
+	w, err := Begin(nil, c)
+	stdinR.Close()
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = w.Await(ctx, nil)
+	for _, want := range []string{"exit status 2", "its stderr: fake wrapper: no dispatch environment on stdin"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Await of a wrapper that exited without detaching: %v, want it to say %q", err, want)
+		}
+	}
+}
+
 // TestKillEndsTheProcessGroup: Kill ends the wrapper and what it started
 // in its process group.
 func TestKillEndsTheProcessGroup(t *testing.T) {

@@ -231,7 +231,7 @@ type Wrapper struct {
 	path     string
 	detached bool
 	stdout   *os.File // the read end of its standard output
-	stderr   *os.File // its standard error: an unlinked file
+	stderr   *os.File // its standard error: a file with no name (stderrFile)
 	dropOnce sync.Once
 
 	exited  chan struct{} // closed once it exited and was reaped
@@ -257,15 +257,14 @@ func Begin(log hclog.Logger, c Command) (*Wrapper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stdout pipe: %w", err)
 	}
-	// Stderr goes to an unlinked file: nothing has to drain it, and a
+	// Stderr goes to a file with no name: nothing has to drain it, and a
 	// child of the wrapper that keeps it cannot make us wait.
-	stderr, err := os.CreateTemp("", "saltpeter-wrapper-stderr-")
+	stderr, err := stderrFile()
 	if err != nil {
 		stdoutR.Close()
 		stdoutW.Close()
 		return nil, fmt.Errorf("stderr file: %w", err)
 	}
-	_ = os.Remove(stderr.Name())
 
 	env := c.Env
 	// Its own process group, so that giving up kills whatever it started
@@ -469,4 +468,15 @@ func exitText(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
+}
+
+// unlinkedTemp is a new file in the temporary directory, already
+// unlinked.
+func unlinkedTemp() (*os.File, error) {
+	f, err := os.CreateTemp("", "saltpeter-wrapper-stderr-")
+	if err != nil {
+		return nil, err
+	}
+	_ = os.Remove(f.Name())
+	return f, nil
 }
