@@ -48,10 +48,10 @@ type figure struct {
 var figures = []figure{
 	{What: "jobs firing every second, real local wrappers, 200 jobs", Target: "(a step towards 500)",
 		Bench: "BenchmarkScheduledRuns/jobs=200", Metric: "fire-to-start-p99-ms",
-		Beside: []string{"runs/s", "fraction-of-demand", "unfired/s", "lag-p99-ms", "core-CPU-ms/run", "store-CPU-ms/run", "target-CPU-ms/run", "machine-CPU-ms/run", "runs/s-CPU-bound"}},
+		Beside: []string{"sh-burst-p99-ms", "x-of-sh-burst", "runs/s", "fraction-of-demand", "unfired/s", "lag-p99-ms", "core-CPU-ms/run", "store-CPU-ms/run", "target-CPU-ms/run", "target-own-CPU-ms/run", "machine-CPU-ms/run", "runs/s-CPU-bound"}},
 	{What: "jobs firing every second, real local wrappers", Target: "500 jobs, none missed or doubled, fire → start p99 < 250 ms",
 		Bench: "BenchmarkScheduledRuns/jobs=500", Metric: "fire-to-start-p99-ms", Max: 250,
-		Beside: []string{"runs/s", "fraction-of-demand", "unfired/s", "lag-p99-ms", "core-CPU-ms/run", "store-CPU-ms/run", "target-CPU-ms/run", "machine-CPU-ms/run", "runs/s-CPU-bound"}},
+		Beside: []string{"sh-burst-p99-ms", "x-of-sh-burst", "runs/s", "fraction-of-demand", "unfired/s", "lag-p99-ms", "core-CPU-ms/run", "store-CPU-ms/run", "target-CPU-ms/run", "target-own-CPU-ms/run", "machine-CPU-ms/run", "runs/s-CPU-bound"}},
 	{What: "jobs firing every second, sim target, 1,000 jobs", Target: "(a step towards 5,000)",
 		Bench: "BenchmarkSimScheduledRuns/jobs=1000", Metric: "fire-to-start-p99-ms",
 		Beside: []string{"fraction-of-demand", "missed", "doubled", "lag-growth-s/s", "core-CPU-ms/run", "store-CPU-ms/run", "machine-CPU-ms/run", "runs/s-CPU-bound"}},
