@@ -135,8 +135,9 @@ func Detach(args, env []string, logFile string) (int, error) {
 	return pid, nil
 }
 
-// closeOnExecAll marks every descriptor above stderr close-on-exec.
-func closeOnExecAll() error {
+// markListedCloseOnExec marks every descriptor above stderr
+// close-on-exec, one at a time, as /proc/self/fd lists them.
+func markListedCloseOnExec() error {
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return fmt.Errorf("list open descriptors: %w", err)
