@@ -2,6 +2,7 @@ package wire
 
 import (
 	"strconv"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -10,12 +11,15 @@ import (
 // completes, syncs, connects and v1 output of either dialect. They are most of
 // what a core reads (an idle fleet's heartbeats above all), and
 // encoding/json's reflection took a sixth of an idle core's CPU, 1 KB of
-// garbage a frame and enough stack to double an idle connection's.
+// garbage a frame and enough stack to double an idle connection's. It
+// decodes the connect ack's spec too, the one object a frame holds: a
+// wrapper lives for one run, and encoding/json's first use of Frame
+// costs it more than all its other frames.
 //
 // It decides only where it decodes exactly as json.Unmarshal into a zero
-// Frame would: false, with f undefined, for anything else (a \u escape or
-// invalid UTF-8 in a string, an escape or a byte outside printable ASCII
-// in a key, a float, null, an array or object, data_b64, a key that
+// Frame would: false, with f undefined, for anything else (invalid UTF-8
+// in a string, an escape or a byte outside printable ASCII in a key, a
+// float, null, an array or an object but the spec, data_b64, a key that
 // encoding/json would match to a field by folding its case, a number out
 // of its field's range, a value of the wrong kind, bad syntax), and
 // Decode falls back to encoding/json. The
@@ -27,6 +31,8 @@ func decodeFlat(data []byte, f *Frame) bool {
 	if !p.eat('{') {
 		return false
 	}
+	// The members as object reads them, without its call per member:
+	// this loop is the core's per-frame cost.
 	p.space()
 	if p.eat('}') {
 		return p.end()
@@ -41,8 +47,11 @@ func decodeFlat(data []byte, f *Frame) bool {
 			return false
 		}
 		p.space()
-		v, ok := p.value()
-		if !ok || !f.setFlat(key, v) {
+		if string(key) == "spec" {
+			if !p.spec(f) {
+				return false
+			}
+		} else if v, ok := p.value(); !ok || !f.setFlat(key, v) {
 			return false
 		}
 		p.space()
@@ -54,6 +63,125 @@ func decodeFlat(data []byte, f *Frame) bool {
 		}
 		p.space()
 	}
+}
+
+// object reads the members of an object whose '{' was read, through its
+// '}': for each, its key, then member with the parser at its value,
+// which member reads. Keys are a struct's field names (fields: printable
+// ASCII, no escapes, as str reads keys) or any string (a map's).
+func (p *flatParser) object(fields bool, member func(key []byte) bool) bool {
+	p.space()
+	if p.eat('}') {
+		return true
+	}
+	for {
+		key, ok := p.str(fields)
+		if !ok {
+			return false
+		}
+		p.space()
+		if !p.eat(':') {
+			return false
+		}
+		p.space()
+		if !member(key) {
+			return false
+		}
+		p.space()
+		if p.eat('}') {
+			return true
+		}
+		if !p.eat(',') {
+			return false
+		}
+		p.space()
+	}
+}
+
+// spec reads the connect ack's spec into f.Spec, under decodeFlat's rule;
+// besides, a second spec, env or kill is left to encoding/json, which
+// would merge it into the first.
+func (p *flatParser) spec(f *Frame) bool {
+	if f.Spec != nil || !p.eat('{') {
+		return false
+	}
+	s := &Spec{}
+	f.Spec = s
+	var env, kill bool
+	return p.object(true, func(key []byte) bool {
+		switch string(key) {
+		case "env":
+			if env || !p.eat('{') {
+				return false
+			}
+			env = true
+			s.Env = map[string]string{}
+			// A name is the job's, not a field's: any string.
+			return p.object(false, func(name []byte) bool {
+				v, ok := p.value()
+				if !ok || v.kind != '"' {
+					return false
+				}
+				s.Env[string(name)] = string(v.text)
+				return true
+			})
+		case "kill":
+			if kill || !p.eat('{') {
+				return false
+			}
+			kill = true
+			return p.object(true, func(key []byte) bool {
+				v, ok := p.value()
+				if !ok {
+					return false
+				}
+				switch string(key) {
+				case "signal":
+					return v.setString(&s.Kill.Signal)
+				case "grace":
+					return v.setString(&s.Kill.Grace)
+				}
+				return unknownKey(key)
+			})
+		}
+		v, ok := p.value()
+		if !ok {
+			return false
+		}
+		switch string(key) {
+		case "command":
+			return v.setString(&s.Command)
+		case "cwd":
+			return v.setString(&s.Cwd)
+		case "user":
+			return v.setString(&s.User)
+		case "timeout":
+			return v.setString(&s.Timeout)
+		case "no_output_timeout":
+			return v.setString(&s.NoOutputTimeout)
+		case "heartbeat":
+			return v.setString(&s.Heartbeat)
+		case "keep_children":
+			if v.kind != 't' {
+				return false
+			}
+			s.KeepChildren = string(v.text) == "true"
+			return true
+		}
+		return unknownKey(key)
+	})
+}
+
+// unknownKey is for a key that is no field's: encoding/json ignores it,
+// unless it has an upper case letter, which it matches to fields
+// ignoring case.
+func unknownKey(key []byte) bool {
+	for _, c := range key {
+		if 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // flatParser reads data from i on.
@@ -96,8 +224,8 @@ func (p *flatParser) end() bool {
 
 // str reads a string: its contents as they are in data when they need
 // no unescaping, else unescaped into a slice of their own. A key must be
-// printable ASCII without escapes; a value may have the escapes of one
-// character (not \u) and valid UTF-8.
+// printable ASCII without escapes; a value may have any escape and valid
+// UTF-8.
 func (p *flatParser) str(key bool) ([]byte, bool) {
 	if !p.eat('"') {
 		return nil, false
@@ -140,6 +268,13 @@ func (p *flatParser) str(key bool) ([]byte, bool) {
 				r = '\r'
 			case 't':
 				r = '\t'
+			case 'u':
+				var ok bool
+				if buf, ok = p.unicodeEscape(append(buf, p.data[seg:p.i]...)); !ok {
+					return nil, false
+				}
+				seg = p.i
+				continue
 			default:
 				return nil, false
 			}
@@ -151,6 +286,55 @@ func (p *flatParser) str(key bool) ([]byte, bool) {
 		p.i++
 	}
 	return nil, false
+}
+
+// unicodeEscape appends the character of the \u escape at i to buf and
+// moves past it. encoding/json writes <, > and & so, and a command often
+// has them. A surrogate pair is one character, a lone surrogate U+FFFD.
+// Out of str's loop, which it would slow for every other string.
+//
+//go:noinline
+func (p *flatParser) unicodeEscape(buf []byte) ([]byte, bool) {
+	u, ok := p.hex4(p.i + 2)
+	if !ok {
+		return nil, false
+	}
+	p.i += 6
+	if utf16.IsSurrogate(u) {
+		u2, ok := rune(-1), false
+		if p.i+1 < len(p.data) && p.data[p.i] == '\\' && p.data[p.i+1] == 'u' {
+			u2, ok = p.hex4(p.i + 2)
+		}
+		if d := utf16.DecodeRune(u, u2); ok && d != utf8.RuneError {
+			u = d
+			p.i += 6
+		} else {
+			u = utf8.RuneError
+		}
+	}
+	return utf8.AppendRune(buf, u), true
+}
+
+// hex4 reads the four hex digits at i, of a \u escape.
+func (p *flatParser) hex4(i int) (rune, bool) {
+	if i+4 > len(p.data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p.data[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 func (p *flatParser) value() (flatValue, bool) {
@@ -173,6 +357,15 @@ func (p *flatParser) value() (flatValue, bool) {
 		}
 	}
 	return flatValue{}, false
+}
+
+// setString sets *s to a string value; false for a value of another kind.
+func (v flatValue) setString(s *string) bool {
+	if v.kind != '"' {
+		return false
+	}
+	*s = string(v.text)
+	return true
 }
 
 // integer reads -?(0|[1-9][0-9]*) not followed by a fraction or exponent.
@@ -272,19 +465,11 @@ func (f *Frame) setFlat(key []byte, v flatValue) bool {
 	case "spec", "data_b64":
 		return false
 	default:
-		for _, c := range key {
-			if 'A' <= c && c <= 'Z' {
-				return false
-			}
-		}
-		return true
+		return unknownKey(key)
 	}
 	switch {
 	case s != nil:
-		if v.kind != '"' {
-			return false
-		}
-		*s = string(v.text)
+		return v.setString(s)
 	case i != nil || pi != nil:
 		if v.kind != '0' {
 			return false

@@ -204,13 +204,10 @@ func decodeJSON(data []byte, f *Frame) error {
 	return nil
 }
 
-// Encode renders a frame as JSON.
+// Encode renders a frame as JSON, as encoding/json would (appendFrame).
+// It never fails; the error result is kept for its callers.
 func Encode(f Frame) ([]byte, error) {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s frame: %w", f.Type, err)
-	}
-	return b, nil
+	return appendFrame(make([]byte, 0, 128+len(f.Data)+len(f.Error)), &f), nil
 }
 
 // Bytes returns the output bytes a JSON output frame carries: data_b64
