@@ -31,38 +31,14 @@ func decodeFlat(data []byte, f *Frame) bool {
 	if !p.eat('{') {
 		return false
 	}
-	// The members as object reads them, without its call per member:
-	// this loop is the core's per-frame cost.
-	p.space()
-	if p.eat('}') {
-		return p.end()
-	}
-	for {
-		key, ok := p.str(true)
-		if !ok {
-			return false
-		}
-		p.space()
-		if !p.eat(':') {
-			return false
-		}
-		p.space()
+	ok := p.object(true, func(key []byte) bool {
 		if string(key) == "spec" {
-			if !p.spec(f) {
-				return false
-			}
-		} else if v, ok := p.value(); !ok || !f.setFlat(key, v) {
-			return false
+			return p.spec(f)
 		}
-		p.space()
-		if p.eat('}') {
-			return p.end()
-		}
-		if !p.eat(',') {
-			return false
-		}
-		p.space()
-	}
+		v, ok := p.value()
+		return ok && f.setFlat(key, v)
+	})
+	return ok && p.end()
 }
 
 // object reads the members of an object whose '{' was read, through its
