@@ -168,3 +168,34 @@ func TestDecodeFlatKnowsEveryField(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeIntoSharesNothing holds DecodeInto to its word that the frame
+// shares no memory with the bytes it was decoded from: the core reads
+// frames into pooled buffers and hands a buffer on as soon as a text
+// frame is decoded. Every frame is decoded, its bytes overwritten, and
+// the frame compared with one decoded from a copy.
+func TestDecodeIntoSharesNothing(t *testing.T) {
+	frames := append(append([]string{
+		`{"type":"nack","nack_type":"output","expected_seq":3,"received_seq":5}`,
+		`{"type":"ack","ack_type":"output","seq":9}`,
+		`{"type":"output","seq":2,"stream":"system","data":"x"}`,
+		`{"type":"novel","stream":"novel"}`,
+	}, flatFrames...), notFlatFrames...)
+	for _, text := range frames {
+		want, err := Decode([]byte(text))
+		if err != nil {
+			continue // a frame that does not decode has nothing to share
+		}
+		b := []byte(text)
+		var got Frame
+		if err := DecodeInto(b, &got); err != nil {
+			t.Fatalf("%s: decoded from a copy, not from itself: %v", text, err)
+		}
+		for i := range b {
+			b[i] = 'x'
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: changed with the bytes it was decoded from:\n got %+v\nwant %+v", text, got, want)
+		}
+	}
+}

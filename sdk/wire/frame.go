@@ -176,7 +176,8 @@ func Decode(data []byte) (Frame, error) {
 // DecodeInto is Decode into *f, which it overwrites, for a caller that
 // keeps the frame in a struct of its own: a Frame is 400 bytes, and each
 // copy of one is stack for the goroutine that decodes (a core's readers,
-// one per wrapper). On error *f is undefined.
+// one per wrapper). *f shares no memory with data, which the caller may
+// reuse at once. On error *f is undefined.
 func DecodeInto(data []byte, f *Frame) error {
 	if !decodeFlat(data, f) {
 		if err := decodeJSON(data, f); err != nil {
