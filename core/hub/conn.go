@@ -391,21 +391,24 @@ func (h *Hub) readOne(c *conn) readOutcome {
 		c.log.Debug("connection ended mid-frame", "error", err)
 		return readEnded
 	}
-	if buf != nil && (mt != websocket.BinaryMessage || len(data) < minKeptChunk) {
-		// Copied out before classify, which may point into it.
-		data = bytes.Clone(data)
-		chunkPool.Put(buf)
-		buf = nil
-	}
 	var in inbound
 	classify(mt, data, &in)
 	in.held = len(data)
 	if buf != nil {
-		if in.kind == inOutput {
+		switch {
+		case in.kind == inOutput && in.binary && len(data) >= minKeptChunk:
 			in.buf = buf // given back once stored: see recycle
 			in.held = cap(*buf)
-		} else {
-			chunkPool.Put(buf) // a bad frame: classify kept nothing of it
+		case in.kind == inOutput && in.binary:
+			// A small chunk is copied out, so that a queue of them does
+			// not hold a chunk buffer each.
+			in.data = bytes.Clone(in.data)
+			chunkPool.Put(buf)
+		default:
+			// A text frame's decoding shares nothing with the buffer
+			// (DecodeInto), and a bad frame keeps nothing of it: a
+			// heartbeat costs no copy.
+			chunkPool.Put(buf)
 		}
 	}
 	if in.kind != inOutput && c.handling.CompareAndSwap(false, true) {
@@ -475,8 +478,8 @@ var chunkPool = sync.Pool{New: func() any {
 const chunkBufBytes = wire.BinaryHeaderBytes + wire.MaxOutputChunk + 1
 
 // minKeptChunk is the smallest frame that keeps its pooled buffer; a
-// smaller one gets an allocation of its own size, as every frame other
-// than binary output does, so that a connection's queue of small chunks
+// smaller one's data gets an allocation of its own size, as the decoded
+// fields of a text frame do, so that a connection's queue of small chunks
 // (a job writing lines) does not hold a whole chunk buffer each.
 const minKeptChunk = chunkBufBytes / 4
 
