@@ -189,7 +189,7 @@ func TestDecodeIntoSharesNothing(t *testing.T) {
 		b := []byte(text)
 		var got Frame
 		if err := DecodeInto(b, &got); err != nil {
-			t.Fatalf("%s: decoded from a copy, not from itself: %v", text, err)
+			t.Fatalf("%s: DecodeInto failed where Decode did not: %v", text, err)
 		}
 		for i := range b {
 			b[i] = 'x'
