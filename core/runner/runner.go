@@ -135,6 +135,11 @@ type state struct {
 
 type activeRun struct {
 	id string
+	// reserved is when the loop reserved the run (reserve): the time its
+	// id carries, and its started_at. A firing's lateness ends there,
+	// not once the goroutine that records the run gets to run, which on
+	// a VM slow to wake a thread came up to a millisecond later.
+	reserved time.Time
 	// dispatched turns true once every machine is registered with the
 	// hub (or failed); before that the hub cannot tell it is busy.
 	dispatched bool
@@ -527,10 +532,11 @@ func (r *Runner) reserve(st *state, job *config.Job, id string) (*activeRun, err
 			return nil, fmt.Errorf("job %s is still running (overlap = %q): %w", job.Name, job.Overlap, control.ErrOverlap)
 		}
 	}
+	now := r.cfg.Now().UTC()
 	if id == "" {
-		id = newRunID(r.cfg.Now())
+		id = newRunID(now)
 	}
-	a := &activeRun{id: id, success: job.Success, changed: make(chan struct{}, 1), queued: len(running) > 0}
+	a := &activeRun{id: id, reserved: now, success: job.Success, changed: make(chan struct{}, 1), queued: len(running) > 0}
 	if a.queued && job.Overlap == config.OverlapReplace {
 		a.replaces = running
 	}
@@ -727,25 +733,26 @@ func (r *Runner) RunNow(ctx context.Context, name, by string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	now := r.cfg.Now().UTC()
-	if err := r.start(ctx, conf, skip, job, a, store.TriggerManual, now, by); err != nil {
+	// A manual run is scheduled for the moment it was asked for: the one
+	// it was reserved at.
+	if err := r.start(ctx, conf, skip, job, a, store.TriggerManual, a.reserved, by); err != nil {
 		return "", err
 	}
 	return a.id, nil
 }
 
-// start records the run, then resolves and dispatches in the background.
-// It may run on the loop (scheduled firings) so it must not block long:
-// the store write is the only synchronous step.
+// start records the run, then resolves and dispatches in the background:
+// the store write is the only synchronous step. It runs off the loop, in
+// a firing's goroutine (fireSlot) or a run now's caller; the run's
+// started_at is when the loop reserved it (activeRun.reserved).
 func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string]bool, job *config.Job, a *activeRun, trigger string, slot time.Time, by string) error {
 	spec := specOf(job, conf.Core.HeartbeatInterval)
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return fmt.Errorf("encode spec of %s: %w", job.Name, err)
 	}
-	now := r.cfg.Now().UTC()
 	run := store.Run{ID: a.id, Job: job.Name, Trigger: trigger, ScheduledFor: slot.UTC(),
-		StartedAt: now, Status: store.StatusRunning, RequestedBy: by, Spec: specJSON}
+		StartedAt: a.reserved, Status: store.StatusRunning, RequestedBy: by, Spec: specJSON}
 	if a.queued {
 		run.Reason = queuedRunReason(job.Overlap)
 	}
@@ -793,7 +800,7 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string
 	}
 	r.cfg.Publish(events.Event{Kind: events.RunCreated, Job: job.Name, RunID: a.id, Status: store.StatusRunning})
 	r.log.Info("run started", "job", job.Name, "run_id", a.id, "trigger", trigger, "by", by)
-	r.watchSoftTimeout(job, a.id, now)
+	r.watchSoftTimeout(job, a.id, a.reserved)
 	r.work.Add(1)
 	go func() {
 		defer r.work.Done()

@@ -1846,3 +1846,55 @@ func TestFiringsRecordedConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// TestRunStartedWhenReserved: a run's started_at is the instant the loop
+// reserved it, the one its id carries, not a later reading taken once
+// the goroutine that records it runs: a firing's lateness is measured to
+// it (BenchmarkFirePrecision). A manual run is scheduled for that same
+// instant. The clock moves a second at every reading, so that any later
+// reading differs from it in the id's leading digits.
+func TestRunStartedWhenReserved(t *testing.T) {
+	sched, err := schedule.Parse("* * * * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	j := &config.Job{Name: "j", Command: "x", Enabled: true, Schedule: "* * * * * *", ParsedSchedule: sched,
+		CatchUp: "none", Overlap: config.OverlapAllow, Location: time.UTC, Target: config.Target{Plugin: "fake"}}
+	st := memory.New()
+	tgt := &fakeTarget{machines: []string{"a"}, dispatched: make(chan target.DispatchRequest, 16)}
+	conf := &config.Config{Jobs: []*config.Job{j}, Core: config.Core{HeartbeatInterval: time.Second, ConnectDeadline: time.Minute}}
+	var readings atomic.Int64
+	r := New(Config{Logger: hclog.NewNullLogger(), Store: st, Hub: &fakeHub{failed: make(chan [2]string, 16), busy: map[string]bool{}},
+		Targets: fakeTargets{tgt}, Tokens: fakeTokens{}, Kills: killq.New(), Scheduler: &fakeScheduler{}, URLs: []string{"ws://c/ws"},
+		Now: func() time.Time { return slot.Add(time.Duration(readings.Add(1)) * time.Second) }}, conf)
+	ctx, cancel := context.WithCancel(context.Background())
+	firings := make(chan schedule.Firing)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, firings) }()
+	defer func() { cancel(); <-done }()
+
+	firings <- schedule.Firing{Job: "j", Slot: slot}
+	(&fixture{tgt: tgt}).dispatches(t, 1)
+	manual, err := r.RunNow(ctx, "j", "test")
+	if err != nil {
+		t.Fatalf("run now: %v", err)
+	}
+	(&fixture{tgt: tgt}).dispatches(t, 1)
+	runs, err := st.ListRuns(context.Background(), store.RunFilter{Job: "j"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 {
+		t.Fatalf("runs %+v; want the scheduled one and the manual one", runs)
+	}
+	for _, run := range runs {
+		// The id's first 9 digits are its time's leading 45 bits.
+		if got := newRunID(run.StartedAt)[:9]; got != run.ID[:9] {
+			t.Errorf("run %s (%s) started at %s, not at the time its id carries", run.ID, run.Trigger, run.StartedAt)
+		}
+		if run.ID == manual && !run.ScheduledFor.Equal(run.StartedAt) {
+			t.Errorf("manual run %s scheduled for %s, started at %s: want the same instant", run.ID, run.ScheduledFor, run.StartedAt)
+		}
+	}
+}
