@@ -17,17 +17,22 @@ type Timer interface {
 	Stop() bool
 }
 
-// RealClock is the wall clock.
+// RealClock is the wall clock. Its timers wake to the microsecond where
+// the system allows it (see newPreciseTimer), and are Go timers
+// elsewhere.
 func RealClock() Clock { return realClock{} }
 
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 func (realClock) NewTimer(d time.Duration) Timer {
-	return realTimer{time.NewTimer(d)}
+	if t := newPreciseTimer(d); t != nil {
+		return t
+	}
+	return goTimer{time.NewTimer(d)}
 }
 
-type realTimer struct{ t *time.Timer }
+type goTimer struct{ t *time.Timer }
 
-func (r realTimer) C() <-chan time.Time { return r.t.C }
-func (r realTimer) Stop() bool          { return r.t.Stop() }
+func (g goTimer) C() <-chan time.Time { return g.t.C }
+func (g goTimer) Stop() bool          { return g.t.Stop() }

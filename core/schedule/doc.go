@@ -13,5 +13,7 @@
 //
 // The Scheduler compares slots with the wall clock, which may step (NTP, a
 // resumed VM) while Go timers follow the monotonic clock; it reads the wall
-// clock again at least every second.
+// clock again at least every second. On Linux the real clock's timers
+// are timerfds, which wake an idle core to the microsecond where Go's
+// timers wake it to the millisecond (timerfd_linux.go).
 package schedule
