@@ -140,8 +140,10 @@ type fixture struct {
 	adds atomic.Int32
 	// planWait is the runner's Config.PlanWait (0: its default).
 	planWait time.Duration
-	kills    *killq.Queue
-	sched    *fakeScheduler
+	// now is the runner's Config.Now (nil: the wall clock).
+	now   func() time.Time
+	kills *killq.Queue
+	sched *fakeScheduler
 	// firings reaches the running runner as the scheduler would.
 	firings chan<- schedule.Firing
 	// notified counts the runner's calls of Notified.
@@ -189,7 +191,7 @@ func (f *fixture) start(t *testing.T, jobs ...*config.Job) {
 	conf := &config.Config{Jobs: jobs, Core: config.Core{HeartbeatInterval: 5 * time.Second, ConnectDeadline: time.Minute}}
 	r := New(Config{Logger: hclog.NewNullLogger(), Store: addCountingStore{f.store, &f.adds}, Hub: f.hub, Targets: fakeTargets{f.tgt},
 		Tokens: fakeTokens{}, Kills: f.kills, Scheduler: f.sched, URLs: []string{"ws://core:8080/ws", "ws://core2:8080/ws"},
-		CoreURL: "http://core:8080", DeadmanInterval: 20 * time.Millisecond, PlanWait: f.planWait,
+		CoreURL: "http://core:8080", DeadmanInterval: 20 * time.Millisecond, PlanWait: f.planWait, Now: f.now,
 		Notified: func() { f.notified.Add(1) }}, conf)
 	f.r = r
 	ctx, cancel := context.WithCancel(context.Background())
@@ -1860,28 +1862,21 @@ func TestRunStartedWhenReserved(t *testing.T) {
 	}
 	slot := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	j := &config.Job{Name: "j", Command: "x", Enabled: true, Schedule: "* * * * * *", ParsedSchedule: sched,
-		CatchUp: "none", Overlap: config.OverlapAllow, Location: time.UTC, Target: config.Target{Plugin: "fake"}}
-	st := memory.New()
-	tgt := &fakeTarget{machines: []string{"a"}, dispatched: make(chan target.DispatchRequest, 16)}
-	conf := &config.Config{Jobs: []*config.Job{j}, Core: config.Core{HeartbeatInterval: time.Second, ConnectDeadline: time.Minute}}
+		CatchUp: "none", Overlap: config.OverlapAllow}
+	f := newIdleFixture()
+	f.tgt.machines = []string{"a"}
 	var readings atomic.Int64
-	r := New(Config{Logger: hclog.NewNullLogger(), Store: st, Hub: &fakeHub{failed: make(chan [2]string, 16), busy: map[string]bool{}},
-		Targets: fakeTargets{tgt}, Tokens: fakeTokens{}, Kills: killq.New(), Scheduler: &fakeScheduler{}, URLs: []string{"ws://c/ws"},
-		Now: func() time.Time { return slot.Add(time.Duration(readings.Add(1)) * time.Second) }}, conf)
-	ctx, cancel := context.WithCancel(context.Background())
-	firings := make(chan schedule.Firing)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx, firings) }()
-	defer func() { cancel(); <-done }()
+	f.now = func() time.Time { return slot.Add(time.Duration(readings.Add(1)) * time.Second) }
+	f.start(t, j)
 
-	firings <- schedule.Firing{Job: "j", Slot: slot}
-	(&fixture{tgt: tgt}).dispatches(t, 1)
-	manual, err := r.RunNow(ctx, "j", "test")
+	f.firings <- schedule.Firing{Job: "j", Slot: slot}
+	f.dispatches(t, 1)
+	manual, err := f.r.RunNow(context.Background(), "j", "test")
 	if err != nil {
 		t.Fatalf("run now: %v", err)
 	}
-	(&fixture{tgt: tgt}).dispatches(t, 1)
-	runs, err := st.ListRuns(context.Background(), store.RunFilter{Job: "j"})
+	f.dispatches(t, 1)
+	runs, err := f.store.ListRuns(context.Background(), store.RunFilter{Job: "j"})
 	if err != nil {
 		t.Fatal(err)
 	}
