@@ -73,7 +73,8 @@ func (c *GRPCClient) UpdateRun(ctx context.Context, runID string, u RunUpdate) e
 // waits on it; the update may be applied anyway, as a cancelled unary
 // call's may.
 func (c *GRPCClient) UpdateMachine(ctx context.Context, runID, machine string, u MachineUpdate) error {
-	return c.upd.update(ctx, &storepb.UpdateMachineRequest{RunId: runID, Machine: machine, Update: pbMachineUpdate(u)})
+	_, err := c.upd.call(ctx, &storepb.UpdateMachineRequest{RunId: runID, Machine: machine, Update: pbMachineUpdate(u)})
+	return err
 }
 
 // UpdateMachines implements MachineBatcher: the batch joins the client's
@@ -85,7 +86,12 @@ func (c *GRPCClient) UpdateMachines(ctx context.Context, batch []MachineChange) 
 	for i, ch := range batch {
 		items[i] = &storepb.UpdateMachineRequest{RunId: ch.RunID, Machine: ch.Machine, Update: pbMachineUpdate(ch.Update)}
 	}
-	return c.upd.updateAll(ctx, items)
+	outs := c.upd.callAll(ctx, items)
+	errs := make([]error, len(outs))
+	for i, o := range outs {
+		errs[i] = o.err
+	}
+	return errs
 }
 
 var _ MachineBatcher = (*GRPCClient)(nil)

@@ -221,7 +221,7 @@ func TestUpdateMachineBatches(t *testing.T) {
 		if tc.want == nil {
 			continue
 		}
-		unary := c.client.upd.one(ctx, &storepb.UpdateMachineRequest{RunId: "r", Machine: tc.machine, Update: pbMachineUpdate(tc.u)})
+		_, unary := c.client.upd.one(ctx, &storepb.UpdateMachineRequest{RunId: "r", Machine: tc.machine, Update: pbMachineUpdate(tc.u)})
 		t.Run(fmt.Sprintf("call %d is the unary error", i), func(t *testing.T) { sameError(t, got[i], unary) })
 	}
 }
@@ -576,9 +576,9 @@ func TestUpdateBatchBounds(t *testing.T) {
 					ctx, cancel = context.WithDeadline(ctx, base.Add(tc.deadlines[i]*time.Minute))
 					t.Cleanup(cancel)
 				}
-				u.queue = append(u.queue, &updateCall{ctx: ctx, size: n})
+				u.queue = append(u.queue, &queuedCall[*storepb.UpdateMachineRequest, struct{}]{ctx: ctx, size: n})
 			}
-			u.queue = slices.Insert(u.queue, 1, &updateCall{ctx: context.Background(), abandoned: true})
+			u.queue = slices.Insert(u.queue, 1, &queuedCall[*storepb.UpdateMachineRequest, struct{}]{ctx: context.Background(), abandoned: true})
 			u.sending = true
 			var got []int
 			for i := 0; ; i++ {
