@@ -97,6 +97,7 @@ type Store struct {
 var (
 	_ store.Store          = (*Store)(nil)
 	_ store.MachineBatcher = (*Store)(nil)
+	_ store.FireBatcher    = (*Store)(nil)
 )
 
 // pageSize is a new database's page size. Every commit writes each page

@@ -36,6 +36,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OutputCap", testOutputCap},
 		{"Fires", testFires},
 		{"FireRun", testFireRun},
+		{"FireBatch", testFireBatch},
 		{"LastFires", testLastFires},
 		{"PruneRuns", testPruneRuns},
 		{"NotificationsEnqueue", testEnqueueNotifications},

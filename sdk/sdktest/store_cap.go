@@ -199,6 +199,72 @@ func testOutputCap(t *testing.T, s store.Store) {
 	}
 }
 
+// testFireBatch: a batch of fires (store.FireBatch, the store's own
+// FireBatcher when it has one) answers each as its own call would, in
+// order: a slot taken earlier in the batch is taken, and a fire refused
+// leaves the others as they are. Only each job's fires are ordered: a
+// store may apply different jobs' side by side.
+func testFireBatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	slot := t0.Add(time.Minute)
+	run := func(id, job string) *store.Run {
+		return &store.Run{ID: id, Job: job, Trigger: store.TriggerSchedule, ScheduledFor: slot, StartedAt: slot,
+			Status: store.StatusRunning, Machines: []store.Machine{{Machine: "a"}}}
+	}
+	fire := func(r *store.Run) store.Fire {
+		return store.Fire{Job: r.Job, Slot: r.ScheduledFor, RunID: r.ID, Run: r}
+	}
+	cases := []struct {
+		fire  store.Fire
+		want  bool
+		isErr error // the sentinel, nil for success
+	}{
+		{store.Fire{Job: "a", Slot: slot}, true, nil},
+		{fire(run("r1", "a")), false, nil},
+		{fire(run("r2", "b")), true, nil},
+		{fire(run("r3", "b")), false, nil},
+		{fire(run("old", "c")), false, store.ErrExists},
+		{store.Fire{Job: "c", Slot: slot, RunID: "r4"}, true, nil},
+	}
+	mustCreate(t, s, "old", "a")
+	batch := make([]store.Fire, len(cases))
+	for i, c := range cases {
+		batch[i] = c.fire
+	}
+	got := store.FireBatch(ctx, s, batch)
+	if len(got) != len(batch) {
+		t.Fatalf("%d results for %d fires", len(got), len(batch))
+	}
+	for i, c := range cases {
+		g := got[i]
+		wrong := g.Recorded != c.want
+		if c.isErr == nil {
+			wrong = wrong || g.Err != nil
+		} else {
+			wrong = wrong || !errors.Is(g.Err, c.isErr)
+		}
+		if wrong {
+			t.Errorf("fire %d (job %q, run %q): %v, %v; want %v, %v", i, c.fire.Job, c.fire.RunID, g.Recorded, g.Err, c.want, c.isErr)
+		}
+	}
+	if r := mustGet(t, s, "r2"); r.Job != "b" {
+		t.Errorf("run r2 is of job %q, want b", r.Job)
+	}
+	if r := mustGet(t, s, "old"); r.Job != "backup" || !r.ScheduledFor.Equal(t0) {
+		t.Errorf("the refused fire changed run old: %+v", r)
+	}
+	for _, id := range []string{"r1", "r3"} {
+		if _, err := s.GetRun(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("run %s of a taken slot: %v, want ErrNotFound", id, err)
+		}
+	}
+	for _, job := range []string{"a", "b", "c"} {
+		if last, err := s.LastFire(ctx, job); err != nil || !last.Equal(slot) {
+			t.Errorf("LastFire(%s) = %v, %v; want %v", job, last, err, slot)
+		}
+	}
+}
+
 func testFireRun(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	slot := t0.Add(time.Minute)

@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Append is one chunk of a batch.
 type Append struct {
@@ -73,4 +76,49 @@ func UpdateBatch(ctx context.Context, s Store, batch []MachineChange) []error {
 			errs[i] = s.UpdateMachine(ctx, c.RunID, c.Machine, c.Update)
 		})
 	return errs
+}
+
+// Fire is one RecordFire or FireRun call of a batch: a FireRun when Run
+// is set, whose Job, ScheduledFor and ID are then the fire's.
+type Fire struct {
+	Job   string
+	Slot  time.Time
+	RunID string
+	Run   *Run
+}
+
+// FireResult is what a fire's own call would have returned.
+type FireResult struct {
+	Recorded bool
+	Err      error
+}
+
+// FireBatcher is the optional ability of a store to record many fires at
+// once (in one transaction, say); the plugin adapter uses it for every
+// batch of RecordFire and FireRun calls the core sends. A store without
+// it gets the batch's calls side by side, each job's in order. Each
+// result says what the fire's own call would have said, in order.
+type FireBatcher interface {
+	Fires(ctx context.Context, batch []Fire) []FireResult
+}
+
+// FireBatch records batch in s: in one call when s is a FireBatcher, else
+// its calls side by side, each job's in order. As AppendBatch, it is what
+// a layer over a store does with a batch.
+func FireBatch(ctx context.Context, s Store, batch []Fire) []FireResult {
+	if b, ok := s.(FireBatcher); ok {
+		return b.Fires(ctx, batch)
+	}
+	out := make([]FireResult, len(batch))
+	inOrderByKey(len(batch), maxConcurrentUpdates,
+		func(i int) machineKey { return machineKey{run: batch[i].Job} },
+		func(i int) {
+			f := &batch[i]
+			if f.Run != nil {
+				out[i].Recorded, out[i].Err = s.FireRun(ctx, *f.Run)
+			} else {
+				out[i].Recorded, out[i].Err = s.RecordFire(ctx, f.Job, f.Slot, f.RunID)
+			}
+		})
+	return out
 }

@@ -19,16 +19,19 @@ import (
 // know (it was built with an older SDK) errors.ErrUnsupported, and
 // status.Code gives the gRPC code.
 //
-// AppendOutput and UpdateMachine are batched: see appender and updater.
+// AppendOutput, UpdateMachine, RecordFire and FireRun are batched: see
+// appender, updater and firer.
 type GRPCClient struct {
 	client storepb.StoreClient
 	out    *appender
 	upd    *updater
+	fires  *firer
 }
 
 func newGRPCClient(c grpc.ClientConnInterface) *GRPCClient {
 	client := storepb.NewStoreClient(c)
-	return &GRPCClient{client: client, out: newAppender(client), upd: newUpdater(client)}
+	return &GRPCClient{client: client, out: newAppender(client), upd: newUpdater(client),
+		fires: newFirer(client)}
 }
 
 // Configure hands the plugin its plugin block's config; see Configurer.
@@ -222,22 +225,17 @@ func (c *GRPCClient) DeleteMaintenance(ctx context.Context) error {
 	return fromStatus(err)
 }
 
-// RecordFire implements Store.
+// RecordFire implements Store. It is queued as UpdateMachine is: a call
+// that finds another fire in flight goes in one Fires call with the
+// others queued beside it (see firer), and returns what the unary call
+// would have returned.
 func (c *GRPCClient) RecordFire(ctx context.Context, job string, slot time.Time, runID string) (bool, error) {
-	resp, err := c.client.RecordFire(ctx, &storepb.RecordFireRequest{Job: job, Slot: pbTime(slot), RunId: runID})
-	if err != nil {
-		return false, fromStatus(err)
-	}
-	return resp.GetRecorded(), nil
+	return c.fires.call(ctx, &storepb.FireItem{Record: &storepb.RecordFireRequest{Job: job, Slot: pbTime(slot), RunId: runID}})
 }
 
-// FireRun implements Store.
+// FireRun implements Store, queued as RecordFire is.
 func (c *GRPCClient) FireRun(ctx context.Context, run Run) (bool, error) {
-	resp, err := c.client.FireRun(ctx, &storepb.CreateRunRequest{Run: pbRun(run)})
-	if err != nil {
-		return false, fromStatus(err)
-	}
-	return resp.GetRecorded(), nil
+	return c.fires.call(ctx, &storepb.FireItem{Run: pbRun(run)})
 }
 
 // LastFire implements Store.

@@ -12,8 +12,9 @@ import (
 )
 
 // A combiner is a GRPCClient's queue of one kind of small unary call that
-// the plugin also takes in batches, such as UpdateMachine (updates.go).
-// A call that finds nothing in flight goes at once as the unary call, from its caller's goroutine and in its
+// the plugin also takes in batches: UpdateMachine (updates.go), and
+// RecordFire and FireRun (fires.go). A call that finds nothing in flight
+// goes at once as the unary call, from its caller's goroutine and in its
 // caller's ctx: a lone call costs exactly what it did. While a call or a
 // batch is in flight, the calls that arrive wait and go together in the
 // next batched call, and each caller waits for its own result; under load
@@ -37,12 +38,18 @@ type combiner[I proto.Message, R any] struct {
 	// key orders items: those of one key are applied in their order.
 	key  func(item I) machineKey
 	what string // what the items are, for errors: "machine updates"
+	// parallel is how many calls (lone or batched) may be in flight at
+	// once; 0 is 1. Above 1, a key's items may go in batches side by
+	// side, so their order is kept only within a batch: it is for calls
+	// whose order does not matter, and whose latency does.
+	parallel int
 
 	mu    sync.Mutex
 	queue []*queuedCall[I, R]
-	// sending is true while a call or a batch is in flight (a lone call,
-	// or the sender goroutine's); while it is false the queue is empty.
-	sending bool
+	// inflight counts the lone calls and the sender goroutines in flight;
+	// while it is below parallel the queue is empty, or a sender just
+	// started is about to take it.
+	inflight int
 	// unary is set once the plugin answered the batched call with
 	// UNIMPLEMENTED: from then on every call goes alone.
 	unary   bool
@@ -88,15 +95,15 @@ func (c *combiner[I, R]) call(ctx context.Context, item I) (R, error) {
 		c.mu.Unlock()
 		return c.one(ctx, item)
 	}
-	if !c.sending {
-		c.sending = true
+	if c.inflight < c.limit() {
+		c.inflight++
 		c.mu.Unlock()
 		res, err := c.one(ctx, item)
 		c.mu.Lock()
 		if len(c.queue) > 0 {
-			go c.send()
+			go c.send() // in this call's place
 		} else {
-			c.sending = false
+			c.inflight--
 		}
 		c.mu.Unlock()
 		return res, err
@@ -136,8 +143,8 @@ func (c *combiner[I, R]) callAll(ctx context.Context, items []I) []outcome[R] {
 	for i, item := range items {
 		calls[i] = c.enqueue(ctx, item)
 	}
-	if !c.sending {
-		c.sending = true
+	if c.inflight < c.limit() {
+		c.inflight++
 		go c.send()
 	}
 	c.mu.Unlock()
@@ -146,6 +153,9 @@ func (c *combiner[I, R]) callAll(ctx context.Context, items []I) []outcome[R] {
 	}
 	return outs
 }
+
+// limit is how many calls may be in flight at once.
+func (c *combiner[I, R]) limit() int { return max(c.parallel, 1) }
 
 // enqueue adds a call for item to the queue; c.mu is held.
 func (c *combiner[I, R]) enqueue(ctx context.Context, item I) *queuedCall[I, R] {
@@ -234,8 +244,10 @@ func (c *combiner[I, R]) take() ([]*queuedCall[I, R], *sharedBatch) {
 	} else {
 		c.queue = c.queue[n:]
 	}
+	if len(batch) == 0 {
+		c.inflight-- // the sender stops
+	}
 	if len(batch) <= 1 {
-		c.sending = len(batch) == 1
 		return batch, nil
 	}
 	b := &sharedBatch{waiting: len(batch)}

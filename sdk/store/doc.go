@@ -28,7 +28,9 @@
 // store's commit) while each still gets its own result. UpdateMachine is
 // batched the same way, in unary UpdateMachines calls, each item
 // answering exactly the error its own call would have; a plugin built
-// before UpdateMachines gets UpdateMachine calls instead.
+// before UpdateMachines gets UpdateMachine calls instead. RecordFire and
+// FireRun, many at once when a schedule's jobs fire together, go the same
+// way in Fires calls.
 //
 // # Output cap
 //

@@ -15,8 +15,9 @@ import (
 // (a path, a DSN). Until Configure succeeds every call fails with
 // ErrUnavailable. A second Configure (the core configures again after a
 // plugin restart, or a reload) closes the store it had and opens anew.
-// The returned store batches output (Batcher) and machine updates
-// (MachineBatcher) through the opened one when it can, else call by call.
+// The returned store batches output (Batcher), machine updates
+// (MachineBatcher) and fires (FireBatcher) through the opened one when it
+// can, else call by call.
 func OpenOnConfigure(open func(ctx context.Context, config []byte) (Store, error)) Store {
 	return &lazy{open: open}
 }
@@ -31,6 +32,7 @@ var (
 	_ Configurer     = (*lazy)(nil)
 	_ Batcher        = (*lazy)(nil)
 	_ MachineBatcher = (*lazy)(nil)
+	_ FireBatcher    = (*lazy)(nil)
 )
 
 func (l *lazy) Configure(ctx context.Context, config []byte) error {
@@ -145,6 +147,19 @@ func (l *lazy) UpdateMachines(ctx context.Context, batch []MachineChange) []erro
 		return errs
 	}
 	return UpdateBatch(ctx, s, batch)
+}
+
+// Fires uses the opened store's batches, or records side by side.
+func (l *lazy) Fires(ctx context.Context, batch []Fire) []FireResult {
+	s, err := l.get()
+	if err != nil {
+		out := make([]FireResult, len(batch))
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	return FireBatch(ctx, s, batch)
 }
 
 func (l *lazy) ReadOutput(ctx context.Context, q OutputQuery) (Output, error) {

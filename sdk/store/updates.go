@@ -22,7 +22,7 @@ import (
 // maxConcurrentUpdates bounds how many machines' updates of one batch a
 // plugin applies at once (and the client sends at once when it falls back
 // to UpdateMachine): room for a store's group commit to merge them, and
-// above the connection pool of a server database.
+// above the connection pool of a server database. Fires use it too.
 const maxConcurrentUpdates = 64
 
 // updater is a GRPCClient's queue of UpdateMachine calls.

@@ -579,7 +579,7 @@ func TestUpdateBatchBounds(t *testing.T) {
 				u.queue = append(u.queue, &queuedCall[*storepb.UpdateMachineRequest, struct{}]{ctx: ctx, size: n})
 			}
 			u.queue = slices.Insert(u.queue, 1, &queuedCall[*storepb.UpdateMachineRequest, struct{}]{ctx: context.Background(), abandoned: true})
-			u.sending = true
+			u.inflight = 1
 			var got []int
 			for i := 0; ; i++ {
 				batch, b := u.take()
@@ -608,7 +608,7 @@ func TestUpdateBatchBounds(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(tc.wantSizes) {
 				t.Errorf("batches of %v, want %v", got, tc.wantSizes)
 			}
-			if u.sending {
+			if u.inflight != 0 {
 				t.Error("the sender is still marked running with the queue empty")
 			}
 		})

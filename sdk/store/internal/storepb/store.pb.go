@@ -2248,6 +2248,202 @@ func (x *RecordFireResponse) GetRecorded() bool {
 	return false
 }
 
+// FireItem is one call of a Fires batch: a RecordFire, or a FireRun when
+// run is set.
+type FireItem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *RecordFireRequest     `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	Run           *Run                   `protobuf:"bytes,2,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FireItem) Reset() {
+	*x = FireItem{}
+	mi := &file_store_proto_store_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FireItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FireItem) ProtoMessage() {}
+
+func (x *FireItem) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FireItem.ProtoReflect.Descriptor instead.
+func (*FireItem) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *FireItem) GetRecord() *RecordFireRequest {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *FireItem) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+type FiresRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*FireItem            `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FiresRequest) Reset() {
+	*x = FiresRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FiresRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FiresRequest) ProtoMessage() {}
+
+func (x *FiresRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FiresRequest.ProtoReflect.Descriptor instead.
+func (*FiresRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *FiresRequest) GetItems() []*FireItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// FireResult answers one FireItem: recorded as RecordFireResponse's, and
+// error as ItemResult (code 0 for success).
+type FireResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Recorded      bool                   `protobuf:"varint,1,opt,name=recorded,proto3" json:"recorded,omitempty"`
+	Error         *ItemResult            `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FireResult) Reset() {
+	*x = FireResult{}
+	mi := &file_store_proto_store_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FireResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FireResult) ProtoMessage() {}
+
+func (x *FireResult) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FireResult.ProtoReflect.Descriptor instead.
+func (*FireResult) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *FireResult) GetRecorded() bool {
+	if x != nil {
+		return x.Recorded
+	}
+	return false
+}
+
+func (x *FireResult) GetError() *ItemResult {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type FiresResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*FireResult          `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FiresResponse) Reset() {
+	*x = FiresResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FiresResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FiresResponse) ProtoMessage() {}
+
+func (x *FiresResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FiresResponse.ProtoReflect.Descriptor instead.
+func (*FiresResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *FiresResponse) GetResults() []*FireResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type LastFireRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Job           string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
@@ -2257,7 +2453,7 @@ type LastFireRequest struct {
 
 func (x *LastFireRequest) Reset() {
 	*x = LastFireRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[32]
+	mi := &file_store_proto_store_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2465,7 @@ func (x *LastFireRequest) String() string {
 func (*LastFireRequest) ProtoMessage() {}
 
 func (x *LastFireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[32]
+	mi := &file_store_proto_store_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2478,7 @@ func (x *LastFireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFireRequest.ProtoReflect.Descriptor instead.
 func (*LastFireRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{32}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LastFireRequest) GetJob() string {
@@ -2302,7 +2498,7 @@ type LastFireResponse struct {
 
 func (x *LastFireResponse) Reset() {
 	*x = LastFireResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[33]
+	mi := &file_store_proto_store_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2510,7 @@ func (x *LastFireResponse) String() string {
 func (*LastFireResponse) ProtoMessage() {}
 
 func (x *LastFireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[33]
+	mi := &file_store_proto_store_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2523,7 @@ func (x *LastFireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFireResponse.ProtoReflect.Descriptor instead.
 func (*LastFireResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{33}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LastFireResponse) GetSlot() *timestamppb.Timestamp {
@@ -2348,7 +2544,7 @@ type PruneRunsRequest struct {
 
 func (x *PruneRunsRequest) Reset() {
 	*x = PruneRunsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[34]
+	mi := &file_store_proto_store_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2556,7 @@ func (x *PruneRunsRequest) String() string {
 func (*PruneRunsRequest) ProtoMessage() {}
 
 func (x *PruneRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[34]
+	mi := &file_store_proto_store_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2569,7 @@ func (x *PruneRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRunsRequest.ProtoReflect.Descriptor instead.
 func (*PruneRunsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{34}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PruneRunsRequest) GetFinishedBefore() *timestamppb.Timestamp {
@@ -2392,7 +2588,7 @@ type PruneRunsResponse struct {
 
 func (x *PruneRunsResponse) Reset() {
 	*x = PruneRunsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[35]
+	mi := &file_store_proto_store_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2404,7 +2600,7 @@ func (x *PruneRunsResponse) String() string {
 func (*PruneRunsResponse) ProtoMessage() {}
 
 func (x *PruneRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[35]
+	mi := &file_store_proto_store_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2417,7 +2613,7 @@ func (x *PruneRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRunsResponse.ProtoReflect.Descriptor instead.
 func (*PruneRunsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{35}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PruneRunsResponse) GetDeleted() int64 {
@@ -2448,7 +2644,7 @@ type Notification struct {
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_store_proto_store_proto_msgTypes[36]
+	mi := &file_store_proto_store_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2656,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[36]
+	mi := &file_store_proto_store_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2669,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{36}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Notification) GetId() string {
@@ -2569,7 +2765,7 @@ type EnqueueNotificationsRequest struct {
 
 func (x *EnqueueNotificationsRequest) Reset() {
 	*x = EnqueueNotificationsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[37]
+	mi := &file_store_proto_store_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2581,7 +2777,7 @@ func (x *EnqueueNotificationsRequest) String() string {
 func (*EnqueueNotificationsRequest) ProtoMessage() {}
 
 func (x *EnqueueNotificationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[37]
+	mi := &file_store_proto_store_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2594,7 +2790,7 @@ func (x *EnqueueNotificationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnqueueNotificationsRequest.ProtoReflect.Descriptor instead.
 func (*EnqueueNotificationsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{37}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *EnqueueNotificationsRequest) GetNotifications() []*Notification {
@@ -2616,7 +2812,7 @@ type ClaimNotificationsRequest struct {
 
 func (x *ClaimNotificationsRequest) Reset() {
 	*x = ClaimNotificationsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[38]
+	mi := &file_store_proto_store_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2628,7 +2824,7 @@ func (x *ClaimNotificationsRequest) String() string {
 func (*ClaimNotificationsRequest) ProtoMessage() {}
 
 func (x *ClaimNotificationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[38]
+	mi := &file_store_proto_store_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2641,7 +2837,7 @@ func (x *ClaimNotificationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimNotificationsRequest.ProtoReflect.Descriptor instead.
 func (*ClaimNotificationsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{38}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClaimNotificationsRequest) GetOwner() string {
@@ -2681,7 +2877,7 @@ type NotificationsResponse struct {
 
 func (x *NotificationsResponse) Reset() {
 	*x = NotificationsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[39]
+	mi := &file_store_proto_store_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2889,7 @@ func (x *NotificationsResponse) String() string {
 func (*NotificationsResponse) ProtoMessage() {}
 
 func (x *NotificationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[39]
+	mi := &file_store_proto_store_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2902,7 @@ func (x *NotificationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotificationsResponse.ProtoReflect.Descriptor instead.
 func (*NotificationsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{39}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *NotificationsResponse) GetNotifications() []*Notification {
@@ -2730,7 +2926,7 @@ type NotificationResult struct {
 
 func (x *NotificationResult) Reset() {
 	*x = NotificationResult{}
-	mi := &file_store_proto_store_proto_msgTypes[40]
+	mi := &file_store_proto_store_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2742,7 +2938,7 @@ func (x *NotificationResult) String() string {
 func (*NotificationResult) ProtoMessage() {}
 
 func (x *NotificationResult) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[40]
+	mi := &file_store_proto_store_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2755,7 +2951,7 @@ func (x *NotificationResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotificationResult.ProtoReflect.Descriptor instead.
 func (*NotificationResult) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{40}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *NotificationResult) GetDelivered() bool {
@@ -2804,7 +3000,7 @@ type FinishNotificationRequest struct {
 
 func (x *FinishNotificationRequest) Reset() {
 	*x = FinishNotificationRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[41]
+	mi := &file_store_proto_store_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +3012,7 @@ func (x *FinishNotificationRequest) String() string {
 func (*FinishNotificationRequest) ProtoMessage() {}
 
 func (x *FinishNotificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[41]
+	mi := &file_store_proto_store_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +3025,7 @@ func (x *FinishNotificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishNotificationRequest.ProtoReflect.Descriptor instead.
 func (*FinishNotificationRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{41}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *FinishNotificationRequest) GetId() string {
@@ -2864,7 +3060,7 @@ type NotificationFilter struct {
 
 func (x *NotificationFilter) Reset() {
 	*x = NotificationFilter{}
-	mi := &file_store_proto_store_proto_msgTypes[42]
+	mi := &file_store_proto_store_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2876,7 +3072,7 @@ func (x *NotificationFilter) String() string {
 func (*NotificationFilter) ProtoMessage() {}
 
 func (x *NotificationFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[42]
+	mi := &file_store_proto_store_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2889,7 +3085,7 @@ func (x *NotificationFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotificationFilter.ProtoReflect.Descriptor instead.
 func (*NotificationFilter) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{42}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *NotificationFilter) GetState() string {
@@ -2934,7 +3130,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_store_proto_store_proto_msgTypes[43]
+	mi := &file_store_proto_store_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2946,7 +3142,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[43]
+	mi := &file_store_proto_store_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2959,7 +3155,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{43}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AuditEntry) GetId() int64 {
@@ -3055,7 +3251,7 @@ type AppendAuditRequest struct {
 
 func (x *AppendAuditRequest) Reset() {
 	*x = AppendAuditRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[44]
+	mi := &file_store_proto_store_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3067,7 +3263,7 @@ func (x *AppendAuditRequest) String() string {
 func (*AppendAuditRequest) ProtoMessage() {}
 
 func (x *AppendAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[44]
+	mi := &file_store_proto_store_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3080,7 +3276,7 @@ func (x *AppendAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAuditRequest.ProtoReflect.Descriptor instead.
 func (*AppendAuditRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{44}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AppendAuditRequest) GetEntry() *AuditEntry {
@@ -3099,7 +3295,7 @@ type AppendAuditResponse struct {
 
 func (x *AppendAuditResponse) Reset() {
 	*x = AppendAuditResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[45]
+	mi := &file_store_proto_store_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3111,7 +3307,7 @@ func (x *AppendAuditResponse) String() string {
 func (*AppendAuditResponse) ProtoMessage() {}
 
 func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[45]
+	mi := &file_store_proto_store_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3124,7 +3320,7 @@ func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAuditResponse.ProtoReflect.Descriptor instead.
 func (*AppendAuditResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{45}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AppendAuditResponse) GetId() int64 {
@@ -3149,7 +3345,7 @@ type AuditFilter struct {
 
 func (x *AuditFilter) Reset() {
 	*x = AuditFilter{}
-	mi := &file_store_proto_store_proto_msgTypes[46]
+	mi := &file_store_proto_store_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3161,7 +3357,7 @@ func (x *AuditFilter) String() string {
 func (*AuditFilter) ProtoMessage() {}
 
 func (x *AuditFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[46]
+	mi := &file_store_proto_store_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3174,7 +3370,7 @@ func (x *AuditFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFilter.ProtoReflect.Descriptor instead.
 func (*AuditFilter) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{46}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AuditFilter) GetJob() string {
@@ -3221,7 +3417,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[47]
+	mi := &file_store_proto_store_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3233,7 +3429,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[47]
+	mi := &file_store_proto_store_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3246,7 +3442,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{47}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -3267,7 +3463,7 @@ type LastRunsRequest struct {
 
 func (x *LastRunsRequest) Reset() {
 	*x = LastRunsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[48]
+	mi := &file_store_proto_store_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3279,7 +3475,7 @@ func (x *LastRunsRequest) String() string {
 func (*LastRunsRequest) ProtoMessage() {}
 
 func (x *LastRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[48]
+	mi := &file_store_proto_store_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3292,7 +3488,7 @@ func (x *LastRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastRunsRequest.ProtoReflect.Descriptor instead.
 func (*LastRunsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{48}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *LastRunsRequest) GetJobs() []string {
@@ -3321,7 +3517,7 @@ type RunSummary struct {
 
 func (x *RunSummary) Reset() {
 	*x = RunSummary{}
-	mi := &file_store_proto_store_proto_msgTypes[49]
+	mi := &file_store_proto_store_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3333,7 +3529,7 @@ func (x *RunSummary) String() string {
 func (*RunSummary) ProtoMessage() {}
 
 func (x *RunSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[49]
+	mi := &file_store_proto_store_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3346,7 +3542,7 @@ func (x *RunSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSummary.ProtoReflect.Descriptor instead.
 func (*RunSummary) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{49}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RunSummary) GetRun() *Run {
@@ -3372,7 +3568,7 @@ type LastRunsResponse struct {
 
 func (x *LastRunsResponse) Reset() {
 	*x = LastRunsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[50]
+	mi := &file_store_proto_store_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3384,7 +3580,7 @@ func (x *LastRunsResponse) String() string {
 func (*LastRunsResponse) ProtoMessage() {}
 
 func (x *LastRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[50]
+	mi := &file_store_proto_store_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +3593,7 @@ func (x *LastRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastRunsResponse.ProtoReflect.Descriptor instead.
 func (*LastRunsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{50}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *LastRunsResponse) GetRuns() []*RunSummary {
@@ -3416,7 +3612,7 @@ type LastFiresRequest struct {
 
 func (x *LastFiresRequest) Reset() {
 	*x = LastFiresRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[51]
+	mi := &file_store_proto_store_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3428,7 +3624,7 @@ func (x *LastFiresRequest) String() string {
 func (*LastFiresRequest) ProtoMessage() {}
 
 func (x *LastFiresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[51]
+	mi := &file_store_proto_store_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3441,7 +3637,7 @@ func (x *LastFiresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFiresRequest.ProtoReflect.Descriptor instead.
 func (*LastFiresRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{51}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *LastFiresRequest) GetJobs() []string {
@@ -3462,7 +3658,7 @@ type LastFiresResponse struct {
 
 func (x *LastFiresResponse) Reset() {
 	*x = LastFiresResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[52]
+	mi := &file_store_proto_store_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3474,7 +3670,7 @@ func (x *LastFiresResponse) String() string {
 func (*LastFiresResponse) ProtoMessage() {}
 
 func (x *LastFiresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[52]
+	mi := &file_store_proto_store_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3487,7 +3683,7 @@ func (x *LastFiresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFiresResponse.ProtoReflect.Descriptor instead.
 func (*LastFiresResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{52}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *LastFiresResponse) GetSlots() map[string]*timestamppb.Timestamp {
@@ -3697,7 +3893,18 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x04slot\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04slot\x12\x15\n" +
 	"\x06run_id\x18\x03 \x01(\tR\x05runId\"0\n" +
 	"\x12RecordFireResponse\x12\x1a\n" +
-	"\brecorded\x18\x01 \x01(\bR\brecorded\"#\n" +
+	"\brecorded\x18\x01 \x01(\bR\brecorded\"t\n" +
+	"\bFireItem\x12=\n" +
+	"\x06record\x18\x01 \x01(\v2%.saltpeter.store.v1.RecordFireRequestR\x06record\x12)\n" +
+	"\x03run\x18\x02 \x01(\v2\x17.saltpeter.store.v1.RunR\x03run\"B\n" +
+	"\fFiresRequest\x122\n" +
+	"\x05items\x18\x01 \x03(\v2\x1c.saltpeter.store.v1.FireItemR\x05items\"^\n" +
+	"\n" +
+	"FireResult\x12\x1a\n" +
+	"\brecorded\x18\x01 \x01(\bR\brecorded\x124\n" +
+	"\x05error\x18\x02 \x01(\v2\x1e.saltpeter.store.v1.ItemResultR\x05error\"I\n" +
+	"\rFiresResponse\x128\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.saltpeter.store.v1.FireResultR\aresults\"#\n" +
 	"\x0fLastFireRequest\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\"B\n" +
 	"\x10LastFireResponse\x12.\n" +
@@ -3803,7 +4010,7 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x05\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\x06\x12 \n" +
 	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a\x12\x19\n" +
-	"\x15ERROR_KIND_LEASE_LOST\x10\b2\xe7\x14\n" +
+	"\x15ERROR_KIND_LEASE_LOST\x10\b2\xb5\x15\n" +
 	"\x05Store\x12X\n" +
 	"\tConfigure\x12$.saltpeter.store.v1.ConfigureRequest\x1a%.saltpeter.store.v1.ConfigureResponse\x12L\n" +
 	"\tCreateRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12P\n" +
@@ -3826,7 +4033,8 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x11DeleteMaintenance\x12\x19.saltpeter.store.v1.Empty\x1a\x19.saltpeter.store.v1.Empty\x12[\n" +
 	"\n" +
 	"RecordFire\x12%.saltpeter.store.v1.RecordFireRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12W\n" +
-	"\aFireRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12U\n" +
+	"\aFireRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a&.saltpeter.store.v1.RecordFireResponse\x12L\n" +
+	"\x05Fires\x12 .saltpeter.store.v1.FiresRequest\x1a!.saltpeter.store.v1.FiresResponse\x12U\n" +
 	"\bLastFire\x12#.saltpeter.store.v1.LastFireRequest\x1a$.saltpeter.store.v1.LastFireResponse\x12X\n" +
 	"\tLastFires\x12$.saltpeter.store.v1.LastFiresRequest\x1a%.saltpeter.store.v1.LastFiresResponse\x12X\n" +
 	"\tPruneRuns\x12$.saltpeter.store.v1.PruneRunsRequest\x1a%.saltpeter.store.v1.PruneRunsResponse\x12b\n" +
@@ -3852,7 +4060,7 @@ func file_store_proto_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_store_proto_store_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: saltpeter.store.v1.ErrorKind
 	(*Empty)(nil),                       // 1: saltpeter.store.v1.Empty
@@ -3887,159 +4095,170 @@ var file_store_proto_store_proto_goTypes = []any{
 	(*OverridesResponse)(nil),           // 30: saltpeter.store.v1.OverridesResponse
 	(*RecordFireRequest)(nil),           // 31: saltpeter.store.v1.RecordFireRequest
 	(*RecordFireResponse)(nil),          // 32: saltpeter.store.v1.RecordFireResponse
-	(*LastFireRequest)(nil),             // 33: saltpeter.store.v1.LastFireRequest
-	(*LastFireResponse)(nil),            // 34: saltpeter.store.v1.LastFireResponse
-	(*PruneRunsRequest)(nil),            // 35: saltpeter.store.v1.PruneRunsRequest
-	(*PruneRunsResponse)(nil),           // 36: saltpeter.store.v1.PruneRunsResponse
-	(*Notification)(nil),                // 37: saltpeter.store.v1.Notification
-	(*EnqueueNotificationsRequest)(nil), // 38: saltpeter.store.v1.EnqueueNotificationsRequest
-	(*ClaimNotificationsRequest)(nil),   // 39: saltpeter.store.v1.ClaimNotificationsRequest
-	(*NotificationsResponse)(nil),       // 40: saltpeter.store.v1.NotificationsResponse
-	(*NotificationResult)(nil),          // 41: saltpeter.store.v1.NotificationResult
-	(*FinishNotificationRequest)(nil),   // 42: saltpeter.store.v1.FinishNotificationRequest
-	(*NotificationFilter)(nil),          // 43: saltpeter.store.v1.NotificationFilter
-	(*AuditEntry)(nil),                  // 44: saltpeter.store.v1.AuditEntry
-	(*AppendAuditRequest)(nil),          // 45: saltpeter.store.v1.AppendAuditRequest
-	(*AppendAuditResponse)(nil),         // 46: saltpeter.store.v1.AppendAuditResponse
-	(*AuditFilter)(nil),                 // 47: saltpeter.store.v1.AuditFilter
-	(*ListAuditResponse)(nil),           // 48: saltpeter.store.v1.ListAuditResponse
-	(*LastRunsRequest)(nil),             // 49: saltpeter.store.v1.LastRunsRequest
-	(*RunSummary)(nil),                  // 50: saltpeter.store.v1.RunSummary
-	(*LastRunsResponse)(nil),            // 51: saltpeter.store.v1.LastRunsResponse
-	(*LastFiresRequest)(nil),            // 52: saltpeter.store.v1.LastFiresRequest
-	(*LastFiresResponse)(nil),           // 53: saltpeter.store.v1.LastFiresResponse
-	nil,                                 // 54: saltpeter.store.v1.RunSummary.MachineCountsEntry
-	nil,                                 // 55: saltpeter.store.v1.LastFiresResponse.SlotsEntry
-	(*timestamppb.Timestamp)(nil),       // 56: google.protobuf.Timestamp
+	(*FireItem)(nil),                    // 33: saltpeter.store.v1.FireItem
+	(*FiresRequest)(nil),                // 34: saltpeter.store.v1.FiresRequest
+	(*FireResult)(nil),                  // 35: saltpeter.store.v1.FireResult
+	(*FiresResponse)(nil),               // 36: saltpeter.store.v1.FiresResponse
+	(*LastFireRequest)(nil),             // 37: saltpeter.store.v1.LastFireRequest
+	(*LastFireResponse)(nil),            // 38: saltpeter.store.v1.LastFireResponse
+	(*PruneRunsRequest)(nil),            // 39: saltpeter.store.v1.PruneRunsRequest
+	(*PruneRunsResponse)(nil),           // 40: saltpeter.store.v1.PruneRunsResponse
+	(*Notification)(nil),                // 41: saltpeter.store.v1.Notification
+	(*EnqueueNotificationsRequest)(nil), // 42: saltpeter.store.v1.EnqueueNotificationsRequest
+	(*ClaimNotificationsRequest)(nil),   // 43: saltpeter.store.v1.ClaimNotificationsRequest
+	(*NotificationsResponse)(nil),       // 44: saltpeter.store.v1.NotificationsResponse
+	(*NotificationResult)(nil),          // 45: saltpeter.store.v1.NotificationResult
+	(*FinishNotificationRequest)(nil),   // 46: saltpeter.store.v1.FinishNotificationRequest
+	(*NotificationFilter)(nil),          // 47: saltpeter.store.v1.NotificationFilter
+	(*AuditEntry)(nil),                  // 48: saltpeter.store.v1.AuditEntry
+	(*AppendAuditRequest)(nil),          // 49: saltpeter.store.v1.AppendAuditRequest
+	(*AppendAuditResponse)(nil),         // 50: saltpeter.store.v1.AppendAuditResponse
+	(*AuditFilter)(nil),                 // 51: saltpeter.store.v1.AuditFilter
+	(*ListAuditResponse)(nil),           // 52: saltpeter.store.v1.ListAuditResponse
+	(*LastRunsRequest)(nil),             // 53: saltpeter.store.v1.LastRunsRequest
+	(*RunSummary)(nil),                  // 54: saltpeter.store.v1.RunSummary
+	(*LastRunsResponse)(nil),            // 55: saltpeter.store.v1.LastRunsResponse
+	(*LastFiresRequest)(nil),            // 56: saltpeter.store.v1.LastFiresRequest
+	(*LastFiresResponse)(nil),           // 57: saltpeter.store.v1.LastFiresResponse
+	nil,                                 // 58: saltpeter.store.v1.RunSummary.MachineCountsEntry
+	nil,                                 // 59: saltpeter.store.v1.LastFiresResponse.SlotsEntry
+	(*timestamppb.Timestamp)(nil),       // 60: google.protobuf.Timestamp
 }
 var file_store_proto_store_proto_depIdxs = []int32{
 	0,  // 0: saltpeter.store.v1.ErrorDetail.kind:type_name -> saltpeter.store.v1.ErrorKind
-	56, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
-	56, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
-	56, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
-	56, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
-	56, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
-	56, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
-	56, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
-	56, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	56, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
-	56, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
+	60, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
+	60, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
+	60, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
+	60, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
+	60, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
+	60, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
+	60, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
+	60, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	60, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
+	60, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 11: saltpeter.store.v1.Run.actions:type_name -> saltpeter.store.v1.Action
 	6,  // 12: saltpeter.store.v1.Run.machines:type_name -> saltpeter.store.v1.Machine
 	7,  // 13: saltpeter.store.v1.CreateRunRequest.run:type_name -> saltpeter.store.v1.Run
 	6,  // 14: saltpeter.store.v1.AddMachinesRequest.machines:type_name -> saltpeter.store.v1.Machine
-	56, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
-	56, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	56, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
+	60, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
+	60, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	60, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
 	5,  // 18: saltpeter.store.v1.RunUpdate.add_action:type_name -> saltpeter.store.v1.Action
-	37, // 19: saltpeter.store.v1.RunUpdate.notifications:type_name -> saltpeter.store.v1.Notification
+	41, // 19: saltpeter.store.v1.RunUpdate.notifications:type_name -> saltpeter.store.v1.Notification
 	10, // 20: saltpeter.store.v1.UpdateRunRequest.update:type_name -> saltpeter.store.v1.RunUpdate
-	56, // 21: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
-	56, // 22: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
-	56, // 23: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
-	56, // 24: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	56, // 25: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
+	60, // 21: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
+	60, // 22: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
+	60, // 23: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
+	60, // 24: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	60, // 25: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
 	12, // 26: saltpeter.store.v1.UpdateMachineRequest.update:type_name -> saltpeter.store.v1.MachineUpdate
 	13, // 27: saltpeter.store.v1.UpdateMachinesRequest.items:type_name -> saltpeter.store.v1.UpdateMachineRequest
 	0,  // 28: saltpeter.store.v1.ItemResult.kind:type_name -> saltpeter.store.v1.ErrorKind
 	15, // 29: saltpeter.store.v1.UpdateMachinesResponse.results:type_name -> saltpeter.store.v1.ItemResult
-	56, // 30: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
+	60, // 30: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
 	7,  // 31: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
-	56, // 32: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
+	60, // 32: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
 	20, // 33: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
 	21, // 34: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
 	0,  // 35: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
 	23, // 36: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
-	56, // 37: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
-	56, // 38: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
+	60, // 37: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
+	60, // 38: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
 	28, // 39: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
-	56, // 40: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
-	56, // 41: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
-	56, // 42: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
-	56, // 43: saltpeter.store.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
-	56, // 44: saltpeter.store.v1.Notification.due_at:type_name -> google.protobuf.Timestamp
-	56, // 45: saltpeter.store.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
-	37, // 46: saltpeter.store.v1.EnqueueNotificationsRequest.notifications:type_name -> saltpeter.store.v1.Notification
-	56, // 47: saltpeter.store.v1.ClaimNotificationsRequest.now:type_name -> google.protobuf.Timestamp
-	37, // 48: saltpeter.store.v1.NotificationsResponse.notifications:type_name -> saltpeter.store.v1.Notification
-	56, // 49: saltpeter.store.v1.NotificationResult.retry_at:type_name -> google.protobuf.Timestamp
-	56, // 50: saltpeter.store.v1.NotificationResult.at:type_name -> google.protobuf.Timestamp
-	41, // 51: saltpeter.store.v1.FinishNotificationRequest.result:type_name -> saltpeter.store.v1.NotificationResult
-	56, // 52: saltpeter.store.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	44, // 53: saltpeter.store.v1.AppendAuditRequest.entry:type_name -> saltpeter.store.v1.AuditEntry
-	44, // 54: saltpeter.store.v1.ListAuditResponse.entries:type_name -> saltpeter.store.v1.AuditEntry
-	7,  // 55: saltpeter.store.v1.RunSummary.run:type_name -> saltpeter.store.v1.Run
-	54, // 56: saltpeter.store.v1.RunSummary.machine_counts:type_name -> saltpeter.store.v1.RunSummary.MachineCountsEntry
-	50, // 57: saltpeter.store.v1.LastRunsResponse.runs:type_name -> saltpeter.store.v1.RunSummary
-	55, // 58: saltpeter.store.v1.LastFiresResponse.slots:type_name -> saltpeter.store.v1.LastFiresResponse.SlotsEntry
-	56, // 59: saltpeter.store.v1.LastFiresResponse.SlotsEntry.value:type_name -> google.protobuf.Timestamp
-	3,  // 60: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
-	8,  // 61: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	9,  // 62: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
-	11, // 63: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
-	11, // 64: saltpeter.store.v1.Store.UpdateRunNotify:input_type -> saltpeter.store.v1.UpdateRunRequest
-	13, // 65: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
-	14, // 66: saltpeter.store.v1.Store.UpdateMachines:input_type -> saltpeter.store.v1.UpdateMachinesRequest
-	17, // 67: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
-	18, // 68: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
-	49, // 69: saltpeter.store.v1.Store.LastRuns:input_type -> saltpeter.store.v1.LastRunsRequest
-	22, // 70: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
-	25, // 71: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
-	28, // 72: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
-	29, // 73: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
-	1,  // 74: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
-	27, // 75: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
-	1,  // 76: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
-	1,  // 77: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
-	31, // 78: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
-	8,  // 79: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	33, // 80: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
-	52, // 81: saltpeter.store.v1.Store.LastFires:input_type -> saltpeter.store.v1.LastFiresRequest
-	35, // 82: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
-	38, // 83: saltpeter.store.v1.Store.EnqueueNotifications:input_type -> saltpeter.store.v1.EnqueueNotificationsRequest
-	39, // 84: saltpeter.store.v1.Store.ClaimNotifications:input_type -> saltpeter.store.v1.ClaimNotificationsRequest
-	42, // 85: saltpeter.store.v1.Store.FinishNotification:input_type -> saltpeter.store.v1.FinishNotificationRequest
-	43, // 86: saltpeter.store.v1.Store.ListNotifications:input_type -> saltpeter.store.v1.NotificationFilter
-	45, // 87: saltpeter.store.v1.Store.AppendAudit:input_type -> saltpeter.store.v1.AppendAuditRequest
-	47, // 88: saltpeter.store.v1.Store.ListAudit:input_type -> saltpeter.store.v1.AuditFilter
-	1,  // 89: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
-	1,  // 90: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
-	4,  // 91: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
-	1,  // 92: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 93: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
-	1,  // 94: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 95: saltpeter.store.v1.Store.UpdateRunNotify:output_type -> saltpeter.store.v1.Empty
-	1,  // 96: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
-	16, // 97: saltpeter.store.v1.Store.UpdateMachines:output_type -> saltpeter.store.v1.UpdateMachinesResponse
-	7,  // 98: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
-	19, // 99: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
-	51, // 100: saltpeter.store.v1.Store.LastRuns:output_type -> saltpeter.store.v1.LastRunsResponse
-	24, // 101: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
-	26, // 102: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
-	1,  // 103: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
-	1,  // 104: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
-	30, // 105: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
-	1,  // 106: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
-	27, // 107: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
-	1,  // 108: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
-	32, // 109: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
-	32, // 110: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
-	34, // 111: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
-	53, // 112: saltpeter.store.v1.Store.LastFires:output_type -> saltpeter.store.v1.LastFiresResponse
-	36, // 113: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
-	1,  // 114: saltpeter.store.v1.Store.EnqueueNotifications:output_type -> saltpeter.store.v1.Empty
-	40, // 115: saltpeter.store.v1.Store.ClaimNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
-	1,  // 116: saltpeter.store.v1.Store.FinishNotification:output_type -> saltpeter.store.v1.Empty
-	40, // 117: saltpeter.store.v1.Store.ListNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
-	46, // 118: saltpeter.store.v1.Store.AppendAudit:output_type -> saltpeter.store.v1.AppendAuditResponse
-	48, // 119: saltpeter.store.v1.Store.ListAudit:output_type -> saltpeter.store.v1.ListAuditResponse
-	1,  // 120: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
-	1,  // 121: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
-	91, // [91:122] is the sub-list for method output_type
-	60, // [60:91] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	60, // 40: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
+	31, // 41: saltpeter.store.v1.FireItem.record:type_name -> saltpeter.store.v1.RecordFireRequest
+	7,  // 42: saltpeter.store.v1.FireItem.run:type_name -> saltpeter.store.v1.Run
+	33, // 43: saltpeter.store.v1.FiresRequest.items:type_name -> saltpeter.store.v1.FireItem
+	15, // 44: saltpeter.store.v1.FireResult.error:type_name -> saltpeter.store.v1.ItemResult
+	35, // 45: saltpeter.store.v1.FiresResponse.results:type_name -> saltpeter.store.v1.FireResult
+	60, // 46: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
+	60, // 47: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
+	60, // 48: saltpeter.store.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
+	60, // 49: saltpeter.store.v1.Notification.due_at:type_name -> google.protobuf.Timestamp
+	60, // 50: saltpeter.store.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
+	41, // 51: saltpeter.store.v1.EnqueueNotificationsRequest.notifications:type_name -> saltpeter.store.v1.Notification
+	60, // 52: saltpeter.store.v1.ClaimNotificationsRequest.now:type_name -> google.protobuf.Timestamp
+	41, // 53: saltpeter.store.v1.NotificationsResponse.notifications:type_name -> saltpeter.store.v1.Notification
+	60, // 54: saltpeter.store.v1.NotificationResult.retry_at:type_name -> google.protobuf.Timestamp
+	60, // 55: saltpeter.store.v1.NotificationResult.at:type_name -> google.protobuf.Timestamp
+	45, // 56: saltpeter.store.v1.FinishNotificationRequest.result:type_name -> saltpeter.store.v1.NotificationResult
+	60, // 57: saltpeter.store.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	48, // 58: saltpeter.store.v1.AppendAuditRequest.entry:type_name -> saltpeter.store.v1.AuditEntry
+	48, // 59: saltpeter.store.v1.ListAuditResponse.entries:type_name -> saltpeter.store.v1.AuditEntry
+	7,  // 60: saltpeter.store.v1.RunSummary.run:type_name -> saltpeter.store.v1.Run
+	58, // 61: saltpeter.store.v1.RunSummary.machine_counts:type_name -> saltpeter.store.v1.RunSummary.MachineCountsEntry
+	54, // 62: saltpeter.store.v1.LastRunsResponse.runs:type_name -> saltpeter.store.v1.RunSummary
+	59, // 63: saltpeter.store.v1.LastFiresResponse.slots:type_name -> saltpeter.store.v1.LastFiresResponse.SlotsEntry
+	60, // 64: saltpeter.store.v1.LastFiresResponse.SlotsEntry.value:type_name -> google.protobuf.Timestamp
+	3,  // 65: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
+	8,  // 66: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	9,  // 67: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
+	11, // 68: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
+	11, // 69: saltpeter.store.v1.Store.UpdateRunNotify:input_type -> saltpeter.store.v1.UpdateRunRequest
+	13, // 70: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
+	14, // 71: saltpeter.store.v1.Store.UpdateMachines:input_type -> saltpeter.store.v1.UpdateMachinesRequest
+	17, // 72: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
+	18, // 73: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
+	53, // 74: saltpeter.store.v1.Store.LastRuns:input_type -> saltpeter.store.v1.LastRunsRequest
+	22, // 75: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
+	25, // 76: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
+	28, // 77: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
+	29, // 78: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
+	1,  // 79: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
+	27, // 80: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
+	1,  // 81: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
+	1,  // 82: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
+	31, // 83: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
+	8,  // 84: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	34, // 85: saltpeter.store.v1.Store.Fires:input_type -> saltpeter.store.v1.FiresRequest
+	37, // 86: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
+	56, // 87: saltpeter.store.v1.Store.LastFires:input_type -> saltpeter.store.v1.LastFiresRequest
+	39, // 88: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
+	42, // 89: saltpeter.store.v1.Store.EnqueueNotifications:input_type -> saltpeter.store.v1.EnqueueNotificationsRequest
+	43, // 90: saltpeter.store.v1.Store.ClaimNotifications:input_type -> saltpeter.store.v1.ClaimNotificationsRequest
+	46, // 91: saltpeter.store.v1.Store.FinishNotification:input_type -> saltpeter.store.v1.FinishNotificationRequest
+	47, // 92: saltpeter.store.v1.Store.ListNotifications:input_type -> saltpeter.store.v1.NotificationFilter
+	49, // 93: saltpeter.store.v1.Store.AppendAudit:input_type -> saltpeter.store.v1.AppendAuditRequest
+	51, // 94: saltpeter.store.v1.Store.ListAudit:input_type -> saltpeter.store.v1.AuditFilter
+	1,  // 95: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
+	1,  // 96: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
+	4,  // 97: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
+	1,  // 98: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 99: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
+	1,  // 100: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
+	1,  // 101: saltpeter.store.v1.Store.UpdateRunNotify:output_type -> saltpeter.store.v1.Empty
+	1,  // 102: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
+	16, // 103: saltpeter.store.v1.Store.UpdateMachines:output_type -> saltpeter.store.v1.UpdateMachinesResponse
+	7,  // 104: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
+	19, // 105: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
+	55, // 106: saltpeter.store.v1.Store.LastRuns:output_type -> saltpeter.store.v1.LastRunsResponse
+	24, // 107: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
+	26, // 108: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
+	1,  // 109: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
+	1,  // 110: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
+	30, // 111: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
+	1,  // 112: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
+	27, // 113: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
+	1,  // 114: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
+	32, // 115: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
+	32, // 116: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
+	36, // 117: saltpeter.store.v1.Store.Fires:output_type -> saltpeter.store.v1.FiresResponse
+	38, // 118: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
+	57, // 119: saltpeter.store.v1.Store.LastFires:output_type -> saltpeter.store.v1.LastFiresResponse
+	40, // 120: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
+	1,  // 121: saltpeter.store.v1.Store.EnqueueNotifications:output_type -> saltpeter.store.v1.Empty
+	44, // 122: saltpeter.store.v1.Store.ClaimNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	1,  // 123: saltpeter.store.v1.Store.FinishNotification:output_type -> saltpeter.store.v1.Empty
+	44, // 124: saltpeter.store.v1.Store.ListNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	50, // 125: saltpeter.store.v1.Store.AppendAudit:output_type -> saltpeter.store.v1.AppendAuditResponse
+	52, // 126: saltpeter.store.v1.Store.ListAudit:output_type -> saltpeter.store.v1.ListAuditResponse
+	1,  // 127: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
+	1,  // 128: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
+	97, // [97:129] is the sub-list for method output_type
+	65, // [65:97] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_store_proto_init() }
@@ -4052,14 +4271,14 @@ func file_store_proto_store_proto_init() {
 	file_store_proto_store_proto_msgTypes[9].OneofWrappers = []any{}
 	file_store_proto_store_proto_msgTypes[11].OneofWrappers = []any{}
 	file_store_proto_store_proto_msgTypes[19].OneofWrappers = []any{}
-	file_store_proto_store_proto_msgTypes[36].OneofWrappers = []any{}
+	file_store_proto_store_proto_msgTypes[40].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_store_proto_rawDesc), len(file_store_proto_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   55,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

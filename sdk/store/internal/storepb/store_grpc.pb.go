@@ -39,6 +39,7 @@ const (
 	Store_DeleteMaintenance_FullMethodName    = "/saltpeter.store.v1.Store/DeleteMaintenance"
 	Store_RecordFire_FullMethodName           = "/saltpeter.store.v1.Store/RecordFire"
 	Store_FireRun_FullMethodName              = "/saltpeter.store.v1.Store/FireRun"
+	Store_Fires_FullMethodName                = "/saltpeter.store.v1.Store/Fires"
 	Store_LastFire_FullMethodName             = "/saltpeter.store.v1.Store/LastFire"
 	Store_LastFires_FullMethodName            = "/saltpeter.store.v1.Store/LastFires"
 	Store_PruneRuns_FullMethodName            = "/saltpeter.store.v1.Store/PruneRuns"
@@ -116,6 +117,10 @@ type StoreClient interface {
 	// FireRun records the run's (job, scheduled_for) and creates the run in
 	// one transaction; recorded false when the slot was already recorded.
 	FireRun(ctx context.Context, in *CreateRunRequest, opts ...grpc.CallOption) (*RecordFireResponse, error)
+	// Fires is a batch of RecordFire and FireRun calls, each item answered
+	// with what its own call would have answered. A plugin built before it
+	// answers UNIMPLEMENTED, having recorded nothing.
+	Fires(ctx context.Context, in *FiresRequest, opts ...grpc.CallOption) (*FiresResponse, error)
 	LastFire(ctx context.Context, in *LastFireRequest, opts ...grpc.CallOption) (*LastFireResponse, error)
 	// LastFires is LastFire for many jobs in one call; a job without a
 	// recorded slot is left out. A plugin built before it answers
@@ -354,6 +359,16 @@ func (c *storeClient) FireRun(ctx context.Context, in *CreateRunRequest, opts ..
 	return out, nil
 }
 
+func (c *storeClient) Fires(ctx context.Context, in *FiresRequest, opts ...grpc.CallOption) (*FiresResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FiresResponse)
+	err := c.cc.Invoke(ctx, Store_Fires_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storeClient) LastFire(ctx context.Context, in *LastFireRequest, opts ...grpc.CallOption) (*LastFireResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LastFireResponse)
@@ -528,6 +543,10 @@ type StoreServer interface {
 	// FireRun records the run's (job, scheduled_for) and creates the run in
 	// one transaction; recorded false when the slot was already recorded.
 	FireRun(context.Context, *CreateRunRequest) (*RecordFireResponse, error)
+	// Fires is a batch of RecordFire and FireRun calls, each item answered
+	// with what its own call would have answered. A plugin built before it
+	// answers UNIMPLEMENTED, having recorded nothing.
+	Fires(context.Context, *FiresRequest) (*FiresResponse, error)
 	LastFire(context.Context, *LastFireRequest) (*LastFireResponse, error)
 	// LastFires is LastFire for many jobs in one call; a job without a
 	// recorded slot is left out. A plugin built before it answers
@@ -622,6 +641,9 @@ func (UnimplementedStoreServer) RecordFire(context.Context, *RecordFireRequest) 
 }
 func (UnimplementedStoreServer) FireRun(context.Context, *CreateRunRequest) (*RecordFireResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method FireRun not implemented")
+}
+func (UnimplementedStoreServer) Fires(context.Context, *FiresRequest) (*FiresResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Fires not implemented")
 }
 func (UnimplementedStoreServer) LastFire(context.Context, *LastFireRequest) (*LastFireResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method LastFire not implemented")
@@ -1026,6 +1048,24 @@ func _Store_FireRun_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Store_Fires_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FiresRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).Fires(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_Fires_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).Fires(ctx, req.(*FiresRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Store_LastFire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(LastFireRequest)
 	if err := dec(in); err != nil {
@@ -1306,6 +1346,10 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FireRun",
 			Handler:    _Store_FireRun_Handler,
+		},
+		{
+			MethodName: "Fires",
+			Handler:    _Store_Fires_Handler,
 		},
 		{
 			MethodName: "LastFire",
