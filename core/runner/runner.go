@@ -601,11 +601,17 @@ func (r *Runner) fireSlot(ctx context.Context, st *state, job *config.Job, slot 
 
 // maxFiring bounds the firings being recorded at once (see fireSlot).
 // Each also resolves its run's machines (start), so a second's burst of
-// firings holds its bound for a resolve and a store write: at 256, 1,000
-// sim jobs a second waited up to 280 ms (p99) for a slot before they
-// were recorded, and at 2,500 a second slots went unfired; at 1,024
-// these were 95–130 ms and none (BenchmarkSimScheduledRuns).
-const maxFiring = 1024
+// firings holds its bound for a resolve and a store write, and the bound
+// over that time is how many firings a second the loop can make: at 256,
+// 1,000 sim jobs a second waited up to 280 ms (p99) for a slot before
+// they were recorded, and at 2,500 a second slots went unfired; at 1,024
+// these were 95–130 ms and none. At 5,000 jobs a second, more than the
+// machine could run, the loop fell behind by up to 0.17 s a second at
+// 1,024 (slots recorded 2.8–5.4 s late, p99) and kept up at 4,096 (1.0–
+// 1.2 s), for 20–60 MiB more of the core's memory
+// (BenchmarkSimScheduledRuns, two interleaved runs each way). Each
+// firing is a goroutine, parked on a store call while it waits.
+const maxFiring = 4096
 
 // skipSlot records a slot that fires no run, so that it is not caught up
 // later, and notifies it missed.
