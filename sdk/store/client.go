@@ -19,19 +19,21 @@ import (
 // know (it was built with an older SDK) errors.ErrUnsupported, and
 // status.Code gives the gRPC code.
 //
-// AppendOutput, UpdateMachine, RecordFire and FireRun are batched: see
-// appender, updater and firer.
+// AppendOutput, UpdateMachine, RecordFire, FireRun, GetRun and UpdateRun
+// are batched: see appender, updater, firer, runReader and runUpdater.
 type GRPCClient struct {
 	client storepb.StoreClient
 	out    *appender
 	upd    *updater
 	fires  *firer
+	runs   *runReader
+	runUpd *runUpdater
 }
 
 func newGRPCClient(c grpc.ClientConnInterface) *GRPCClient {
 	client := storepb.NewStoreClient(c)
 	return &GRPCClient{client: client, out: newAppender(client), upd: newUpdater(client),
-		fires: newFirer(client)}
+		fires: newFirer(client), runs: newRunReader(client), runUpd: newRunUpdater(client)}
 }
 
 // Configure hands the plugin its plugin block's config; see Configurer.
@@ -52,18 +54,15 @@ func (c *GRPCClient) AddMachines(ctx context.Context, runID string, machines []M
 	return fromStatus(err)
 }
 
-// UpdateRun implements Store. An update that carries notifications goes
-// as UpdateRunNotify, which a plugin built before the outbox refuses
-// (errors.ErrUnsupported) instead of applying the rest and dropping them.
+// UpdateRun implements Store. It is queued as UpdateMachine is: a call
+// that finds another in flight goes in one UpdateRuns call with the
+// others queued beside it (see runUpdater), each run's in order. An update
+// that carries notifications goes alone as UpdateRunNotify, which a
+// plugin built before the outbox refuses (errors.ErrUnsupported) instead
+// of applying the rest and dropping them.
 func (c *GRPCClient) UpdateRun(ctx context.Context, runID string, u RunUpdate) error {
-	req := &storepb.UpdateRunRequest{RunId: runID, Update: pbRunUpdate(u)}
-	var err error
-	if len(u.Notifications) > 0 {
-		_, err = c.client.UpdateRunNotify(ctx, req)
-	} else {
-		_, err = c.client.UpdateRun(ctx, req)
-	}
-	return fromStatus(err)
+	_, err := c.runUpd.call(ctx, &storepb.UpdateRunRequest{RunId: runID, Update: pbRunUpdate(u)})
+	return err
 }
 
 // UpdateMachine implements Store. A call that finds none in flight goes
@@ -99,11 +98,11 @@ func (c *GRPCClient) UpdateMachines(ctx context.Context, batch []MachineChange) 
 
 var _ MachineBatcher = (*GRPCClient)(nil)
 
-// GetRun implements Store.
+// GetRun implements Store, queued as UpdateRun is (see runReader).
 func (c *GRPCClient) GetRun(ctx context.Context, runID string) (Run, error) {
-	r, err := c.client.GetRun(ctx, &storepb.GetRunRequest{RunId: runID})
+	r, err := c.runs.call(ctx, &storepb.GetRunRequest{RunId: runID})
 	if err != nil {
-		return Run{}, fromStatus(err)
+		return Run{}, err
 	}
 	return goRun(r), nil
 }

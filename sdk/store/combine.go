@@ -12,10 +12,11 @@ import (
 )
 
 // A combiner is a GRPCClient's queue of one kind of small unary call that
-// the plugin also takes in batches: UpdateMachine (updates.go), and
-// RecordFire and FireRun (fires.go). A call that finds nothing in flight
-// goes at once as the unary call, from its caller's goroutine and in its
-// caller's ctx: a lone call costs exactly what it did. While a call or a
+// the plugin also takes in batches: UpdateMachine (updates.go), RecordFire
+// and FireRun (fires.go), GetRun and UpdateRun (runs.go). A call that
+// finds nothing in flight goes at once as the unary call, from its
+// caller's goroutine and in its caller's ctx: a lone call costs exactly
+// what it did. While a call or a
 // batch is in flight, the calls that arrive wait and go together in the
 // next batched call, and each caller waits for its own result; under load
 // the batches grow by themselves, without a timer. gRPC's cost is per

@@ -30,7 +30,8 @@
 // answering exactly the error its own call would have; a plugin built
 // before UpdateMachines gets UpdateMachine calls instead. RecordFire and
 // FireRun, many at once when a schedule's jobs fire together, go the same
-// way in Fires calls.
+// way in Fires calls, and GetRun and UpdateRun, many at once when runs
+// end together, in GetRuns and UpdateRuns calls.
 //
 // # Output cap
 //

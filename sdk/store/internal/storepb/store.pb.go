@@ -1357,6 +1357,235 @@ func (x *GetRunRequest) GetRunId() string {
 	return ""
 }
 
+type GetRunsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*GetRunRequest       `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRunsRequest) Reset() {
+	*x = GetRunsRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRunsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRunsRequest) ProtoMessage() {}
+
+func (x *GetRunsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRunsRequest.ProtoReflect.Descriptor instead.
+func (*GetRunsRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetRunsRequest) GetItems() []*GetRunRequest {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// RunResult answers one item of GetRuns: its run, or error as ItemResult.
+type RunResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	Error         *ItemResult            `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunResult) Reset() {
+	*x = RunResult{}
+	mi := &file_store_proto_store_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunResult) ProtoMessage() {}
+
+func (x *RunResult) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunResult.ProtoReflect.Descriptor instead.
+func (*RunResult) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RunResult) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+func (x *RunResult) GetError() *ItemResult {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type GetRunsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*RunResult           `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRunsResponse) Reset() {
+	*x = GetRunsResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRunsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRunsResponse) ProtoMessage() {}
+
+func (x *GetRunsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRunsResponse.ProtoReflect.Descriptor instead.
+func (*GetRunsResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetRunsResponse) GetResults() []*RunResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type UpdateRunsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*UpdateRunRequest    `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRunsRequest) Reset() {
+	*x = UpdateRunsRequest{}
+	mi := &file_store_proto_store_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRunsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRunsRequest) ProtoMessage() {}
+
+func (x *UpdateRunsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRunsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRunsRequest) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UpdateRunsRequest) GetItems() []*UpdateRunRequest {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type UpdateRunsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ItemResult          `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRunsResponse) Reset() {
+	*x = UpdateRunsResponse{}
+	mi := &file_store_proto_store_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRunsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRunsResponse) ProtoMessage() {}
+
+func (x *UpdateRunsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_store_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRunsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateRunsResponse) Descriptor() ([]byte, []int) {
+	return file_store_proto_store_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UpdateRunsResponse) GetResults() []*ItemResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type RunFilter struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Job           string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
@@ -1370,7 +1599,7 @@ type RunFilter struct {
 
 func (x *RunFilter) Reset() {
 	*x = RunFilter{}
-	mi := &file_store_proto_store_proto_msgTypes[17]
+	mi := &file_store_proto_store_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1611,7 @@ func (x *RunFilter) String() string {
 func (*RunFilter) ProtoMessage() {}
 
 func (x *RunFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[17]
+	mi := &file_store_proto_store_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1624,7 @@ func (x *RunFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunFilter.ProtoReflect.Descriptor instead.
 func (*RunFilter) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{17}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RunFilter) GetJob() string {
@@ -1442,7 +1671,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[18]
+	mi := &file_store_proto_store_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1454,7 +1683,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[18]
+	mi := &file_store_proto_store_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1696,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{18}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListRunsResponse) GetRuns() []*Run {
@@ -1489,7 +1718,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_store_proto_store_proto_msgTypes[19]
+	mi := &file_store_proto_store_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1730,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[19]
+	mi := &file_store_proto_store_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1743,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{19}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Chunk) GetSeq() int64 {
@@ -1559,7 +1788,7 @@ type AppendItem struct {
 
 func (x *AppendItem) Reset() {
 	*x = AppendItem{}
-	mi := &file_store_proto_store_proto_msgTypes[20]
+	mi := &file_store_proto_store_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1800,7 @@ func (x *AppendItem) String() string {
 func (*AppendItem) ProtoMessage() {}
 
 func (x *AppendItem) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[20]
+	mi := &file_store_proto_store_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1813,7 @@ func (x *AppendItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendItem.ProtoReflect.Descriptor instead.
 func (*AppendItem) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{20}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AppendItem) GetId() uint64 {
@@ -1624,7 +1853,7 @@ type AppendBatch struct {
 
 func (x *AppendBatch) Reset() {
 	*x = AppendBatch{}
-	mi := &file_store_proto_store_proto_msgTypes[21]
+	mi := &file_store_proto_store_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1865,7 @@ func (x *AppendBatch) String() string {
 func (*AppendBatch) ProtoMessage() {}
 
 func (x *AppendBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[21]
+	mi := &file_store_proto_store_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +1878,7 @@ func (x *AppendBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendBatch.ProtoReflect.Descriptor instead.
 func (*AppendBatch) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{21}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AppendBatch) GetItems() []*AppendItem {
@@ -1675,7 +1904,7 @@ type AppendResult struct {
 
 func (x *AppendResult) Reset() {
 	*x = AppendResult{}
-	mi := &file_store_proto_store_proto_msgTypes[22]
+	mi := &file_store_proto_store_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1687,7 +1916,7 @@ func (x *AppendResult) String() string {
 func (*AppendResult) ProtoMessage() {}
 
 func (x *AppendResult) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[22]
+	mi := &file_store_proto_store_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1700,7 +1929,7 @@ func (x *AppendResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResult.ProtoReflect.Descriptor instead.
 func (*AppendResult) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{22}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AppendResult) GetId() uint64 {
@@ -1747,7 +1976,7 @@ type AppendResults struct {
 
 func (x *AppendResults) Reset() {
 	*x = AppendResults{}
-	mi := &file_store_proto_store_proto_msgTypes[23]
+	mi := &file_store_proto_store_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1988,7 @@ func (x *AppendResults) String() string {
 func (*AppendResults) ProtoMessage() {}
 
 func (x *AppendResults) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[23]
+	mi := &file_store_proto_store_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +2001,7 @@ func (x *AppendResults) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResults.ProtoReflect.Descriptor instead.
 func (*AppendResults) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{23}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AppendResults) GetResults() []*AppendResult {
@@ -1795,7 +2024,7 @@ type OutputQuery struct {
 
 func (x *OutputQuery) Reset() {
 	*x = OutputQuery{}
-	mi := &file_store_proto_store_proto_msgTypes[24]
+	mi := &file_store_proto_store_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1807,7 +2036,7 @@ func (x *OutputQuery) String() string {
 func (*OutputQuery) ProtoMessage() {}
 
 func (x *OutputQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[24]
+	mi := &file_store_proto_store_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1820,7 +2049,7 @@ func (x *OutputQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputQuery.ProtoReflect.Descriptor instead.
 func (*OutputQuery) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{24}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *OutputQuery) GetRunId() string {
@@ -1871,7 +2100,7 @@ type ReadOutputResponse struct {
 
 func (x *ReadOutputResponse) Reset() {
 	*x = ReadOutputResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[25]
+	mi := &file_store_proto_store_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +2112,7 @@ func (x *ReadOutputResponse) String() string {
 func (*ReadOutputResponse) ProtoMessage() {}
 
 func (x *ReadOutputResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[25]
+	mi := &file_store_proto_store_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +2125,7 @@ func (x *ReadOutputResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOutputResponse.ProtoReflect.Descriptor instead.
 func (*ReadOutputResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{25}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReadOutputResponse) GetData() []byte {
@@ -1932,7 +2161,7 @@ type Maintenance struct {
 
 func (x *Maintenance) Reset() {
 	*x = Maintenance{}
-	mi := &file_store_proto_store_proto_msgTypes[26]
+	mi := &file_store_proto_store_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2173,7 @@ func (x *Maintenance) String() string {
 func (*Maintenance) ProtoMessage() {}
 
 func (x *Maintenance) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[26]
+	mi := &file_store_proto_store_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2186,7 @@ func (x *Maintenance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Maintenance.ProtoReflect.Descriptor instead.
 func (*Maintenance) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{26}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Maintenance) GetGlobal() bool {
@@ -2000,7 +2229,7 @@ type JobOverride struct {
 
 func (x *JobOverride) Reset() {
 	*x = JobOverride{}
-	mi := &file_store_proto_store_proto_msgTypes[27]
+	mi := &file_store_proto_store_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2241,7 @@ func (x *JobOverride) String() string {
 func (*JobOverride) ProtoMessage() {}
 
 func (x *JobOverride) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[27]
+	mi := &file_store_proto_store_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2254,7 @@ func (x *JobOverride) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobOverride.ProtoReflect.Descriptor instead.
 func (*JobOverride) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{27}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *JobOverride) GetJob() string {
@@ -2065,7 +2294,7 @@ type DeleteOverrideRequest struct {
 
 func (x *DeleteOverrideRequest) Reset() {
 	*x = DeleteOverrideRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[28]
+	mi := &file_store_proto_store_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2306,7 @@ func (x *DeleteOverrideRequest) String() string {
 func (*DeleteOverrideRequest) ProtoMessage() {}
 
 func (x *DeleteOverrideRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[28]
+	mi := &file_store_proto_store_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2319,7 @@ func (x *DeleteOverrideRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOverrideRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOverrideRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{28}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteOverrideRequest) GetJob() string {
@@ -2109,7 +2338,7 @@ type OverridesResponse struct {
 
 func (x *OverridesResponse) Reset() {
 	*x = OverridesResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[29]
+	mi := &file_store_proto_store_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2350,7 @@ func (x *OverridesResponse) String() string {
 func (*OverridesResponse) ProtoMessage() {}
 
 func (x *OverridesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[29]
+	mi := &file_store_proto_store_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2363,7 @@ func (x *OverridesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverridesResponse.ProtoReflect.Descriptor instead.
 func (*OverridesResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{29}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *OverridesResponse) GetOverrides() []*JobOverride {
@@ -2155,7 +2384,7 @@ type RecordFireRequest struct {
 
 func (x *RecordFireRequest) Reset() {
 	*x = RecordFireRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[30]
+	mi := &file_store_proto_store_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2396,7 @@ func (x *RecordFireRequest) String() string {
 func (*RecordFireRequest) ProtoMessage() {}
 
 func (x *RecordFireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[30]
+	mi := &file_store_proto_store_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2409,7 @@ func (x *RecordFireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordFireRequest.ProtoReflect.Descriptor instead.
 func (*RecordFireRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{30}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RecordFireRequest) GetJob() string {
@@ -2213,7 +2442,7 @@ type RecordFireResponse struct {
 
 func (x *RecordFireResponse) Reset() {
 	*x = RecordFireResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[31]
+	mi := &file_store_proto_store_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2454,7 @@ func (x *RecordFireResponse) String() string {
 func (*RecordFireResponse) ProtoMessage() {}
 
 func (x *RecordFireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[31]
+	mi := &file_store_proto_store_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2467,7 @@ func (x *RecordFireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordFireResponse.ProtoReflect.Descriptor instead.
 func (*RecordFireResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{31}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RecordFireResponse) GetRecorded() bool {
@@ -2260,7 +2489,7 @@ type FireItem struct {
 
 func (x *FireItem) Reset() {
 	*x = FireItem{}
-	mi := &file_store_proto_store_proto_msgTypes[32]
+	mi := &file_store_proto_store_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2272,7 +2501,7 @@ func (x *FireItem) String() string {
 func (*FireItem) ProtoMessage() {}
 
 func (x *FireItem) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[32]
+	mi := &file_store_proto_store_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2285,7 +2514,7 @@ func (x *FireItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FireItem.ProtoReflect.Descriptor instead.
 func (*FireItem) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{32}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FireItem) GetRecord() *RecordFireRequest {
@@ -2311,7 +2540,7 @@ type FiresRequest struct {
 
 func (x *FiresRequest) Reset() {
 	*x = FiresRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[33]
+	mi := &file_store_proto_store_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2552,7 @@ func (x *FiresRequest) String() string {
 func (*FiresRequest) ProtoMessage() {}
 
 func (x *FiresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[33]
+	mi := &file_store_proto_store_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2565,7 @@ func (x *FiresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FiresRequest.ProtoReflect.Descriptor instead.
 func (*FiresRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{33}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FiresRequest) GetItems() []*FireItem {
@@ -2358,7 +2587,7 @@ type FireResult struct {
 
 func (x *FireResult) Reset() {
 	*x = FireResult{}
-	mi := &file_store_proto_store_proto_msgTypes[34]
+	mi := &file_store_proto_store_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2599,7 @@ func (x *FireResult) String() string {
 func (*FireResult) ProtoMessage() {}
 
 func (x *FireResult) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[34]
+	mi := &file_store_proto_store_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2612,7 @@ func (x *FireResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FireResult.ProtoReflect.Descriptor instead.
 func (*FireResult) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{34}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FireResult) GetRecorded() bool {
@@ -2409,7 +2638,7 @@ type FiresResponse struct {
 
 func (x *FiresResponse) Reset() {
 	*x = FiresResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[35]
+	mi := &file_store_proto_store_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2421,7 +2650,7 @@ func (x *FiresResponse) String() string {
 func (*FiresResponse) ProtoMessage() {}
 
 func (x *FiresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[35]
+	mi := &file_store_proto_store_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2434,7 +2663,7 @@ func (x *FiresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FiresResponse.ProtoReflect.Descriptor instead.
 func (*FiresResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{35}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FiresResponse) GetResults() []*FireResult {
@@ -2453,7 +2682,7 @@ type LastFireRequest struct {
 
 func (x *LastFireRequest) Reset() {
 	*x = LastFireRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[36]
+	mi := &file_store_proto_store_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2465,7 +2694,7 @@ func (x *LastFireRequest) String() string {
 func (*LastFireRequest) ProtoMessage() {}
 
 func (x *LastFireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[36]
+	mi := &file_store_proto_store_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2478,7 +2707,7 @@ func (x *LastFireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFireRequest.ProtoReflect.Descriptor instead.
 func (*LastFireRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{36}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LastFireRequest) GetJob() string {
@@ -2498,7 +2727,7 @@ type LastFireResponse struct {
 
 func (x *LastFireResponse) Reset() {
 	*x = LastFireResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[37]
+	mi := &file_store_proto_store_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +2739,7 @@ func (x *LastFireResponse) String() string {
 func (*LastFireResponse) ProtoMessage() {}
 
 func (x *LastFireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[37]
+	mi := &file_store_proto_store_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +2752,7 @@ func (x *LastFireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFireResponse.ProtoReflect.Descriptor instead.
 func (*LastFireResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{37}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LastFireResponse) GetSlot() *timestamppb.Timestamp {
@@ -2544,7 +2773,7 @@ type PruneRunsRequest struct {
 
 func (x *PruneRunsRequest) Reset() {
 	*x = PruneRunsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[38]
+	mi := &file_store_proto_store_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2785,7 @@ func (x *PruneRunsRequest) String() string {
 func (*PruneRunsRequest) ProtoMessage() {}
 
 func (x *PruneRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[38]
+	mi := &file_store_proto_store_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2798,7 @@ func (x *PruneRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRunsRequest.ProtoReflect.Descriptor instead.
 func (*PruneRunsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{38}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PruneRunsRequest) GetFinishedBefore() *timestamppb.Timestamp {
@@ -2588,7 +2817,7 @@ type PruneRunsResponse struct {
 
 func (x *PruneRunsResponse) Reset() {
 	*x = PruneRunsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[39]
+	mi := &file_store_proto_store_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2600,7 +2829,7 @@ func (x *PruneRunsResponse) String() string {
 func (*PruneRunsResponse) ProtoMessage() {}
 
 func (x *PruneRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[39]
+	mi := &file_store_proto_store_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2613,7 +2842,7 @@ func (x *PruneRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRunsResponse.ProtoReflect.Descriptor instead.
 func (*PruneRunsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{39}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PruneRunsResponse) GetDeleted() int64 {
@@ -2644,7 +2873,7 @@ type Notification struct {
 
 func (x *Notification) Reset() {
 	*x = Notification{}
-	mi := &file_store_proto_store_proto_msgTypes[40]
+	mi := &file_store_proto_store_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +2885,7 @@ func (x *Notification) String() string {
 func (*Notification) ProtoMessage() {}
 
 func (x *Notification) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[40]
+	mi := &file_store_proto_store_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +2898,7 @@ func (x *Notification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notification.ProtoReflect.Descriptor instead.
 func (*Notification) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{40}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Notification) GetId() string {
@@ -2765,7 +2994,7 @@ type EnqueueNotificationsRequest struct {
 
 func (x *EnqueueNotificationsRequest) Reset() {
 	*x = EnqueueNotificationsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[41]
+	mi := &file_store_proto_store_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3006,7 @@ func (x *EnqueueNotificationsRequest) String() string {
 func (*EnqueueNotificationsRequest) ProtoMessage() {}
 
 func (x *EnqueueNotificationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[41]
+	mi := &file_store_proto_store_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3019,7 @@ func (x *EnqueueNotificationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnqueueNotificationsRequest.ProtoReflect.Descriptor instead.
 func (*EnqueueNotificationsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{41}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *EnqueueNotificationsRequest) GetNotifications() []*Notification {
@@ -2812,7 +3041,7 @@ type ClaimNotificationsRequest struct {
 
 func (x *ClaimNotificationsRequest) Reset() {
 	*x = ClaimNotificationsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[42]
+	mi := &file_store_proto_store_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +3053,7 @@ func (x *ClaimNotificationsRequest) String() string {
 func (*ClaimNotificationsRequest) ProtoMessage() {}
 
 func (x *ClaimNotificationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[42]
+	mi := &file_store_proto_store_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +3066,7 @@ func (x *ClaimNotificationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimNotificationsRequest.ProtoReflect.Descriptor instead.
 func (*ClaimNotificationsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{42}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClaimNotificationsRequest) GetOwner() string {
@@ -2877,7 +3106,7 @@ type NotificationsResponse struct {
 
 func (x *NotificationsResponse) Reset() {
 	*x = NotificationsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[43]
+	mi := &file_store_proto_store_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2889,7 +3118,7 @@ func (x *NotificationsResponse) String() string {
 func (*NotificationsResponse) ProtoMessage() {}
 
 func (x *NotificationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[43]
+	mi := &file_store_proto_store_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2902,7 +3131,7 @@ func (x *NotificationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotificationsResponse.ProtoReflect.Descriptor instead.
 func (*NotificationsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{43}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *NotificationsResponse) GetNotifications() []*Notification {
@@ -2926,7 +3155,7 @@ type NotificationResult struct {
 
 func (x *NotificationResult) Reset() {
 	*x = NotificationResult{}
-	mi := &file_store_proto_store_proto_msgTypes[44]
+	mi := &file_store_proto_store_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2938,7 +3167,7 @@ func (x *NotificationResult) String() string {
 func (*NotificationResult) ProtoMessage() {}
 
 func (x *NotificationResult) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[44]
+	mi := &file_store_proto_store_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2951,7 +3180,7 @@ func (x *NotificationResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotificationResult.ProtoReflect.Descriptor instead.
 func (*NotificationResult) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{44}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *NotificationResult) GetDelivered() bool {
@@ -3000,7 +3229,7 @@ type FinishNotificationRequest struct {
 
 func (x *FinishNotificationRequest) Reset() {
 	*x = FinishNotificationRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[45]
+	mi := &file_store_proto_store_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3012,7 +3241,7 @@ func (x *FinishNotificationRequest) String() string {
 func (*FinishNotificationRequest) ProtoMessage() {}
 
 func (x *FinishNotificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[45]
+	mi := &file_store_proto_store_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3025,7 +3254,7 @@ func (x *FinishNotificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishNotificationRequest.ProtoReflect.Descriptor instead.
 func (*FinishNotificationRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{45}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *FinishNotificationRequest) GetId() string {
@@ -3060,7 +3289,7 @@ type NotificationFilter struct {
 
 func (x *NotificationFilter) Reset() {
 	*x = NotificationFilter{}
-	mi := &file_store_proto_store_proto_msgTypes[46]
+	mi := &file_store_proto_store_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3072,7 +3301,7 @@ func (x *NotificationFilter) String() string {
 func (*NotificationFilter) ProtoMessage() {}
 
 func (x *NotificationFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[46]
+	mi := &file_store_proto_store_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3085,7 +3314,7 @@ func (x *NotificationFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotificationFilter.ProtoReflect.Descriptor instead.
 func (*NotificationFilter) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{46}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *NotificationFilter) GetState() string {
@@ -3130,7 +3359,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_store_proto_store_proto_msgTypes[47]
+	mi := &file_store_proto_store_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3142,7 +3371,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[47]
+	mi := &file_store_proto_store_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3155,7 +3384,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{47}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AuditEntry) GetId() int64 {
@@ -3251,7 +3480,7 @@ type AppendAuditRequest struct {
 
 func (x *AppendAuditRequest) Reset() {
 	*x = AppendAuditRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[48]
+	mi := &file_store_proto_store_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3263,7 +3492,7 @@ func (x *AppendAuditRequest) String() string {
 func (*AppendAuditRequest) ProtoMessage() {}
 
 func (x *AppendAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[48]
+	mi := &file_store_proto_store_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3505,7 @@ func (x *AppendAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAuditRequest.ProtoReflect.Descriptor instead.
 func (*AppendAuditRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{48}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AppendAuditRequest) GetEntry() *AuditEntry {
@@ -3295,7 +3524,7 @@ type AppendAuditResponse struct {
 
 func (x *AppendAuditResponse) Reset() {
 	*x = AppendAuditResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[49]
+	mi := &file_store_proto_store_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3307,7 +3536,7 @@ func (x *AppendAuditResponse) String() string {
 func (*AppendAuditResponse) ProtoMessage() {}
 
 func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[49]
+	mi := &file_store_proto_store_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3320,7 +3549,7 @@ func (x *AppendAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendAuditResponse.ProtoReflect.Descriptor instead.
 func (*AppendAuditResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{49}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AppendAuditResponse) GetId() int64 {
@@ -3345,7 +3574,7 @@ type AuditFilter struct {
 
 func (x *AuditFilter) Reset() {
 	*x = AuditFilter{}
-	mi := &file_store_proto_store_proto_msgTypes[50]
+	mi := &file_store_proto_store_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3357,7 +3586,7 @@ func (x *AuditFilter) String() string {
 func (*AuditFilter) ProtoMessage() {}
 
 func (x *AuditFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[50]
+	mi := &file_store_proto_store_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3370,7 +3599,7 @@ func (x *AuditFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditFilter.ProtoReflect.Descriptor instead.
 func (*AuditFilter) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{50}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AuditFilter) GetJob() string {
@@ -3417,7 +3646,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[51]
+	mi := &file_store_proto_store_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +3658,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[51]
+	mi := &file_store_proto_store_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +3671,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{51}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -3463,7 +3692,7 @@ type LastRunsRequest struct {
 
 func (x *LastRunsRequest) Reset() {
 	*x = LastRunsRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[52]
+	mi := &file_store_proto_store_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3475,7 +3704,7 @@ func (x *LastRunsRequest) String() string {
 func (*LastRunsRequest) ProtoMessage() {}
 
 func (x *LastRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[52]
+	mi := &file_store_proto_store_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3488,7 +3717,7 @@ func (x *LastRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastRunsRequest.ProtoReflect.Descriptor instead.
 func (*LastRunsRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{52}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *LastRunsRequest) GetJobs() []string {
@@ -3517,7 +3746,7 @@ type RunSummary struct {
 
 func (x *RunSummary) Reset() {
 	*x = RunSummary{}
-	mi := &file_store_proto_store_proto_msgTypes[53]
+	mi := &file_store_proto_store_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3529,7 +3758,7 @@ func (x *RunSummary) String() string {
 func (*RunSummary) ProtoMessage() {}
 
 func (x *RunSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[53]
+	mi := &file_store_proto_store_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3542,7 +3771,7 @@ func (x *RunSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSummary.ProtoReflect.Descriptor instead.
 func (*RunSummary) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{53}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RunSummary) GetRun() *Run {
@@ -3568,7 +3797,7 @@ type LastRunsResponse struct {
 
 func (x *LastRunsResponse) Reset() {
 	*x = LastRunsResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[54]
+	mi := &file_store_proto_store_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3580,7 +3809,7 @@ func (x *LastRunsResponse) String() string {
 func (*LastRunsResponse) ProtoMessage() {}
 
 func (x *LastRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[54]
+	mi := &file_store_proto_store_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3593,7 +3822,7 @@ func (x *LastRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastRunsResponse.ProtoReflect.Descriptor instead.
 func (*LastRunsResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{54}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *LastRunsResponse) GetRuns() []*RunSummary {
@@ -3612,7 +3841,7 @@ type LastFiresRequest struct {
 
 func (x *LastFiresRequest) Reset() {
 	*x = LastFiresRequest{}
-	mi := &file_store_proto_store_proto_msgTypes[55]
+	mi := &file_store_proto_store_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3624,7 +3853,7 @@ func (x *LastFiresRequest) String() string {
 func (*LastFiresRequest) ProtoMessage() {}
 
 func (x *LastFiresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[55]
+	mi := &file_store_proto_store_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3637,7 +3866,7 @@ func (x *LastFiresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFiresRequest.ProtoReflect.Descriptor instead.
 func (*LastFiresRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{55}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *LastFiresRequest) GetJobs() []string {
@@ -3658,7 +3887,7 @@ type LastFiresResponse struct {
 
 func (x *LastFiresResponse) Reset() {
 	*x = LastFiresResponse{}
-	mi := &file_store_proto_store_proto_msgTypes[56]
+	mi := &file_store_proto_store_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3670,7 +3899,7 @@ func (x *LastFiresResponse) String() string {
 func (*LastFiresResponse) ProtoMessage() {}
 
 func (x *LastFiresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_store_proto_msgTypes[56]
+	mi := &file_store_proto_store_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3683,7 +3912,7 @@ func (x *LastFiresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastFiresResponse.ProtoReflect.Descriptor instead.
 func (*LastFiresResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_store_proto_rawDescGZIP(), []int{56}
+	return file_store_proto_store_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *LastFiresResponse) GetSlots() map[string]*timestamppb.Timestamp {
@@ -3833,7 +4062,18 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x16UpdateMachinesResponse\x128\n" +
 	"\aresults\x18\x01 \x03(\v2\x1e.saltpeter.store.v1.ItemResultR\aresults\"&\n" +
 	"\rGetRunRequest\x12\x15\n" +
-	"\x06run_id\x18\x01 \x01(\tR\x05runId\"\x97\x01\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\"I\n" +
+	"\x0eGetRunsRequest\x127\n" +
+	"\x05items\x18\x01 \x03(\v2!.saltpeter.store.v1.GetRunRequestR\x05items\"l\n" +
+	"\tRunResult\x12)\n" +
+	"\x03run\x18\x01 \x01(\v2\x17.saltpeter.store.v1.RunR\x03run\x124\n" +
+	"\x05error\x18\x02 \x01(\v2\x1e.saltpeter.store.v1.ItemResultR\x05error\"J\n" +
+	"\x0fGetRunsResponse\x127\n" +
+	"\aresults\x18\x01 \x03(\v2\x1d.saltpeter.store.v1.RunResultR\aresults\"O\n" +
+	"\x11UpdateRunsRequest\x12:\n" +
+	"\x05items\x18\x01 \x03(\v2$.saltpeter.store.v1.UpdateRunRequestR\x05items\"N\n" +
+	"\x12UpdateRunsResponse\x128\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.saltpeter.store.v1.ItemResultR\aresults\"\x97\x01\n" +
 	"\tRunFilter\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x122\n" +
@@ -4010,7 +4250,7 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x16ERROR_KIND_UNAVAILABLE\x10\x05\x12\x17\n" +
 	"\x13ERROR_KIND_CANCELED\x10\x06\x12 \n" +
 	"\x1cERROR_KIND_DEADLINE_EXCEEDED\x10\a\x12\x19\n" +
-	"\x15ERROR_KIND_LEASE_LOST\x10\b2\xb5\x15\n" +
+	"\x15ERROR_KIND_LEASE_LOST\x10\b2\xe6\x16\n" +
 	"\x05Store\x12X\n" +
 	"\tConfigure\x12$.saltpeter.store.v1.ConfigureRequest\x1a%.saltpeter.store.v1.ConfigureResponse\x12L\n" +
 	"\tCreateRun\x12$.saltpeter.store.v1.CreateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12P\n" +
@@ -4019,7 +4259,10 @@ const file_store_proto_store_proto_rawDesc = "" +
 	"\x0fUpdateRunNotify\x12$.saltpeter.store.v1.UpdateRunRequest\x1a\x19.saltpeter.store.v1.Empty\x12T\n" +
 	"\rUpdateMachine\x12(.saltpeter.store.v1.UpdateMachineRequest\x1a\x19.saltpeter.store.v1.Empty\x12g\n" +
 	"\x0eUpdateMachines\x12).saltpeter.store.v1.UpdateMachinesRequest\x1a*.saltpeter.store.v1.UpdateMachinesResponse\x12D\n" +
-	"\x06GetRun\x12!.saltpeter.store.v1.GetRunRequest\x1a\x17.saltpeter.store.v1.Run\x12O\n" +
+	"\x06GetRun\x12!.saltpeter.store.v1.GetRunRequest\x1a\x17.saltpeter.store.v1.Run\x12R\n" +
+	"\aGetRuns\x12\".saltpeter.store.v1.GetRunsRequest\x1a#.saltpeter.store.v1.GetRunsResponse\x12[\n" +
+	"\n" +
+	"UpdateRuns\x12%.saltpeter.store.v1.UpdateRunsRequest\x1a&.saltpeter.store.v1.UpdateRunsResponse\x12O\n" +
 	"\bListRuns\x12\x1d.saltpeter.store.v1.RunFilter\x1a$.saltpeter.store.v1.ListRunsResponse\x12U\n" +
 	"\bLastRuns\x12#.saltpeter.store.v1.LastRunsRequest\x1a$.saltpeter.store.v1.LastRunsResponse\x12V\n" +
 	"\fAppendOutput\x12\x1f.saltpeter.store.v1.AppendBatch\x1a!.saltpeter.store.v1.AppendResults(\x010\x01\x12U\n" +
@@ -4060,7 +4303,7 @@ func file_store_proto_store_proto_rawDescGZIP() []byte {
 }
 
 var file_store_proto_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_store_proto_store_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_store_proto_store_proto_goTypes = []any{
 	(ErrorKind)(0),                      // 0: saltpeter.store.v1.ErrorKind
 	(*Empty)(nil),                       // 1: saltpeter.store.v1.Empty
@@ -4080,185 +4323,200 @@ var file_store_proto_store_proto_goTypes = []any{
 	(*ItemResult)(nil),                  // 15: saltpeter.store.v1.ItemResult
 	(*UpdateMachinesResponse)(nil),      // 16: saltpeter.store.v1.UpdateMachinesResponse
 	(*GetRunRequest)(nil),               // 17: saltpeter.store.v1.GetRunRequest
-	(*RunFilter)(nil),                   // 18: saltpeter.store.v1.RunFilter
-	(*ListRunsResponse)(nil),            // 19: saltpeter.store.v1.ListRunsResponse
-	(*Chunk)(nil),                       // 20: saltpeter.store.v1.Chunk
-	(*AppendItem)(nil),                  // 21: saltpeter.store.v1.AppendItem
-	(*AppendBatch)(nil),                 // 22: saltpeter.store.v1.AppendBatch
-	(*AppendResult)(nil),                // 23: saltpeter.store.v1.AppendResult
-	(*AppendResults)(nil),               // 24: saltpeter.store.v1.AppendResults
-	(*OutputQuery)(nil),                 // 25: saltpeter.store.v1.OutputQuery
-	(*ReadOutputResponse)(nil),          // 26: saltpeter.store.v1.ReadOutputResponse
-	(*Maintenance)(nil),                 // 27: saltpeter.store.v1.Maintenance
-	(*JobOverride)(nil),                 // 28: saltpeter.store.v1.JobOverride
-	(*DeleteOverrideRequest)(nil),       // 29: saltpeter.store.v1.DeleteOverrideRequest
-	(*OverridesResponse)(nil),           // 30: saltpeter.store.v1.OverridesResponse
-	(*RecordFireRequest)(nil),           // 31: saltpeter.store.v1.RecordFireRequest
-	(*RecordFireResponse)(nil),          // 32: saltpeter.store.v1.RecordFireResponse
-	(*FireItem)(nil),                    // 33: saltpeter.store.v1.FireItem
-	(*FiresRequest)(nil),                // 34: saltpeter.store.v1.FiresRequest
-	(*FireResult)(nil),                  // 35: saltpeter.store.v1.FireResult
-	(*FiresResponse)(nil),               // 36: saltpeter.store.v1.FiresResponse
-	(*LastFireRequest)(nil),             // 37: saltpeter.store.v1.LastFireRequest
-	(*LastFireResponse)(nil),            // 38: saltpeter.store.v1.LastFireResponse
-	(*PruneRunsRequest)(nil),            // 39: saltpeter.store.v1.PruneRunsRequest
-	(*PruneRunsResponse)(nil),           // 40: saltpeter.store.v1.PruneRunsResponse
-	(*Notification)(nil),                // 41: saltpeter.store.v1.Notification
-	(*EnqueueNotificationsRequest)(nil), // 42: saltpeter.store.v1.EnqueueNotificationsRequest
-	(*ClaimNotificationsRequest)(nil),   // 43: saltpeter.store.v1.ClaimNotificationsRequest
-	(*NotificationsResponse)(nil),       // 44: saltpeter.store.v1.NotificationsResponse
-	(*NotificationResult)(nil),          // 45: saltpeter.store.v1.NotificationResult
-	(*FinishNotificationRequest)(nil),   // 46: saltpeter.store.v1.FinishNotificationRequest
-	(*NotificationFilter)(nil),          // 47: saltpeter.store.v1.NotificationFilter
-	(*AuditEntry)(nil),                  // 48: saltpeter.store.v1.AuditEntry
-	(*AppendAuditRequest)(nil),          // 49: saltpeter.store.v1.AppendAuditRequest
-	(*AppendAuditResponse)(nil),         // 50: saltpeter.store.v1.AppendAuditResponse
-	(*AuditFilter)(nil),                 // 51: saltpeter.store.v1.AuditFilter
-	(*ListAuditResponse)(nil),           // 52: saltpeter.store.v1.ListAuditResponse
-	(*LastRunsRequest)(nil),             // 53: saltpeter.store.v1.LastRunsRequest
-	(*RunSummary)(nil),                  // 54: saltpeter.store.v1.RunSummary
-	(*LastRunsResponse)(nil),            // 55: saltpeter.store.v1.LastRunsResponse
-	(*LastFiresRequest)(nil),            // 56: saltpeter.store.v1.LastFiresRequest
-	(*LastFiresResponse)(nil),           // 57: saltpeter.store.v1.LastFiresResponse
-	nil,                                 // 58: saltpeter.store.v1.RunSummary.MachineCountsEntry
-	nil,                                 // 59: saltpeter.store.v1.LastFiresResponse.SlotsEntry
-	(*timestamppb.Timestamp)(nil),       // 60: google.protobuf.Timestamp
+	(*GetRunsRequest)(nil),              // 18: saltpeter.store.v1.GetRunsRequest
+	(*RunResult)(nil),                   // 19: saltpeter.store.v1.RunResult
+	(*GetRunsResponse)(nil),             // 20: saltpeter.store.v1.GetRunsResponse
+	(*UpdateRunsRequest)(nil),           // 21: saltpeter.store.v1.UpdateRunsRequest
+	(*UpdateRunsResponse)(nil),          // 22: saltpeter.store.v1.UpdateRunsResponse
+	(*RunFilter)(nil),                   // 23: saltpeter.store.v1.RunFilter
+	(*ListRunsResponse)(nil),            // 24: saltpeter.store.v1.ListRunsResponse
+	(*Chunk)(nil),                       // 25: saltpeter.store.v1.Chunk
+	(*AppendItem)(nil),                  // 26: saltpeter.store.v1.AppendItem
+	(*AppendBatch)(nil),                 // 27: saltpeter.store.v1.AppendBatch
+	(*AppendResult)(nil),                // 28: saltpeter.store.v1.AppendResult
+	(*AppendResults)(nil),               // 29: saltpeter.store.v1.AppendResults
+	(*OutputQuery)(nil),                 // 30: saltpeter.store.v1.OutputQuery
+	(*ReadOutputResponse)(nil),          // 31: saltpeter.store.v1.ReadOutputResponse
+	(*Maintenance)(nil),                 // 32: saltpeter.store.v1.Maintenance
+	(*JobOverride)(nil),                 // 33: saltpeter.store.v1.JobOverride
+	(*DeleteOverrideRequest)(nil),       // 34: saltpeter.store.v1.DeleteOverrideRequest
+	(*OverridesResponse)(nil),           // 35: saltpeter.store.v1.OverridesResponse
+	(*RecordFireRequest)(nil),           // 36: saltpeter.store.v1.RecordFireRequest
+	(*RecordFireResponse)(nil),          // 37: saltpeter.store.v1.RecordFireResponse
+	(*FireItem)(nil),                    // 38: saltpeter.store.v1.FireItem
+	(*FiresRequest)(nil),                // 39: saltpeter.store.v1.FiresRequest
+	(*FireResult)(nil),                  // 40: saltpeter.store.v1.FireResult
+	(*FiresResponse)(nil),               // 41: saltpeter.store.v1.FiresResponse
+	(*LastFireRequest)(nil),             // 42: saltpeter.store.v1.LastFireRequest
+	(*LastFireResponse)(nil),            // 43: saltpeter.store.v1.LastFireResponse
+	(*PruneRunsRequest)(nil),            // 44: saltpeter.store.v1.PruneRunsRequest
+	(*PruneRunsResponse)(nil),           // 45: saltpeter.store.v1.PruneRunsResponse
+	(*Notification)(nil),                // 46: saltpeter.store.v1.Notification
+	(*EnqueueNotificationsRequest)(nil), // 47: saltpeter.store.v1.EnqueueNotificationsRequest
+	(*ClaimNotificationsRequest)(nil),   // 48: saltpeter.store.v1.ClaimNotificationsRequest
+	(*NotificationsResponse)(nil),       // 49: saltpeter.store.v1.NotificationsResponse
+	(*NotificationResult)(nil),          // 50: saltpeter.store.v1.NotificationResult
+	(*FinishNotificationRequest)(nil),   // 51: saltpeter.store.v1.FinishNotificationRequest
+	(*NotificationFilter)(nil),          // 52: saltpeter.store.v1.NotificationFilter
+	(*AuditEntry)(nil),                  // 53: saltpeter.store.v1.AuditEntry
+	(*AppendAuditRequest)(nil),          // 54: saltpeter.store.v1.AppendAuditRequest
+	(*AppendAuditResponse)(nil),         // 55: saltpeter.store.v1.AppendAuditResponse
+	(*AuditFilter)(nil),                 // 56: saltpeter.store.v1.AuditFilter
+	(*ListAuditResponse)(nil),           // 57: saltpeter.store.v1.ListAuditResponse
+	(*LastRunsRequest)(nil),             // 58: saltpeter.store.v1.LastRunsRequest
+	(*RunSummary)(nil),                  // 59: saltpeter.store.v1.RunSummary
+	(*LastRunsResponse)(nil),            // 60: saltpeter.store.v1.LastRunsResponse
+	(*LastFiresRequest)(nil),            // 61: saltpeter.store.v1.LastFiresRequest
+	(*LastFiresResponse)(nil),           // 62: saltpeter.store.v1.LastFiresResponse
+	nil,                                 // 63: saltpeter.store.v1.RunSummary.MachineCountsEntry
+	nil,                                 // 64: saltpeter.store.v1.LastFiresResponse.SlotsEntry
+	(*timestamppb.Timestamp)(nil),       // 65: google.protobuf.Timestamp
 }
 var file_store_proto_store_proto_depIdxs = []int32{
-	0,  // 0: saltpeter.store.v1.ErrorDetail.kind:type_name -> saltpeter.store.v1.ErrorKind
-	60, // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
-	60, // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
-	60, // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
-	60, // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
-	60, // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
-	60, // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
-	60, // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
-	60, // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	60, // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
-	60, // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
-	5,  // 11: saltpeter.store.v1.Run.actions:type_name -> saltpeter.store.v1.Action
-	6,  // 12: saltpeter.store.v1.Run.machines:type_name -> saltpeter.store.v1.Machine
-	7,  // 13: saltpeter.store.v1.CreateRunRequest.run:type_name -> saltpeter.store.v1.Run
-	6,  // 14: saltpeter.store.v1.AddMachinesRequest.machines:type_name -> saltpeter.store.v1.Machine
-	60, // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
-	60, // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	60, // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
-	5,  // 18: saltpeter.store.v1.RunUpdate.add_action:type_name -> saltpeter.store.v1.Action
-	41, // 19: saltpeter.store.v1.RunUpdate.notifications:type_name -> saltpeter.store.v1.Notification
-	10, // 20: saltpeter.store.v1.UpdateRunRequest.update:type_name -> saltpeter.store.v1.RunUpdate
-	60, // 21: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
-	60, // 22: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
-	60, // 23: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
-	60, // 24: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
-	60, // 25: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
-	12, // 26: saltpeter.store.v1.UpdateMachineRequest.update:type_name -> saltpeter.store.v1.MachineUpdate
-	13, // 27: saltpeter.store.v1.UpdateMachinesRequest.items:type_name -> saltpeter.store.v1.UpdateMachineRequest
-	0,  // 28: saltpeter.store.v1.ItemResult.kind:type_name -> saltpeter.store.v1.ErrorKind
-	15, // 29: saltpeter.store.v1.UpdateMachinesResponse.results:type_name -> saltpeter.store.v1.ItemResult
-	60, // 30: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
-	7,  // 31: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
-	60, // 32: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
-	20, // 33: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
-	21, // 34: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
-	0,  // 35: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
-	23, // 36: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
-	60, // 37: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
-	60, // 38: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
-	28, // 39: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
-	60, // 40: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
-	31, // 41: saltpeter.store.v1.FireItem.record:type_name -> saltpeter.store.v1.RecordFireRequest
-	7,  // 42: saltpeter.store.v1.FireItem.run:type_name -> saltpeter.store.v1.Run
-	33, // 43: saltpeter.store.v1.FiresRequest.items:type_name -> saltpeter.store.v1.FireItem
-	15, // 44: saltpeter.store.v1.FireResult.error:type_name -> saltpeter.store.v1.ItemResult
-	35, // 45: saltpeter.store.v1.FiresResponse.results:type_name -> saltpeter.store.v1.FireResult
-	60, // 46: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
-	60, // 47: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
-	60, // 48: saltpeter.store.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
-	60, // 49: saltpeter.store.v1.Notification.due_at:type_name -> google.protobuf.Timestamp
-	60, // 50: saltpeter.store.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
-	41, // 51: saltpeter.store.v1.EnqueueNotificationsRequest.notifications:type_name -> saltpeter.store.v1.Notification
-	60, // 52: saltpeter.store.v1.ClaimNotificationsRequest.now:type_name -> google.protobuf.Timestamp
-	41, // 53: saltpeter.store.v1.NotificationsResponse.notifications:type_name -> saltpeter.store.v1.Notification
-	60, // 54: saltpeter.store.v1.NotificationResult.retry_at:type_name -> google.protobuf.Timestamp
-	60, // 55: saltpeter.store.v1.NotificationResult.at:type_name -> google.protobuf.Timestamp
-	45, // 56: saltpeter.store.v1.FinishNotificationRequest.result:type_name -> saltpeter.store.v1.NotificationResult
-	60, // 57: saltpeter.store.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	48, // 58: saltpeter.store.v1.AppendAuditRequest.entry:type_name -> saltpeter.store.v1.AuditEntry
-	48, // 59: saltpeter.store.v1.ListAuditResponse.entries:type_name -> saltpeter.store.v1.AuditEntry
-	7,  // 60: saltpeter.store.v1.RunSummary.run:type_name -> saltpeter.store.v1.Run
-	58, // 61: saltpeter.store.v1.RunSummary.machine_counts:type_name -> saltpeter.store.v1.RunSummary.MachineCountsEntry
-	54, // 62: saltpeter.store.v1.LastRunsResponse.runs:type_name -> saltpeter.store.v1.RunSummary
-	59, // 63: saltpeter.store.v1.LastFiresResponse.slots:type_name -> saltpeter.store.v1.LastFiresResponse.SlotsEntry
-	60, // 64: saltpeter.store.v1.LastFiresResponse.SlotsEntry.value:type_name -> google.protobuf.Timestamp
-	3,  // 65: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
-	8,  // 66: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	9,  // 67: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
-	11, // 68: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
-	11, // 69: saltpeter.store.v1.Store.UpdateRunNotify:input_type -> saltpeter.store.v1.UpdateRunRequest
-	13, // 70: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
-	14, // 71: saltpeter.store.v1.Store.UpdateMachines:input_type -> saltpeter.store.v1.UpdateMachinesRequest
-	17, // 72: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
-	18, // 73: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
-	53, // 74: saltpeter.store.v1.Store.LastRuns:input_type -> saltpeter.store.v1.LastRunsRequest
-	22, // 75: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
-	25, // 76: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
-	28, // 77: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
-	29, // 78: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
-	1,  // 79: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
-	27, // 80: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
-	1,  // 81: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
-	1,  // 82: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
-	31, // 83: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
-	8,  // 84: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
-	34, // 85: saltpeter.store.v1.Store.Fires:input_type -> saltpeter.store.v1.FiresRequest
-	37, // 86: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
-	56, // 87: saltpeter.store.v1.Store.LastFires:input_type -> saltpeter.store.v1.LastFiresRequest
-	39, // 88: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
-	42, // 89: saltpeter.store.v1.Store.EnqueueNotifications:input_type -> saltpeter.store.v1.EnqueueNotificationsRequest
-	43, // 90: saltpeter.store.v1.Store.ClaimNotifications:input_type -> saltpeter.store.v1.ClaimNotificationsRequest
-	46, // 91: saltpeter.store.v1.Store.FinishNotification:input_type -> saltpeter.store.v1.FinishNotificationRequest
-	47, // 92: saltpeter.store.v1.Store.ListNotifications:input_type -> saltpeter.store.v1.NotificationFilter
-	49, // 93: saltpeter.store.v1.Store.AppendAudit:input_type -> saltpeter.store.v1.AppendAuditRequest
-	51, // 94: saltpeter.store.v1.Store.ListAudit:input_type -> saltpeter.store.v1.AuditFilter
-	1,  // 95: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
-	1,  // 96: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
-	4,  // 97: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
-	1,  // 98: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 99: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
-	1,  // 100: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
-	1,  // 101: saltpeter.store.v1.Store.UpdateRunNotify:output_type -> saltpeter.store.v1.Empty
-	1,  // 102: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
-	16, // 103: saltpeter.store.v1.Store.UpdateMachines:output_type -> saltpeter.store.v1.UpdateMachinesResponse
-	7,  // 104: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
-	19, // 105: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
-	55, // 106: saltpeter.store.v1.Store.LastRuns:output_type -> saltpeter.store.v1.LastRunsResponse
-	24, // 107: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
-	26, // 108: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
-	1,  // 109: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
-	1,  // 110: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
-	30, // 111: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
-	1,  // 112: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
-	27, // 113: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
-	1,  // 114: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
-	32, // 115: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
-	32, // 116: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
-	36, // 117: saltpeter.store.v1.Store.Fires:output_type -> saltpeter.store.v1.FiresResponse
-	38, // 118: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
-	57, // 119: saltpeter.store.v1.Store.LastFires:output_type -> saltpeter.store.v1.LastFiresResponse
-	40, // 120: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
-	1,  // 121: saltpeter.store.v1.Store.EnqueueNotifications:output_type -> saltpeter.store.v1.Empty
-	44, // 122: saltpeter.store.v1.Store.ClaimNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
-	1,  // 123: saltpeter.store.v1.Store.FinishNotification:output_type -> saltpeter.store.v1.Empty
-	44, // 124: saltpeter.store.v1.Store.ListNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
-	50, // 125: saltpeter.store.v1.Store.AppendAudit:output_type -> saltpeter.store.v1.AppendAuditResponse
-	52, // 126: saltpeter.store.v1.Store.ListAudit:output_type -> saltpeter.store.v1.ListAuditResponse
-	1,  // 127: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
-	1,  // 128: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
-	97, // [97:129] is the sub-list for method output_type
-	65, // [65:97] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	0,   // 0: saltpeter.store.v1.ErrorDetail.kind:type_name -> saltpeter.store.v1.ErrorKind
+	65,  // 1: saltpeter.store.v1.Action.at:type_name -> google.protobuf.Timestamp
+	65,  // 2: saltpeter.store.v1.Machine.dispatched_at:type_name -> google.protobuf.Timestamp
+	65,  // 3: saltpeter.store.v1.Machine.connected_at:type_name -> google.protobuf.Timestamp
+	65,  // 4: saltpeter.store.v1.Machine.started_at:type_name -> google.protobuf.Timestamp
+	65,  // 5: saltpeter.store.v1.Machine.finished_at:type_name -> google.protobuf.Timestamp
+	65,  // 6: saltpeter.store.v1.Machine.last_heartbeat:type_name -> google.protobuf.Timestamp
+	65,  // 7: saltpeter.store.v1.Run.scheduled_for:type_name -> google.protobuf.Timestamp
+	65,  // 8: saltpeter.store.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	65,  // 9: saltpeter.store.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
+	65,  // 10: saltpeter.store.v1.Run.killed_at:type_name -> google.protobuf.Timestamp
+	5,   // 11: saltpeter.store.v1.Run.actions:type_name -> saltpeter.store.v1.Action
+	6,   // 12: saltpeter.store.v1.Run.machines:type_name -> saltpeter.store.v1.Machine
+	7,   // 13: saltpeter.store.v1.CreateRunRequest.run:type_name -> saltpeter.store.v1.Run
+	6,   // 14: saltpeter.store.v1.AddMachinesRequest.machines:type_name -> saltpeter.store.v1.Machine
+	65,  // 15: saltpeter.store.v1.RunUpdate.started_at:type_name -> google.protobuf.Timestamp
+	65,  // 16: saltpeter.store.v1.RunUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	65,  // 17: saltpeter.store.v1.RunUpdate.killed_at:type_name -> google.protobuf.Timestamp
+	5,   // 18: saltpeter.store.v1.RunUpdate.add_action:type_name -> saltpeter.store.v1.Action
+	46,  // 19: saltpeter.store.v1.RunUpdate.notifications:type_name -> saltpeter.store.v1.Notification
+	10,  // 20: saltpeter.store.v1.UpdateRunRequest.update:type_name -> saltpeter.store.v1.RunUpdate
+	65,  // 21: saltpeter.store.v1.MachineUpdate.dispatched_at:type_name -> google.protobuf.Timestamp
+	65,  // 22: saltpeter.store.v1.MachineUpdate.connected_at:type_name -> google.protobuf.Timestamp
+	65,  // 23: saltpeter.store.v1.MachineUpdate.started_at:type_name -> google.protobuf.Timestamp
+	65,  // 24: saltpeter.store.v1.MachineUpdate.finished_at:type_name -> google.protobuf.Timestamp
+	65,  // 25: saltpeter.store.v1.MachineUpdate.last_heartbeat:type_name -> google.protobuf.Timestamp
+	12,  // 26: saltpeter.store.v1.UpdateMachineRequest.update:type_name -> saltpeter.store.v1.MachineUpdate
+	13,  // 27: saltpeter.store.v1.UpdateMachinesRequest.items:type_name -> saltpeter.store.v1.UpdateMachineRequest
+	0,   // 28: saltpeter.store.v1.ItemResult.kind:type_name -> saltpeter.store.v1.ErrorKind
+	15,  // 29: saltpeter.store.v1.UpdateMachinesResponse.results:type_name -> saltpeter.store.v1.ItemResult
+	17,  // 30: saltpeter.store.v1.GetRunsRequest.items:type_name -> saltpeter.store.v1.GetRunRequest
+	7,   // 31: saltpeter.store.v1.RunResult.run:type_name -> saltpeter.store.v1.Run
+	15,  // 32: saltpeter.store.v1.RunResult.error:type_name -> saltpeter.store.v1.ItemResult
+	19,  // 33: saltpeter.store.v1.GetRunsResponse.results:type_name -> saltpeter.store.v1.RunResult
+	11,  // 34: saltpeter.store.v1.UpdateRunsRequest.items:type_name -> saltpeter.store.v1.UpdateRunRequest
+	15,  // 35: saltpeter.store.v1.UpdateRunsResponse.results:type_name -> saltpeter.store.v1.ItemResult
+	65,  // 36: saltpeter.store.v1.RunFilter.before:type_name -> google.protobuf.Timestamp
+	7,   // 37: saltpeter.store.v1.ListRunsResponse.runs:type_name -> saltpeter.store.v1.Run
+	65,  // 38: saltpeter.store.v1.Chunk.at:type_name -> google.protobuf.Timestamp
+	25,  // 39: saltpeter.store.v1.AppendItem.chunk:type_name -> saltpeter.store.v1.Chunk
+	26,  // 40: saltpeter.store.v1.AppendBatch.items:type_name -> saltpeter.store.v1.AppendItem
+	0,   // 41: saltpeter.store.v1.AppendResult.kind:type_name -> saltpeter.store.v1.ErrorKind
+	28,  // 42: saltpeter.store.v1.AppendResults.results:type_name -> saltpeter.store.v1.AppendResult
+	65,  // 43: saltpeter.store.v1.Maintenance.set_at:type_name -> google.protobuf.Timestamp
+	65,  // 44: saltpeter.store.v1.JobOverride.set_at:type_name -> google.protobuf.Timestamp
+	33,  // 45: saltpeter.store.v1.OverridesResponse.overrides:type_name -> saltpeter.store.v1.JobOverride
+	65,  // 46: saltpeter.store.v1.RecordFireRequest.slot:type_name -> google.protobuf.Timestamp
+	36,  // 47: saltpeter.store.v1.FireItem.record:type_name -> saltpeter.store.v1.RecordFireRequest
+	7,   // 48: saltpeter.store.v1.FireItem.run:type_name -> saltpeter.store.v1.Run
+	38,  // 49: saltpeter.store.v1.FiresRequest.items:type_name -> saltpeter.store.v1.FireItem
+	15,  // 50: saltpeter.store.v1.FireResult.error:type_name -> saltpeter.store.v1.ItemResult
+	40,  // 51: saltpeter.store.v1.FiresResponse.results:type_name -> saltpeter.store.v1.FireResult
+	65,  // 52: saltpeter.store.v1.LastFireResponse.slot:type_name -> google.protobuf.Timestamp
+	65,  // 53: saltpeter.store.v1.PruneRunsRequest.finished_before:type_name -> google.protobuf.Timestamp
+	65,  // 54: saltpeter.store.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
+	65,  // 55: saltpeter.store.v1.Notification.due_at:type_name -> google.protobuf.Timestamp
+	65,  // 56: saltpeter.store.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
+	46,  // 57: saltpeter.store.v1.EnqueueNotificationsRequest.notifications:type_name -> saltpeter.store.v1.Notification
+	65,  // 58: saltpeter.store.v1.ClaimNotificationsRequest.now:type_name -> google.protobuf.Timestamp
+	46,  // 59: saltpeter.store.v1.NotificationsResponse.notifications:type_name -> saltpeter.store.v1.Notification
+	65,  // 60: saltpeter.store.v1.NotificationResult.retry_at:type_name -> google.protobuf.Timestamp
+	65,  // 61: saltpeter.store.v1.NotificationResult.at:type_name -> google.protobuf.Timestamp
+	50,  // 62: saltpeter.store.v1.FinishNotificationRequest.result:type_name -> saltpeter.store.v1.NotificationResult
+	65,  // 63: saltpeter.store.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	53,  // 64: saltpeter.store.v1.AppendAuditRequest.entry:type_name -> saltpeter.store.v1.AuditEntry
+	53,  // 65: saltpeter.store.v1.ListAuditResponse.entries:type_name -> saltpeter.store.v1.AuditEntry
+	7,   // 66: saltpeter.store.v1.RunSummary.run:type_name -> saltpeter.store.v1.Run
+	63,  // 67: saltpeter.store.v1.RunSummary.machine_counts:type_name -> saltpeter.store.v1.RunSummary.MachineCountsEntry
+	59,  // 68: saltpeter.store.v1.LastRunsResponse.runs:type_name -> saltpeter.store.v1.RunSummary
+	64,  // 69: saltpeter.store.v1.LastFiresResponse.slots:type_name -> saltpeter.store.v1.LastFiresResponse.SlotsEntry
+	65,  // 70: saltpeter.store.v1.LastFiresResponse.SlotsEntry.value:type_name -> google.protobuf.Timestamp
+	3,   // 71: saltpeter.store.v1.Store.Configure:input_type -> saltpeter.store.v1.ConfigureRequest
+	8,   // 72: saltpeter.store.v1.Store.CreateRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	9,   // 73: saltpeter.store.v1.Store.AddMachines:input_type -> saltpeter.store.v1.AddMachinesRequest
+	11,  // 74: saltpeter.store.v1.Store.UpdateRun:input_type -> saltpeter.store.v1.UpdateRunRequest
+	11,  // 75: saltpeter.store.v1.Store.UpdateRunNotify:input_type -> saltpeter.store.v1.UpdateRunRequest
+	13,  // 76: saltpeter.store.v1.Store.UpdateMachine:input_type -> saltpeter.store.v1.UpdateMachineRequest
+	14,  // 77: saltpeter.store.v1.Store.UpdateMachines:input_type -> saltpeter.store.v1.UpdateMachinesRequest
+	17,  // 78: saltpeter.store.v1.Store.GetRun:input_type -> saltpeter.store.v1.GetRunRequest
+	18,  // 79: saltpeter.store.v1.Store.GetRuns:input_type -> saltpeter.store.v1.GetRunsRequest
+	21,  // 80: saltpeter.store.v1.Store.UpdateRuns:input_type -> saltpeter.store.v1.UpdateRunsRequest
+	23,  // 81: saltpeter.store.v1.Store.ListRuns:input_type -> saltpeter.store.v1.RunFilter
+	58,  // 82: saltpeter.store.v1.Store.LastRuns:input_type -> saltpeter.store.v1.LastRunsRequest
+	27,  // 83: saltpeter.store.v1.Store.AppendOutput:input_type -> saltpeter.store.v1.AppendBatch
+	30,  // 84: saltpeter.store.v1.Store.ReadOutput:input_type -> saltpeter.store.v1.OutputQuery
+	33,  // 85: saltpeter.store.v1.Store.SetOverride:input_type -> saltpeter.store.v1.JobOverride
+	34,  // 86: saltpeter.store.v1.Store.DeleteOverride:input_type -> saltpeter.store.v1.DeleteOverrideRequest
+	1,   // 87: saltpeter.store.v1.Store.Overrides:input_type -> saltpeter.store.v1.Empty
+	32,  // 88: saltpeter.store.v1.Store.SetMaintenance:input_type -> saltpeter.store.v1.Maintenance
+	1,   // 89: saltpeter.store.v1.Store.GetMaintenance:input_type -> saltpeter.store.v1.Empty
+	1,   // 90: saltpeter.store.v1.Store.DeleteMaintenance:input_type -> saltpeter.store.v1.Empty
+	36,  // 91: saltpeter.store.v1.Store.RecordFire:input_type -> saltpeter.store.v1.RecordFireRequest
+	8,   // 92: saltpeter.store.v1.Store.FireRun:input_type -> saltpeter.store.v1.CreateRunRequest
+	39,  // 93: saltpeter.store.v1.Store.Fires:input_type -> saltpeter.store.v1.FiresRequest
+	42,  // 94: saltpeter.store.v1.Store.LastFire:input_type -> saltpeter.store.v1.LastFireRequest
+	61,  // 95: saltpeter.store.v1.Store.LastFires:input_type -> saltpeter.store.v1.LastFiresRequest
+	44,  // 96: saltpeter.store.v1.Store.PruneRuns:input_type -> saltpeter.store.v1.PruneRunsRequest
+	47,  // 97: saltpeter.store.v1.Store.EnqueueNotifications:input_type -> saltpeter.store.v1.EnqueueNotificationsRequest
+	48,  // 98: saltpeter.store.v1.Store.ClaimNotifications:input_type -> saltpeter.store.v1.ClaimNotificationsRequest
+	51,  // 99: saltpeter.store.v1.Store.FinishNotification:input_type -> saltpeter.store.v1.FinishNotificationRequest
+	52,  // 100: saltpeter.store.v1.Store.ListNotifications:input_type -> saltpeter.store.v1.NotificationFilter
+	54,  // 101: saltpeter.store.v1.Store.AppendAudit:input_type -> saltpeter.store.v1.AppendAuditRequest
+	56,  // 102: saltpeter.store.v1.Store.ListAudit:input_type -> saltpeter.store.v1.AuditFilter
+	1,   // 103: saltpeter.store.v1.Store.Ping:input_type -> saltpeter.store.v1.Empty
+	1,   // 104: saltpeter.store.v1.Store.Close:input_type -> saltpeter.store.v1.Empty
+	4,   // 105: saltpeter.store.v1.Store.Configure:output_type -> saltpeter.store.v1.ConfigureResponse
+	1,   // 106: saltpeter.store.v1.Store.CreateRun:output_type -> saltpeter.store.v1.Empty
+	1,   // 107: saltpeter.store.v1.Store.AddMachines:output_type -> saltpeter.store.v1.Empty
+	1,   // 108: saltpeter.store.v1.Store.UpdateRun:output_type -> saltpeter.store.v1.Empty
+	1,   // 109: saltpeter.store.v1.Store.UpdateRunNotify:output_type -> saltpeter.store.v1.Empty
+	1,   // 110: saltpeter.store.v1.Store.UpdateMachine:output_type -> saltpeter.store.v1.Empty
+	16,  // 111: saltpeter.store.v1.Store.UpdateMachines:output_type -> saltpeter.store.v1.UpdateMachinesResponse
+	7,   // 112: saltpeter.store.v1.Store.GetRun:output_type -> saltpeter.store.v1.Run
+	20,  // 113: saltpeter.store.v1.Store.GetRuns:output_type -> saltpeter.store.v1.GetRunsResponse
+	22,  // 114: saltpeter.store.v1.Store.UpdateRuns:output_type -> saltpeter.store.v1.UpdateRunsResponse
+	24,  // 115: saltpeter.store.v1.Store.ListRuns:output_type -> saltpeter.store.v1.ListRunsResponse
+	60,  // 116: saltpeter.store.v1.Store.LastRuns:output_type -> saltpeter.store.v1.LastRunsResponse
+	29,  // 117: saltpeter.store.v1.Store.AppendOutput:output_type -> saltpeter.store.v1.AppendResults
+	31,  // 118: saltpeter.store.v1.Store.ReadOutput:output_type -> saltpeter.store.v1.ReadOutputResponse
+	1,   // 119: saltpeter.store.v1.Store.SetOverride:output_type -> saltpeter.store.v1.Empty
+	1,   // 120: saltpeter.store.v1.Store.DeleteOverride:output_type -> saltpeter.store.v1.Empty
+	35,  // 121: saltpeter.store.v1.Store.Overrides:output_type -> saltpeter.store.v1.OverridesResponse
+	1,   // 122: saltpeter.store.v1.Store.SetMaintenance:output_type -> saltpeter.store.v1.Empty
+	32,  // 123: saltpeter.store.v1.Store.GetMaintenance:output_type -> saltpeter.store.v1.Maintenance
+	1,   // 124: saltpeter.store.v1.Store.DeleteMaintenance:output_type -> saltpeter.store.v1.Empty
+	37,  // 125: saltpeter.store.v1.Store.RecordFire:output_type -> saltpeter.store.v1.RecordFireResponse
+	37,  // 126: saltpeter.store.v1.Store.FireRun:output_type -> saltpeter.store.v1.RecordFireResponse
+	41,  // 127: saltpeter.store.v1.Store.Fires:output_type -> saltpeter.store.v1.FiresResponse
+	43,  // 128: saltpeter.store.v1.Store.LastFire:output_type -> saltpeter.store.v1.LastFireResponse
+	62,  // 129: saltpeter.store.v1.Store.LastFires:output_type -> saltpeter.store.v1.LastFiresResponse
+	45,  // 130: saltpeter.store.v1.Store.PruneRuns:output_type -> saltpeter.store.v1.PruneRunsResponse
+	1,   // 131: saltpeter.store.v1.Store.EnqueueNotifications:output_type -> saltpeter.store.v1.Empty
+	49,  // 132: saltpeter.store.v1.Store.ClaimNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	1,   // 133: saltpeter.store.v1.Store.FinishNotification:output_type -> saltpeter.store.v1.Empty
+	49,  // 134: saltpeter.store.v1.Store.ListNotifications:output_type -> saltpeter.store.v1.NotificationsResponse
+	55,  // 135: saltpeter.store.v1.Store.AppendAudit:output_type -> saltpeter.store.v1.AppendAuditResponse
+	57,  // 136: saltpeter.store.v1.Store.ListAudit:output_type -> saltpeter.store.v1.ListAuditResponse
+	1,   // 137: saltpeter.store.v1.Store.Ping:output_type -> saltpeter.store.v1.Empty
+	1,   // 138: saltpeter.store.v1.Store.Close:output_type -> saltpeter.store.v1.Empty
+	105, // [105:139] is the sub-list for method output_type
+	71,  // [71:105] is the sub-list for method input_type
+	71,  // [71:71] is the sub-list for extension type_name
+	71,  // [71:71] is the sub-list for extension extendee
+	0,   // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_store_proto_init() }
@@ -4270,15 +4528,15 @@ func file_store_proto_store_proto_init() {
 	file_store_proto_store_proto_msgTypes[6].OneofWrappers = []any{}
 	file_store_proto_store_proto_msgTypes[9].OneofWrappers = []any{}
 	file_store_proto_store_proto_msgTypes[11].OneofWrappers = []any{}
-	file_store_proto_store_proto_msgTypes[19].OneofWrappers = []any{}
-	file_store_proto_store_proto_msgTypes[40].OneofWrappers = []any{}
+	file_store_proto_store_proto_msgTypes[24].OneofWrappers = []any{}
+	file_store_proto_store_proto_msgTypes[45].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_store_proto_rawDesc), len(file_store_proto_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   59,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

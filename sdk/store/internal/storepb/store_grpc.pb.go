@@ -27,6 +27,8 @@ const (
 	Store_UpdateMachine_FullMethodName        = "/saltpeter.store.v1.Store/UpdateMachine"
 	Store_UpdateMachines_FullMethodName       = "/saltpeter.store.v1.Store/UpdateMachines"
 	Store_GetRun_FullMethodName               = "/saltpeter.store.v1.Store/GetRun"
+	Store_GetRuns_FullMethodName              = "/saltpeter.store.v1.Store/GetRuns"
+	Store_UpdateRuns_FullMethodName           = "/saltpeter.store.v1.Store/UpdateRuns"
 	Store_ListRuns_FullMethodName             = "/saltpeter.store.v1.Store/ListRuns"
 	Store_LastRuns_FullMethodName             = "/saltpeter.store.v1.Store/LastRuns"
 	Store_AppendOutput_FullMethodName         = "/saltpeter.store.v1.Store/AppendOutput"
@@ -91,6 +93,16 @@ type StoreClient interface {
 	// nothing, and the core goes back to UpdateMachine.
 	UpdateMachines(ctx context.Context, in *UpdateMachinesRequest, opts ...grpc.CallOption) (*UpdateMachinesResponse, error)
 	GetRun(ctx context.Context, in *GetRunRequest, opts ...grpc.CallOption) (*Run, error)
+	// GetRuns is a batch of GetRun calls, each item answered with what
+	// GetRun would have answered. A plugin built before it answers
+	// UNIMPLEMENTED.
+	GetRuns(ctx context.Context, in *GetRunsRequest, opts ...grpc.CallOption) (*GetRunsResponse, error)
+	// UpdateRuns is a batch of UpdateRun calls, notifications included: the
+	// plugin applies the items of one run_id in the order given, and
+	// answers one result per item, in order, each what UpdateRun would
+	// have answered. A plugin built before it answers UNIMPLEMENTED,
+	// changing nothing.
+	UpdateRuns(ctx context.Context, in *UpdateRunsRequest, opts ...grpc.CallOption) (*UpdateRunsResponse, error)
 	ListRuns(ctx context.Context, in *RunFilter, opts ...grpc.CallOption) (*ListRunsResponse, error)
 	// LastRuns answers, for each job named (every job with a run when none
 	// is), its latest run in ListRuns's order with at most machines of its
@@ -230,6 +242,26 @@ func (c *storeClient) GetRun(ctx context.Context, in *GetRunRequest, opts ...grp
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Run)
 	err := c.cc.Invoke(ctx, Store_GetRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) GetRuns(ctx context.Context, in *GetRunsRequest, opts ...grpc.CallOption) (*GetRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRunsResponse)
+	err := c.cc.Invoke(ctx, Store_GetRuns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeClient) UpdateRuns(ctx context.Context, in *UpdateRunsRequest, opts ...grpc.CallOption) (*UpdateRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateRunsResponse)
+	err := c.cc.Invoke(ctx, Store_UpdateRuns_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -517,6 +549,16 @@ type StoreServer interface {
 	// nothing, and the core goes back to UpdateMachine.
 	UpdateMachines(context.Context, *UpdateMachinesRequest) (*UpdateMachinesResponse, error)
 	GetRun(context.Context, *GetRunRequest) (*Run, error)
+	// GetRuns is a batch of GetRun calls, each item answered with what
+	// GetRun would have answered. A plugin built before it answers
+	// UNIMPLEMENTED.
+	GetRuns(context.Context, *GetRunsRequest) (*GetRunsResponse, error)
+	// UpdateRuns is a batch of UpdateRun calls, notifications included: the
+	// plugin applies the items of one run_id in the order given, and
+	// answers one result per item, in order, each what UpdateRun would
+	// have answered. A plugin built before it answers UNIMPLEMENTED,
+	// changing nothing.
+	UpdateRuns(context.Context, *UpdateRunsRequest) (*UpdateRunsResponse, error)
 	ListRuns(context.Context, *RunFilter) (*ListRunsResponse, error)
 	// LastRuns answers, for each job named (every job with a run when none
 	// is), its latest run in ListRuns's order with at most machines of its
@@ -605,6 +647,12 @@ func (UnimplementedStoreServer) UpdateMachines(context.Context, *UpdateMachinesR
 }
 func (UnimplementedStoreServer) GetRun(context.Context, *GetRunRequest) (*Run, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetRun not implemented")
+}
+func (UnimplementedStoreServer) GetRuns(context.Context, *GetRunsRequest) (*GetRunsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetRuns not implemented")
+}
+func (UnimplementedStoreServer) UpdateRuns(context.Context, *UpdateRunsRequest) (*UpdateRunsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateRuns not implemented")
 }
 func (UnimplementedStoreServer) ListRuns(context.Context, *RunFilter) (*ListRunsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListRuns not implemented")
@@ -839,6 +887,42 @@ func _Store_GetRun_Handler(srv interface{}, ctx context.Context, dec func(interf
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(StoreServer).GetRun(ctx, req.(*GetRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_GetRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).GetRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_GetRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).GetRuns(ctx, req.(*GetRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Store_UpdateRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).UpdateRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_UpdateRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).UpdateRuns(ctx, req.(*UpdateRunsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1302,6 +1386,14 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRun",
 			Handler:    _Store_GetRun_Handler,
+		},
+		{
+			MethodName: "GetRuns",
+			Handler:    _Store_GetRuns_Handler,
+		},
+		{
+			MethodName: "UpdateRuns",
+			Handler:    _Store_UpdateRuns_Handler,
 		},
 		{
 			MethodName: "ListRuns",

@@ -1,0 +1,118 @@
+package store
+
+import (
+	"context"
+	"math"
+
+	"google.golang.org/grpc"
+
+	"github.com/saltpeter/saltpeter/sdk/store/internal/storepb"
+)
+
+// A run's end is a GetRun (its machines, to aggregate their statuses) and
+// an UpdateRun (its status and notifications), and at a thousand runs a
+// second those come many at once, as fires do (fires.go). The client
+// combines each kind as it does machine updates (combine.go): GetRuns
+// calls, up to four in flight, since reads have no order to keep; and
+// UpdateRuns calls, one in flight, since a run's updates must apply in
+// their order. The plugin serves a batch's items side by side, each run's
+// in order.
+
+// runsInFlight is how many GetRun calls (lone or batched) may be in
+// flight at once.
+const runsInFlight = 4
+
+// runReader is a GRPCClient's queue of GetRun calls.
+type runReader = combiner[*storepb.GetRunRequest, *storepb.Run]
+
+func newRunReader(client storepb.StoreClient) *runReader {
+	return &runReader{
+		one: func(ctx context.Context, item *storepb.GetRunRequest) (*storepb.Run, error) {
+			r, err := client.GetRun(ctx, item)
+			return r, fromStatus(err)
+		},
+		many: func(ctx context.Context, items []*storepb.GetRunRequest) ([]outcome[*storepb.Run], error) {
+			// Runs of many machines are big, and a batch holds several:
+			// the answer may exceed gRPC's default 4 MB.
+			resp, err := client.GetRuns(ctx, &storepb.GetRunsRequest{Items: items}, grpc.MaxCallRecvMsgSize(math.MaxInt32))
+			if err != nil {
+				return nil, err
+			}
+			outs := make([]outcome[*storepb.Run], len(resp.GetResults()))
+			for i, r := range resp.GetResults() {
+				outs[i] = outcome[*storepb.Run]{res: r.GetRun(), err: itemError(r.GetError())}
+			}
+			return outs, nil
+		},
+		key:      func(item *storepb.GetRunRequest) machineKey { return machineKey{run: item.GetRunId()} },
+		what:     "run reads",
+		parallel: runsInFlight,
+	}
+}
+
+// runUpdater is a GRPCClient's queue of UpdateRun calls.
+type runUpdater = combiner[*storepb.UpdateRunRequest, struct{}]
+
+func newRunUpdater(client storepb.StoreClient) *runUpdater {
+	return &runUpdater{
+		one: func(ctx context.Context, item *storepb.UpdateRunRequest) (struct{}, error) {
+			// An update that carries notifications goes as
+			// UpdateRunNotify, which a plugin built before the outbox
+			// refuses (errors.ErrUnsupported) instead of applying the
+			// rest and dropping them. A plugin that knows UpdateRuns
+			// knows notifications.
+			var err error
+			if len(item.GetUpdate().GetNotifications()) > 0 {
+				_, err = client.UpdateRunNotify(ctx, item)
+			} else {
+				_, err = client.UpdateRun(ctx, item)
+			}
+			return struct{}{}, fromStatus(err)
+		},
+		many: func(ctx context.Context, items []*storepb.UpdateRunRequest) ([]outcome[struct{}], error) {
+			resp, err := client.UpdateRuns(ctx, &storepb.UpdateRunsRequest{Items: items})
+			if err != nil {
+				return nil, err
+			}
+			outs := make([]outcome[struct{}], len(resp.GetResults()))
+			for i, r := range resp.GetResults() {
+				outs[i].err = itemError(r)
+			}
+			return outs, nil
+		},
+		key:  func(item *storepb.UpdateRunRequest) machineKey { return machineKey{run: item.GetRunId()} },
+		what: "run updates",
+	}
+}
+
+// GetRuns implements the gRPC service: a batch of GetRun calls, side by
+// side, each answered as its own call would have been.
+func (s *GRPCServer) GetRuns(ctx context.Context, req *storepb.GetRunsRequest) (*storepb.GetRunsResponse, error) {
+	items := req.GetItems()
+	resp := &storepb.GetRunsResponse{Results: make([]*storepb.RunResult, len(items))}
+	inOrderByKey(len(items), maxConcurrentUpdates, func(i int) machineKey { return machineKey{run: items[i].GetRunId()} }, func(i int) {
+		r, err := s.Impl.GetRun(ctx, items[i].GetRunId())
+		res := &storepb.RunResult{Error: itemResult(err)}
+		if err == nil {
+			res.Run = pbRun(r)
+		}
+		resp.Results[i] = res
+	})
+	return resp, nil
+}
+
+// UpdateRuns implements the gRPC service: a batch of UpdateRun calls, side
+// by side, each run's in order, each answered as its own call would have
+// been.
+func (s *GRPCServer) UpdateRuns(ctx context.Context, req *storepb.UpdateRunsRequest) (*storepb.UpdateRunsResponse, error) {
+	items := req.GetItems()
+	resp := &storepb.UpdateRunsResponse{Results: make([]*storepb.ItemResult, len(items))}
+	inOrderByKey(len(items), maxConcurrentUpdates, func(i int) machineKey { return machineKey{run: items[i].GetRunId()} }, func(i int) {
+		u := items[i].GetUpdate()
+		if u == nil {
+			u = &storepb.RunUpdate{}
+		}
+		resp.Results[i] = itemResult(s.Impl.UpdateRun(ctx, items[i].GetRunId(), goRunUpdate(u)))
+	})
+	return resp, nil
+}
