@@ -56,10 +56,11 @@ func (c *GRPCClient) AddMachines(ctx context.Context, runID string, machines []M
 
 // UpdateRun implements Store. It is queued as UpdateMachine is: a call
 // that finds another in flight goes in one UpdateRuns call with the
-// others queued beside it (see runUpdater), each run's in order. An update
-// that carries notifications goes alone as UpdateRunNotify, which a
-// plugin built before the outbox refuses (errors.ErrUnsupported) instead
-// of applying the rest and dropping them.
+// others queued beside it (see runUpdater), each run's in order. Sent
+// alone, an update that carries notifications goes as UpdateRunNotify,
+// which a plugin built before the outbox refuses (errors.ErrUnsupported)
+// instead of applying the rest and dropping them; a plugin that takes
+// UpdateRuns knows notifications.
 func (c *GRPCClient) UpdateRun(ctx context.Context, runID string, u RunUpdate) error {
 	_, err := c.runUpd.call(ctx, &storepb.UpdateRunRequest{RunId: runID, Update: pbRunUpdate(u)})
 	return err

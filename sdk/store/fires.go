@@ -14,15 +14,14 @@ import (
 // of calls, each with gRPC's cost per call on both ends: 7% of a core's
 // CPU at 5,000 jobs a second (BenchmarkSimScheduledRuns). The client
 // combines them as it does machine updates (combine.go), in Fires calls.
-// The plugin applies a batch's items side by side, so that a store that
-// group-commits concurrent writes merges them.
+// The plugin hands a batch to a store.FireBatcher whole (SQLite's joins
+// its group commit), else applies its items side by side.
 
 // firesInFlight is how many fire calls (lone or batched) may be in flight
 // at once. The core's scheduler holds a bounded number of firings while
 // they are recorded, so a fire's latency bounds how many a second it
-// fires: with one batch in flight, each fire waited for the batch ahead
-// of it as well as its own, and at 5,000 jobs a second the scheduler fell
-// behind (BenchmarkSimScheduledRuns). Side by side, a job's fires may be
+// fires, and with one batch in flight a queued fire waits for the batch
+// ahead of it as well as its own. Side by side, a job's fires may be
 // recorded out of order; each is its own slot, so none depends on
 // another.
 const firesInFlight = 4
@@ -59,8 +58,8 @@ func newFirer(client storepb.StoreClient) *firer {
 	}
 }
 
-// fireKey orders a job's fires: those of one job are applied in their
-// order, as the core made them.
+// fireKey orders a job's fires within a batch: those of one job are
+// applied in the order the core made them.
 func fireKey(item *storepb.FireItem) machineKey {
 	if run := item.GetRun(); run != nil {
 		return machineKey{run: run.GetJob()}
