@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/saltpeter/saltpeter/sdk/store/internal/storepb"
 )
 
 // A combiner is a GRPCClient's queue of one kind of small unary call that
@@ -306,6 +308,16 @@ func (c *combiner[I, R]) sendBatch(ctx context.Context, batch []*queuedCall[I, R
 			q.done <- o
 		}
 	})
+}
+
+// errOutcomes are the outcomes of a batch whose items answer only an
+// error each.
+func errOutcomes(results []*storepb.ItemResult) []outcome[struct{}] {
+	outs := make([]outcome[struct{}], len(results))
+	for i, r := range results {
+		outs[i].err = itemError(r)
+	}
+	return outs
 }
 
 // ctxError is what a unary call answers when its ctx ended: a status of

@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
 
 	"github.com/saltpeter/saltpeter/sdk/store/internal/storepb"
 )
@@ -232,13 +229,8 @@ func TestFiresFallBack(t *testing.T) {
 	old := &fireOnlyPlugin{s: newFireStore()}
 	g := newGate("held")
 	old.s.hold = g.hold
-	var batchCalls atomic.Int64
-	client := dialOld(t, old, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if path.Base(info.FullMethod) == "Fires" {
-			batchCalls.Add(1)
-		}
-		return handler(ctx, req)
-	}))
+	counted, batchCalls := countCalls("Fires")
+	client := dialOld(t, old, counted)
 	queued := make(chan int, 64)
 	client.fires.onQueue = func(n int) { queued <- n }
 

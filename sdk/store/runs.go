@@ -74,11 +74,7 @@ func newRunUpdater(client storepb.StoreClient) *runUpdater {
 			if err != nil {
 				return nil, err
 			}
-			outs := make([]outcome[struct{}], len(resp.GetResults()))
-			for i, r := range resp.GetResults() {
-				outs[i].err = itemError(r)
-			}
-			return outs, nil
+			return errOutcomes(resp.GetResults()), nil
 		},
 		key:  func(item *storepb.UpdateRunRequest) machineKey { return machineKey{run: item.GetRunId()} },
 		what: "run updates",

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"sync/atomic"
 	"testing"
-
-	"google.golang.org/grpc"
 
 	"github.com/saltpeter/saltpeter/sdk/store/internal/storepb"
 )
@@ -246,13 +243,8 @@ func TestUpdateRunsFallBack(t *testing.T) {
 	old := &runOnlyPlugin{s: newRunStore("held", "a", "b")}
 	g := newGate("held")
 	old.s.hold = g.hold
-	var batchCalls atomic.Int64
-	client := dialOld(t, old, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if path.Base(info.FullMethod) == "UpdateRuns" {
-			batchCalls.Add(1)
-		}
-		return handler(ctx, req)
-	}))
+	counted, batchCalls := countCalls("UpdateRuns")
+	client := dialOld(t, old, counted)
 	queued := make(chan int, 64)
 	client.runUpd.onQueue = func(n int) { queued <- n }
 	ctx := context.Background()

@@ -39,11 +39,7 @@ func newUpdater(client storepb.StoreClient) *updater {
 			if err != nil {
 				return nil, err
 			}
-			outs := make([]outcome[struct{}], len(resp.GetResults()))
-			for i, r := range resp.GetResults() {
-				outs[i].err = itemError(r)
-			}
-			return outs, nil
+			return errOutcomes(resp.GetResults()), nil
 		},
 		key: func(item *storepb.UpdateMachineRequest) machineKey {
 			return machineKey{item.GetRunId(), item.GetMachine()}

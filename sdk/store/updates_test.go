@@ -375,6 +375,17 @@ func (p *machineOnlyPlugin) UpdateMachine(ctx context.Context, req *storepb.Upda
 	return (&GRPCServer{Impl: p.s}).UpdateMachine(ctx, req)
 }
 
+// countCalls is a server option that counts the calls of one method.
+func countCalls(method string) (grpc.ServerOption, *atomic.Int64) {
+	n := new(atomic.Int64)
+	return grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if path.Base(info.FullMethod) == method {
+			n.Add(1)
+		}
+		return handler(ctx, req)
+	}), n
+}
+
 // TestUpdateMachineFallsBack: against a plugin without UpdateMachines the
 // batch it refused is sent again call by call, and every call after it
 // goes alone, for the life of the client; callers get their own answers.
@@ -388,13 +399,8 @@ func TestUpdateMachineFallsBack(t *testing.T) {
 		}
 		return g2.hold(ctx, machine)
 	}
-	var batchCalls atomic.Int64
-	client := dialOld(t, old, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if path.Base(info.FullMethod) == "UpdateMachines" {
-			batchCalls.Add(1)
-		}
-		return handler(ctx, req)
-	}))
+	counted, batchCalls := countCalls("UpdateMachines")
+	client := dialOld(t, old, counted)
 	queued := make(chan int, 64)
 	client.upd.onQueue = func(n int) { queued <- n }
 	ctx := context.Background()
