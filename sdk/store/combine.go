@@ -16,12 +16,12 @@ import (
 // A combiner is a GRPCClient's queue of one kind of small unary call that
 // the plugin also takes in batches: UpdateMachine (updates.go), RecordFire
 // and FireRun (fires.go), GetRun and UpdateRun (runs.go). A call that
-// finds nothing in flight goes at once as the unary call, from its
-// caller's goroutine and in its caller's ctx: a lone call costs exactly
-// what it did. While a call or a
-// batch is in flight, the calls that arrive wait and go together in the
-// next batched call, and each caller waits for its own result; under load
-// the batches grow by themselves, without a timer. gRPC's cost is per
+// finds room in flight (nothing, for most) goes at once as the unary
+// call, from its caller's goroutine and in its caller's ctx: a lone call
+// costs exactly what it did. The calls that arrive while the room is
+// taken wait and go together in the next batched call, and each caller
+// waits for its own result; under load the batches grow by themselves,
+// without a timer. gRPC's cost is per
 // call (a stream, its headers, a goroutine and a few KiB of garbage on
 // each end), so a burst of small calls costs a few calls' worth.
 //
@@ -90,8 +90,8 @@ type sharedBatch struct {
 	waiting int // guarded by combiner.mu
 }
 
-// call sends item alone when nothing is in flight, else queues it, and
-// waits for its result or the end of ctx.
+// call sends item alone when there is room in flight, else queues it,
+// and waits for its result or the end of ctx.
 func (c *combiner[I, R]) call(ctx context.Context, item I) (R, error) {
 	c.mu.Lock()
 	if c.unary {
