@@ -77,27 +77,18 @@ func (fc fireCase) call(ctx context.Context, c *GRPCClient) (bool, error) {
 	return c.FireRun(ctx, Run{ID: fc.run, Job: fc.job, ScheduledFor: slot, Status: StatusRunning})
 }
 
-// fireAnswer is a fire call's answer.
-type fireAnswer struct {
-	first bool
-	err   error
-}
-
-// queueFires starts the calls one at a time, each once the one before has
-// joined the queue (queued is what c.fires.onQueue sends on), and returns
-// their answers, in order.
-func queueFires(t *testing.T, c *GRPCClient, queued <-chan int, calls []fireCase) []chan fireAnswer {
+// queueFires queues the calls in the order given (see queueCalls);
+// queued must be what c.fires.onQueue sends on. Each call's first answer
+// is in firsts once its error has come.
+func queueFires(t *testing.T, c *GRPCClient, queued <-chan int, calls []fireCase) (firsts []bool, errs []chan error) {
 	t.Helper()
-	out := make([]chan fireAnswer, len(calls))
-	for i, fc := range calls {
-		out[i] = make(chan fireAnswer, 1)
-		go func() {
-			first, err := fc.call(context.Background(), c)
-			out[i] <- fireAnswer{first, err}
-		}()
-		await(t, queued, fmt.Sprintf("fire %d to queue", i))
-	}
-	return out
+	firsts = make([]bool, len(calls))
+	errs = queueCalls(t, queued, len(calls), func(i int) error {
+		first, err := calls[i].call(context.Background(), c)
+		firsts[i] = first
+		return err
+	})
+	return firsts, errs
 }
 
 // holdFires sends firesInFlight RecordFire calls of g's job, which find
@@ -105,26 +96,10 @@ func queueFires(t *testing.T, c *GRPCClient, queued <-chan int, calls []fireCase
 // the store: the calls after them queue.
 func holdFires(t *testing.T, c *GRPCClient, g *gate) chan error {
 	t.Helper()
-	out := make(chan error, firesInFlight)
-	for i := range firesInFlight {
-		go func() {
-			_, err := c.RecordFire(context.Background(), g.machine, time.Unix(int64(i+1), 0), "")
-			out <- err
-		}()
-		await(t, g.entered, fmt.Sprintf("lone fire %d in the store", i))
-	}
-	return out
-}
-
-// releaseFires opens g and checks the held calls' answers.
-func releaseFires(t *testing.T, g *gate, held chan error) {
-	t.Helper()
-	close(g.open)
-	for i := range firesInFlight {
-		if err := await(t, held, fmt.Sprintf("held fire %d's answer", i)); err != nil {
-			t.Fatalf("a held fire: %v", err)
-		}
-	}
+	return holdCalls(t, g, firesInFlight, func() error {
+		_, err := c.RecordFire(context.Background(), g.machine, time.Unix(1, 0), "")
+		return err
+	})
 }
 
 // fireCases are the calls both tests queue behind a held one: a job's
@@ -142,15 +117,15 @@ var fireCases = []fireCase{
 }
 
 // checkFires checks each call's answer and what the store recorded, and
-// returns the answers.
-func checkFires(t *testing.T, answers []chan fireAnswer, s *fireStore) []fireAnswer {
+// returns the calls' errors.
+func checkFires(t *testing.T, firsts []bool, answers []chan error, s *fireStore) []error {
 	t.Helper()
-	all := make([]fireAnswer, len(fireCases))
+	errs := make([]error, len(fireCases))
 	for i, fc := range fireCases {
-		got := await(t, answers[i], fmt.Sprintf("fire %d's answer", i))
-		all[i] = got
-		if got.first != fc.first || !errors.Is(got.err, fc.want) || (fc.want == nil) != (got.err == nil) {
-			t.Errorf("fire %d (%s at %d, run %q): %v, %v; want %v, %v", i, fc.job, fc.slot, fc.run, got.first, got.err, fc.first, fc.want)
+		err := await(t, answers[i], fmt.Sprintf("fire %d's answer", i))
+		errs[i] = err
+		if firsts[i] != fc.first || !errors.Is(err, fc.want) || (fc.want == nil) != (err == nil) {
+			t.Errorf("fire %d (%s at %d, run %q): %v, %v; want %v, %v", i, fc.job, fc.slot, fc.run, firsts[i], err, fc.first, fc.want)
 		}
 	}
 	var a, b []string
@@ -168,7 +143,7 @@ func checkFires(t *testing.T, answers []chan fireAnswer, s *fireStore) []fireAns
 	if want := []string{"b@60=r1", "b@61=r3"}; !slices.Equal(b, want) {
 		t.Errorf("job b recorded %v, want %v", b, want)
 	}
-	return all
+	return errs
 }
 
 // TestFiresBatch: fires that arrive while firesInFlight are in flight go
@@ -183,9 +158,9 @@ func TestFiresBatch(t *testing.T) {
 	c.client.fires.onQueue = func(n int) { queued <- n }
 
 	held := holdFires(t, c.client, g)
-	answers := queueFires(t, c.client, queued, fireCases)
-	releaseFires(t, g, held)
-	got := checkFires(t, answers, s)
+	firsts, answers := queueFires(t, c.client, queued, fireCases)
+	release(t, g, held, firesInFlight)
+	got := checkFires(t, firsts, answers, s)
 	if n, rec, run := c.calls("Fires"), c.calls("RecordFire"), c.calls("FireRun"); n != 1 || rec != firesInFlight || run != 0 {
 		t.Errorf("%d fires went in %d Fires, %d RecordFire and %d FireRun calls, want 1, %d and 0 (the first alone, then the rest together)",
 			len(fireCases)+firesInFlight, n, rec, run, firesInFlight)
@@ -201,7 +176,7 @@ func TestFiresBatch(t *testing.T) {
 			item = &storepb.FireItem{Run: pbRun(Run{ID: fc.run, Job: fc.job, ScheduledFor: slot, Status: StatusRunning})}
 		}
 		_, unary := c.client.fires.one(context.Background(), item)
-		t.Run(fmt.Sprintf("fire %d is the unary error", i), func(t *testing.T) { sameError(t, got[i].err, unary) })
+		t.Run(fmt.Sprintf("fire %d is the unary error", i), func(t *testing.T) { sameError(t, got[i], unary) })
 	}
 }
 
@@ -235,9 +210,9 @@ func TestFiresFallBack(t *testing.T) {
 	client.fires.onQueue = func(n int) { queued <- n }
 
 	held := holdFires(t, client, g)
-	answers := queueFires(t, client, queued, fireCases)
-	releaseFires(t, g, held)
-	checkFires(t, answers, old.s)
+	firsts, answers := queueFires(t, client, queued, fireCases)
+	release(t, g, held, firesInFlight)
+	checkFires(t, firsts, answers, old.s)
 	if n, unary := batchCalls.Load(), old.unary.Load(); n != 1 || unary != int64(len(fireCases)+firesInFlight) {
 		t.Errorf("the old plugin got %d Fires and %d unary fires, want 1 and %d", n, unary, len(fireCases)+firesInFlight)
 	}

@@ -98,43 +98,6 @@ var runUpdateCases = []runUpdateCase{
 	{"a", "a3", false, nil},
 }
 
-// queueCalls starts n calls, each once the one before has joined a
-// combiner's queue (queued is what its onQueue sends on), and returns
-// their errors, in order.
-func queueCalls(t *testing.T, queued <-chan int, n int, call func(i int) error) []chan error {
-	t.Helper()
-	out := make([]chan error, n)
-	for i := range n {
-		out[i] = make(chan error, 1)
-		go func() { out[i] <- call(i) }()
-		await(t, queued, fmt.Sprintf("call %d to queue", i))
-	}
-	return out
-}
-
-// holdCalls starts n calls that find room in flight and go alone, and
-// returns once g holds all of them in the store.
-func holdCalls(t *testing.T, g *gate, n int, call func() error) chan error {
-	t.Helper()
-	out := make(chan error, n)
-	for i := range n {
-		go func() { out <- call() }()
-		await(t, g.entered, fmt.Sprintf("lone call %d in the store", i))
-	}
-	return out
-}
-
-// release opens g and checks the n held calls' answers.
-func release(t *testing.T, g *gate, held chan error, n int) {
-	t.Helper()
-	close(g.open)
-	for i := range n {
-		if err := await(t, held, fmt.Sprintf("held call %d's answer", i)); err != nil {
-			t.Fatalf("a held call: %v", err)
-		}
-	}
-}
-
 // checkRunUpdates checks each UpdateRun's answer and what the store
 // applied, each run's in order.
 func checkRunUpdates(t *testing.T, answers []chan error, s *runStore) {

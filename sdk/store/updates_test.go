@@ -111,19 +111,48 @@ func await[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-// queueInOrder starts the calls one at a time, each once the one before
-// has joined u's queue, so that they queue in the order given, and
-// returns their answers, in that order, on one channel each. queued must
-// be what u.onQueue sends on.
-func queueInOrder(t *testing.T, ctx context.Context, c *GRPCClient, queued <-chan int, calls []updateCase) []chan error {
+// queueCalls starts n calls, each once the one before has joined a
+// combiner's queue (queued is what its onQueue sends on), and returns
+// their errors, in order.
+func queueCalls(t *testing.T, queued <-chan int, n int, call func(i int) error) []chan error {
 	t.Helper()
-	out := make([]chan error, len(calls))
-	for i, tc := range calls {
+	out := make([]chan error, n)
+	for i := range n {
 		out[i] = make(chan error, 1)
-		go func() { out[i] <- c.UpdateMachine(ctx, "r", tc.machine, tc.u) }()
+		go func() { out[i] <- call(i) }()
 		await(t, queued, fmt.Sprintf("call %d to queue", i))
 	}
 	return out
+}
+
+// holdCalls starts n calls that find room in flight and go alone, and
+// returns once g holds all of them in the store.
+func holdCalls(t *testing.T, g *gate, n int, call func() error) chan error {
+	t.Helper()
+	out := make(chan error, n)
+	for i := range n {
+		go func() { out <- call() }()
+		await(t, g.entered, fmt.Sprintf("lone call %d in the store", i))
+	}
+	return out
+}
+
+// release opens g and checks the n held calls' answers.
+func release(t *testing.T, g *gate, held chan error, n int) {
+	t.Helper()
+	close(g.open)
+	for i := range n {
+		if err := await(t, held, fmt.Sprintf("held call %d's answer", i)); err != nil {
+			t.Fatalf("a held call: %v", err)
+		}
+	}
+}
+
+// queueInOrder queues the UpdateMachine calls in the order given (see
+// queueCalls); queued must be what c.upd.onQueue sends on.
+func queueInOrder(t *testing.T, ctx context.Context, c *GRPCClient, queued <-chan int, calls []updateCase) []chan error {
+	t.Helper()
+	return queueCalls(t, queued, len(calls), func(i int) error { return c.UpdateMachine(ctx, "r", calls[i].machine, calls[i].u) })
 }
 
 // holdLone sends a call of g's machine, which finds nothing in flight and
@@ -131,10 +160,7 @@ func queueInOrder(t *testing.T, ctx context.Context, c *GRPCClient, queued <-cha
 // to come.
 func holdLone(t *testing.T, c *GRPCClient, g *gate) chan error {
 	t.Helper()
-	out := make(chan error, 1)
-	go func() { out <- c.UpdateMachine(context.Background(), "r", g.machine, MachineUpdate{}) }()
-	await(t, g.entered, "the lone call in the store")
-	return out
+	return holdCalls(t, g, 1, func() error { return c.UpdateMachine(context.Background(), "r", g.machine, MachineUpdate{}) })
 }
 
 // sameError fails unless got is the very error want is: the same text,
