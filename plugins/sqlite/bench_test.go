@@ -289,3 +289,43 @@ func BenchmarkCommitLatency(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGetRuns is the reads of runs' ends at fleet load: the core
+// reads together the runs it finalizes together, sixteen here, each of
+// one machine. calls reads them as a store without store.RunBatchReader
+// is read (sixteen GetRun calls side by side), batch in one GetRuns. An
+// op is one run read.
+func BenchmarkGetRuns(b *testing.B) {
+	const runs, batch = 1024, 16
+	ctx := context.Background()
+	s := benchStore(b)
+	for r := range runs {
+		if err := s.CreateRun(ctx, store.Run{ID: fmt.Sprintf("r%d", r), Job: "j",
+			Machines: []store.Machine{{Machine: "m", Status: store.StatusSucceeded}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		st   store.Store
+	}{{"calls", struct{ store.Store }{s}}, {"batch", s}} {
+		b.Run(c.name, func(b *testing.B) {
+			ids := make([]string, batch)
+			b.ReportAllocs()
+			cpu0 := cpuTime(b)
+			b.ResetTimer()
+			for i := 0; i < b.N; i += batch {
+				for j := range ids {
+					ids[j] = fmt.Sprintf("r%d", (i+j)%runs)
+				}
+				for _, r := range store.GetRunBatch(ctx, c.st, ids) {
+					if r.Err != nil || len(r.Run.Machines) != 1 {
+						b.Fatalf("read %s: %v, %d machines", r.Run.ID, r.Err, len(r.Run.Machines))
+					}
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}

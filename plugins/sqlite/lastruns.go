@@ -58,10 +58,6 @@ JOIN machines ON machines.rowid IN (
 const lastRunsCountsSQL = `SELECT run_id, status, count(*) FROM machines
 WHERE run_id IN (SELECT value FROM json_each(?1)) GROUP BY run_id, status`
 
-// lastRunsActionsSQL selects the actions of each run in ?1 in order.
-const lastRunsActionsSQL = `SELECT run_id, kind, machine, signal, grace_ns, by, at FROM run_actions
-WHERE run_id IN (SELECT value FROM json_each(?1)) ORDER BY run_id, n`
-
 // LastRuns returns each named job's latest run (every job's when none is
 // named) with its first q.Machines machines by name and all of them
 // counted by status, ordered by job; see store.Store.
@@ -171,7 +167,7 @@ func (s *Store) lastRunsCounts(ctx context.Context, tx *sql.Tx, ids string, byID
 
 // lastRunsActions loads the actions of the runs in ids, in order.
 func (s *Store) lastRunsActions(ctx context.Context, tx *sql.Tx, ids string, byID map[string]*store.RunSummary) error {
-	rows, err := s.rq.query(ctx, tx, lastRunsActionsSQL, ids)
+	rows, err := s.rq.query(ctx, tx, fillActionsOfSQL, ids)
 	if err != nil {
 		return s.dbErr(ctx, err)
 	}

@@ -13,8 +13,9 @@ import (
 	"github.com/saltpeter/saltpeter/sdk/store"
 )
 
-// TestLastRunsPlan: every statement of LastRuns and LastFires reaches
-// the runs, machines, actions and fires it answers through an index or
+// TestLastRunsPlan: every statement of LastRuns, LastFires and GetRuns
+// (each takes its ids or jobs as a JSON array) reaches the runs,
+// machines, actions and fires it answers through an index or
 // the rowid, never by scanning a table (which would read every run or
 // machine the store keeps). The plan is asked of a store holding runs,
 // so that the planner sees tables that are not empty.
@@ -41,7 +42,9 @@ func TestLastRunsPlan(t *testing.T) {
 		{"latest runs of every job", lastRunsSQL(lastRunsEvery), []string{"runs"}},
 		{"first machines", lastRunsMachinesSQL, []string{"machines"}},
 		{"machine counts", lastRunsCountsSQL, []string{"machines"}},
-		{"actions", lastRunsActionsSQL, []string{"run_actions"}},
+		{"actions", fillActionsOfSQL, []string{"run_actions"}},
+		{"runs by id", getRunsSQL, []string{"runs"}},
+		{"machines of runs", fillMachinesOfSQL, []string{"machines"}},
 		{"latest slots", lastFiresSQL, []string{"fires"}},
 	}
 	scan := regexp.MustCompile(`^SCAN (runs|machines|run_actions|fires)\b`)

@@ -98,6 +98,7 @@ var (
 	_ store.Store          = (*Store)(nil)
 	_ store.MachineBatcher = (*Store)(nil)
 	_ store.FireBatcher    = (*Store)(nil)
+	_ store.RunBatchReader = (*Store)(nil)
 )
 
 // pageSize is a new database's page size. Every commit writes each page

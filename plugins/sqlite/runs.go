@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -460,23 +461,96 @@ func (s *Store) GetRun(ctx context.Context, runID string) (store.Run, error) {
 	return run, err
 }
 
-// fill loads the machines and actions of runs.
+// GetRuns reads many runs with their machines (store.RunBatchReader): in
+// one read transaction and three queries, whatever their number, where
+// as many GetRun calls would each take a transaction and three queries.
+// The core reads together the runs it finalizes together.
+func (s *Store) GetRuns(ctx context.Context, ids []string) []store.RunResult {
+	out := make([]store.RunResult, len(ids))
+	if len(ids) == 1 {
+		out[0].Run, out[0].Err = s.GetRun(ctx, ids[0])
+		return out
+	}
+	fail := func(err error) []store.RunResult {
+		for i, id := range ids {
+			out[i].Err = fmt.Errorf("get run %s: %w", id, err)
+		}
+		return out
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	ctx = quiet(ctx) // as GetRun's
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return fail(err)
+	}
+	found := make(map[string]*store.Run, len(ids))
+	err = s.read(ctx, func(tx *sql.Tx) error {
+		rows, err := s.rq.query(ctx, tx, getRunsSQL, string(list))
+		if err != nil {
+			return s.dbErr(ctx, err)
+		}
+		var runs []*store.Run
+		for rows.Next() {
+			r, err := scanRun(rows)
+			if err != nil {
+				rows.Close()
+				return s.dbErr(ctx, err)
+			}
+			runs = append(runs, &r)
+			found[r.ID] = &r
+		}
+		if err := rows.Close(); err != nil {
+			return s.dbErr(ctx, err)
+		}
+		if err := rows.Err(); err != nil {
+			return s.dbErr(ctx, err)
+		}
+		return s.fill(ctx, tx, runs)
+	})
+	if err != nil {
+		return fail(err)
+	}
+	given := make(map[string]bool, len(ids))
+	for i, id := range ids {
+		r, ok := found[id]
+		if !ok {
+			out[i].Err = fmt.Errorf("get run %s: %w", id, store.ErrNotFound)
+			continue
+		}
+		out[i].Run = *r
+		if given[id] {
+			// A run named twice: each answer its own, as two calls'.
+			out[i].Run.Machines = slices.Clone(r.Machines)
+			out[i].Run.Actions = slices.Clone(r.Actions)
+		}
+		given[id] = true
+	}
+	return out
+}
+
+// fill loads the machines and actions of runs, which are distinct.
 func (s *Store) fill(ctx context.Context, tx *sql.Tx, runs []*store.Run) error {
 	if len(runs) == 0 {
 		return nil
 	}
 	byID := make(map[string]*store.Run, len(runs))
-	marks := make([]string, len(runs))
-	ids := make([]any, len(runs))
+	ids := make([]string, len(runs))
 	for i, r := range runs {
 		byID[r.ID] = r
 		r.Machines = []store.Machine{}
-		marks[i], ids[i] = "?", r.ID
+		ids[i] = r.ID
 	}
-	in := "(" + strings.Join(marks, ", ") + ")"
-	// One id (GetRun) is a fixed text, prepared at Open; ListRuns's
-	// counts vary and run as text.
-	rows, err := s.rq.query(ctx, tx, fillMachinesSQL(in), ids...)
+	machinesSQL, actionsSQL, arg := fillMachinesSQL("(?)"), fillActionsSQL("(?)"), ids[0]
+	if len(runs) > 1 {
+		b, err := json.Marshal(ids)
+		if err != nil {
+			return err
+		}
+		machinesSQL, actionsSQL, arg = fillMachinesOfSQL, fillActionsOfSQL, string(b)
+	}
+	rows, err := s.rq.query(ctx, tx, machinesSQL, arg)
 	if err != nil {
 		return s.dbErr(ctx, err)
 	}
@@ -495,7 +569,7 @@ func (s *Store) fill(ctx context.Context, tx *sql.Tx, runs []*store.Run) error {
 	if err := rows.Err(); err != nil {
 		return s.dbErr(ctx, err)
 	}
-	rows, err = s.rq.query(ctx, tx, fillActionsSQL(in), ids...)
+	rows, err = s.rq.query(ctx, tx, actionsSQL, arg)
 	if err != nil {
 		return s.dbErr(ctx, err)
 	}

@@ -94,14 +94,26 @@ func fillActionsSQL(in string) string {
 		WHERE run_id IN ` + in + ` ORDER BY run_id, n`
 }
 
+// The runs of ?1, a JSON array of ids, with their machines and actions:
+// one text each for any number of runs, so each is prepared at Open
+// rather than parsed per call, as a list of placeholders would be.
+const inJSON = "(SELECT value FROM json_each(?1))"
+
+var (
+	getRunsSQL        = "SELECT " + runCols + " FROM runs WHERE id IN " + inJSON
+	fillMachinesOfSQL = fillMachinesSQL(inJSON)
+	fillActionsOfSQL  = fillActionsSQL(inJSON)
+)
+
 // writeSQL and readSQL are prepared at Open on the writer and the readers.
 var (
 	writeSQL = []string{runExistsSQL, machineExistsSQL, insertRunSQL, insertActionSQL, insertMachineSQL,
 		insertFireSQL, insertNoteSQL, updateMachineSQL, savepointSQL, releaseSQL, rollbackToSQL}
-	readSQL = []string{runExistsSQL, getRunSQL, fillMachinesSQL("(?)"), fillActionsSQL("(?)"), lastFireSQL,
+	readSQL = []string{runExistsSQL, getRunSQL, fillMachinesSQL("(?)"), fillActionsSQL("(?)"),
+		getRunsSQL, fillMachinesOfSQL, fillActionsOfSQL, lastFireSQL,
 		outputBytesSQL, streamBytesSQL, readChunksSQL, readStreamChunksSQL,
 		lastRunsSQL(lastRunsEvery), lastRunsSQL(lastRunsNamed), lastRunsMachinesSQL, lastRunsCountsSQL,
-		lastRunsActionsSQL, lastFiresSQL}
+		lastFiresSQL}
 )
 
 // maxStmts bounds a cache: the fixed texts prepared at Open, and the

@@ -37,6 +37,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Fires", testFires},
 		{"FireRun", testFireRun},
 		{"FireBatch", testFireBatch},
+		{"GetRunBatch", testGetRunBatch},
 		{"LastFires", testLastFires},
 		{"PruneRuns", testPruneRuns},
 		{"NotificationsEnqueue", testEnqueueNotifications},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -261,6 +262,55 @@ func testFireBatch(t *testing.T, s store.Store) {
 	for _, job := range []string{"a", "b", "c"} {
 		if last, err := s.LastFire(ctx, job); err != nil || !last.Equal(slot) {
 			t.Errorf("LastFire(%s) = %v, %v; want %v", job, last, err, slot)
+		}
+	}
+}
+
+// testGetRunBatch: a batch of reads (store.GetRunBatch, the store's own
+// RunBatchReader when it has one) answers each id as GetRun would, in
+// order: a missing run is ErrNotFound beside the others, a run named
+// twice is read twice, and no two answers share their machines or
+// actions.
+func testGetRunBatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, "r1", "web1", "web2")
+	mustCreate(t, s, "r2", "db1")
+	mustCreate(t, s, "r3")
+	code, t1 := 3, t0.Add(time.Hour)
+	wantErr(t, "UpdateMachine", s.UpdateMachine(ctx, "r1", "web2", store.MachineUpdate{
+		Status: ptr(store.StatusFailed), ExitCode: &code, FinishedAt: &t1}), nil)
+	kill := store.Action{Kind: "kill", Machine: "web1", By: "alice", At: t1}
+	wantErr(t, "UpdateRun AddAction", s.UpdateRun(ctx, "r1", store.RunUpdate{AddAction: &kill}), nil)
+
+	for _, ids := range [][]string{
+		{"r1"},
+		{"nope"},
+		{"r1", "nope", "r2", "r3", "r1"},
+		{"r3", "r2"},
+	} {
+		got := store.GetRunBatch(ctx, s, ids)
+		if len(got) != len(ids) {
+			t.Fatalf("%v: %d results", ids, len(got))
+		}
+		for i, id := range ids {
+			want, err := s.GetRun(ctx, id)
+			switch {
+			case err != nil:
+				if !errors.Is(got[i].Err, store.ErrNotFound) || !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("%v: result %d (%s) = %v, GetRun %v; want ErrNotFound from both", ids, i, id, got[i].Err, err)
+				}
+			case got[i].Err != nil:
+				t.Errorf("%v: result %d (%s): %v", ids, i, id, got[i].Err)
+			case !reflect.DeepEqual(got[i].Run, want):
+				t.Errorf("%v: result %d (%s) =\n%+v\nGetRun gives\n%+v", ids, i, id, got[i].Run, want)
+			}
+		}
+		if len(ids) == 5 && !t.Failed() { // each answer was checked whole above
+			got[0].Run.Machines[0].Machine = "mallory"
+			got[0].Run.Actions[0].By = "mallory"
+			if m, a := got[4].Run.Machines[0].Machine, got[4].Run.Actions[0].By; m != "web1" || a != "alice" {
+				t.Errorf("two answers for r1 share their machines or actions: %q, %q", m, a)
+			}
 		}
 	}
 }

@@ -122,3 +122,33 @@ func FireBatch(ctx context.Context, s Store, batch []Fire) []FireResult {
 		})
 	return out
 }
+
+// RunResult is what GetRun would have returned for one run of a batch.
+type RunResult struct {
+	Run Run
+	Err error
+}
+
+// RunBatchReader is the optional ability of a store to read many runs at
+// once (in one read transaction and a few queries, say); the plugin
+// adapter uses it for every batch of GetRun calls the core sends, which
+// are the runs it finalizes together. A store without it gets the calls
+// side by side. Each result says what GetRun would have said for its id,
+// in order; an id may be named more than once.
+type RunBatchReader interface {
+	GetRuns(ctx context.Context, ids []string) []RunResult
+}
+
+// GetRunBatch reads the runs ids names from s: in one call when s is a
+// RunBatchReader, else side by side. As AppendBatch, it is what a layer
+// over a store does with a batch.
+func GetRunBatch(ctx context.Context, s Store, ids []string) []RunResult {
+	if b, ok := s.(RunBatchReader); ok {
+		return b.GetRuns(ctx, ids)
+	}
+	out := make([]RunResult, len(ids))
+	inOrderByKey(len(ids), maxConcurrentUpdates,
+		func(i int) machineKey { return machineKey{run: ids[i]} },
+		func(i int) { out[i].Run, out[i].Err = s.GetRun(ctx, ids[i]) })
+	return out
+}

@@ -16,8 +16,8 @@ import (
 // ErrUnavailable. A second Configure (the core configures again after a
 // plugin restart, or a reload) closes the store it had and opens anew.
 // The returned store batches output (Batcher), machine updates
-// (MachineBatcher) and fires (FireBatcher) through the opened one when it
-// can, else call by call.
+// (MachineBatcher), fires (FireBatcher) and run reads (RunBatchReader)
+// through the opened one when it can, else call by call.
 func OpenOnConfigure(open func(ctx context.Context, config []byte) (Store, error)) Store {
 	return &lazy{open: open}
 }
@@ -33,6 +33,7 @@ var (
 	_ Batcher        = (*lazy)(nil)
 	_ MachineBatcher = (*lazy)(nil)
 	_ FireBatcher    = (*lazy)(nil)
+	_ RunBatchReader = (*lazy)(nil)
 )
 
 func (l *lazy) Configure(ctx context.Context, config []byte) error {
@@ -160,6 +161,19 @@ func (l *lazy) Fires(ctx context.Context, batch []Fire) []FireResult {
 		return out
 	}
 	return FireBatch(ctx, s, batch)
+}
+
+// GetRuns uses the opened store's batches, or reads side by side.
+func (l *lazy) GetRuns(ctx context.Context, ids []string) []RunResult {
+	s, err := l.get()
+	if err != nil {
+		out := make([]RunResult, len(ids))
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	return GetRunBatch(ctx, s, ids)
 }
 
 func (l *lazy) ReadOutput(ctx context.Context, q OutputQuery) (Output, error) {

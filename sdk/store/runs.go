@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	"google.golang.org/grpc"
@@ -15,8 +16,9 @@ import (
 // combines each kind as it does machine updates (combine.go): GetRuns
 // calls, up to four in flight, since reads have no order to keep; and
 // UpdateRuns calls, one in flight, since a run's updates must apply in
-// their order. The plugin serves a batch's items side by side, each run's
-// in order.
+// their order. The plugin hands a batch of reads to a RunBatchReader whole
+// (SQLite reads it in one transaction), and serves the rest side by side,
+// each run's in order.
 
 // runsInFlight is how many GetRun calls (lone or batched) may be in
 // flight at once.
@@ -81,19 +83,27 @@ func newRunUpdater(client storepb.StoreClient) *runUpdater {
 	}
 }
 
-// GetRuns implements the gRPC service: a batch of GetRun calls, side by
-// side, each answered as its own call would have been.
+// GetRuns implements the gRPC service: a batch of GetRun calls, each
+// answered as its own call would have been. A RunBatchReader gets the
+// whole batch; another store gets the calls side by side.
 func (s *GRPCServer) GetRuns(ctx context.Context, req *storepb.GetRunsRequest) (*storepb.GetRunsResponse, error) {
 	items := req.GetItems()
-	resp := &storepb.GetRunsResponse{Results: make([]*storepb.RunResult, len(items))}
-	inOrderByKey(len(items), maxConcurrentUpdates, func(i int) machineKey { return machineKey{run: items[i].GetRunId()} }, func(i int) {
-		r, err := s.Impl.GetRun(ctx, items[i].GetRunId())
-		res := &storepb.RunResult{Error: itemResult(err)}
-		if err == nil {
-			res.Run = pbRun(r)
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.GetRunId()
+	}
+	results := GetRunBatch(ctx, s.Impl, ids)
+	if len(results) != len(ids) {
+		return nil, toStatus(fmt.Errorf("store answered %d results for %d runs", len(results), len(ids)))
+	}
+	resp := &storepb.GetRunsResponse{Results: make([]*storepb.RunResult, len(results))}
+	for i, r := range results {
+		res := &storepb.RunResult{Error: itemResult(r.Err)}
+		if r.Err == nil {
+			res.Run = pbRun(r.Run)
 		}
 		resp.Results[i] = res
-	})
+	}
 	return resp, nil
 }
 
