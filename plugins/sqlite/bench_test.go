@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -290,12 +291,13 @@ func BenchmarkCommitLatency(b *testing.B) {
 	}
 }
 
-// BenchmarkGetRuns is the reads of runs' ends at fleet load: the core
-// reads together the runs it finalizes together, sixteen here, each of
-// one machine. calls reads them as a store without store.RunBatchReader
-// is read (sixteen GetRun calls side by side), batch in one GetRuns. An
-// op is one run read.
-func BenchmarkGetRuns(b *testing.B) {
+// BenchmarkRunEnds is what the core asks of the store at runs' ends at
+// fleet load: it reads, then updates, together the runs it finalizes
+// together, sixteen here, each of one machine. calls makes a batch's
+// calls as to a store without store.RunBatchReader and
+// store.RunBatchUpdater (side by side), batch in one call. An op is one
+// run read or updated.
+func BenchmarkRunEnds(b *testing.B) {
 	const runs, batch = 1024, 16
 	ctx := context.Background()
 	s := benchStore(b)
@@ -305,27 +307,46 @@ func BenchmarkGetRuns(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, c := range []struct {
+	read := func(st store.Store, ids []string) error {
+		for _, r := range store.GetRunBatch(ctx, st, ids) {
+			if r.Err != nil || len(r.Run.Machines) != 1 {
+				return fmt.Errorf("read %s: %v, %d machines", r.Run.ID, r.Err, len(r.Run.Machines))
+			}
+		}
+		return nil
+	}
+	status, at := store.StatusSucceeded, time.Unix(1_700_000_000, 0)
+	changes := make([]store.RunChange, batch)
+	update := func(st store.Store, ids []string) error {
+		for i, id := range ids {
+			changes[i] = store.RunChange{RunID: id, Update: store.RunUpdate{Status: &status, FinishedAt: &at}}
+		}
+		return errors.Join(store.UpdateRunBatch(ctx, st, changes)...)
+	}
+	for _, op := range []struct {
 		name string
-		st   store.Store
-	}{{"calls", struct{ store.Store }{s}}, {"batch", s}} {
-		b.Run(c.name, func(b *testing.B) {
-			ids := make([]string, batch)
-			b.ReportAllocs()
-			cpu0 := cpuTime(b)
-			b.ResetTimer()
-			for i := 0; i < b.N; i += batch {
-				for j := range ids {
-					ids[j] = fmt.Sprintf("r%d", (i+j)%runs)
-				}
-				for _, r := range store.GetRunBatch(ctx, c.st, ids) {
-					if r.Err != nil || len(r.Run.Machines) != 1 {
-						b.Fatalf("read %s: %v, %d machines", r.Run.ID, r.Err, len(r.Run.Machines))
+		do   func(store.Store, []string) error
+	}{{"read", read}, {"update", update}} {
+		for _, c := range []struct {
+			name string
+			st   store.Store
+		}{{"calls", struct{ store.Store }{s}}, {"batch", s}} {
+			b.Run(op.name+"/"+c.name, func(b *testing.B) {
+				ids := make([]string, batch)
+				b.ReportAllocs()
+				cpu0 := cpuTime(b)
+				b.ResetTimer()
+				for i := 0; i < b.N; i += batch {
+					for j := range ids {
+						ids[j] = fmt.Sprintf("r%d", (i+j)%runs)
+					}
+					if err := op.do(c.st, ids); err != nil {
+						b.Fatal(err)
 					}
 				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
-		})
+				b.StopTimer()
+				b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			})
+		}
 	}
 }

@@ -95,10 +95,11 @@ type Store struct {
 }
 
 var (
-	_ store.Store          = (*Store)(nil)
-	_ store.MachineBatcher = (*Store)(nil)
-	_ store.FireBatcher    = (*Store)(nil)
-	_ store.RunBatchReader = (*Store)(nil)
+	_ store.Store           = (*Store)(nil)
+	_ store.MachineBatcher  = (*Store)(nil)
+	_ store.FireBatcher     = (*Store)(nil)
+	_ store.RunBatchReader  = (*Store)(nil)
+	_ store.RunBatchUpdater = (*Store)(nil)
 )
 
 // pageSize is a new database's page size. Every commit writes each page

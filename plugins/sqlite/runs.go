@@ -224,9 +224,39 @@ func setIf[T any](u *sets, col string, p *T, conv func(*T) any) {
 // UpdateRun changes the fields u sets, adds u.AddAction and enqueues
 // u.Notifications, in one transaction.
 func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) error {
+	fn, err := s.runWrite(ctx, runID, u)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, fn)
+}
+
+// UpdateRuns applies a batch of run updates (store.RunBatchUpdater):
+// every update's write joins the shared transaction's queue at once, in
+// order, as Fires's do, each in its own savepoint.
+func (s *Store) UpdateRuns(ctx context.Context, batch []store.RunChange) []error {
+	errs := make([]error, len(batch))
+	var fns []func(*sql.Tx) error
+	var idx []int
+	for i, c := range batch {
+		fn, err := s.runWrite(ctx, c.RunID, c.Update)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		fns, idx = append(fns, fn), append(idx, i)
+	}
+	for j, err := range s.writeAll(ctx, fns) {
+		errs[idx[j]] = err
+	}
+	return errs
+}
+
+// runWrite is UpdateRun's write, or why there can be none.
+func (s *Store) runWrite(ctx context.Context, runID string, u store.RunUpdate) (func(*sql.Tx) error, error) {
 	notes, err := store.PrepareNotifications(u.Notifications)
 	if err != nil {
-		return fmt.Errorf("update run %s: %w", runID, err)
+		return nil, fmt.Errorf("update run %s: %w", runID, err)
 	}
 	var e enc
 	var st sets
@@ -247,7 +277,7 @@ func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) 
 		q = "UPDATE runs SET " + strings.Join(st.cols, ", ") + " WHERE id = ?"
 		_ = s.wq.prepare(ctx, q)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return func(tx *sql.Tx) error {
 		if q == "" || e.err != nil {
 			if err := s.runExists(ctx, s.wq, tx, runID); err != nil {
 				return fmt.Errorf("update run: %w", err)
@@ -279,7 +309,7 @@ func (s *Store) UpdateRun(ctx context.Context, runID string, u store.RunUpdate) 
 			return fmt.Errorf("update run %s: %w", runID, err)
 		}
 		return nil
-	})
+	}, nil
 }
 
 // machRow is what a write to a machine reads first.

@@ -38,6 +38,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FireRun", testFireRun},
 		{"FireBatch", testFireBatch},
 		{"GetRunBatch", testGetRunBatch},
+		{"UpdateRunBatch", testUpdateRunBatch},
 		{"LastFires", testLastFires},
 		{"PruneRuns", testPruneRuns},
 		{"NotificationsEnqueue", testEnqueueNotifications},

@@ -315,6 +315,65 @@ func testGetRunBatch(t *testing.T, s store.Store) {
 	}
 }
 
+// testUpdateRunBatch: a batch of run updates (store.UpdateRunBatch, the
+// store's own RunBatchUpdater when it has one) answers each as its own
+// call would, in order: a run's updates apply in their order, and one
+// refused, whole, changes nothing of it or of the others.
+func testUpdateRunBatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, "r1", "a")
+	mustCreate(t, s, "r2", "b")
+	t1 := t0.Add(time.Hour)
+	kill := store.Action{Kind: "kill", By: "alice", At: t1}
+	errAny := errors.New("any error")
+	cases := []struct {
+		change store.RunChange
+		isErr  error // the sentinel, nil for success; errAny for any error
+	}{
+		{store.RunChange{RunID: "r1", Update: store.RunUpdate{Status: ptr(store.StatusKilled), KilledBy: ptr("alice")}}, nil},
+		{store.RunChange{RunID: "nope", Update: store.RunUpdate{Status: ptr(store.StatusFailed)}}, store.ErrNotFound},
+		{store.RunChange{RunID: "r1", Update: store.RunUpdate{AddAction: &kill}}, nil},
+		{store.RunChange{RunID: "r2", Update: store.RunUpdate{Status: ptr(store.StatusFailed), Reason: ptr("refused"),
+			Notifications: []store.Notification{note("x", t1), {ID: "bad"}}}}, errAny},
+		{store.RunChange{RunID: "r1", Update: store.RunUpdate{Status: ptr(store.StatusSucceeded), FinishedAt: &t1,
+			Notifications: []store.Notification{note("a", t1)}}}, nil},
+		{store.RunChange{RunID: "r2", Update: store.RunUpdate{Reason: ptr("kept")}}, nil},
+	}
+	batch := make([]store.RunChange, len(cases))
+	for i, c := range cases {
+		batch[i] = c.change
+	}
+	got := store.UpdateRunBatch(ctx, s, batch)
+	if len(got) != len(batch) {
+		t.Fatalf("%d results for %d updates", len(got), len(batch))
+	}
+	for i, c := range cases {
+		var wrong bool
+		switch c.isErr {
+		case nil:
+			wrong = got[i] != nil
+		case errAny:
+			wrong = got[i] == nil
+		default:
+			wrong = !errors.Is(got[i], c.isErr)
+		}
+		if wrong {
+			t.Errorf("update %d (run %q): %v; want %v", i, c.change.RunID, got[i], c.isErr)
+		}
+	}
+	r1 := mustGet(t, s, "r1")
+	if r1.Status != store.StatusSucceeded || r1.KilledBy != "alice" || !r1.FinishedAt.Equal(t1) ||
+		len(r1.Actions) != 1 || r1.Actions[0].By != "alice" {
+		t.Errorf("r1 after its three updates in order: %+v", r1)
+	}
+	if r2 := mustGet(t, s, "r2"); r2.Status != store.StatusRunning || r2.Reason != "kept" {
+		t.Errorf("r2 after a refused update and a kept one: %+v", r2)
+	}
+	if got := notes(t, s); len(got) != 1 || got["a"].RunID != "r-a" {
+		t.Errorf("notifications after the batch: %+v; want a alone", got)
+	}
+}
+
 func testFireRun(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	slot := t0.Add(time.Minute)

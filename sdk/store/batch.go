@@ -152,3 +152,34 @@ func GetRunBatch(ctx context.Context, s Store, ids []string) []RunResult {
 		func(i int) { out[i].Run, out[i].Err = s.GetRun(ctx, ids[i]) })
 	return out
 }
+
+// RunChange is one UpdateRun call of a batch.
+type RunChange struct {
+	RunID  string
+	Update RunUpdate
+}
+
+// RunBatchUpdater is the optional ability of a store to apply many run
+// updates at once (in one transaction, say); the plugin adapter uses it
+// for every batch of UpdateRun calls the core sends, the ends of runs
+// that ended together. A store without it gets the batch's calls side by
+// side, each run's in order. The changes of one run must be applied in
+// their order; each error says what UpdateRun would have said for its
+// change, in order, nil for success.
+type RunBatchUpdater interface {
+	UpdateRuns(ctx context.Context, batch []RunChange) []error
+}
+
+// UpdateRunBatch applies batch to s: in one call when s is a
+// RunBatchUpdater, else its calls side by side, each run's in order. As
+// AppendBatch, it is what a layer over a store does with a batch.
+func UpdateRunBatch(ctx context.Context, s Store, batch []RunChange) []error {
+	if b, ok := s.(RunBatchUpdater); ok {
+		return b.UpdateRuns(ctx, batch)
+	}
+	errs := make([]error, len(batch))
+	inOrderByKey(len(batch), maxConcurrentUpdates,
+		func(i int) machineKey { return machineKey{run: batch[i].RunID} },
+		func(i int) { errs[i] = s.UpdateRun(ctx, batch[i].RunID, batch[i].Update) })
+	return errs
+}

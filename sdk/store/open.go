@@ -16,8 +16,9 @@ import (
 // ErrUnavailable. A second Configure (the core configures again after a
 // plugin restart, or a reload) closes the store it had and opens anew.
 // The returned store batches output (Batcher), machine updates
-// (MachineBatcher), fires (FireBatcher) and run reads (RunBatchReader)
-// through the opened one when it can, else call by call.
+// (MachineBatcher), fires (FireBatcher), run reads (RunBatchReader) and
+// run updates (RunBatchUpdater) through the opened one when it can, else
+// call by call.
 func OpenOnConfigure(open func(ctx context.Context, config []byte) (Store, error)) Store {
 	return &lazy{open: open}
 }
@@ -29,11 +30,12 @@ type lazy struct {
 }
 
 var (
-	_ Configurer     = (*lazy)(nil)
-	_ Batcher        = (*lazy)(nil)
-	_ MachineBatcher = (*lazy)(nil)
-	_ FireBatcher    = (*lazy)(nil)
-	_ RunBatchReader = (*lazy)(nil)
+	_ Configurer      = (*lazy)(nil)
+	_ Batcher         = (*lazy)(nil)
+	_ MachineBatcher  = (*lazy)(nil)
+	_ FireBatcher     = (*lazy)(nil)
+	_ RunBatchReader  = (*lazy)(nil)
+	_ RunBatchUpdater = (*lazy)(nil)
 )
 
 func (l *lazy) Configure(ctx context.Context, config []byte) error {
@@ -174,6 +176,19 @@ func (l *lazy) GetRuns(ctx context.Context, ids []string) []RunResult {
 		return out
 	}
 	return GetRunBatch(ctx, s, ids)
+}
+
+// UpdateRuns uses the opened store's batches, or updates side by side.
+func (l *lazy) UpdateRuns(ctx context.Context, batch []RunChange) []error {
+	s, err := l.get()
+	if err != nil {
+		errs := make([]error, len(batch))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	return UpdateRunBatch(ctx, s, batch)
 }
 
 func (l *lazy) ReadOutput(ctx context.Context, q OutputQuery) (Output, error) {

@@ -16,9 +16,10 @@ import (
 // combines each kind as it does machine updates (combine.go): GetRuns
 // calls, up to four in flight, since reads have no order to keep; and
 // UpdateRuns calls, one in flight, since a run's updates must apply in
-// their order. The plugin hands a batch of reads to a RunBatchReader whole
-// (SQLite reads it in one transaction), and serves the rest side by side,
-// each run's in order.
+// their order. The plugin hands a batch to a RunBatchReader or
+// RunBatchUpdater whole (SQLite reads one in one transaction, and writes
+// one together in its group commit), and serves it otherwise side by
+// side, each run's in order.
 
 // runsInFlight is how many GetRun calls (lone or batched) may be in
 // flight at once.
@@ -107,18 +108,27 @@ func (s *GRPCServer) GetRuns(ctx context.Context, req *storepb.GetRunsRequest) (
 	return resp, nil
 }
 
-// UpdateRuns implements the gRPC service: a batch of UpdateRun calls, side
-// by side, each run's in order, each answered as its own call would have
-// been.
+// UpdateRuns implements the gRPC service: a batch of UpdateRun calls,
+// each answered as its own call would have been. A RunBatchUpdater gets
+// the whole batch; another store gets the calls side by side, each run's
+// in order.
 func (s *GRPCServer) UpdateRuns(ctx context.Context, req *storepb.UpdateRunsRequest) (*storepb.UpdateRunsResponse, error) {
 	items := req.GetItems()
-	resp := &storepb.UpdateRunsResponse{Results: make([]*storepb.ItemResult, len(items))}
-	inOrderByKey(len(items), maxConcurrentUpdates, func(i int) machineKey { return machineKey{run: items[i].GetRunId()} }, func(i int) {
-		u := items[i].GetUpdate()
+	batch := make([]RunChange, len(items))
+	for i, it := range items {
+		u := it.GetUpdate()
 		if u == nil {
 			u = &storepb.RunUpdate{}
 		}
-		resp.Results[i] = itemResult(s.Impl.UpdateRun(ctx, items[i].GetRunId(), goRunUpdate(u)))
-	})
+		batch[i] = RunChange{RunID: it.GetRunId(), Update: goRunUpdate(u)}
+	}
+	errs := UpdateRunBatch(ctx, s.Impl, batch)
+	if len(errs) != len(batch) {
+		return nil, toStatus(fmt.Errorf("store answered %d results for %d run updates", len(errs), len(batch)))
+	}
+	resp := &storepb.UpdateRunsResponse{Results: make([]*storepb.ItemResult, len(errs))}
+	for i, err := range errs {
+		resp.Results[i] = itemResult(err)
+	}
 	return resp, nil
 }
