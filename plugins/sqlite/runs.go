@@ -270,7 +270,7 @@ func (s *Store) runWrite(ctx context.Context, runID string, u store.RunUpdate) (
 	if len(st.cols) > 0 {
 		// The columns set, and no other: naming a column that is not set
 		// would rewrite the runs indexes over it (status, sort_at and
-		// active are indexed); see updateMachineSQL. The texts are a few
+		// active are indexed). The texts are a few
 		// (a run's end, a kill, a queued run's start), each prepared the
 		// first time it comes, before the transaction (the writer has one
 		// connection); one that cannot be runs as text.
@@ -373,17 +373,19 @@ func (s *Store) machineWrite(ctx context.Context, runID, machine string, u store
 	setIf(&st, "protocol", u.Protocol, nil)
 	setIf(&st, "late_exit_code", u.LateExitCode, func(p *int) any { return int64(*p) })
 	setIf(&st, "late_reason", u.LateReason, nil)
-	// One fixed text, prepared at Open, whatever u sets: each column
-	// gets a flag and a value.
-	args := make([]any, 0, 2*len(machineSetCols)+2)
+	cols := machineCols(st.names...)
+	args := make([]any, 0, len(st.args)+2)
 	for _, col := range machineSetCols {
-		if i := slices.Index(st.names, col); i >= 0 {
-			args = append(args, true, st.args[i])
-		} else {
-			args = append(args, false, nil)
+		if j := slices.Index(st.names, col); j >= 0 {
+			args = append(args, st.args[j])
 		}
 	}
-	args = append(args, runID, machine, u.OnlyIfNotFinal)
+	args = append(args, runID, machine)
+	q := updateMachineSQL(cols, u.OnlyIfNotFinal)
+	if cols != 0 {
+		// Before the transaction: the writer has one connection.
+		_ = s.wq.prepare(ctx, q)
+	}
 	// why reads the machine to say why it was not (or is not to be)
 	// updated: not there, or final when u says only if not.
 	why := func(tx *sql.Tx) error {
@@ -410,7 +412,7 @@ func (s *Store) machineWrite(ctx context.Context, runID, machine string, u store
 		}
 		// The common case is one statement: the read that would tell why
 		// nothing was updated is made only when nothing was.
-		res, err := s.wq.exec(ctx, tx, updateMachineSQL, args...)
+		res, err := s.wq.exec(ctx, tx, q, args...)
 		if err != nil {
 			return fmt.Errorf("update machine %s of run %s: %w", machine, runID, s.dbErr(ctx, err))
 		}

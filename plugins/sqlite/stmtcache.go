@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -51,36 +52,76 @@ const (
 		WHERE run_id = ? AND machine = ? AND stream = ? AND stream_end > ? ORDER BY stream_end, seq`
 )
 
-// machineSetCols are the columns UpdateMachine sets, in the order of
-// updateMachineSQL's parameters.
+// machineSetCols are the columns UpdateMachine may set.
 var machineSetCols = []string{"status", "exit_code", "reason", "signal_name", "error", "pid",
 	"dispatched_at", "connected_at", "started_at", "finished_at", "last_heartbeat", "wrapper_version",
 	"protocol", "late_exit_code", "late_reason"}
 
-// updateMachineSQL sets each of machineSetCols whose flag is true to its
-// value (NULL included), leaving the others as they are, in the machine
-// (run_id, machine) given after them, and, when the last parameter is
-// true, only if that machine is not final (store.Final: the statuses of
-// a machine still in flight are the IN list): one text for every
-// MachineUpdate, and one statement, the guard in its WHERE rather than a
-// read before it. No index,
-// trigger, generated column or foreign key's parent key of machines
-// covers these columns, so naming one unchanged costs no more than the
-// row rewrite SQLite does anyway.
-var updateMachineSQL = func() string {
+// updateMachineSQL is the text of an UpdateMachine that sets the columns
+// of machineSetCols whose bits are set in cols, in that order, to its
+// first parameters, in the machine (run_id, machine) given after them,
+// and, when onlyIfNotFinal, only if that machine is not final (store.Final:
+// the statuses of a machine still in flight are the IN list): one
+// statement, the guard in its WHERE rather than a read before it. The
+// texts are a few (a heartbeat, a bind, a start, an end), each prepared
+// the first time it comes and kept (stmtCache). One text with a flag and a
+// value for every column was tried: binding its 33 parameters, each under
+// the connection's mutex, was a sixth of a heartbeat's CPU.
+func updateMachineSQL(cols uint32, onlyIfNotFinal bool) string {
+	key := cols << 1
+	if onlyIfNotFinal {
+		key |= 1
+	}
+	if q, ok := machineTexts.Load(key); ok {
+		return q.(string)
+	}
 	var b strings.Builder
 	b.WriteString("UPDATE machines SET ")
+	n := 0
 	for i, col := range machineSetCols {
-		if i > 0 {
+		if cols&(1<<i) == 0 {
+			continue
+		}
+		if n > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s = CASE WHEN ?%d THEN ?%d ELSE %s END", col, 2*i+1, 2*i+2, col)
+		n++
+		fmt.Fprintf(&b, "%s = ?%d", col, n)
 	}
-	n := 2 * len(machineSetCols)
-	fmt.Fprintf(&b, " WHERE run_id = ?%d AND machine = ?%d AND (NOT ?%d OR status IN ('%s', '%s', ''))",
-		n+1, n+2, n+3, store.StatusPending, store.StatusRunning)
-	return b.String()
-}()
+	fmt.Fprintf(&b, " WHERE run_id = ?%d AND machine = ?%d", n+1, n+2)
+	if onlyIfNotFinal {
+		fmt.Fprintf(&b, " AND status IN ('%s', '%s', '')", store.StatusPending, store.StatusRunning)
+	}
+	q, _ := machineTexts.LoadOrStore(key, b.String())
+	return q.(string)
+}
+
+// machineTexts holds updateMachineSQL's texts by their columns and guard.
+var machineTexts sync.Map
+
+// machineCols is the columns named, as updateMachineSQL takes them.
+func machineCols(names ...string) uint32 {
+	var cols uint32
+	for _, n := range names {
+		if i := slices.Index(machineSetCols, n); i >= 0 {
+			cols |= 1 << i
+		}
+	}
+	return cols
+}
+
+// hotMachineSQL are the texts of the machine updates every run makes
+// (the core's, by the hub and the runner), prepared at Open: preparing
+// one takes the writer's one connection, so a text met first under load
+// waits for a transaction to end. Any other is prepared when it comes.
+var hotMachineSQL = []string{
+	updateMachineSQL(machineCols("dispatched_at"), false),
+	updateMachineSQL(machineCols("status", "protocol", "connected_at", "last_heartbeat", "wrapper_version"), true),
+	updateMachineSQL(machineCols("started_at", "pid", "wrapper_version"), true),
+	updateMachineSQL(machineCols("last_heartbeat"), true),
+	updateMachineSQL(machineCols("status", "exit_code", "reason", "finished_at"), true),
+	updateMachineSQL(machineCols("status", "exit_code", "reason", "signal_name", "finished_at"), true),
+}
 
 // fillMachinesSQL selects the machines of the runs in, a list of
 // placeholders ("(?, ?)").
@@ -107,8 +148,8 @@ var (
 
 // writeSQL and readSQL are prepared at Open on the writer and the readers.
 var (
-	writeSQL = []string{runExistsSQL, machineExistsSQL, insertRunSQL, insertActionSQL, insertMachineSQL,
-		insertFireSQL, insertNoteSQL, updateMachineSQL, savepointSQL, releaseSQL, rollbackToSQL}
+	writeSQL = append([]string{runExistsSQL, machineExistsSQL, insertRunSQL, insertActionSQL, insertMachineSQL,
+		insertFireSQL, insertNoteSQL, savepointSQL, releaseSQL, rollbackToSQL}, hotMachineSQL...)
 	readSQL = []string{runExistsSQL, getRunSQL, fillMachinesSQL("(?)"), fillActionsSQL("(?)"),
 		getRunsSQL, fillMachinesOfSQL, fillActionsOfSQL, lastFireSQL,
 		outputBytesSQL, streamBytesSQL, readChunksSQL, readStreamChunksSQL,
