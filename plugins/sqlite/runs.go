@@ -270,10 +270,10 @@ func (s *Store) runWrite(ctx context.Context, runID string, u store.RunUpdate) (
 	if len(st.cols) > 0 {
 		// The columns set, and no other: naming a column that is not set
 		// would rewrite the runs indexes over it (status, sort_at and
-		// active are indexed). The texts are a few
-		// (a run's end, a kill, a queued run's start), each prepared the
-		// first time it comes, before the transaction (the writer has one
-		// connection); one that cannot be runs as text.
+		// active are indexed). The texts are a few (a run's end, a kill,
+		// a queued run's start), each prepared the first time it comes,
+		// before the transaction (the writer has one connection); one
+		// that cannot be runs as text.
 		q = "UPDATE runs SET " + strings.Join(st.cols, ", ") + " WHERE id = ?"
 		_ = s.wq.prepare(ctx, q)
 	}
@@ -373,10 +373,11 @@ func (s *Store) machineWrite(ctx context.Context, runID, machine string, u store
 	setIf(&st, "protocol", u.Protocol, nil)
 	setIf(&st, "late_exit_code", u.LateExitCode, func(p *int) any { return int64(*p) })
 	setIf(&st, "late_reason", u.LateReason, nil)
-	cols := machineCols(st.names...)
+	var cols uint32
 	args := make([]any, 0, len(st.args)+2)
-	for _, col := range machineSetCols {
+	for i, col := range machineSetCols {
 		if j := slices.Index(st.names, col); j >= 0 {
+			cols |= 1 << i
 			args = append(args, st.args[j])
 		}
 	}

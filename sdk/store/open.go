@@ -128,67 +128,46 @@ func (l *lazy) AppendOutput(ctx context.Context, runID, machine string, c Chunk)
 
 // AppendOutputBatch uses the opened store's batches, or appends one by one.
 func (l *lazy) AppendOutputBatch(ctx context.Context, batch []Append) []AppendResult {
-	s, err := l.get()
-	if err != nil {
-		out := make([]AppendResult, len(batch))
-		for i := range out {
-			out[i].Err = err
-		}
-		return out
-	}
-	return AppendBatch(ctx, s, batch)
+	return batched(l, len(batch), func(s Store) []AppendResult { return AppendBatch(ctx, s, batch) },
+		func(err error) AppendResult { return AppendResult{Err: err} })
 }
 
 // UpdateMachines uses the opened store's batches, or updates side by side.
 func (l *lazy) UpdateMachines(ctx context.Context, batch []MachineChange) []error {
-	s, err := l.get()
-	if err != nil {
-		errs := make([]error, len(batch))
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
-	}
-	return UpdateBatch(ctx, s, batch)
+	return batched(l, len(batch), func(s Store) []error { return UpdateBatch(ctx, s, batch) },
+		func(err error) error { return err })
 }
 
 // Fires uses the opened store's batches, or records side by side.
 func (l *lazy) Fires(ctx context.Context, batch []Fire) []FireResult {
-	s, err := l.get()
-	if err != nil {
-		out := make([]FireResult, len(batch))
-		for i := range out {
-			out[i].Err = err
-		}
-		return out
-	}
-	return FireBatch(ctx, s, batch)
+	return batched(l, len(batch), func(s Store) []FireResult { return FireBatch(ctx, s, batch) },
+		func(err error) FireResult { return FireResult{Err: err} })
 }
 
 // GetRuns uses the opened store's batches, or reads side by side.
 func (l *lazy) GetRuns(ctx context.Context, ids []string) []RunResult {
-	s, err := l.get()
-	if err != nil {
-		out := make([]RunResult, len(ids))
-		for i := range out {
-			out[i].Err = err
-		}
-		return out
-	}
-	return GetRunBatch(ctx, s, ids)
+	return batched(l, len(ids), func(s Store) []RunResult { return GetRunBatch(ctx, s, ids) },
+		func(err error) RunResult { return RunResult{Err: err} })
 }
 
 // UpdateRuns uses the opened store's batches, or updates side by side.
 func (l *lazy) UpdateRuns(ctx context.Context, batch []RunChange) []error {
+	return batched(l, len(batch), func(s Store) []error { return UpdateRunBatch(ctx, s, batch) },
+		func(err error) error { return err })
+}
+
+// batched hands a batch of n items to the opened store through do; with
+// none opened yet, each item's answer is that error, made by fail.
+func batched[R any](l *lazy, n int, do func(Store) []R, fail func(error) R) []R {
 	s, err := l.get()
 	if err != nil {
-		errs := make([]error, len(batch))
-		for i := range errs {
-			errs[i] = err
+		out := make([]R, n)
+		for i := range out {
+			out[i] = fail(err)
 		}
-		return errs
+		return out
 	}
-	return UpdateRunBatch(ctx, s, batch)
+	return do(s)
 }
 
 func (l *lazy) ReadOutput(ctx context.Context, q OutputQuery) (Output, error) {

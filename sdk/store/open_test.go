@@ -48,6 +48,17 @@ func TestOpenOnConfigure(t *testing.T) {
 	if len(res) != 1 || !errors.Is(res[0].Err, ErrUnavailable) {
 		t.Fatalf("batch before Configure: %+v", res)
 	}
+	// The other batches too, item by item.
+	for name, errs := range map[string][]error{
+		"UpdateMachines": s.(MachineBatcher).UpdateMachines(ctx, []MachineChange{{RunID: "r"}, {RunID: "s"}}),
+		"UpdateRuns":     s.(RunBatchUpdater).UpdateRuns(ctx, []RunChange{{RunID: "r"}, {RunID: "s"}}),
+		"Fires":          errsOf(s.(FireBatcher).Fires(ctx, []Fire{{Job: "j"}, {Job: "k"}}), func(r FireResult) error { return r.Err }),
+		"GetRuns":        errsOf(s.(RunBatchReader).GetRuns(ctx, []string{"r", "s"}), func(r RunResult) error { return r.Err }),
+	} {
+		if len(errs) != 2 || !errors.Is(errs[0], ErrUnavailable) || !errors.Is(errs[1], ErrUnavailable) {
+			t.Errorf("%s before Configure: %v, want ErrUnavailable twice", name, errs)
+		}
+	}
 	c := s.(Configurer)
 	if err := c.Configure(ctx, []byte(`{"bad":true}`)); err == nil {
 		t.Fatal("a refused open configured the store")
@@ -122,4 +133,13 @@ func TestDecodeConfig(t *testing.T) {
 			t.Errorf("DecodeConfig(%q) = %v, want error %v", tc.in, err, tc.wantErr)
 		}
 	}
+}
+
+// errsOf is the errors of a batch's results.
+func errsOf[R any](rs []R, err func(R) error) []error {
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		errs[i] = err(r)
+	}
+	return errs
 }
