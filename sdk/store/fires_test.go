@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,40 +179,22 @@ func TestFiresBatch(t *testing.T) {
 	}
 }
 
-// fireOnlyPlugin is a store plugin built before Fires: it has RecordFire
-// and FireRun, applied to a fireStore.
-type fireOnlyPlugin struct {
-	storepb.UnimplementedStoreServer
-	s     *fireStore
-	unary atomic.Int64
-}
-
-func (p *fireOnlyPlugin) RecordFire(ctx context.Context, req *storepb.RecordFireRequest) (*storepb.RecordFireResponse, error) {
-	p.unary.Add(1)
-	return (&GRPCServer{Impl: p.s}).RecordFire(ctx, req)
-}
-
-func (p *fireOnlyPlugin) FireRun(ctx context.Context, req *storepb.CreateRunRequest) (*storepb.RecordFireResponse, error) {
-	p.unary.Add(1)
-	return (&GRPCServer{Impl: p.s}).FireRun(ctx, req)
-}
-
 // TestFiresFallBack: against a plugin without Fires, the batch it refused
 // is sent again call by call, with the same answers.
 func TestFiresFallBack(t *testing.T) {
-	old := &fireOnlyPlugin{s: newFireStore()}
+	old := newFireStore()
 	g := newGate("held")
-	old.s.hold = g.hold
-	counted, batchCalls := countCalls("Fires")
-	client := dialOld(t, old, counted)
+	old.hold = g.hold
+	older, calls := olderPlugin("Fires")
+	client := dialOld(t, &GRPCServer{Impl: old}, older)
 	queued := make(chan int, 64)
 	client.fires.onQueue = func(n int) { queued <- n }
 
 	held := holdFires(t, client, g)
 	firsts, answers := queueFires(t, client, queued, fireCases)
 	release(t, g, held, firesInFlight)
-	checkFires(t, firsts, answers, old.s)
-	if n, unary := batchCalls.Load(), old.unary.Load(); n != 1 || unary != int64(len(fireCases)+firesInFlight) {
+	checkFires(t, firsts, answers, old)
+	if n, unary := calls.of("Fires"), calls.of("RecordFire", "FireRun"); n != 1 || unary != int64(len(fireCases)+firesInFlight) {
 		t.Errorf("the old plugin got %d Fires and %d unary fires, want 1 and %d", n, unary, len(fireCases)+firesInFlight)
 	}
 }

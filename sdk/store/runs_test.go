@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"testing"
 
 	"github.com/saltpeter/saltpeter/sdk/store/internal/storepb"
@@ -181,33 +180,15 @@ func TestGetRunsBatch(t *testing.T) {
 	}
 }
 
-// runOnlyPlugin is a store plugin built before UpdateRuns and GetRuns.
-type runOnlyPlugin struct {
-	storepb.UnimplementedStoreServer
-	s      *runStore
-	unary  atomic.Int64
-	notify atomic.Int64
-}
-
-func (p *runOnlyPlugin) UpdateRun(ctx context.Context, req *storepb.UpdateRunRequest) (*storepb.Empty, error) {
-	p.unary.Add(1)
-	return (&GRPCServer{Impl: p.s}).UpdateRun(ctx, req)
-}
-
-func (p *runOnlyPlugin) UpdateRunNotify(ctx context.Context, req *storepb.UpdateRunRequest) (*storepb.Empty, error) {
-	p.notify.Add(1)
-	return (&GRPCServer{Impl: p.s}).UpdateRunNotify(ctx, req)
-}
-
 // TestUpdateRunsFallBack: against a plugin without UpdateRuns, the batch
 // it refused is sent again call by call, an update with notifications as
 // UpdateRunNotify.
 func TestUpdateRunsFallBack(t *testing.T) {
-	old := &runOnlyPlugin{s: newRunStore("held", "a", "b")}
+	old := newRunStore("held", "a", "b")
 	g := newGate("held")
-	old.s.hold = g.hold
-	counted, batchCalls := countCalls("UpdateRuns")
-	client := dialOld(t, old, counted)
+	old.hold = g.hold
+	older, calls := olderPlugin("UpdateRuns", "GetRuns")
+	client := dialOld(t, &GRPCServer{Impl: old}, older)
 	queued := make(chan int, 64)
 	client.runUpd.onQueue = func(n int) { queued <- n }
 	ctx := context.Background()
@@ -218,8 +199,8 @@ func TestUpdateRunsFallBack(t *testing.T) {
 		return client.UpdateRun(ctx, rc.run, rc.update())
 	})
 	release(t, g, held, 1)
-	checkRunUpdates(t, answers, old.s)
-	if n, unary, notify := batchCalls.Load(), old.unary.Load(), old.notify.Load(); n != 1 || unary != 5 || notify != 2 {
+	checkRunUpdates(t, answers, old)
+	if n, unary, notify := calls.of("UpdateRuns"), calls.of("UpdateRun"), calls.of("UpdateRunNotify"); n != 1 || unary != 5 || notify != 2 {
 		t.Errorf("the old plugin got %d UpdateRuns, %d UpdateRun and %d UpdateRunNotify calls, want 1, 5 and 2", n, unary, notify)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"path"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,10 +368,11 @@ func TestClientUpdateMachines(t *testing.T) {
 		}
 	})
 	t.Run("old plugin", func(t *testing.T) {
-		old := &machineOnlyPlugin{s: newMachineStore(statuses())}
-		client := dialOld(t, old)
-		check(t, client.UpdateMachines(context.Background(), batch), old.s)
-		if n := old.updates.Load(); n != int64(len(batch)) {
+		old := newMachineStore(statuses())
+		older, calls := olderPlugin("UpdateMachines")
+		client := dialOld(t, &GRPCServer{Impl: old}, older)
+		check(t, client.UpdateMachines(context.Background(), batch), old)
+		if n := calls.of("UpdateMachine"); n != int64(len(batch)) {
 			t.Errorf("the old plugin got %d UpdateMachine calls, want %d", n, len(batch))
 		}
 	})
@@ -388,63 +388,74 @@ func TestClientUpdateMachines(t *testing.T) {
 	})
 }
 
-// machineOnlyPlugin is a store plugin built before UpdateMachines: it has
-// UpdateMachine, applied to a machineStore.
-type machineOnlyPlugin struct {
-	storepb.UnimplementedStoreServer
-	s       *machineStore
-	updates atomic.Int64
-}
-
-func (p *machineOnlyPlugin) UpdateMachine(ctx context.Context, req *storepb.UpdateMachineRequest) (*storepb.Empty, error) {
-	p.updates.Add(1)
-	return (&GRPCServer{Impl: p.s}).UpdateMachine(ctx, req)
-}
-
-// countCalls is a server option that counts the calls of one method.
-func countCalls(method string) (grpc.ServerOption, *atomic.Int64) {
-	n := new(atomic.Int64)
+// olderPlugin is a server option that makes a plugin of the real server
+// one built before the methods refused: it answers them UNIMPLEMENTED, as
+// a server without them does. It counts every method's calls, refused
+// ones too.
+func olderPlugin(refused ...string) (grpc.ServerOption, *methodCalls) {
+	c := &methodCalls{n: map[string]int64{}}
 	return grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if path.Base(info.FullMethod) == method {
-			n.Add(1)
+		m := path.Base(info.FullMethod)
+		c.mu.Lock()
+		c.n[m]++
+		c.mu.Unlock()
+		if slices.Contains(refused, m) {
+			return nil, status.Errorf(codes.Unimplemented, "method %s not implemented", m)
 		}
 		return handler(ctx, req)
-	}), n
+	}), c
+}
+
+// methodCalls counts a server's calls by method.
+type methodCalls struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+// of is how many calls the methods named had between them.
+func (c *methodCalls) of(methods ...string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for _, m := range methods {
+		n += c.n[m]
+	}
+	return n
 }
 
 // TestUpdateMachineFallsBack: against a plugin without UpdateMachines the
 // batch it refused is sent again call by call, and every call after it
 // goes alone, for the life of the client; callers get their own answers.
 func TestUpdateMachineFallsBack(t *testing.T) {
-	old := &machineOnlyPlugin{s: newMachineStore(map[string]string{"held": StatusRunning, "held2": StatusRunning,
-		"a": StatusRunning, "b": StatusRunning, "f": StatusLost})}
+	old := newMachineStore(map[string]string{"held": StatusRunning, "held2": StatusRunning,
+		"a": StatusRunning, "b": StatusRunning, "f": StatusLost})
 	g, g2 := newGate("held"), newGate("held2")
-	old.s.hold = func(ctx context.Context, machine string) error {
+	old.hold = func(ctx context.Context, machine string) error {
 		if err := g.hold(ctx, machine); err != nil {
 			return err
 		}
 		return g2.hold(ctx, machine)
 	}
-	counted, batchCalls := countCalls("UpdateMachines")
-	client := dialOld(t, old, counted)
+	older, calls := olderPlugin("UpdateMachines")
+	client := dialOld(t, &GRPCServer{Impl: old}, older)
 	queued := make(chan int, 64)
 	client.upd.onQueue = func(n int) { queued <- n }
 	ctx := context.Background()
 
 	held := holdLone(t, client, g)
-	calls := []updateCase{
+	cases := []updateCase{
 		{"b", MachineUpdate{Reason: ptr("b1")}, nil},
 		{"a", MachineUpdate{Reason: ptr("a1")}, nil},
 		{"f", MachineUpdate{Reason: ptr("late"), OnlyIfNotFinal: true}, ErrFinal},
 		{"gone", MachineUpdate{}, ErrNotFound},
 		{"a", MachineUpdate{Reason: ptr("a2")}, nil},
 	}
-	answers := queueInOrder(t, ctx, client, queued, calls)
+	answers := queueInOrder(t, ctx, client, queued, cases)
 	close(g.open)
 	if err := await(t, held, "the lone call's answer"); err != nil {
 		t.Fatalf("the lone call: %v", err)
 	}
-	for i, tc := range calls {
+	for i, tc := range cases {
 		if err := await(t, answers[i], fmt.Sprintf("call %d's answer", i)); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 			t.Errorf("call %d (%s): %v, want %v", i, tc.machine, err, tc.want)
 		}
@@ -461,11 +472,11 @@ func TestUpdateMachineFallsBack(t *testing.T) {
 	if err := await(t, held2, "the second lone call's answer"); err != nil {
 		t.Fatal(err)
 	}
-	if n, unary := batchCalls.Load(), old.updates.Load(); n != 1 || unary != int64(len(calls)+3) {
-		t.Errorf("the old plugin got %d UpdateMachines and %d UpdateMachine, want 1 and %d", n, unary, len(calls)+3)
+	if n, unary := calls.of("UpdateMachines"), calls.of("UpdateMachine"); n != 1 || unary != int64(len(cases)+3) {
+		t.Errorf("the old plugin got %d UpdateMachines and %d UpdateMachine, want 1 and %d", n, unary, len(cases)+3)
 	}
 	for m, want := range map[string][]string{"a": {"a1", "a2"}, "b": {"b1", "b2"}} {
-		if got := old.s.appliedTo(m); !slices.Equal(got, want) {
+		if got := old.appliedTo(m); !slices.Equal(got, want) {
 			t.Errorf("machine %s got %v, want %v in that order", m, got, want)
 		}
 	}
