@@ -68,14 +68,12 @@ func UpdateBatch(ctx context.Context, s Store, batch []MachineChange) []error {
 	if b, ok := s.(MachineBatcher); ok {
 		return b.UpdateMachines(ctx, batch)
 	}
-	errs := make([]error, len(batch))
-	inOrderByKey(len(batch), maxConcurrentUpdates,
+	return sideBySide(len(batch),
 		func(i int) machineKey { return machineKey{batch[i].RunID, batch[i].Machine} },
-		func(i int) {
+		func(i int) error {
 			c := &batch[i]
-			errs[i] = s.UpdateMachine(ctx, c.RunID, c.Machine, c.Update)
+			return s.UpdateMachine(ctx, c.RunID, c.Machine, c.Update)
 		})
-	return errs
 }
 
 // Fire is one RecordFire or FireRun call of a batch: a FireRun when Run
@@ -109,18 +107,17 @@ func FireBatch(ctx context.Context, s Store, batch []Fire) []FireResult {
 	if b, ok := s.(FireBatcher); ok {
 		return b.Fires(ctx, batch)
 	}
-	out := make([]FireResult, len(batch))
-	inOrderByKey(len(batch), maxConcurrentUpdates,
+	return sideBySide(len(batch),
 		func(i int) machineKey { return machineKey{run: batch[i].Job} },
-		func(i int) {
+		func(i int) (r FireResult) {
 			f := &batch[i]
 			if f.Run != nil {
-				out[i].Recorded, out[i].Err = s.FireRun(ctx, *f.Run)
+				r.Recorded, r.Err = s.FireRun(ctx, *f.Run)
 			} else {
-				out[i].Recorded, out[i].Err = s.RecordFire(ctx, f.Job, f.Slot, f.RunID)
+				r.Recorded, r.Err = s.RecordFire(ctx, f.Job, f.Slot, f.RunID)
 			}
+			return r
 		})
-	return out
 }
 
 // RunResult is what GetRun would have returned for one run of a batch.
@@ -146,11 +143,12 @@ func GetRunBatch(ctx context.Context, s Store, ids []string) []RunResult {
 	if b, ok := s.(RunBatchReader); ok {
 		return b.GetRuns(ctx, ids)
 	}
-	out := make([]RunResult, len(ids))
-	inOrderByKey(len(ids), maxConcurrentUpdates,
+	return sideBySide(len(ids),
 		func(i int) machineKey { return machineKey{run: ids[i]} },
-		func(i int) { out[i].Run, out[i].Err = s.GetRun(ctx, ids[i]) })
-	return out
+		func(i int) (r RunResult) {
+			r.Run, r.Err = s.GetRun(ctx, ids[i])
+			return r
+		})
 }
 
 // RunChange is one UpdateRun call of a batch.
@@ -177,9 +175,7 @@ func UpdateRunBatch(ctx context.Context, s Store, batch []RunChange) []error {
 	if b, ok := s.(RunBatchUpdater); ok {
 		return b.UpdateRuns(ctx, batch)
 	}
-	errs := make([]error, len(batch))
-	inOrderByKey(len(batch), maxConcurrentUpdates,
+	return sideBySide(len(batch),
 		func(i int) machineKey { return machineKey{run: batch[i].RunID} },
-		func(i int) { errs[i] = s.UpdateRun(ctx, batch[i].RunID, batch[i].Update) })
-	return errs
+		func(i int) error { return s.UpdateRun(ctx, batch[i].RunID, batch[i].Update) })
 }

@@ -126,15 +126,17 @@ func (c *combiner[I, R]) call(ctx context.Context, item I) (R, error) {
 // one's result: a batch the caller made goes in as few batched calls as
 // the batches' bounds allow, behind whatever is queued.
 func (c *combiner[I, R]) callAll(ctx context.Context, items []I) []outcome[R] {
-	outs := make([]outcome[R], len(items))
 	c.mu.Lock()
 	if c.unary {
 		c.mu.Unlock()
-		inOrderByKey(len(items), maxConcurrentUpdates,
+		return sideBySide(len(items),
 			func(i int) machineKey { return c.key(items[i]) },
-			func(i int) { outs[i].res, outs[i].err = c.one(ctx, items[i]) })
-		return outs
+			func(i int) (o outcome[R]) {
+				o.res, o.err = c.one(ctx, items[i])
+				return o
+			})
 	}
+	outs := make([]outcome[R], len(items))
 	if ctx.Err() != nil {
 		c.mu.Unlock()
 		for i := range outs {

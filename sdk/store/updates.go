@@ -51,6 +51,15 @@ func newUpdater(client storepb.StoreClient) *updater {
 // machineKey names one machine of one run.
 type machineKey struct{ run, machine string }
 
+// sideBySide makes n calls as inOrderByKey runs them, at most
+// maxConcurrentUpdates at once, and returns their answers in order: what
+// a batch comes to for a store or a plugin that cannot take it whole.
+func sideBySide[R any](n int, key func(i int) machineKey, call func(i int) R) []R {
+	out := make([]R, n)
+	inOrderByKey(n, maxConcurrentUpdates, key, func(i int) { out[i] = call(i) })
+	return out
+}
+
 // inOrderByKey runs apply(i) for every i below n: the items of one key one
 // after another, in their order, and different keys side by side, at most
 // limit at once. It returns once every item has run.
