@@ -6,7 +6,8 @@
 //
 //   - Starting: /bin/sh -c Command in its own process group, in its own
 //     cgroup v2 where the wrapper can make one, with exactly the job's
-//     environment, /dev/null as stdin and two pipes for stdout and stderr.
+//     environment, /dev/null as stdin and two pipes for stdout and stderr;
+//     a pipe that one read finds full grows to the wrapper's chunk.
 //     No other descriptor of the wrapper reaches the job.
 //   - The tree: the cgroup's members, the job's process group, and every
 //     process whose parent chain reaches the wrapper. The wrapper makes

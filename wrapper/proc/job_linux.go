@@ -37,7 +37,7 @@ type job struct {
 	mainPID   int
 	mainStart uint64
 	pgid      int
-	out, errR *os.File
+	out, errR *outPipe
 	cg        *cgroup // nil in ModeProc
 
 	done    chan struct{} // closed by the reaper once the main process is reaped
@@ -144,8 +144,8 @@ func start(opts Options) (*Job, error) {
 	}
 
 	j := &job{
-		out:     outR,
-		errR:    errR,
+		out:     &outPipe{File: outR},
+		errR:    &outPipe{File: errR},
 		done:    make(chan struct{}),
 		changed: make(chan struct{}, 1),
 	}
