@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/hashicorp/hcl/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/plugins/builtin"
@@ -53,10 +55,18 @@ func third(conf *config.Config, name string) bool {
 // diagnostic at the first job that uses it; one that does not check
 // blocks (target.ErrCannotCheck) passes. Built-in targets are checked in
 // this process by CheckBuiltinTargets. Plugins no job uses stay stopped.
+//
+// A plugin is asked once for blocks that are the same JSON
+// (target.ArgsChecker depends on nothing else): a fleet's jobs mostly
+// share a handful of blocks, and a reload of thousands of jobs on a busy
+// core must not be thousands of calls in a row. A plugin that stops
+// answering (ctx ends) is one diagnostic, at the block it was asked
+// about, not one for every block after it.
 func (h *Host) CheckTargets(ctx context.Context, conf *config.Config) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	checkers := map[string]target.ArgsChecker{}
 	broken := map[string]bool{}
+	checked := map[[2]string]error{} // plugin and block → the plugin's answer
 	for _, j := range conf.Jobs {
 		name := j.Target.Plugin
 		if !third(conf, name) || broken[name] {
@@ -76,7 +86,17 @@ func (h *Host) CheckTargets(ctx context.Context, conf *config.Config) hcl.Diagno
 			}
 			checkers[name] = c
 		}
-		err := c.CheckArgs(ctx, j.Target.Args)
+		key := [2]string{name, string(j.Target.Args)}
+		err, ok := checked[key]
+		if !ok {
+			err = c.CheckArgs(ctx, j.Target.Args)
+			if noAnswer(ctx, err) {
+				broken[name] = true
+				diags = append(diags, targetDiag(j, fmt.Errorf("its target plugin did not answer the check, and its blocks from here on were not checked: %w", err)))
+				continue
+			}
+			checked[key] = err
+		}
 		switch {
 		case errors.Is(err, target.ErrCannotCheck):
 			broken[name] = true // it will not check the next block either
@@ -85,6 +105,14 @@ func (h *Host) CheckTargets(ctx context.Context, conf *config.Config) hcl.Diagno
 		}
 	}
 	return diags
+}
+
+// noAnswer reports whether err is the plugin not answering rather than
+// its answer: the load's deadline, which the plugin's side may see a
+// moment before the core's, or the plugin gone.
+func noAnswer(ctx context.Context, err error) bool {
+	return err != nil && (ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled) || status.Code(err) == codes.Unavailable)
 }
 
 func targetDiag(j *config.Job, err error) *hcl.Diagnostic {

@@ -96,7 +96,9 @@ func runHost() error {
 // fakeTarget is a third-party target plugin for the tests.
 //
 // Config: {"machines": [...], "fail": "text"}. Resolve returns the
-// machines; CheckArgs refuses a block with a "bad" argument; Dispatch
+// machines; CheckArgs refuses a block with a "bad" argument, appends the
+// block to the file its "count" argument names, and with "block": true
+// answers only when its context ends; Dispatch
 // fails with "fail" when set, and when its args hold
 // {"crash_once": PATH} and PATH exists, removes PATH and kills its own
 // process mid-call.
@@ -122,10 +124,19 @@ func (f *fakeTarget) Configure(_ context.Context, config []byte) error {
 	return nil
 }
 
-func (f *fakeTarget) CheckArgs(_ context.Context, args []byte) error {
+func (f *fakeTarget) CheckArgs(ctx context.Context, args []byte) error {
 	var a map[string]any
 	if err := json.Unmarshal(args, &a); err != nil {
 		return fmt.Errorf("fake target block: %w", err)
+	}
+	if p, ok := a["count"].(string); ok {
+		if err := appendLine(p, string(args)); err != nil {
+			return err
+		}
+	}
+	if a["block"] == true {
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	if v, ok := a["bad"]; ok {
 		return fmt.Errorf("fake target block: bad = %v is not allowed", v)
@@ -266,4 +277,17 @@ func exited(pid int) bool {
 		}
 	}
 	return false
+}
+
+// appendLine appends line to the file at path.
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(line + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -35,7 +35,8 @@ type Target interface {
 // argument is a diagnostic, with the block's file and line, when the
 // configuration is loaded or reloaded (and, for built-in targets, by
 // `saltpeter validate`) rather than an error at the first run. It must be
-// quick and touch nothing outside the process.
+// quick and touch nothing outside the process, and its answer must depend
+// on args alone: the core asks once for blocks that are the same JSON.
 type ArgsChecker interface {
 	CheckArgs(ctx context.Context, args []byte) error
 }
