@@ -766,11 +766,10 @@ func setFleetConfig(tb testing.TB, c *core, hcl string) {
 	if err := os.WriteFile(filepath.Join(c.dir, "config.hcl"), []byte(hcl), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	var out struct {
-		Code string `json:"code"`
-	}
+	// The whole answer: a refusal's diagnostics say which line and why.
+	var out json.RawMessage
 	if st := c.call(http.MethodPost, "/api/v1/reload", nil, &out); st != http.StatusOK {
-		tb.Fatalf("reload: status %d %s", st, out.Code)
+		tb.Fatalf("reload: status %d %s", st, out)
 	}
 }
 
