@@ -59,9 +59,9 @@ func third(conf *config.Config, name string) bool {
 // A plugin is asked once for blocks that are the same JSON
 // (target.ArgsChecker depends on nothing else): a fleet's jobs mostly
 // share a handful of blocks, and a reload of thousands of jobs on a busy
-// core must not be thousands of calls in a row. A plugin that stops
-// answering (ctx ends) is one diagnostic, at the block it was asked
-// about, not one for every block after it.
+// core must not be thousands of calls in a row. A plugin that does not
+// answer (ctx ends, or its process is gone) is one diagnostic, at the
+// block it was asked about, not one for every block after it.
 func (h *Host) CheckTargets(ctx context.Context, conf *config.Config) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	checkers := map[string]target.ArgsChecker{}

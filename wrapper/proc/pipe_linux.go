@@ -47,17 +47,3 @@ func (p *outPipe) grow() {
 		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, grownPipe)
 	})
 }
-
-// pipeSize reports the pipe's capacity, for tests.
-func (p *outPipe) pipeSize() (int, error) {
-	rc, err := p.File.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var n int
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { n, ferr = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0) }); err != nil {
-		return 0, err
-	}
-	return n, ferr
-}

@@ -85,3 +85,17 @@ func awaitPipeFull(t *testing.T, p *outPipe) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// pipeSize reports the pipe's capacity.
+func (p *outPipe) pipeSize() (int, error) {
+	rc, err := p.File.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { n, ferr = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0) }); err != nil {
+		return 0, err
+	}
+	return n, ferr
+}
