@@ -42,6 +42,11 @@
 // (the store stopped first) is removed at the next Open. Files in the
 // directory that are not named as ours are left alone.
 //
+// A file that grows long (a job's megabytes) has its writeback started
+// every 4 MiB and what lies 16 MiB behind dropped from the page cache
+// (Linux): output is seldom read again, and left cached it would push out
+// the database's pages and take fresh memory for every MiB.
+//
 // # Opening
 //
 // Open takes an exclusive flock on path.lock first, so that one process at

@@ -65,6 +65,38 @@ type runFile struct {
 	f     *os.File
 	end   int64 // where the next chunk goes
 	dirty bool  // written since the last sync
+	// Where the file's writeback was started up to, and what was
+	// dropped from the page cache (see shed).
+	flushed, dropped int64
+}
+
+// Page cache of output files. Output is written once and seldom read, but
+// every byte of it stays cached after its writeback, so a store taking a
+// job's gigabytes grows the page cache by as much, from memory nothing
+// used lately (on a VM that gives free pages back to its host, a host
+// fault a page), and pushes out pages that are read: the database's. A
+// file's writeback is started every shedStep bytes, and what is shedLag
+// behind it (written back by then, as a rule) is dropped from the cache,
+// so a long output reuses the pages it freed. Shorter outputs are left as
+// they are.
+const (
+	shedStep = 4 << 20
+	shedLag  = 16 << 20
+)
+
+// shed starts the writeback of what rf got since the last, and drops what
+// is shedLag behind it, once there is a step's worth of each. Errors are
+// ignored: the bytes are written either way, and stay cached.
+func (rf *runFile) shed() {
+	if rf.end-rf.flushed < shedStep {
+		return
+	}
+	startWriteback(rf.f, rf.flushed, rf.end-rf.flushed)
+	rf.flushed = rf.end
+	if upto := rf.flushed - shedLag; upto-rf.dropped >= shedStep {
+		dropCached(rf.f, rf.dropped, upto-rf.dropped)
+		rf.dropped = upto
+	}
 }
 
 // reclaim is space to free: a hole of n bytes at off in a run's file, or
@@ -163,6 +195,7 @@ func (o *outputFiles) write(runID string, data []byte) (int64, error) {
 	}
 	rf.end += int64(len(data))
 	rf.dirty = o.sync
+	rf.shed()
 	return off, nil
 }
 

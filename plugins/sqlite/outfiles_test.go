@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -509,5 +511,72 @@ func TestReaderHoldsOffFreeing(t *testing.T) {
 	<-done
 	if after := allocated(t, s.files.path("r1")); after >= before+chunk {
 		t.Errorf("the file takes %d bytes of disk after the drop was freed, %d before the fourth chunk: nothing freed", after, before)
+	}
+}
+
+// TestLongOutputShedsPageCache: a run's file has its writeback started
+// every shedStep bytes and what lies shedLag behind dropped from the page
+// cache; a short output is left alone; the bytes read back whole.
+func TestLongOutputShedsPageCache(t *testing.T) {
+	type span struct{ off, n int64 }
+	var mu sync.Mutex
+	calls := map[string][]span{} // "flush" or "drop" of the file under test
+	var file string
+	record := func(kind string, real func(*os.File, int64, int64)) func(*os.File, int64, int64) {
+		return func(f *os.File, off, n int64) {
+			mu.Lock()
+			if f.Name() == file {
+				calls[kind] = append(calls[kind], span{off, n})
+			}
+			mu.Unlock()
+			real(f, off, n)
+		}
+	}
+	flush, drop := startWriteback, dropCached
+	startWriteback, dropCached = record("flush", flush), record("drop", drop)
+	t.Cleanup(func() { startWriteback, dropCached = flush, drop })
+
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name        string
+		mib         int
+		flush, drop []span
+	}{
+		{"short", 3, nil, nil},
+		{"long", 30,
+			[]span{{0, 4 * mib}, {4 * mib, 4 * mib}, {8 * mib, 4 * mib}, {12 * mib, 4 * mib}, {16 * mib, 4 * mib}, {20 * mib, 4 * mib}, {24 * mib, 4 * mib}},
+			[]span{{0, 4 * mib}, {4 * mib, 4 * mib}, {8 * mib, 4 * mib}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := openTest(t, filepath.Join(t.TempDir(), "saltpeter.db"))
+			if err := s.CreateRun(ctx, store.Run{ID: "r1", Job: "j", Machines: []store.Machine{{Machine: "m"}}}); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			file, calls = s.files.path("r1"), map[string][]span{}
+			mu.Unlock()
+			var all []byte
+			for i := range tc.mib {
+				data := bytes.Repeat([]byte{byte('a' + i%26)}, mib)
+				if _, err := s.AppendOutput(ctx, "r1", "m", store.Chunk{Seq: int64(i), Stream: "stdout", Data: data}); err != nil {
+					t.Fatalf("append chunk %d: %v", i, err)
+				}
+				all = append(all, data...)
+			}
+			mu.Lock()
+			gotFlush, gotDrop := calls["flush"], calls["drop"]
+			mu.Unlock()
+			if !slices.Equal(gotFlush, tc.flush) {
+				t.Errorf("writeback started for %v, want %v", gotFlush, tc.flush)
+			}
+			if !slices.Equal(gotDrop, tc.drop) {
+				t.Errorf("dropped from the cache %v, want %v", gotDrop, tc.drop)
+			}
+			out, err := s.ReadOutput(ctx, store.OutputQuery{RunID: "r1", Machine: "m", Limit: int64(len(all)) + 1})
+			if err != nil || !bytes.Equal(out.Data, all) {
+				t.Errorf("read back %d bytes (%v), want the %d appended", len(out.Data), err, len(all))
+			}
+		})
 	}
 }
