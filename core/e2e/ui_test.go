@@ -891,7 +891,7 @@ func TestUIJobRunsPaging(t *testing.T) {
 			t.Fatalf("a finished run's duration reads %q: %v", d, durations)
 		}
 	}
-	do(t, ctx, "older runs", chromedp.Click(chromedp.CSS("#older-runs")))
+	click(t, ctx, "#older-runs") // redrawn by a refresh, as the audit page's Older
 	until(t, ctx, "every run", fmt.Sprintf(`document.querySelectorAll('#runs tr[data-run]').length === %d`, runs))
 	if got := eval[[]string](t, ctx, shownIDs); !slices.Equal(got, want) {
 		t.Fatalf("runs after paging %v, want %v", got, want)
@@ -1076,7 +1076,9 @@ func TestUIAudit(t *testing.T) {
 	until(t, ops, "a page of the newest", `document.querySelectorAll('#audit tr[data-id]').length === 50`)
 	until(t, ops, "older offered", present("#audit-older"))
 	before := eval[int](t, ops, `document.querySelectorAll('#audit tr[data-id]').length`)
-	do(t, ops, "older", chromedp.Click(chromedp.CSS("#audit-older")))
+	// A refresh redraws the button (it leaves the page and comes back),
+	// which would lose chromedp.Click's node.
+	click(t, ops, "#audit-older")
 	until(t, ops, "older entries added", fmt.Sprintf(`document.querySelectorAll('#audit tr[data-id]').length > %d`, before))
 	until(t, ops, "the first disable reached", present(disabled+` a[href="#/jobs/alpha"]`))
 	ids := eval[[]int](t, ops, `[...document.querySelectorAll('#audit tr[data-id]')].map((r) => Number(r.dataset.id))`)
