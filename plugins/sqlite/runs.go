@@ -575,7 +575,7 @@ func (s *Store) fill(ctx context.Context, tx *sql.Tx, runs []*store.Run) error {
 		r.Machines = []store.Machine{}
 		ids[i] = r.ID
 	}
-	machinesSQL, actionsSQL, arg := fillMachinesSQL("(?)"), fillActionsSQL("(?)"), ids[0]
+	machinesSQL, actionsSQL, arg := fillMachinesOneSQL, fillActionsOneSQL, ids[0]
 	if len(runs) > 1 {
 		b, err := json.Marshal(ids)
 		if err != nil {

@@ -144,13 +144,16 @@ var (
 	getRunsSQL        = "SELECT " + runCols + " FROM runs WHERE id IN " + inJSON
 	fillMachinesOfSQL = fillMachinesSQL(inJSON)
 	fillActionsOfSQL  = fillActionsSQL(inJSON)
+	// Those of one run (GetRun), made once: fill runs for every read.
+	fillMachinesOneSQL = fillMachinesSQL("(?)")
+	fillActionsOneSQL  = fillActionsSQL("(?)")
 )
 
 // writeSQL and readSQL are prepared at Open on the writer and the readers.
 var (
 	writeSQL = append([]string{runExistsSQL, machineExistsSQL, insertRunSQL, insertActionSQL, insertMachineSQL,
 		insertFireSQL, insertNoteSQL, savepointSQL, releaseSQL, rollbackToSQL}, hotMachineSQL...)
-	readSQL = []string{runExistsSQL, getRunSQL, fillMachinesSQL("(?)"), fillActionsSQL("(?)"),
+	readSQL = []string{runExistsSQL, getRunSQL, fillMachinesOneSQL, fillActionsOneSQL,
 		getRunsSQL, fillMachinesOfSQL, fillActionsOfSQL, lastFireSQL,
 		outputBytesSQL, streamBytesSQL, readChunksSQL, readStreamChunksSQL,
 		lastRunsSQL(lastRunsEvery), lastRunsSQL(lastRunsNamed), lastRunsMachinesSQL, lastRunsCountsSQL,
