@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,7 +92,7 @@ type ranStep struct {
 
 // runStep runs one step's benchmarks, echoing their output, and parses it.
 func runStep(goBin string, s step) (ranStep, error) {
-	args := []string{"test", "-run", "^$", "-bench", s.Bench, "-benchtime", s.BenchTime, "-count", "1",
+	args := []string{"test", "-run", "^$", "-bench", s.Bench, "-benchtime", s.BenchTime, "-count", strconv.Itoa(max(s.Count, 1)),
 		"-timeout", s.Timeout.String(), s.Pkg}
 	r := ranStep{Command: goBin + " " + strings.Join(quoteArgs(args), " ")}
 	fmt.Fprintln(os.Stderr, "benchreport: running", r.Command)
@@ -130,13 +131,71 @@ func quoteArgs(args []string) []string {
 }
 
 // result is one benchmark line: its name without the -N suffix and its
-// metrics by unit.
+// metrics by unit; or, from medians, the runs of one benchmark.
 type result struct {
 	Name    string
 	N       int
 	Metrics map[string]float64
 	Units   []string // in the order printed
 	Command string
+	// Runs is how many lines the result stands for; when more than one,
+	// Metrics are their medians and Lo and Hi the range of each.
+	Runs   int
+	Lo, Hi map[string]float64
+}
+
+// medians gives one result per benchmark of a command: a benchmark run
+// more than once (a step's Count) has each metric the median of its runs
+// (the mean of the middle two for an even number), so that one figure
+// may come from one run and the figure beside it from another. Order is
+// that of each benchmark's first run.
+func medians(results []result) []result {
+	type key struct{ cmd, name string }
+	var order []key
+	runs := map[key][]result{}
+	for _, r := range results {
+		k := key{r.Command, r.Name}
+		if _, ok := runs[k]; !ok {
+			order = append(order, k)
+		}
+		runs[k] = append(runs[k], r)
+	}
+	out := make([]result, 0, len(order))
+	for _, k := range order {
+		rs := runs[k]
+		if len(rs) == 1 {
+			rs[0].Runs = 1
+			out = append(out, rs[0])
+			continue
+		}
+		m := result{Name: k.name, Command: k.cmd, N: rs[0].N, Runs: len(rs),
+			Metrics: map[string]float64{}, Lo: map[string]float64{}, Hi: map[string]float64{}}
+		for _, r := range rs {
+			for _, u := range r.Units {
+				if !slices.Contains(m.Units, u) {
+					m.Units = append(m.Units, u)
+				}
+			}
+		}
+		for _, u := range m.Units {
+			var vs []float64
+			for _, r := range rs {
+				if v, ok := r.Metrics[u]; ok {
+					vs = append(vs, v)
+				}
+			}
+			slices.Sort(vs)
+			mid := len(vs) / 2
+			if len(vs)%2 == 1 {
+				m.Metrics[u] = vs[mid]
+			} else {
+				m.Metrics[u] = (vs[mid-1] + vs[mid]) / 2
+			}
+			m.Lo[u], m.Hi[u] = vs[0], vs[len(vs)-1]
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 var procSuffix = regexp.MustCompile(`-\d+$`)
@@ -255,12 +314,15 @@ deployment on (durable acks, the notification outbox, jitter where a
 job sets it). Where a baseline is measured in the same run (a raw `+"`cat`"+`,
 `+"`/bin/sh -c true`"+`), the figure is given beside it and as a ratio. The
 load generator and the benchmark share the machine with the core, so the
-figures are conservative.
+figures are conservative. A benchmark run more than once (its command
+says `+"`-count`"+`) gives the median of its runs for each figure, and the
+range of the runs beside the figure; every run is listed below.
 
 `)
 	fmt.Fprint(w, "## Figures\n\n| figure | measured | target | | also measured |\n|---|---|---|---|---|\n")
+	summary := medians(results)
 	for _, f := range figures {
-		r, ok := find(results, f.Bench)
+		r, ok := find(summary, f.Bench)
 		v, has := r.Metrics[f.Metric]
 		if !ok || !has {
 			fmt.Fprintf(w, "| %s | not measured yet (`%s`) | %s | | |\n", f.What, f.Bench, f.Target)
@@ -272,7 +334,11 @@ figures are conservative.
 				beside = append(beside, num(bv)+" "+u)
 			}
 		}
-		fmt.Fprintf(w, "| %s | %s %s | %s | %s | %s |\n", f.What, num(v), f.Metric, f.Target, verdict(f, v), strings.Join(beside, ", "))
+		measured := num(v) + " " + f.Metric
+		if r.Runs > 1 {
+			measured += fmt.Sprintf(" (median of %d runs: %s to %s)", r.Runs, num(r.Lo[f.Metric]), num(r.Hi[f.Metric]))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", f.What, measured, f.Target, verdict(f, v), strings.Join(beside, ", "))
 	}
 	fmt.Fprint(w, "\n## Every benchmark\n\nAs `go test -bench` reported them, with the command that ran each.\n\n")
 	var lastCmd string
