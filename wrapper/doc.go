@@ -18,6 +18,7 @@
 //   - run.go: the whole run: first connect, start, reconnects, the end.
 //   - supervise.go: the job's life: timeouts, kill and signal commands,
 //     leftovers, the complete frame.
+//   - procs.go: one P, until the job's output is chatty.
 //
 // It imports only the standard library, sdk/wire, wrapper/proc, gorilla
 // websocket, hclog and x/sys: never core/ or plugins/.

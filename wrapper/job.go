@@ -45,10 +45,11 @@ func startProc(opts proc.Options) (job, error) {
 type pipes struct {
 	done     chan struct{} // closed when both pipes reached EOF
 	lastByte atomicTime
+	chatty   func() // called at each read of chattyRead or more
 }
 
 func readPipes(j job, s *spool, log hclog.Logger) *pipes {
-	p := &pipes{done: make(chan struct{})}
+	p := &pipes{done: make(chan struct{}), chatty: widen}
 	p.lastByte.Store(time.Now())
 	var wg sync.WaitGroup
 	for _, src := range []struct {
@@ -71,6 +72,9 @@ func (p *pipes) copy(stream byte, r io.Reader, s *spool, log hclog.Logger) {
 		n, err := r.Read(buf)
 		if n > 0 {
 			p.lastByte.Store(time.Now())
+			if n >= chattyRead {
+				p.chatty()
+			}
 			s.Append(stream, buf[:n])
 		}
 		if err != nil {

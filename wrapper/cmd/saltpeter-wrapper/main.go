@@ -16,6 +16,7 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
+	wrapper.Narrow()
 	version := flag.Bool("version", false, "print the version and exit")
 	envStdin := flag.Bool("env-stdin", false,
 		"read the dispatch environment from standard input (KEY=VALUE records, each ended by a NUL byte, until EOF) instead of the process environment")
