@@ -443,3 +443,20 @@ func TestBinaryDetachByTargetNeedsItsOwnSession(t *testing.T) {
 		t.Errorf("detached copy %d is in session %d, want its own", pid, sid)
 	}
 }
+
+// A wrapper its target started on one P keeps GOMAXPROCS and the target's
+// word for it from its job.
+func TestBinaryNarrowedByTarget(t *testing.T) {
+	core := newFakeCore(t, shellSpec(`echo "${GOMAXPROCS-unset} ${`+wire.EnvNarrowedByTarget+`-unset}"`))
+	pid := startDetached(t, append(dispatchEnv(core), "GOMAXPROCS=1", wire.EnvNarrowedByTarget+"=1"))
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	checkComplete(t, core.awaitComplete(t), 0, wire.ReasonExit)
+	if got := string(core.output(wire.StreamStdout)); got != "unset unset\n" {
+		t.Errorf("the job found %q, want neither variable", got)
+	}
+	awaitExit(t, pidfd)
+}

@@ -3,6 +3,7 @@ package wrapper
 import (
 	"bytes"
 	"io"
+	"os"
 	"runtime"
 	"testing"
 
@@ -60,39 +61,50 @@ func TestChattyReads(t *testing.T) {
 	}
 }
 
-// Narrow takes the wrapper to one P unless GOMAXPROCS says otherwise, and
-// the first widen gives back what it took.
+// Narrow puts the wrapper on one P unless the operator chose GOMAXPROCS,
+// and takes its target's word for it; the first widen gives the runtime's
+// default back.
 func TestNarrowWiden(t *testing.T) {
 	was := runtime.GOMAXPROCS(0)
-	t.Cleanup(func() { runtime.GOMAXPROCS(was); wideProcs.Store(0) })
-
-	t.Run("chosen by the environment", func(t *testing.T) {
-		t.Setenv("GOMAXPROCS", "3")
-		runtime.GOMAXPROCS(3)
-		Narrow()
-		if got := runtime.GOMAXPROCS(0); got != 3 {
-			t.Errorf("GOMAXPROCS = %d after Narrow, want the environment's 3", got)
-		}
-		widen()
-		if got := runtime.GOMAXPROCS(0); got != 3 {
-			t.Errorf("GOMAXPROCS = %d after widen, want 3", got)
-		}
-	})
-	t.Run("narrowed, then widened once", func(t *testing.T) {
-		t.Setenv("GOMAXPROCS", "")
-		runtime.GOMAXPROCS(4)
-		Narrow()
-		if got := runtime.GOMAXPROCS(0); got != 1 {
-			t.Fatalf("GOMAXPROCS = %d after Narrow, want 1", got)
-		}
-		widen()
-		if got := runtime.GOMAXPROCS(0); got != 4 {
-			t.Errorf("GOMAXPROCS = %d after widen, want the 4 it was", got)
-		}
-		runtime.GOMAXPROCS(2)
-		widen()
-		if got := runtime.GOMAXPROCS(0); got != 2 {
-			t.Errorf("a second widen set GOMAXPROCS to %d, want it left at 2", got)
-		}
-	})
+	runtime.SetDefaultGOMAXPROCS()
+	def := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(was); narrowed.Store(false) })
+	tests := []struct {
+		name               string
+		gomaxprocs, marker string // "" for unset
+		start              int    // GOMAXPROCS as the runtime started
+		narrow, wide       int    // GOMAXPROCS after Narrow, after widen
+		keepEnv            bool   // GOMAXPROCS is still in the environment
+	}{
+		{name: "the operator's", gomaxprocs: "3", start: 3, narrow: 3, wide: 3, keepEnv: true},
+		{name: "the operator's, with a stray marker", gomaxprocs: "3", marker: "1", start: 3, narrow: 3, wide: 3, keepEnv: true},
+		{name: "narrowed by itself", start: 4, narrow: 1, wide: def},
+		{name: "narrowed by its target", gomaxprocs: "1", marker: "1", start: 1, narrow: 1, wide: def},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GOMAXPROCS", tt.gomaxprocs)
+			t.Setenv(wire.EnvNarrowedByTarget, tt.marker)
+			runtime.GOMAXPROCS(tt.start)
+			Narrow()
+			if got := runtime.GOMAXPROCS(0); got != tt.narrow {
+				t.Errorf("GOMAXPROCS = %d after Narrow, want %d", got, tt.narrow)
+			}
+			if v, ok := os.LookupEnv(wire.EnvNarrowedByTarget); ok {
+				t.Errorf("%s=%q left for the job", wire.EnvNarrowedByTarget, v)
+			}
+			if v, ok := os.LookupEnv("GOMAXPROCS"); tt.gomaxprocs != "" && ok != tt.keepEnv {
+				t.Errorf("GOMAXPROCS=%q in the environment: %v, want %v", v, ok, tt.keepEnv)
+			}
+			widen()
+			if got := runtime.GOMAXPROCS(0); got != tt.wide {
+				t.Errorf("GOMAXPROCS = %d after widen, want %d", got, tt.wide)
+			}
+			runtime.GOMAXPROCS(2)
+			widen()
+			if got := runtime.GOMAXPROCS(0); got != 2 {
+				t.Errorf("a second widen set GOMAXPROCS to %d, want it left at 2", got)
+			}
+		})
+	}
 }

@@ -9,10 +9,13 @@
 // Detached): in a session of its own, with no descriptor beyond 0-2, and
 // told so, so that it runs the job itself instead of re-executing itself
 // to detach; a wrapper that does not know the variable detaches itself
-// as before. Dispatch returns its detach line, or an error carrying its
-// standard error when it exits without it. The plugin reaps the wrapper
-// whenever it exits; a plugin that stops first leaves it to init, and the
-// job runs on.
+// as before. The default wrapper (a job without wrapper.path) is also
+// started on one P (launch.Command.OneP: GOMAXPROCS=1 and
+// wire.EnvNarrowedByTarget, which it keeps from its job), which saves it
+// resizing the runtime itself. Dispatch returns its detach line, or an
+// error carrying its standard error when it exits without it. The plugin
+// reaps the wrapper whenever it exits; a plugin that stops first leaves
+// it to init, and the job runs on.
 //
 // Once it has dispatched the default wrapper (a job without
 // wrapper.path), the plugin keeps a spare one started for the next

@@ -143,5 +143,6 @@ func (t *Target) dispatch(ctx context.Context, req target.DispatchRequest) (targ
 	}
 	// The wrapper is this process's child: it is started detached, and
 	// runs its job in place (protocol 1 ignores Detached).
-	return launch.Start(ctx, log, launch.Command{Path: path, Env: env, Protocol: req.Protocol, Detached: true})
+	return launch.Start(ctx, log, launch.Command{Path: path, Env: env, Protocol: req.Protocol, Detached: true,
+		OneP: req.WrapperPath == ""})
 }

@@ -83,7 +83,7 @@ func startSpare(log hclog.Logger, path string, shared map[string]string) (*spare
 	}
 	w, err := launch.Begin(log, launch.Command{
 		Path: path, Args: []string{"-env-stdin"}, Env: env, Stdin: stdinR,
-		Protocol: wire.ProtocolV2, Detached: true,
+		Protocol: wire.ProtocolV2, Detached: true, OneP: true,
 	})
 	stdinR.Close()
 	if err != nil {

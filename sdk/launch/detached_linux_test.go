@@ -269,3 +269,40 @@ func TestBeginRefusesProtocol1(t *testing.T) {
 		t.Fatalf("Begin of a protocol 1 wrapper: %v", err)
 	}
 }
+
+// TestStartOneP: a wrapper started Detached and OneP starts on one P,
+// told that its target chose it, unless its environment sets GOMAXPROCS;
+// nothing of that without both.
+func TestStartOneP(t *testing.T) {
+	tests := []struct {
+		name           string
+		detached, oneP bool
+		env            []string
+		gomaxprocs     string
+		narrowed       string
+	}{
+		{name: "one P", detached: true, oneP: true, gomaxprocs: "1", narrowed: "1"},
+		{name: "the operator's GOMAXPROCS", detached: true, oneP: true, env: []string{"GOMAXPROCS=3"}, gomaxprocs: "3"},
+		{name: "not asked", detached: true},
+		{name: "not detached", oneP: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, reportPath := fakeCommand(t, "wrapper", tc.detached)
+			c.OneP = tc.oneP
+			c.Env = append(c.Env, tc.env...)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			res, err := Start(ctx, nil, c)
+			if err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			linePID(t, res.Detail)
+			r := readReport(t, reportPath)
+			if r.GOMAXPROCS != tc.gomaxprocs || r.Narrowed != tc.narrowed {
+				t.Errorf("the wrapper found GOMAXPROCS=%q %s=%q, want %q and %q",
+					r.GOMAXPROCS, wire.EnvNarrowedByTarget, r.Narrowed, tc.gomaxprocs, tc.narrowed)
+			}
+		})
+	}
+}

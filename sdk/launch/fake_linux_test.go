@@ -45,8 +45,9 @@ func TestMain(m *testing.M) {
 // report is what a fake wrapper found about itself.
 type report struct {
 	PID, PPID, SID, PGID int
-	// ByTarget is wire.EnvDetachedByTarget as it found it.
-	ByTarget string
+	// ByTarget is wire.EnvDetachedByTarget as it found it, and
+	// GOMAXPROCS and Narrowed the variable and wire.EnvNarrowedByTarget.
+	ByTarget, GOMAXPROCS, Narrowed string
 	// FDs are its descriptors beyond 0-2 (what they point at), but for
 	// the Go runtime's own.
 	FDs []string
@@ -73,7 +74,8 @@ func fakeWrapper(kind string) int {
 		awaitTerm()
 		return 0
 	}
-	r := report{PID: os.Getpid(), PPID: os.Getppid(), ByTarget: os.Getenv(wire.EnvDetachedByTarget), FDs: fds}
+	r := report{PID: os.Getpid(), PPID: os.Getppid(), ByTarget: os.Getenv(wire.EnvDetachedByTarget), FDs: fds,
+		GOMAXPROCS: os.Getenv("GOMAXPROCS"), Narrowed: os.Getenv(wire.EnvNarrowedByTarget)}
 	sid, _, _ := syscall.RawSyscall(syscall.SYS_GETSID, 0, 0, 0)
 	r.SID = int(sid)
 	r.PGID = syscall.Getpgrp()

@@ -73,6 +73,13 @@ type Command struct {
 	// process's own child, never one started through ssh or the like,
 	// whose session this process does not make. Protocol 1 ignores it.
 	Detached bool
+	// OneP, with Detached, starts the wrapper on one P: GOMAXPROCS=1 and
+	// wire.EnvNarrowedByTarget in its environment, unless Env sets
+	// GOMAXPROCS. A wrapper narrows itself otherwise, at a cost the
+	// runtime's start does not have. Only for a wrapper of this build
+	// (the default one): one that does not know the variable would hand
+	// GOMAXPROCS=1 to its job.
+	OneP bool
 }
 
 // Start starts the wrapper as a child of this process. A protocol 2
@@ -272,6 +279,9 @@ func Begin(log hclog.Logger, c Command) (*Wrapper, error) {
 	sys := &syscall.SysProcAttr{Setpgid: true}
 	if c.Detached {
 		env = append(env[:len(env):len(env)], wire.EnvDetachedByTarget+"=1")
+		if c.OneP && !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") }) {
+			env = append(env, "GOMAXPROCS=1", wire.EnvNarrowedByTarget+"=1")
+		}
 		sys = &syscall.SysProcAttr{Setsid: true}
 	}
 	cmd := &exec.Cmd{

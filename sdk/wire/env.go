@@ -31,3 +31,14 @@ const DetachedLine = "saltpeter-wrapper: detached"
 // only when it does lead its session, and never passes it to the job; a
 // wrapper that does not know it detaches itself as before.
 const EnvDetachedByTarget = "SP_WRAPPER_DETACHED_BY_TARGET"
+
+// EnvNarrowedByTarget, set to "1" by a target that starts the wrapper with
+// GOMAXPROCS=1 in its environment, says that the target chose it, not the
+// operator: the wrapper then starts on one P without resizing the
+// runtime (which costs a stop of the world and the second P's caches),
+// drops both variables from its environment at once, so that its job
+// never sees them, and takes every P back when the job's output is
+// chatty, as it does when it narrows itself. Only for a wrapper of the
+// target's own build: one that does not know the variable would hand
+// GOMAXPROCS=1 to its job.
+const EnvNarrowedByTarget = "SP_WRAPPER_NARROWED_BY_TARGET"
