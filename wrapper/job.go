@@ -45,7 +45,7 @@ func startProc(opts proc.Options) (job, error) {
 type pipes struct {
 	done     chan struct{} // closed when both pipes reached EOF
 	lastByte atomicTime
-	chatty   func() // called at each read of chattyRead or more
+	chatty   func() // called at each read of proc.FullRead or more
 }
 
 func readPipes(j job, s *spool, log hclog.Logger) *pipes {
@@ -72,7 +72,7 @@ func (p *pipes) copy(stream byte, r io.Reader, s *spool, log hclog.Logger) {
 		n, err := r.Read(buf)
 		if n > 0 {
 			p.lastByte.Store(time.Now())
-			if n >= chattyRead {
+			if n >= proc.FullRead {
 				p.chatty()
 			}
 			s.Append(stream, buf[:n])

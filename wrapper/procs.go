@@ -18,17 +18,13 @@ import (
 // Narrowing itself costs the wrapper a stop of the world and the release
 // of the second P's caches, 5% of its samples; started on one P by its
 // target, it saved another 0.25 ms a run (4.53 → 4.29), six runs each
-// way. A job whose pipe one read finds full (see chattyRead) gets every P
+// way. A job whose pipe one read finds full (proc.FullRead) gets every P
 // back, once, for its output's copies and the connection's writes to
 // overlap.
 //
 // narrowed is set while the wrapper runs on one P that widen is to give
 // back.
 var narrowed atomic.Bool
-
-// chattyRead is a read of a job's output that found its pipe full (Linux
-// gives a pipe 64 KiB): the job writes faster than the wrapper reads.
-const chattyRead = 64 << 10
 
 // Narrow puts the wrapper on one P, for its main to call before it starts
 // anything: its target did (wire.EnvNarrowedByTarget, whose variables it
@@ -42,6 +38,7 @@ func Narrow() {
 		_ = os.Unsetenv("GOMAXPROCS")
 		narrowed.Store(true)
 	case os.Getenv("GOMAXPROCS") != "":
+		// The operator's choice: it stands, and reaches the job.
 	default:
 		if runtime.GOMAXPROCS(1) > 1 {
 			narrowed.Store(true)

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/saltpeter/saltpeter/sdk/wire"
+	"github.com/saltpeter/saltpeter/wrapper/proc"
 )
 
 // reads gives its chunks one Read each, then EOF.
@@ -30,9 +31,9 @@ func TestChattyReads(t *testing.T) {
 		reads []int
 		want  int
 	}{
-		{"quiet job", []int{10, 4096, chattyRead - 1}, 0},
-		{"a full pipe", []int{10, chattyRead, 3}, 1},
-		{"full twice", []int{chattyRead, 2 * chattyRead}, 2},
+		{"quiet job", []int{10, 4096, proc.FullRead - 1}, 0},
+		{"a full pipe", []int{10, proc.FullRead, 3}, 1},
+		{"full twice", []int{proc.FullRead, 2 * proc.FullRead}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 // count against its user's pipe allowance (fs.pipe-user-pages-soft),
 // and a user over it gets small pipes everywhere.
 const (
-	defaultPipe = 64 << 10
+	defaultPipe = FullRead
 	// grownPipe is the wrapper's largest chunk (wire.MaxOutputChunk),
 	// which it reads at a time.
 	grownPipe = 256 << 10

@@ -8,6 +8,12 @@ import (
 	"time"
 )
 
+// FullRead is the pipe Linux gives a job's stdout and stderr: a read of
+// this much or more found the pipe full, the job writing faster than it
+// is read. Such a pipe grows (see outPipe), and the wrapper takes back
+// the Ps it started without.
+const FullRead = 64 << 10
+
 // Options says how to start a job.
 type Options struct {
 	// Command runs as /bin/sh -c Command.
