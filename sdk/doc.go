@@ -26,7 +26,9 @@
 // sdk/internal/grpcbuf): its codec takes the place of gRPC's proto codec,
 // the same for every message but the store's output batches, which it
 // encodes and decodes without copying their bytes; GRPCDialOptions and
-// Serve make its buffer pool, which does not zero buffers, gRPC's default.
+// Serve make its buffer pool, which does not zero buffers, gRPC's default,
+// and size the connection's windows and buffers for a local socket that
+// carries output (see grpcpool.go).
 //
 // A plugin never writes to its standard output (go-plugin's handshake
 // channel); Serve gives the factory an hclog logger that writes JSON to
