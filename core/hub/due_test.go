@@ -88,3 +88,47 @@ func TestSweepLooksAtMachinesByDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestDueHeapDropsFinishedMachines: the heap of deadlines does not keep
+// the machines that finished (and through them their connections) until
+// their deadlines come: past its slack it is compacted, so that after a
+// hundred runs, each with an entry for its connect deadline and one for
+// its heartbeat timeout, none of them due, it holds a few.
+func TestDueHeapDropsFinishedMachines(t *testing.T) {
+	const slack = 8
+	old := hub.SetDueSlack(slack)
+	t.Cleanup(func() { hub.SetDueSlack(old) })
+	dueAfter := make(chan int, 1)
+	hub.SetSweptDue(func(_, due int) {
+		select {
+		case dueAfter <- due:
+		default:
+		}
+	})
+	t.Cleanup(func() { hub.SetSwept(nil) })
+	clock := &fakeClock{t: t0} // no deadline comes: the clock stands still
+	h := newHarness(t, opts{clock: clock, hb: time.Hour})
+	const runs = 100
+	for i := range runs {
+		run := fmt.Sprintf("r%03d", i)
+		h.expect(exp{run: run, machine: "m1"})
+		c := h.dial(run, "m1")
+		c.connect()
+		c.start(100 + i)
+		c.complete(0, "")
+		c.ws.Close()
+	}
+	// A sweep that began after the last run ended says what the heap
+	// holds: at most the entries pushed since it was last compacted.
+	var due int
+	for range 2 { // the first may have begun before
+		select {
+		case due = <-dueAfter:
+		case <-time.After(wait):
+			t.Fatal("no sweep")
+		}
+	}
+	if limit := 2*2 + slack + 4; due > limit {
+		t.Errorf("after %d finished runs the heap of deadlines holds %d entries, want at most %d", runs, due, limit)
+	}
+}

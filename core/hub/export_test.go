@@ -25,7 +25,25 @@ func (h *Hub) FlushHeartbeats() { h.flushHeartbeats() }
 func SetChunkRecycled(f func([]byte)) { chunkRecycled = f }
 
 // SetSwept lets a test await sweeps and count the machines each looked at.
-func SetSwept(f func(visits int)) { swept = f }
+func SetSwept(f func(visits int)) {
+	if f == nil {
+		swept = nil
+		return
+	}
+	swept = func(visits, _ int) { f(visits) }
+}
+
+// SetSweptDue is SetSwept with the entries of the hub's heap of
+// deadlines after each sweep.
+func SetSweptDue(f func(visits, due int)) { swept = f }
+
+// SetDueSlack sets how many stale entries the heap of deadlines may hold
+// beyond twice its live ones; it returns the previous value.
+func SetDueSlack(n int) int {
+	old := dueSlack
+	dueSlack = n
+	return old
+}
 
 // SetRoomWaited lets a test see the reader wait for room in a
 // connection's queue, with the bytes queued then.
