@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +53,9 @@ func TestStreamWindow(t *testing.T) {
 		}))...)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
+	// A failed send leaves the handler waiting: it is let go first.
+	let := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(let)
 
 	cc, err := grpc.NewClient("unix://"+sock,
 		append(GRPCDialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
@@ -73,7 +77,7 @@ func TestStreamWindow(t *testing.T) {
 			t.Fatalf("send with %d bytes on the unread stream: %v", sent, err)
 		}
 	}
-	close(release)
+	let()
 	if err := s.CloseSend(); err != nil {
 		t.Fatalf("close send: %v", err)
 	}
