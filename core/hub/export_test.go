@@ -24,18 +24,9 @@ func (h *Hub) FlushHeartbeats() { h.flushHeartbeats() }
 // SetChunkRecycled lets a test see each output buffer the hub gives back.
 func SetChunkRecycled(f func([]byte)) { chunkRecycled = f }
 
-// SetSwept lets a test await sweeps and count the machines each looked at.
-func SetSwept(f func(visits int)) {
-	if f == nil {
-		swept = nil
-		return
-	}
-	swept = func(visits, _ int) { f(visits) }
-}
-
-// SetSweptDue is SetSwept with the entries of the hub's heap of
-// deadlines after each sweep.
-func SetSweptDue(f func(visits, due int)) { swept = f }
+// SetSwept lets a test await sweeps, count the machines each looked at,
+// and see the entries of the heap of deadlines after each.
+func SetSwept(f func(visits, due int)) { swept = f }
 
 // SetDueSlack sets how many stale entries the heap of deadlines may hold
 // beyond twice its live ones; it returns the previous value.
