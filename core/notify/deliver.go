@@ -182,25 +182,33 @@ func (d *Deliverer) attempt(ctx context.Context, n store.Notification) {
 	switch {
 	case err == nil:
 		res.Delivered, result = true, "delivered"
-		log.Debug("notification delivered")
 	case notifier.IsPermanent(err) || n.Attempts+1 >= pol.Attempts:
 		res.Final, res.Error, result = true, err.Error(), "failed"
-		d.failed.Add(1)
-		log.Error("notification failed for good", "error", err, "permanent", notifier.IsPermanent(err))
 	default:
 		res.Error, res.RetryAt = err.Error(), now.Add(d.backoff(pol.Backoff, n.Attempts))
-		log.Warn("notification not delivered; trying again later", "error", err, "retry_at", res.RetryAt)
 	}
 	// The record outlives a stopping core's context: the delivery
 	// happened.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := d.cfg.Store.FinishNotification(fctx, n.ID, d.cfg.Owner, res); err != nil {
-		if errors.Is(err, store.ErrLeaseLost) {
-			log.Warn("notification's lease ran out during the attempt: another core has it now", "error", err)
+	if ferr := d.cfg.Store.FinishNotification(fctx, n.ID, d.cfg.Owner, res); ferr != nil {
+		if errors.Is(ferr, store.ErrLeaseLost) {
+			log.Warn("notification's lease ran out during the attempt: another core has it now", "error", ferr, "attempt_error", err)
 			return
 		}
-		log.Error("record a notification attempt; it will be attempted again when its lease ends", "error", err)
+		log.Error("record a notification attempt; it will be attempted again when its lease ends", "error", ferr, "attempt_error", err)
+		return
+	}
+	// Logged once recorded, so that what the log says is what the outbox
+	// holds, even if the core dies right after.
+	switch result {
+	case "delivered":
+		log.Debug("notification delivered")
+	case "failed":
+		d.failed.Add(1)
+		log.Error("notification failed for good", "error", err, "permanent", notifier.IsPermanent(err))
+	default:
+		log.Warn("notification not delivered; trying again later", "error", err, "retry_at", res.RetryAt)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/saltpeter/saltpeter/core/config"
 	"github.com/saltpeter/saltpeter/core/store/memory"
 	"github.com/saltpeter/saltpeter/sdk/notifier"
@@ -145,5 +147,87 @@ func TestDelivererUnknownNotifier(t *testing.T) {
 	got, err := st.ListNotifications(ctx, store.NotificationFilter{})
 	if err != nil || len(got) != 1 || got[0].State != store.NotificationFailed || !strings.Contains(got[0].LastError, `no notifier "gone"`) {
 		t.Fatalf("notification %+v %v, want failed for good naming the notifier", got, err)
+	}
+}
+
+// recordingStore is a store whose FinishNotification notes what the log
+// held when it was called, and can fail it.
+type recordingStore struct {
+	store.Store
+	log       *syncBuffer
+	failWith  error
+	logBefore string
+}
+
+func (s *recordingStore) FinishNotification(ctx context.Context, id, owner string, res store.NotificationResult) error {
+	s.logBefore = s.log.String()
+	if s.failWith != nil {
+		return s.failWith
+	}
+	return s.Store.FinishNotification(ctx, id, owner, res)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestDelivererLogsWhatItRecorded: an attempt's outcome is logged only
+// once the outbox holds it (a core killed between the two would
+// otherwise have logged a retry the outbox never learned of), and not
+// at all when recording it fails.
+func TestDelivererLogsWhatItRecorded(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		errs     []error
+		failWith error
+		wantLog  string
+	}{
+		{"delivered", nil, nil, "notification delivered"},
+		{"retry", []error{errors.New("503")}, nil, "notification not delivered; trying again later"},
+		{"failed", []error{notifier.Permanent(errors.New("404"))}, nil, "notification failed for good"},
+		{"not recorded", []error{errors.New("503")}, errors.New("store gone"), "record a notification attempt"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			buf := &syncBuffer{}
+			st := &recordingStore{Store: memory.New(), log: buf, failWith: tc.failWith}
+			logger := hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Debug})
+			d := NewDeliverer(Config{Logger: logger, Store: st, Notifiers: fakeNotifiers{"ops": &fakeNotifier{errs: tc.errs}}, Owner: "core-1"})
+			job := &config.Job{Name: "j", Notify: []config.Notify{{Notifier: "ops", On: []string{"failure"}}}}
+			ns, err := ForRun(job, store.Run{ID: "r1", Job: "j", Status: store.StatusFailed}, "", "", time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.EnqueueNotifications(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := d.Once(ctx); n != 1 || err != nil {
+				t.Fatalf("claimed %d, %v", n, err)
+			}
+			if st.logBefore != "" {
+				t.Errorf("logged before the outcome was recorded: %s", st.logBefore)
+			}
+			got := buf.String()
+			if !strings.Contains(got, tc.wantLog) {
+				t.Errorf("log %q, want a line %q", got, tc.wantLog)
+			}
+			if tc.failWith != nil && strings.Contains(got, "trying again later") {
+				t.Errorf("an unrecorded attempt logged a scheduled retry: %s", got)
+			}
+		})
 	}
 }
