@@ -17,6 +17,11 @@ import (
 // (codes.Unavailable when the plugin could not be reached).
 type GRPCClient struct {
 	client targetpb.TargetClient
+	batch  batcher
+}
+
+func newGRPCClient(c targetpb.TargetClient) *GRPCClient {
+	return &GRPCClient{client: c, batch: batcher{client: c}}
 }
 
 // Configure implements Target.
@@ -27,7 +32,15 @@ func (c *GRPCClient) Configure(ctx context.Context, config []byte) error {
 
 // Resolve implements Target.
 func (c *GRPCClient) Resolve(ctx context.Context, req ResolveRequest) ([]string, error) {
-	resp, err := c.client.Resolve(ctx, &targetpb.ResolveRequest{Job: req.Job, Args: req.Args})
+	msg := &targetpb.ResolveRequest{Job: req.Job, Args: req.Args}
+	out, err := c.batch.do(ctx, &targetpb.Call{Call: &targetpb.Call_Resolve{Resolve: msg}})
+	if err == nil {
+		return out.GetResolve().GetMachines(), nil
+	}
+	if !errors.Is(err, errUseUnary) {
+		return nil, err
+	}
+	resp, err := c.client.Resolve(ctx, msg)
 	if err != nil {
 		return nil, fromStatus(err)
 	}
@@ -36,7 +49,7 @@ func (c *GRPCClient) Resolve(ctx context.Context, req ResolveRequest) ([]string,
 
 // Dispatch implements Target.
 func (c *GRPCClient) Dispatch(ctx context.Context, req DispatchRequest) (DispatchResult, error) {
-	resp, err := c.client.Dispatch(ctx, &targetpb.DispatchRequest{
+	msg := &targetpb.DispatchRequest{
 		Job:         req.Job,
 		RunId:       req.RunID,
 		Machine:     req.Machine,
@@ -44,7 +57,15 @@ func (c *GRPCClient) Dispatch(ctx context.Context, req DispatchRequest) (Dispatc
 		WrapperPath: req.WrapperPath,
 		Protocol:    int32(req.Protocol),
 		Env:         req.Env,
-	})
+	}
+	out, err := c.batch.do(ctx, &targetpb.Call{Call: &targetpb.Call_Dispatch{Dispatch: msg}})
+	if err == nil {
+		return DispatchResult{Detail: out.GetDispatch().GetDetail()}, nil
+	}
+	if !errors.Is(err, errUseUnary) {
+		return DispatchResult{}, err
+	}
+	resp, err := c.client.Dispatch(ctx, msg)
 	if err != nil {
 		return DispatchResult{}, fromStatus(err)
 	}

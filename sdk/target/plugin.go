@@ -34,7 +34,7 @@ func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 
 // GRPCClient returns a Target that calls the plugin over c.
 func (p *Plugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &GRPCClient{client: targetpb.NewTargetClient(c)}, nil
+	return newGRPCClient(targetpb.NewTargetClient(c)), nil
 }
 
 var _ plugin.GRPCPlugin = &Plugin{}

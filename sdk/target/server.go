@@ -3,6 +3,8 @@ package target
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -64,6 +66,65 @@ func (s *GRPCServer) Dispatch(ctx context.Context, req *targetpb.DispatchRequest
 		return nil, toStatus(err)
 	}
 	return &targetpb.DispatchResponse{Detail: res.Detail}, nil
+}
+
+// Calls implements the gRPC service: each call of the batch runs at once
+// in its own goroutine, bounded by the deadline it carries, and its
+// outcome is sent when it ends. The headers go first, so that the core
+// knows the batch arrived and can hand over the next.
+func (s *GRPCServer) Calls(req *targetpb.CallBatch, stream targetpb.Target_CallsServer) error {
+	if err := stream.SendHeader(nil); err != nil {
+		return err
+	}
+	var (
+		mu      sync.Mutex
+		sendErr error
+		wg      sync.WaitGroup
+	)
+	for i, c := range req.GetCalls() {
+		wg.Go(func() {
+			out := s.call(stream.Context(), c)
+			out.Index = int32(i)
+			mu.Lock()
+			defer mu.Unlock()
+			if sendErr == nil {
+				sendErr = stream.Send(out)
+			}
+		})
+	}
+	wg.Wait()
+	return sendErr
+}
+
+// call runs one call of a batch as its unary method would and returns
+// what that would have answered.
+func (s *GRPCServer) call(ctx context.Context, c *targetpb.Call) *targetpb.CallOutcome {
+	if d := c.GetDeadlineUnixNano(); d != 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Unix(0, d))
+		defer cancel()
+	}
+	out := &targetpb.CallOutcome{}
+	var err error
+	switch call := c.GetCall().(type) {
+	case *targetpb.Call_Resolve:
+		var resp *targetpb.ResolveResponse
+		if resp, err = s.Resolve(ctx, call.Resolve); err == nil {
+			out.Result = &targetpb.CallOutcome_Resolve{Resolve: resp}
+		}
+	case *targetpb.Call_Dispatch:
+		var resp *targetpb.DispatchResponse
+		if resp, err = s.Dispatch(ctx, call.Dispatch); err == nil {
+			out.Result = &targetpb.CallOutcome_Dispatch{Dispatch: resp}
+		}
+	default:
+		err = status.Error(codes.Unimplemented, "target plugin: a call of a kind this plugin does not know")
+	}
+	if err != nil {
+		st := status.Convert(err)
+		out.Code, out.Error = int32(st.Code()), st.Message()
+	}
+	return out
 }
 
 // unreachableCode carries ErrUnreachable: no other failure of the adapter

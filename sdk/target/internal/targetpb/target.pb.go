@@ -21,6 +21,251 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type CallBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*Call                `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallBatch) Reset() {
+	*x = CallBatch{}
+	mi := &file_target_proto_target_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallBatch) ProtoMessage() {}
+
+func (x *CallBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_target_proto_target_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallBatch.ProtoReflect.Descriptor instead.
+func (*CallBatch) Descriptor() ([]byte, []int) {
+	return file_target_proto_target_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CallBatch) GetCalls() []*Call {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+type Call struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// deadline_unix_nano is the caller's deadline; 0: none. A call bounds
+	// itself by it, as a unary call would by its gRPC deadline.
+	DeadlineUnixNano int64 `protobuf:"varint,1,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
+	// Types that are valid to be assigned to Call:
+	//
+	//	*Call_Resolve
+	//	*Call_Dispatch
+	Call          isCall_Call `protobuf_oneof:"call"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Call) Reset() {
+	*x = Call{}
+	mi := &file_target_proto_target_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Call) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Call) ProtoMessage() {}
+
+func (x *Call) ProtoReflect() protoreflect.Message {
+	mi := &file_target_proto_target_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Call.ProtoReflect.Descriptor instead.
+func (*Call) Descriptor() ([]byte, []int) {
+	return file_target_proto_target_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Call) GetDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.DeadlineUnixNano
+	}
+	return 0
+}
+
+func (x *Call) GetCall() isCall_Call {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+func (x *Call) GetResolve() *ResolveRequest {
+	if x != nil {
+		if x, ok := x.Call.(*Call_Resolve); ok {
+			return x.Resolve
+		}
+	}
+	return nil
+}
+
+func (x *Call) GetDispatch() *DispatchRequest {
+	if x != nil {
+		if x, ok := x.Call.(*Call_Dispatch); ok {
+			return x.Dispatch
+		}
+	}
+	return nil
+}
+
+type isCall_Call interface {
+	isCall_Call()
+}
+
+type Call_Resolve struct {
+	Resolve *ResolveRequest `protobuf:"bytes,2,opt,name=resolve,proto3,oneof"`
+}
+
+type Call_Dispatch struct {
+	Dispatch *DispatchRequest `protobuf:"bytes,3,opt,name=dispatch,proto3,oneof"`
+}
+
+func (*Call_Resolve) isCall_Call() {}
+
+func (*Call_Dispatch) isCall_Call() {}
+
+type CallOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// index is the call's place in its batch.
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// code and error are the call's gRPC status: what the unary call
+	// would have answered; code 0 (OK) carries a result.
+	Code  int32  `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*CallOutcome_Resolve
+	//	*CallOutcome_Dispatch
+	Result        isCallOutcome_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallOutcome) Reset() {
+	*x = CallOutcome{}
+	mi := &file_target_proto_target_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallOutcome) ProtoMessage() {}
+
+func (x *CallOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_target_proto_target_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallOutcome.ProtoReflect.Descriptor instead.
+func (*CallOutcome) Descriptor() ([]byte, []int) {
+	return file_target_proto_target_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CallOutcome) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *CallOutcome) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CallOutcome) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *CallOutcome) GetResult() isCallOutcome_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *CallOutcome) GetResolve() *ResolveResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallOutcome_Resolve); ok {
+			return x.Resolve
+		}
+	}
+	return nil
+}
+
+func (x *CallOutcome) GetDispatch() *DispatchResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallOutcome_Dispatch); ok {
+			return x.Dispatch
+		}
+	}
+	return nil
+}
+
+type isCallOutcome_Result interface {
+	isCallOutcome_Result()
+}
+
+type CallOutcome_Resolve struct {
+	Resolve *ResolveResponse `protobuf:"bytes,4,opt,name=resolve,proto3,oneof"`
+}
+
+type CallOutcome_Dispatch struct {
+	Dispatch *DispatchResponse `protobuf:"bytes,5,opt,name=dispatch,proto3,oneof"`
+}
+
+func (*CallOutcome_Resolve) isCallOutcome_Result() {}
+
+func (*CallOutcome_Dispatch) isCallOutcome_Result() {}
+
 type CheckArgsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// args is the job's target block as a JSON object.
@@ -31,7 +276,7 @@ type CheckArgsRequest struct {
 
 func (x *CheckArgsRequest) Reset() {
 	*x = CheckArgsRequest{}
-	mi := &file_target_proto_target_proto_msgTypes[0]
+	mi := &file_target_proto_target_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +288,7 @@ func (x *CheckArgsRequest) String() string {
 func (*CheckArgsRequest) ProtoMessage() {}
 
 func (x *CheckArgsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[0]
+	mi := &file_target_proto_target_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +301,7 @@ func (x *CheckArgsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckArgsRequest.ProtoReflect.Descriptor instead.
 func (*CheckArgsRequest) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{0}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CheckArgsRequest) GetArgs() []byte {
@@ -74,7 +319,7 @@ type CheckArgsResponse struct {
 
 func (x *CheckArgsResponse) Reset() {
 	*x = CheckArgsResponse{}
-	mi := &file_target_proto_target_proto_msgTypes[1]
+	mi := &file_target_proto_target_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -86,7 +331,7 @@ func (x *CheckArgsResponse) String() string {
 func (*CheckArgsResponse) ProtoMessage() {}
 
 func (x *CheckArgsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[1]
+	mi := &file_target_proto_target_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -99,7 +344,7 @@ func (x *CheckArgsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckArgsResponse.ProtoReflect.Descriptor instead.
 func (*CheckArgsResponse) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{1}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{4}
 }
 
 type ConfigureRequest struct {
@@ -112,7 +357,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_target_proto_target_proto_msgTypes[2]
+	mi := &file_target_proto_target_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -124,7 +369,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[2]
+	mi := &file_target_proto_target_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -137,7 +382,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{2}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfigureRequest) GetConfig() []byte {
@@ -155,7 +400,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_target_proto_target_proto_msgTypes[3]
+	mi := &file_target_proto_target_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -167,7 +412,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[3]
+	mi := &file_target_proto_target_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -180,7 +425,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{3}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{6}
 }
 
 type ResolveRequest struct {
@@ -194,7 +439,7 @@ type ResolveRequest struct {
 
 func (x *ResolveRequest) Reset() {
 	*x = ResolveRequest{}
-	mi := &file_target_proto_target_proto_msgTypes[4]
+	mi := &file_target_proto_target_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +451,7 @@ func (x *ResolveRequest) String() string {
 func (*ResolveRequest) ProtoMessage() {}
 
 func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[4]
+	mi := &file_target_proto_target_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +464,7 @@ func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRequest.ProtoReflect.Descriptor instead.
 func (*ResolveRequest) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{4}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ResolveRequest) GetJob() string {
@@ -245,7 +490,7 @@ type ResolveResponse struct {
 
 func (x *ResolveResponse) Reset() {
 	*x = ResolveResponse{}
-	mi := &file_target_proto_target_proto_msgTypes[5]
+	mi := &file_target_proto_target_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -257,7 +502,7 @@ func (x *ResolveResponse) String() string {
 func (*ResolveResponse) ProtoMessage() {}
 
 func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[5]
+	mi := &file_target_proto_target_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -270,7 +515,7 @@ func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveResponse.ProtoReflect.Descriptor instead.
 func (*ResolveResponse) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{5}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ResolveResponse) GetMachines() []string {
@@ -296,7 +541,7 @@ type DispatchRequest struct {
 
 func (x *DispatchRequest) Reset() {
 	*x = DispatchRequest{}
-	mi := &file_target_proto_target_proto_msgTypes[6]
+	mi := &file_target_proto_target_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -308,7 +553,7 @@ func (x *DispatchRequest) String() string {
 func (*DispatchRequest) ProtoMessage() {}
 
 func (x *DispatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[6]
+	mi := &file_target_proto_target_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -321,7 +566,7 @@ func (x *DispatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatchRequest.ProtoReflect.Descriptor instead.
 func (*DispatchRequest) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{6}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DispatchRequest) GetJob() string {
@@ -382,7 +627,7 @@ type DispatchResponse struct {
 
 func (x *DispatchResponse) Reset() {
 	*x = DispatchResponse{}
-	mi := &file_target_proto_target_proto_msgTypes[7]
+	mi := &file_target_proto_target_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +639,7 @@ func (x *DispatchResponse) String() string {
 func (*DispatchResponse) ProtoMessage() {}
 
 func (x *DispatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_target_proto_target_proto_msgTypes[7]
+	mi := &file_target_proto_target_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +652,7 @@ func (x *DispatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DispatchResponse.ProtoReflect.Descriptor instead.
 func (*DispatchResponse) Descriptor() ([]byte, []int) {
-	return file_target_proto_target_proto_rawDescGZIP(), []int{7}
+	return file_target_proto_target_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DispatchResponse) GetDetail() string {
@@ -421,7 +666,21 @@ var File_target_proto_target_proto protoreflect.FileDescriptor
 
 const file_target_proto_target_proto_rawDesc = "" +
 	"\n" +
-	"\x19target/proto/target.proto\x12\x13saltpeter.target.v1\"&\n" +
+	"\x19target/proto/target.proto\x12\x13saltpeter.target.v1\"<\n" +
+	"\tCallBatch\x12/\n" +
+	"\x05calls\x18\x01 \x03(\v2\x19.saltpeter.target.v1.CallR\x05calls\"\xc1\x01\n" +
+	"\x04Call\x12,\n" +
+	"\x12deadline_unix_nano\x18\x01 \x01(\x03R\x10deadlineUnixNano\x12?\n" +
+	"\aresolve\x18\x02 \x01(\v2#.saltpeter.target.v1.ResolveRequestH\x00R\aresolve\x12B\n" +
+	"\bdispatch\x18\x03 \x01(\v2$.saltpeter.target.v1.DispatchRequestH\x00R\bdispatchB\x06\n" +
+	"\x04call\"\xde\x01\n" +
+	"\vCallOutcome\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12@\n" +
+	"\aresolve\x18\x04 \x01(\v2$.saltpeter.target.v1.ResolveResponseH\x00R\aresolve\x12C\n" +
+	"\bdispatch\x18\x05 \x01(\v2%.saltpeter.target.v1.DispatchResponseH\x00R\bdispatchB\b\n" +
+	"\x06result\"&\n" +
 	"\x10CheckArgsRequest\x12\x12\n" +
 	"\x04args\x18\x01 \x01(\fR\x04args\"\x13\n" +
 	"\x11CheckArgsResponse\"*\n" +
@@ -445,12 +704,13 @@ const file_target_proto_target_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +
 	"\x10DispatchResponse\x12\x16\n" +
-	"\x06detail\x18\x01 \x01(\tR\x06detail2\xef\x02\n" +
+	"\x06detail\x18\x01 \x01(\tR\x06detail2\xbc\x03\n" +
 	"\x06Target\x12Z\n" +
 	"\tConfigure\x12%.saltpeter.target.v1.ConfigureRequest\x1a&.saltpeter.target.v1.ConfigureResponse\x12T\n" +
 	"\aResolve\x12#.saltpeter.target.v1.ResolveRequest\x1a$.saltpeter.target.v1.ResolveResponse\x12W\n" +
 	"\bDispatch\x12$.saltpeter.target.v1.DispatchRequest\x1a%.saltpeter.target.v1.DispatchResponse\x12Z\n" +
-	"\tCheckArgs\x12%.saltpeter.target.v1.CheckArgsRequest\x1a&.saltpeter.target.v1.CheckArgsResponseBFZDgithub.com/saltpeter/saltpeter/sdk/target/internal/targetpb;targetpbb\x06proto3"
+	"\tCheckArgs\x12%.saltpeter.target.v1.CheckArgsRequest\x1a&.saltpeter.target.v1.CheckArgsResponse\x12K\n" +
+	"\x05Calls\x12\x1e.saltpeter.target.v1.CallBatch\x1a .saltpeter.target.v1.CallOutcome0\x01BFZDgithub.com/saltpeter/saltpeter/sdk/target/internal/targetpb;targetpbb\x06proto3"
 
 var (
 	file_target_proto_target_proto_rawDescOnce sync.Once
@@ -464,33 +724,43 @@ func file_target_proto_target_proto_rawDescGZIP() []byte {
 	return file_target_proto_target_proto_rawDescData
 }
 
-var file_target_proto_target_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_target_proto_target_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_target_proto_target_proto_goTypes = []any{
-	(*CheckArgsRequest)(nil),  // 0: saltpeter.target.v1.CheckArgsRequest
-	(*CheckArgsResponse)(nil), // 1: saltpeter.target.v1.CheckArgsResponse
-	(*ConfigureRequest)(nil),  // 2: saltpeter.target.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 3: saltpeter.target.v1.ConfigureResponse
-	(*ResolveRequest)(nil),    // 4: saltpeter.target.v1.ResolveRequest
-	(*ResolveResponse)(nil),   // 5: saltpeter.target.v1.ResolveResponse
-	(*DispatchRequest)(nil),   // 6: saltpeter.target.v1.DispatchRequest
-	(*DispatchResponse)(nil),  // 7: saltpeter.target.v1.DispatchResponse
-	nil,                       // 8: saltpeter.target.v1.DispatchRequest.EnvEntry
+	(*CallBatch)(nil),         // 0: saltpeter.target.v1.CallBatch
+	(*Call)(nil),              // 1: saltpeter.target.v1.Call
+	(*CallOutcome)(nil),       // 2: saltpeter.target.v1.CallOutcome
+	(*CheckArgsRequest)(nil),  // 3: saltpeter.target.v1.CheckArgsRequest
+	(*CheckArgsResponse)(nil), // 4: saltpeter.target.v1.CheckArgsResponse
+	(*ConfigureRequest)(nil),  // 5: saltpeter.target.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 6: saltpeter.target.v1.ConfigureResponse
+	(*ResolveRequest)(nil),    // 7: saltpeter.target.v1.ResolveRequest
+	(*ResolveResponse)(nil),   // 8: saltpeter.target.v1.ResolveResponse
+	(*DispatchRequest)(nil),   // 9: saltpeter.target.v1.DispatchRequest
+	(*DispatchResponse)(nil),  // 10: saltpeter.target.v1.DispatchResponse
+	nil,                       // 11: saltpeter.target.v1.DispatchRequest.EnvEntry
 }
 var file_target_proto_target_proto_depIdxs = []int32{
-	8, // 0: saltpeter.target.v1.DispatchRequest.env:type_name -> saltpeter.target.v1.DispatchRequest.EnvEntry
-	2, // 1: saltpeter.target.v1.Target.Configure:input_type -> saltpeter.target.v1.ConfigureRequest
-	4, // 2: saltpeter.target.v1.Target.Resolve:input_type -> saltpeter.target.v1.ResolveRequest
-	6, // 3: saltpeter.target.v1.Target.Dispatch:input_type -> saltpeter.target.v1.DispatchRequest
-	0, // 4: saltpeter.target.v1.Target.CheckArgs:input_type -> saltpeter.target.v1.CheckArgsRequest
-	3, // 5: saltpeter.target.v1.Target.Configure:output_type -> saltpeter.target.v1.ConfigureResponse
-	5, // 6: saltpeter.target.v1.Target.Resolve:output_type -> saltpeter.target.v1.ResolveResponse
-	7, // 7: saltpeter.target.v1.Target.Dispatch:output_type -> saltpeter.target.v1.DispatchResponse
-	1, // 8: saltpeter.target.v1.Target.CheckArgs:output_type -> saltpeter.target.v1.CheckArgsResponse
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1,  // 0: saltpeter.target.v1.CallBatch.calls:type_name -> saltpeter.target.v1.Call
+	7,  // 1: saltpeter.target.v1.Call.resolve:type_name -> saltpeter.target.v1.ResolveRequest
+	9,  // 2: saltpeter.target.v1.Call.dispatch:type_name -> saltpeter.target.v1.DispatchRequest
+	8,  // 3: saltpeter.target.v1.CallOutcome.resolve:type_name -> saltpeter.target.v1.ResolveResponse
+	10, // 4: saltpeter.target.v1.CallOutcome.dispatch:type_name -> saltpeter.target.v1.DispatchResponse
+	11, // 5: saltpeter.target.v1.DispatchRequest.env:type_name -> saltpeter.target.v1.DispatchRequest.EnvEntry
+	5,  // 6: saltpeter.target.v1.Target.Configure:input_type -> saltpeter.target.v1.ConfigureRequest
+	7,  // 7: saltpeter.target.v1.Target.Resolve:input_type -> saltpeter.target.v1.ResolveRequest
+	9,  // 8: saltpeter.target.v1.Target.Dispatch:input_type -> saltpeter.target.v1.DispatchRequest
+	3,  // 9: saltpeter.target.v1.Target.CheckArgs:input_type -> saltpeter.target.v1.CheckArgsRequest
+	0,  // 10: saltpeter.target.v1.Target.Calls:input_type -> saltpeter.target.v1.CallBatch
+	6,  // 11: saltpeter.target.v1.Target.Configure:output_type -> saltpeter.target.v1.ConfigureResponse
+	8,  // 12: saltpeter.target.v1.Target.Resolve:output_type -> saltpeter.target.v1.ResolveResponse
+	10, // 13: saltpeter.target.v1.Target.Dispatch:output_type -> saltpeter.target.v1.DispatchResponse
+	4,  // 14: saltpeter.target.v1.Target.CheckArgs:output_type -> saltpeter.target.v1.CheckArgsResponse
+	2,  // 15: saltpeter.target.v1.Target.Calls:output_type -> saltpeter.target.v1.CallOutcome
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_target_proto_target_proto_init() }
@@ -498,13 +768,21 @@ func file_target_proto_target_proto_init() {
 	if File_target_proto_target_proto != nil {
 		return
 	}
+	file_target_proto_target_proto_msgTypes[1].OneofWrappers = []any{
+		(*Call_Resolve)(nil),
+		(*Call_Dispatch)(nil),
+	}
+	file_target_proto_target_proto_msgTypes[2].OneofWrappers = []any{
+		(*CallOutcome_Resolve)(nil),
+		(*CallOutcome_Dispatch)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_target_proto_target_proto_rawDesc), len(file_target_proto_target_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	Target_Resolve_FullMethodName   = "/saltpeter.target.v1.Target/Resolve"
 	Target_Dispatch_FullMethodName  = "/saltpeter.target.v1.Target/Dispatch"
 	Target_CheckArgs_FullMethodName = "/saltpeter.target.v1.Target/CheckArgs"
+	Target_Calls_FullMethodName     = "/saltpeter.target.v1.Target/Calls"
 )
 
 // TargetClient is the client API for Target service.
@@ -43,6 +44,12 @@ type TargetClient interface {
 	// CheckArgs checks a job's target block without reaching any machine;
 	// a target that cannot check answers OK.
 	CheckArgs(ctx context.Context, in *CheckArgsRequest, opts ...grpc.CallOption) (*CheckArgsResponse, error)
+	// Calls carries several Resolve and Dispatch calls at once, each
+	// answered as it finishes, in any order. The core batches the calls
+	// that arrive while one batch is being handed over, sparing a gRPC
+	// call (a stream, its headers, a goroutine on each side) a run; a
+	// plugin without it (UNIMPLEMENTED) gets the calls one by one.
+	Calls(ctx context.Context, in *CallBatch, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CallOutcome], error)
 }
 
 type targetClient struct {
@@ -93,6 +100,25 @@ func (c *targetClient) CheckArgs(ctx context.Context, in *CheckArgsRequest, opts
 	return out, nil
 }
 
+func (c *targetClient) Calls(ctx context.Context, in *CallBatch, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CallOutcome], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Target_ServiceDesc.Streams[0], Target_Calls_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CallBatch, CallOutcome]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Target_CallsClient = grpc.ServerStreamingClient[CallOutcome]
+
 // TargetServer is the server API for Target service.
 // All implementations must embed UnimplementedTargetServer
 // for forward compatibility.
@@ -111,6 +137,12 @@ type TargetServer interface {
 	// CheckArgs checks a job's target block without reaching any machine;
 	// a target that cannot check answers OK.
 	CheckArgs(context.Context, *CheckArgsRequest) (*CheckArgsResponse, error)
+	// Calls carries several Resolve and Dispatch calls at once, each
+	// answered as it finishes, in any order. The core batches the calls
+	// that arrive while one batch is being handed over, sparing a gRPC
+	// call (a stream, its headers, a goroutine on each side) a run; a
+	// plugin without it (UNIMPLEMENTED) gets the calls one by one.
+	Calls(*CallBatch, grpc.ServerStreamingServer[CallOutcome]) error
 	mustEmbedUnimplementedTargetServer()
 }
 
@@ -132,6 +164,9 @@ func (UnimplementedTargetServer) Dispatch(context.Context, *DispatchRequest) (*D
 }
 func (UnimplementedTargetServer) CheckArgs(context.Context, *CheckArgsRequest) (*CheckArgsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CheckArgs not implemented")
+}
+func (UnimplementedTargetServer) Calls(*CallBatch, grpc.ServerStreamingServer[CallOutcome]) error {
+	return status.Errorf(codes.Unimplemented, "method Calls not implemented")
 }
 func (UnimplementedTargetServer) mustEmbedUnimplementedTargetServer() {}
 func (UnimplementedTargetServer) testEmbeddedByValue()                {}
@@ -226,6 +261,17 @@ func _Target_CheckArgs_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Target_Calls_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CallBatch)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TargetServer).Calls(m, &grpc.GenericServerStream[CallBatch, CallOutcome]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Target_CallsServer = grpc.ServerStreamingServer[CallOutcome]
+
 // Target_ServiceDesc is the grpc.ServiceDesc for Target service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -250,6 +296,12 @@ var Target_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Target_CheckArgs_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Calls",
+			Handler:       _Target_Calls_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "target/proto/target.proto",
 }
