@@ -157,8 +157,13 @@ type activeRun struct {
 	queued   bool
 	replaces []string
 	// jitter is the job's jitter for a scheduled run, 0 for a manual one
-	// (an operator asking for a run now wants it now).
-	jitter time.Duration
+	// (an operator asking for a run now wants it now). jitterFrom is when
+	// the shares of its first batch count from, by Config.Now: the firing
+	// (reserved), or for a run that waited for its turn (queued), the
+	// turn; zero for when it dispatches. Set and read by the goroutine
+	// that dispatches the run.
+	jitter     time.Duration
+	jitterFrom time.Time
 	// killed is set once a kill of the whole run was recorded: a machine
 	// not dispatched yet (waiting for its jitter) is then not dispatched.
 	killed atomic.Bool
@@ -763,7 +768,7 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string
 		run.Reason = queuedRunReason(job.Overlap)
 	}
 	if trigger != store.TriggerManual {
-		a.jitter = job.Jitter
+		a.jitter, a.jitterFrom = job.Jitter, a.reserved
 	}
 	// A run that dispatches at once is recorded with its machines, one
 	// store write rather than two, when the target resolves them within
@@ -812,8 +817,11 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string
 		defer r.work.Done()
 		// The run outlives the request that asked for it.
 		dctx := context.WithoutCancel(ctx)
-		if a.queued && !r.waitTurn(dctx, job.Name, a) {
-			return
+		if a.queued {
+			if !r.waitTurn(dctx, job.Name, a) {
+				return
+			}
+			a.jitterFrom = r.cfg.Now()
 		}
 		if mp == nil && planned != nil {
 			p := <-planned
@@ -958,7 +966,7 @@ type plan struct {
 	// connectDeadline counts from each machine's own dispatch.
 	connectDeadline time.Duration
 	// jitter delays each machine's dispatch by its own share of it (see
-	// jitterOf); 0 for none.
+	// JitterOf); 0 for none.
 	jitter time.Duration
 }
 
@@ -1063,7 +1071,11 @@ func (r *Runner) dispatch(ctx context.Context, job *config.Job, spec wire.Spec, 
 	}
 	p := plan{log: log, tgt: tgt, job: job, spec: spec, timeout: timeout, protocol: protocol, connectDeadline: connectDeadline,
 		jitter: a.jitter}
-	if !r.launch(ctx, p, a, batches[0], a.jitter > 0) {
+	var since time.Duration // since the first batch's shares count
+	if !a.jitterFrom.IsZero() {
+		since = max(0, r.cfg.Now().Sub(a.jitterFrom))
+	}
+	if !r.launch(ctx, p, a, batches[0], since, a.jitter > 0) {
 		return
 	}
 	r.launchBatches(ctx, p, a, batches[0], batches[1:])
@@ -1091,7 +1103,7 @@ func (r *Runner) launchBatches(ctx context.Context, p plan, a *activeRun, after 
 			return
 		}
 		p.log.Info("launching the next batch", "batches_left", len(batches)-i, "machines", len(batch))
-		if !r.launch(ctx, p, a, batch, true) {
+		if !r.launch(ctx, p, a, batch, 0, true) {
 			return
 		}
 		prev = batch
@@ -1108,16 +1120,20 @@ func (r *Runner) launchBatches(ctx context.Context, p plan, a *activeRun, after 
 // and one caught in between is left to the hub (it may yet connect), so
 // no machine is dispatched twice.
 //
-// With jitter each machine is dispatched at its own delay from now (in
-// the order of the delays, still at most DispatchConcurrency at a time).
+// With jitter each machine is dispatched at its own delay (in the order
+// of the delays, still at most DispatchConcurrency at a time), counted
+// from since ago, at once when that is past. A run's first batch counts
+// from its firing, not from here: the firing's share of a second's burst
+// of runs (resolving, recording) would otherwise delay every machine by
+// as much again, though the core sat idle by the time most were due.
 // launch reports false, leaving the rest queued or cancelled, when the
 // core stopped or the run was killed before it launched them all.
-func (r *Runner) launch(ctx context.Context, p plan, a *activeRun, machines []string, queued bool) bool {
+func (r *Runner) launch(ctx context.Context, p plan, a *activeRun, machines []string, since time.Duration, queued bool) bool {
 	log := p.log
 	slots := make(chan struct{}, r.cfg.DispatchConcurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	start := time.Now()
+	start := time.Now().Add(-since)
 	// Each machine's delay, hashed once rather than at every comparison
 	// of the sort.
 	var delays []time.Duration
@@ -1128,7 +1144,7 @@ func (r *Runner) launch(ctx context.Context, p plan, a *activeRun, machines []st
 		}
 		order := make([]delayed, len(machines))
 		for i, m := range machines {
-			order[i] = delayed{m, jitterOf(p.job.Name, m, p.jitter)}
+			order[i] = delayed{m, JitterOf(p.job.Name, m, p.jitter)}
 		}
 		slices.SortStableFunc(order, func(x, y delayed) int { return cmp.Compare(x.d, y.d) })
 		machines, delays = make([]string, len(order)), make([]time.Duration, len(order))
@@ -1203,11 +1219,12 @@ func (r *Runner) launch(ctx context.Context, p plan, a *activeRun, machines []st
 	return true
 }
 
-// jitterOf is machine's share of a job's jitter: spread evenly over
+// JitterOf is machine's share of a job's jitter: spread evenly over
 // [0, jitter) by a hash of the job and the machine, so that it is the
 // same at every firing and after a restart, and a fleet's machines do not
-// all start at once.
-func jitterOf(job, machine string, jitter time.Duration) time.Duration {
+// all start at once. Exported for what measures a machine's lateness from
+// its own due time rather than its run's slot (the benchmarks).
+func JitterOf(job, machine string, jitter time.Duration) time.Duration {
 	h := fnv.New64a()
 	h.Write([]byte(job))
 	h.Write([]byte{0})

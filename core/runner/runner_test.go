@@ -1432,11 +1432,11 @@ func TestJitterOf(t *testing.T) {
 	var lo, hi, sum time.Duration = jitter, 0, 0
 	const n = 2000
 	for i := range n {
-		d := jitterOf("backup", fmt.Sprintf("web%d", i), jitter)
+		d := JitterOf("backup", fmt.Sprintf("web%d", i), jitter)
 		if d < 0 || d >= jitter {
 			t.Fatalf("web%d: %s, outside [0, %s)", i, d, jitter)
 		}
-		if again := jitterOf("backup", fmt.Sprintf("web%d", i), jitter); again != d {
+		if again := JitterOf("backup", fmt.Sprintf("web%d", i), jitter); again != d {
 			t.Fatalf("web%d: %s, then %s: not stable", i, d, again)
 		}
 		lo, hi, sum = min(lo, d), max(hi, d), sum+d
@@ -1447,7 +1447,7 @@ func TestJitterOf(t *testing.T) {
 	if mean := sum / n; mean < jitter*4/10 || mean > jitter*6/10 {
 		t.Errorf("mean %s, want about half of %s", mean, jitter)
 	}
-	if jitterOf("backup", "web1", jitter) == jitterOf("restore", "web1", jitter) {
+	if JitterOf("backup", "web1", jitter) == JitterOf("restore", "web1", jitter) {
 		t.Error("two jobs give a machine the same delay")
 	}
 }
@@ -1473,7 +1473,7 @@ func TestJitter(t *testing.T) {
 			t.Fatal("the scheduled firing dispatched nothing")
 		}
 		after := time.Since(fired)
-		share := jitterOf("j", req.Machine, jitter)
+		share := JitterOf("j", req.Machine, jitter)
 		if after < share {
 			t.Errorf("%s dispatched %s after the firing, before its jitter %s", req.Machine, after, share)
 		}
@@ -1520,6 +1520,106 @@ func TestJitter(t *testing.T) {
 		t.Fatalf("run killed while its machines waited for their jitter: %s", run.Status)
 	}
 	f.noDispatch(t, "after the kill")
+}
+
+// TestJitterCountsFromTheFiring: a firing whose machines took a while to
+// resolve dispatches each at its share of the jitter after the firing,
+// at once if that has passed, not at its share after the resolution.
+func TestJitterCountsFromTheFiring(t *testing.T) {
+	const jitter, resolving = 1200 * time.Millisecond, 600 * time.Millisecond
+	f := newIdleFixture()
+	f.tgt.machines = []string{"m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"}
+	late := 0
+	for _, m := range f.tgt.machines {
+		if JitterOf("j", m, jitter) > resolving {
+			late++
+		}
+	}
+	if late == 0 {
+		t.Fatal("no machine's share is past the resolution: the test cannot tell when the shares count from")
+	}
+	f.tgt.resolveHold = make(chan struct{})
+	f.start(t, &config.Job{Name: "j", Command: "x", Enabled: true, Jitter: jitter, Overlap: config.OverlapAllow})
+
+	fired := time.Now()
+	f.firings <- schedule.Firing{Job: "j", Slot: fired.Truncate(time.Second)}
+	resolved := time.AfterFunc(resolving, func() { close(f.tgt.resolveHold) }) // the slow target is the case
+	defer resolved.Stop()
+	for range f.tgt.machines {
+		var req target.DispatchRequest
+		select {
+		case req = <-f.tgt.dispatched:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the scheduled firing did not dispatch all its machines")
+		}
+		after := time.Since(fired)
+		due := max(JitterOf("j", req.Machine, jitter), resolving)
+		if after < due {
+			t.Errorf("%s dispatched %s after the firing, before it was due (%s)", req.Machine, after, due)
+		}
+		// Counted from the resolution it would be its share later than
+		// due, up to a whole resolving late.
+		if after > due+resolving/2 {
+			t.Errorf("%s dispatched %s after the firing, %s after it was due", req.Machine, after, after-due)
+		}
+	}
+}
+
+// TestJitterOfAQueuedRun: a run that waited for its turn (overlap
+// "queue") spreads its machines from the turn, though every share
+// counted from its firing has passed by then.
+func TestJitterOfAQueuedRun(t *testing.T) {
+	const jitter = 500 * time.Millisecond
+	f := newIdleFixture()
+	f.tgt.machines = []string{"m1", "m2", "m3", "m4", "m5", "m6"}
+	f.start(t, &config.Job{Name: "j", Command: "x", Enabled: true, Jitter: jitter, Overlap: config.OverlapQueue})
+	ctx := context.Background()
+
+	slot := time.Now().Truncate(time.Second)
+	f.firings <- schedule.Firing{Job: "j", Slot: slot}
+	first := f.dispatches(t, len(f.tgt.machines))["m1"].RunID
+	f.awaitDispatched(t, first)
+	f.hub.setBusy(first, true)
+	f.firings <- schedule.Firing{Job: "j", Slot: slot.Add(time.Second)}
+	var second string
+	deadline := time.Now().Add(10 * time.Second)
+	for second == "" {
+		runs, err := f.store.ListRuns(ctx, store.RunFilter{Job: "j"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range runs {
+			if r.ID != first {
+				second = r.ID
+			}
+		}
+		if second == "" && time.Now().After(deadline) {
+			t.Fatal("the second firing was not recorded")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(jitter) // the first run outlasts every share of the second's firing: the case
+	f.noDispatch(t, "while the first run runs")
+
+	turn := time.Now()
+	f.hub.setBusy(first, false)
+	for _, m := range f.tgt.machines {
+		f.finish(t, first, m, store.StatusSucceeded)
+	}
+	for range f.tgt.machines {
+		var req target.DispatchRequest
+		select {
+		case req = <-f.tgt.dispatched:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the queued run did not dispatch all its machines")
+		}
+		if req.RunID != second {
+			t.Fatalf("dispatch of run %s, want the queued %s", req.RunID, second)
+		}
+		if after, share := time.Since(turn), JitterOf("j", req.Machine, jitter); after < share {
+			t.Errorf("%s dispatched %s after the queued run's turn, before its share %s", req.Machine, after, share)
+		}
+	}
 }
 
 // TestNotifications: a run's end puts its notifications in the outbox
