@@ -251,6 +251,19 @@ func (f *fixture) awaitDispatched(t *testing.T, run string) {
 }
 
 // dispatches collects n dispatch requests by machine.
+// nextDispatch is the target's next dispatch; failing says what did not
+// happen.
+func (f *fixture) nextDispatch(t *testing.T, failing string) target.DispatchRequest {
+	t.Helper()
+	select {
+	case req := <-f.tgt.dispatched:
+		return req
+	case <-time.After(10 * time.Second):
+		t.Fatal(failing)
+		return target.DispatchRequest{}
+	}
+}
+
 func (f *fixture) dispatches(t *testing.T, n int) map[string]target.DispatchRequest {
 	t.Helper()
 	out := map[string]target.DispatchRequest{}
@@ -1466,12 +1479,7 @@ func TestJitter(t *testing.T) {
 	fired := time.Now()
 	f.firings <- schedule.Firing{Job: "j", Slot: fired.Truncate(time.Second)}
 	for range 4 {
-		var req target.DispatchRequest
-		select {
-		case req = <-f.tgt.dispatched:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the scheduled firing dispatched nothing")
-		}
+		req := f.nextDispatch(t, "the scheduled firing dispatched nothing")
 		after := time.Since(fired)
 		share := JitterOf("j", req.Machine, jitter)
 		if after < share {
@@ -1546,12 +1554,7 @@ func TestJitterCountsFromTheFiring(t *testing.T) {
 	resolved := time.AfterFunc(resolving, func() { close(f.tgt.resolveHold) }) // the slow target is the case
 	defer resolved.Stop()
 	for range f.tgt.machines {
-		var req target.DispatchRequest
-		select {
-		case req = <-f.tgt.dispatched:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the scheduled firing did not dispatch all its machines")
-		}
+		req := f.nextDispatch(t, "the scheduled firing did not dispatch all its machines")
 		after := time.Since(fired)
 		due := max(JitterOf("j", req.Machine, jitter), resolving)
 		if after < due {
@@ -1607,12 +1610,7 @@ func TestJitterOfAQueuedRun(t *testing.T) {
 		f.finish(t, first, m, store.StatusSucceeded)
 	}
 	for range f.tgt.machines {
-		var req target.DispatchRequest
-		select {
-		case req = <-f.tgt.dispatched:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the queued run did not dispatch all its machines")
-		}
+		req := f.nextDispatch(t, "the queued run did not dispatch all its machines")
 		if req.RunID != second {
 			t.Fatalf("dispatch of run %s, want the queued %s", req.RunID, second)
 		}
