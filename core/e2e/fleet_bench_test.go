@@ -91,12 +91,23 @@ const (
 // its share of the jitter (runner.JitterOf). Each has a core and a load
 // generator of its own.
 func BenchmarkSimScheduledRuns(b *testing.B) {
-	for _, l := range []struct {
-		jobs   int
-		jitter time.Duration
-	}{{1000, 0}, {2500, 0}, {5000, 0}, {1000, benchJitter}, {2500, benchJitter}} {
-		b.Run(schedName(l.jobs, l.jitter), func(b *testing.B) { simScheduledRuns(b, l.jobs, l.jitter) })
+	for _, l := range []schedLoad{{1000, 0}, {2500, 0}, {5000, 0}, {1000, benchJitter}, {2500, benchJitter}} {
+		b.Run(l.name(), func(b *testing.B) { simScheduledRuns(b, l.jobs, l.jitter) })
 	}
+}
+
+// schedLoad is a scheduled-runs sub-benchmark's load: jobs firing every
+// second, with a jitter or none.
+type schedLoad struct {
+	jobs   int
+	jitter time.Duration
+}
+
+func (l schedLoad) name() string {
+	if l.jitter == 0 {
+		return fmt.Sprintf("jobs=%d", l.jobs)
+	}
+	return fmt.Sprintf("jobs=%d,jitter=%s", l.jobs, l.jitter)
 }
 
 // benchJitter is the jitter of the scheduled-runs benchmarks' jittered
@@ -104,14 +115,6 @@ func BenchmarkSimScheduledRuns(b *testing.B) {
 // share time to end before its next slot (overlap "skip" would skip that
 // slot otherwise).
 const benchJitter = 900 * time.Millisecond
-
-// schedName names a scheduled-runs sub-benchmark.
-func schedName(jobs int, jitter time.Duration) string {
-	if jitter == 0 {
-		return fmt.Sprintf("jobs=%d", jobs)
-	}
-	return fmt.Sprintf("jobs=%d,jitter=%s", jobs, jitter)
-}
 
 // jitterHCL is a job's jitter attribute, none for 0.
 func jitterHCL(jitter time.Duration) string {

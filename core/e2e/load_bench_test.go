@@ -78,11 +78,8 @@ const (
 // that an overloaded machine is slow to schedule), logging at info. The
 // test process reads that log on the same two cores.
 func BenchmarkScheduledRuns(b *testing.B) {
-	for _, l := range []struct {
-		jobs   int
-		jitter time.Duration
-	}{{200, 0}, {500, 0}, {200, benchJitter}} {
-		b.Run(schedName(l.jobs, l.jitter), func(b *testing.B) { scheduledRuns(b, l.jobs, l.jitter) })
+	for _, l := range []schedLoad{{200, 0}, {500, 0}, {200, benchJitter}} {
+		b.Run(l.name(), func(b *testing.B) { scheduledRuns(b, l.jobs, l.jitter) })
 	}
 }
 

@@ -268,14 +268,31 @@ func (f *fixture) dispatches(t *testing.T, n int) map[string]target.DispatchRequ
 	t.Helper()
 	out := map[string]target.DispatchRequest{}
 	for range n {
-		select {
-		case req := <-f.tgt.dispatched:
-			out[req.Machine] = req
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d dispatches arrived", len(out), n)
-		}
+		req := f.nextDispatch(t, fmt.Sprintf("%d of %d dispatches arrived", len(out), n))
+		out[req.Machine] = req
 	}
 	return out
+}
+
+// awaitRun waits for a stored run of job that ok accepts.
+func (f *fixture) awaitRun(t *testing.T, job, what string, ok func(store.Run) bool) store.Run {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runs, err := f.store.ListRuns(context.Background(), store.RunFilter{Job: job})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range runs {
+			if ok(r) {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s: %s was not recorded", job, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func TestRunNowDispatchesEveryMachineOnce(t *testing.T) {
@@ -1501,21 +1518,7 @@ func TestJitter(t *testing.T) {
 	// Job k's machines wait up to an hour: killed meanwhile, the run
 	// cancels them all, dispatching none.
 	f.firings <- schedule.Firing{Job: "k", Slot: fired.Truncate(time.Second)}
-	var kid string
-	deadline := time.Now().Add(10 * time.Second)
-	for kid == "" {
-		runs, err := f.store.ListRuns(ctx, store.RunFilter{Job: "k"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(runs) == 1 && len(runs[0].Machines) == 4 {
-			kid = runs[0].ID
-		} else if time.Now().After(deadline) {
-			t.Fatal("job k's run was not recorded with its machines")
-		} else {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	kid := f.awaitRun(t, "k", "the run with its machines", func(r store.Run) bool { return len(r.Machines) == 4 }).ID
 	for m, row := range f.machines(t, kid) {
 		if !strings.HasPrefix(row.Reason, hub.QueuedPrefix+"jitter") {
 			t.Errorf("%s waiting for its jitter has reason %q", m, row.Reason)
@@ -1576,7 +1579,6 @@ func TestJitterOfAQueuedRun(t *testing.T) {
 	f := newIdleFixture()
 	f.tgt.machines = []string{"m1", "m2", "m3", "m4", "m5", "m6"}
 	f.start(t, &config.Job{Name: "j", Command: "x", Enabled: true, Jitter: jitter, Overlap: config.OverlapQueue})
-	ctx := context.Background()
 
 	slot := time.Now().Truncate(time.Second)
 	f.firings <- schedule.Firing{Job: "j", Slot: slot}
@@ -1584,23 +1586,7 @@ func TestJitterOfAQueuedRun(t *testing.T) {
 	f.awaitDispatched(t, first)
 	f.hub.setBusy(first, true)
 	f.firings <- schedule.Firing{Job: "j", Slot: slot.Add(time.Second)}
-	var second string
-	deadline := time.Now().Add(10 * time.Second)
-	for second == "" {
-		runs, err := f.store.ListRuns(ctx, store.RunFilter{Job: "j"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range runs {
-			if r.ID != first {
-				second = r.ID
-			}
-		}
-		if second == "" && time.Now().After(deadline) {
-			t.Fatal("the second firing was not recorded")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	second := f.awaitRun(t, "j", "the second firing's run", func(r store.Run) bool { return r.ID != first }).ID
 	time.Sleep(jitter) // the first run outlasts every share of the second's firing: the case
 	f.noDispatch(t, "while the first run runs")
 
