@@ -45,6 +45,7 @@ type Metrics struct {
 	lastSuccess   *prometheus.GaugeVec
 	dropped       prometheus.Counter
 	killLatency   prometheus.Histogram
+	fireLag       prometheus.Histogram
 	storeWrite    *prometheus.HistogramVec
 	notifications *prometheus.CounterVec
 
@@ -78,6 +79,9 @@ func New(cfg Config) *Metrics {
 		killLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "saltpeter_kill_latency_seconds",
 			Help:    "From an operator's kill to the machine's killed result.",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300}}),
+		fireLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "saltpeter_fire_lag_seconds",
+			Help:    "Scheduled runs: from the slot to the run recorded in the store (catch-up runs left out).",
+			Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30}}),
 		storeWrite: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "saltpeter_store_write_seconds",
 			Help:    "Store writes, by operation.",
 			Buckets: []float64{0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}}, []string{"op"}),
@@ -85,7 +89,7 @@ func New(cfg Config) *Metrics {
 			Help: "Notification delivery attempts, by notifier and result (delivered, retry, failed)."}, []string{"notifier", "result"}),
 		series: map[[2]string]bool{},
 	}
-	m.reg.MustRegister(m.runs, m.duration, m.lastExit, m.lastSuccess, m.dropped, m.killLatency, m.storeWrite, m.notifications,
+	m.reg.MustRegister(m.runs, m.duration, m.lastExit, m.lastSuccess, m.dropped, m.killLatency, m.fireLag, m.storeWrite, m.notifications,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.HubCounts != nil {
 		m.reg.MustRegister(
@@ -160,6 +164,9 @@ func (m *Metrics) keep(job, machine string) bool {
 
 // Killed records how long a kill took.
 func (m *Metrics) Killed(d time.Duration) { m.killLatency.Observe(d.Seconds()) }
+
+// Fired records how late a scheduled run was recorded after its slot.
+func (m *Metrics) Fired(lag time.Duration) { m.fireLag.Observe(lag.Seconds()) }
 
 // Notified counts a delivery attempt's result.
 func (m *Metrics) Notified(notifier, result string) {

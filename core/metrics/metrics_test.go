@@ -85,6 +85,8 @@ func TestHooksAndGauges(t *testing.T) {
 		HubCounts:    func() (int64, int64) { return 3, 5 },
 		PluginStarts: func() map[[2]string]int { return map[[2]string]int{{"target", "ssh"}: 2} }})
 	m.Killed(250 * time.Millisecond)
+	m.Fired(3 * time.Millisecond)
+	m.Fired(2 * time.Second)
 	m.Notified("ops", "delivered")
 	m.Notified("ops", "retry")
 	m.Notified("ops", "retry")
@@ -98,6 +100,10 @@ func TestHooksAndGauges(t *testing.T) {
 		`saltpeter_plugin_starts_total{kind="target",name="ssh"} 2`,
 		`saltpeter_kill_latency_seconds_count 1`,
 		`saltpeter_kill_latency_seconds_bucket{le="0.5"} 1`,
+		`saltpeter_fire_lag_seconds_count 2`,
+		`saltpeter_fire_lag_seconds_bucket{le="0.005"} 1`,
+		`saltpeter_fire_lag_seconds_bucket{le="1"} 1`,
+		`saltpeter_fire_lag_seconds_bucket{le="5"} 2`,
 		`saltpeter_notifications_total{notifier="ops",result="delivered"} 1`,
 		`saltpeter_notifications_total{notifier="ops",result="retry"} 2`,
 		`saltpeter_store_write_seconds_count{op="create_run"} 1`,

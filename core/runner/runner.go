@@ -84,6 +84,12 @@ type Config struct {
 	// OnRunEnd, optional, is told of each run that ended, as recorded
 	// (for metrics). It must not block.
 	OnRunEnd func(store.Run)
+	// OnFired, optional, is told how late each scheduled run was
+	// recorded: from its slot to its record in the store, by Now (for
+	// metrics: a core falling behind its schedules shows there first).
+	// Catch-up runs are not told, being late by design. It must not
+	// block.
+	OnFired func(lag time.Duration)
 	// DeadmanInterval is how often the jobs' expect blocks are checked;
 	// default 1m.
 	DeadmanInterval time.Duration
@@ -803,6 +809,9 @@ func (r *Runner) start(ctx context.Context, conf *config.Config, skip map[string
 		var fired bool
 		if fired, err = r.cfg.Store.FireRun(ctx, run); err == nil && !fired {
 			err = errSlotTaken
+		}
+		if err == nil && trigger == store.TriggerSchedule && r.cfg.OnFired != nil {
+			r.cfg.OnFired(r.cfg.Now().Sub(slot))
 		}
 	}
 	if err != nil {

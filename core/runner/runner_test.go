@@ -148,6 +148,8 @@ type fixture struct {
 	firings chan<- schedule.Firing
 	// notified counts the runner's calls of Notified.
 	notified atomic.Int32
+	// onFired is the runner's Config.OnFired (nil: none).
+	onFired func(time.Duration)
 	// stop ends the runner and waits for Run to return; the test's
 	// cleanup calls it too.
 	stop func()
@@ -192,7 +194,7 @@ func (f *fixture) start(t *testing.T, jobs ...*config.Job) {
 	r := New(Config{Logger: hclog.NewNullLogger(), Store: addCountingStore{f.store, &f.adds}, Hub: f.hub, Targets: fakeTargets{f.tgt},
 		Tokens: fakeTokens{}, Kills: f.kills, Scheduler: f.sched, URLs: []string{"ws://core:8080/ws", "ws://core2:8080/ws"},
 		CoreURL: "http://core:8080", DeadmanInterval: 20 * time.Millisecond, PlanWait: f.planWait, Now: f.now,
-		Notified: func() { f.notified.Add(1) }}, conf)
+		Notified: func() { f.notified.Add(1) }, OnFired: f.onFired}, conf)
 	f.r = r
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -1975,5 +1977,58 @@ func TestRunStartedWhenReserved(t *testing.T) {
 		if run.ID == manual && !run.ScheduledFor.Equal(run.StartedAt) {
 			t.Errorf("manual run %s scheduled for %s, started at %s: want the same instant", run.ID, run.ScheduledFor, run.StartedAt)
 		}
+	}
+}
+
+// TestOnFiredTellsAScheduledRunsLag: the runner tells OnFired how late
+// each scheduled run was recorded after its slot, by its clock; not of a
+// catch-up run (late by design) nor of a manual one (no slot).
+func TestOnFiredTellsAScheduledRunsLag(t *testing.T) {
+	sched, err := schedule.Parse("@every 1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	var now atomic.Int64 // the clock, in Unix nanoseconds
+	now.Store(base.Add(3*time.Minute + 30*time.Second).UnixNano())
+	f := newIdleFixture()
+	f.tgt.machines = []string{"a"}
+	f.now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	lags := make(chan time.Duration, 8)
+	f.onFired = func(d time.Duration) { lags <- d }
+	// The last core fired 10:00: this one, started at 10:03:30, catches
+	// up 10:03.
+	if ok, err := f.store.RecordFire(context.Background(), "j", base, "old"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	f.start(t, &config.Job{Name: "j", Command: "x", Enabled: true, Schedule: "@every 1m", ParsedSchedule: sched,
+		CatchUp: "latest", Overlap: config.OverlapAllow})
+
+	// The loop answers once it caught up, the slot to catch up chosen.
+	if err := f.r.do(context.Background(), func(*state) {}); err != nil {
+		t.Fatal(err)
+	}
+	now.Store(base.Add(4*time.Minute + 1500*time.Millisecond).UnixNano())
+	f.firings <- schedule.Firing{Job: "j", Slot: base.Add(4 * time.Minute)}
+	select {
+	case lag := <-lags:
+		if lag != 1500*time.Millisecond {
+			t.Errorf("OnFired told %s for the 10:04 slot at 10:04:01.5, want 1.5s", lag)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnFired not told of the scheduled run")
+	}
+	if _, err := f.r.RunNow(context.Background(), "j", "test"); err != nil {
+		t.Fatal(err)
+	}
+	// OnFired is told before a run dispatches: once the three runs (the
+	// catch-up, the scheduled and the manual one) dispatched, it has
+	// been told all it will be.
+	f.dispatches(t, 3)
+	f.awaitRun(t, "j", "the catch-up run", func(r store.Run) bool { return r.Trigger == store.TriggerCatchUp })
+	select {
+	case lag := <-lags:
+		t.Fatalf("OnFired told %s more: of a catch-up or a manual run", lag)
+	default:
 	}
 }

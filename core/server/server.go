@@ -135,7 +135,7 @@ func Run(ctx context.Context, opts Options) error {
 	run = runner.New(runner.Config{
 		Logger: log.Named("runner"), Store: st, Hub: h, Targets: plugins, Tokens: tokens, Kills: kills,
 		Scheduler: sched, Publish: bus.Publish, URLs: urls, CAFile: conf.Core.WrapperCAFile,
-		CoreURL: baseURL(urls[0]), Notified: deliver.Wake, OnRunEnd: mx.RunEnded,
+		CoreURL: baseURL(urls[0]), Notified: deliver.Wake, OnRunEnd: mx.RunEnded, OnFired: mx.Fired,
 		Load: func() (*config.Config, error) {
 			// A SIGHUP and an API reload at once must not interleave
 			// their plugin changes and undos.
