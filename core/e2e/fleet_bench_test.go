@@ -774,9 +774,19 @@ func startFleetCoreWith(tb testing.TB, hcl string, client *http.Client) (*core, 
 			tb.Logf("core log, warnings and errors:\n%s\n%s", c.logs.String(), tally)
 		}
 	})
-	c.cmd = exec.Command(filepath.Join(binDir, "saltpeter"), "serve", "-config", filepath.Join(dir, "config.hcl"),
+	launchFleetCore(tb, c, tally)
+	return c, tally
+}
+
+// launchFleetCore starts c's core process on its folder and waits until
+// it serves, its log going to tally: a fleet core's first start, or its
+// start again after c.stop (the same data directory and, on a fixed
+// listening port, the same address).
+func launchFleetCore(tb testing.TB, c *core, tally *coreLog) {
+	tb.Helper()
+	c.cmd = exec.Command(filepath.Join(binDir, "saltpeter"), "serve", "-config", filepath.Join(c.dir, "config.hcl"),
 		"-log-json", "-log-level", "info")
-	c.cmd.Dir = dir
+	c.cmd.Dir = c.dir
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		tb.Fatalf("stderr pipe: %v", err)
@@ -801,7 +811,6 @@ func startFleetCoreWith(tb testing.TB, hcl string, client *http.Client) (*core, 
 	case <-time.After(2 * time.Minute):
 		tb.Fatalf("core did not serve within 2m:\n%s\n%s", c.logs.String(), tally)
 	}
-	return c, tally
 }
 
 // setFleetConfig replaces the core's configuration and reloads it.

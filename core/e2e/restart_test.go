@@ -65,7 +65,7 @@ func historySurvivesRestarts(t *testing.T, storeBlock string) {
 
 // freePort returns a loopback port nothing listens on now, so that a core
 // restarted on it is where its wrappers left it.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -339,7 +339,7 @@ job "tick" {
 // restartableCore is a core block on a port of its own, kept across
 // restarts, so that wrappers cut off by a restart come back to the next
 // core; its heartbeat timeout outlasts a restart.
-func restartableCore(t *testing.T) string {
+func restartableCore(t testing.TB) string {
 	t.Helper()
 	return fmt.Sprintf(`core {
   listen             = "127.0.0.1:%d"
