@@ -45,7 +45,7 @@ func BenchmarkFleetRestart(b *testing.B) {
 	lg, sock := startFleetLoadgen(b, 0)
 	jobs := restartConns / restartPerJob
 	var sb strings.Builder
-	sb.WriteString(fmt.Sprintf("core {\n  listen = \"127.0.0.1:%d\"\n  heartbeat_interval = \"5s\"\n  connect_deadline = \"10m\"\n}\n", freePort(b)))
+	fmt.Fprintf(&sb, "core {\n  listen = \"127.0.0.1:%d\"\n  heartbeat_interval = \"5s\"\n  connect_deadline = \"10m\"\n}\n", freePort(b))
 	sb.WriteString(simPluginBlock(simBin, sock))
 	for i := range jobs {
 		fmt.Fprintf(&sb, `

@@ -339,7 +339,7 @@ job "tick" {
 // restartableCore is a core block on a port of its own, kept across
 // restarts, so that wrappers cut off by a restart come back to the next
 // core; its heartbeat timeout outlasts a restart.
-func restartableCore(t testing.TB) string {
+func restartableCore(t *testing.T) string {
 	t.Helper()
 	return fmt.Sprintf(`core {
   listen             = "127.0.0.1:%d"
