@@ -92,6 +92,8 @@ type opts struct {
 	// quiet discards the hub's log, for benchmarks whose figures must not
 	// count a growing log buffer.
 	quiet bool
+	// onTakenOver is the hub's Config.OnTakenOver.
+	onTakenOver func()
 }
 
 // smallSendBufListener sets a small SO_SNDBUF on each accepted connection.
@@ -171,6 +173,7 @@ func newHarness(t testing.TB, o opts) *harness {
 		SendBuffer:       o.sendBuffer,
 		WriteTimeout:     o.writeTimeout,
 		BindTimeout:      o.bindTimeout,
+		OnTakenOver:      o.onTakenOver,
 	}
 	if o.clock != nil {
 		cfg.Now = o.clock.Now

@@ -51,6 +51,15 @@ type Config struct {
 	// is called from the hub goroutine and must not block.
 	OnKilled func(time.Duration)
 
+	// OnTakenOver, optional, is called once after Recover took over
+	// machines in flight, when every one of them has had a connection
+	// bound again or has ended; or, at the latest, HeartbeatTimeout after
+	// the takeover, when those not back are lost. A restarted core's
+	// wrappers all reconnect at once, and the memory the storm took is
+	// given back then (the core's server settles its heap). It is called
+	// from the hub goroutine and must not block.
+	OnTakenOver func()
+
 	// SendBuffer is how many frames may wait for a connection's write
 	// pump; a connection whose buffer is full is dropped. Default 64.
 	SendBuffer int
@@ -152,6 +161,10 @@ type mstate struct {
 	// dueAt is when the hub's heap of deadlines has it looked at next
 	// (unix nanoseconds), 0 when it does not (see due.go).
 	dueAt int64
+
+	// takenOver: Recover took the machine over and no connection has
+	// bound it since (see Hub.takeover).
+	takenOver bool
 }
 
 // seen is the last time any frame came from the machine's wrapper.
@@ -245,6 +258,14 @@ type Hub struct {
 	// published for Counts.
 	nRunning, nConnected               int64
 	runningMachines, connectedWrappers atomic.Int64
+
+	// takeover counts the machines Recover took over that are not back
+	// yet (mstate.takenOver), of takeoverN taken over since takeoverAt,
+	// until takeoverUntil, when OnTakenOver is called whatever the
+	// count; takeoverUntil is zero when no takeover is in progress. Owned
+	// by the Run goroutine.
+	takeover, takeoverN       int
+	takeoverAt, takeoverUntil time.Time
 
 	// Owned by the Run goroutine.
 	machines map[key]*mstate
@@ -559,6 +580,7 @@ func (h *Hub) forget(st *mstate) {
 	if h.machines[st.key] == st && st.status == store.StatusRunning {
 		h.countRunning(-1)
 	}
+	h.back(st)
 	delete(h.machines, st.key)
 	if ms := h.byRun[st.key.run]; ms != nil {
 		delete(ms, st.key.machine)
@@ -740,6 +762,7 @@ func (h *Hub) bind(req bindReq) bindResp {
 		st.conn.abort()
 	}
 	st.conn, st.connV2, st.ready = req.c, req.v2, false
+	h.back(st)
 	// A key of its own: a pointer into req would keep the whole request
 	// alive as long as the connection.
 	k := req.key
@@ -865,6 +888,36 @@ func (h *Hub) onTick() {
 		h.ticks = 0
 		h.sweep()
 	}
+	if !h.takeoverUntil.IsZero() && !h.now().Before(h.takeoverUntil) {
+		h.takenOver()
+	}
+}
+
+// back notes that a machine is no longer waited for as part of a
+// takeover: a connection bound it, or it ended.
+func (h *Hub) back(st *mstate) {
+	if !st.takenOver {
+		return
+	}
+	st.takenOver = false
+	if h.takeoverUntil.IsZero() {
+		return // the takeover was declared over already
+	}
+	if h.takeover--; h.takeover == 0 {
+		h.takenOver()
+	}
+}
+
+// takenOver ends the takeover in progress and says so.
+func (h *Hub) takenOver() {
+	// not_back: neither reconnected nor ended when the heartbeat timeout
+	// passed; they are lost, or about to be.
+	h.log.Info("takeover of machines in flight ended", "machines", h.takeoverN, "not_back", h.takeover,
+		"after", h.now().Sub(h.takeoverAt).Round(time.Millisecond))
+	h.takeover, h.takeoverUntil = 0, time.Time{}
+	if h.cfg.OnTakenOver != nil {
+		h.cfg.OnTakenOver()
+	}
 }
 
 // check ends the machine if it is past its deadline (see sweep).
@@ -966,10 +1019,16 @@ func (h *Hub) recoverRun(run store.Run, connectDeadline time.Duration) int {
 			e.ConnectDeadline = now.Add(connectDeadline)
 		}
 		h.add(&mstate{key: k, exp: e, status: m.Status, expectedAt: now,
-			startedAt: m.StartedAt, connectedAt: m.ConnectedAt, lastSeen: now, next: progress(m.NextSeq)})
+			startedAt: m.StartedAt, connectedAt: m.ConnectedAt, lastSeen: now, next: progress(m.NextSeq),
+			takenOver: true})
 		n++
 	}
 	if n > 0 {
+		if h.takeoverUntil.IsZero() {
+			h.takeoverN, h.takeoverAt, h.takeoverUntil = 0, now, now.Add(h.cfg.HeartbeatTimeout)
+		}
+		h.takeover += n
+		h.takeoverN += n
 		h.log.Info("took over machines in flight", "run_id", run.ID, "job", run.Job, "machines", n)
 	}
 	return n

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/saltpeter/saltpeter/core/events"
 	"github.com/saltpeter/saltpeter/core/hub"
 	"github.com/saltpeter/saltpeter/sdk/store"
 	"github.com/saltpeter/saltpeter/sdk/wire"
@@ -89,5 +90,81 @@ func TestRecoverLeavesQueuedMachinesToTheRunner(t *testing.T) {
 	}
 	if m := h2.machine("r1", "later"); m.Status != store.StatusPending || m.Reason != why {
 		t.Fatalf("queued machine after Recover: %s (%q), want pending and still queued", m.Status, m.Reason)
+	}
+}
+
+// TestTakeoverEnds: a restarted core calls OnTakenOver once, when the
+// last machine it took over is back (its wrapper resumed) or ended, or,
+// for a machine that never comes back, once the heartbeat timeout has
+// passed; a machine back later does not call it again.
+func TestTakeoverEnds(t *testing.T) {
+	const hb = 10 * time.Second
+	cases := []struct {
+		name string
+		// last brings the third machine back, or not, and moves the
+		// restarted core's clock.
+		last func(t *testing.T, h2 *harness, clock *fakeClock, session string)
+		// away: the third machine is still away once the takeover ended.
+		away bool
+	}{
+		{"the last machine resumes", func(t *testing.T, h2 *harness, _ *fakeClock, session string) {
+			resumeAt(t, h2, 2, session)
+		}, false},
+		{"the last machine ends", func(t *testing.T, h2 *harness, _ *fakeClock, _ string) {
+			if err := h2.hub.Fail(context.Background(), "r1", fleetMachine(2), store.StatusError, wire.ExitError, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"the last machine stays away past the heartbeat timeout", func(t *testing.T, _ *harness, clock *fakeClock, _ string) {
+			clock.Advance(hb)
+		}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, opts{clock: &fakeClock{t: t0}, hb: hb})
+			sessions := startFleet(t, h, 3)
+			clock := &fakeClock{t: t0}
+			over := make(chan struct{}, 4)
+			h2 := newHarness(t, opts{clock: clock, hb: hb, store: h.store, onTakenOver: func() {
+				select { // never blocking the hub, however often it is called
+				case over <- struct{}{}:
+				default:
+				}
+			}})
+			if n, err := h2.hub.Recover(context.Background(), time.Minute); err != nil || n != 3 {
+				t.Fatalf("Recover = %d, %v; want 3", n, err)
+			}
+			resumeAt(t, h2, 0, sessions[0])
+			clock.Advance(hb - time.Second)
+			resumeAt(t, h2, 1, sessions[1])
+			select {
+			case <-over:
+				t.Fatal("OnTakenOver called with a machine still away, before the heartbeat timeout")
+			default:
+			}
+			tc.last(t, h2, clock, sessions[2])
+			select {
+			case <-over:
+			case <-time.After(wait):
+				t.Fatal("OnTakenOver not called")
+			}
+			// A machine back later ends no takeover.
+			if tc.away {
+				resumeAt(t, h2, 2, sessions[2])
+			}
+			// Past the takeover's deadline again, and past the heartbeat
+			// timeout of machine 0, which sends none: the tick whose sweep
+			// finds it lost has looked at the deadline too by the time
+			// its loss is published.
+			clock.Advance(hb)
+			h2.awaitEvent(func(e events.Event) bool {
+				return e.Kind == events.MachineUpdated && e.Machine == fleetMachine(0) && e.Status == store.StatusLost
+			})
+			select {
+			case <-over:
+				t.Fatal("OnTakenOver called twice")
+			default:
+			}
+		})
 	}
 }
