@@ -923,6 +923,13 @@ func (l *coreLog) slotsIn(msg string, in func(time.Time) bool) int {
 
 // String lists the records by level and message, most frequent first,
 // one a line.
+// count is how many records of level and message the log held so far.
+func (l *coreLog) count(level, msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.counts[level+" "+msg]
+}
+
 func (l *coreLog) String() string {
 	return "core log records by level and message:\n  " + strings.Join(l.top(0), "\n  ")
 }

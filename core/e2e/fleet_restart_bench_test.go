@@ -34,8 +34,12 @@ const (
 //     reconnect-s-median);
 //   - core-CPU-s, store-CPU-s: what the core and its store plugin spent
 //     over that time (the max over the restarts);
-//   - core-RSS-MiB: the core's resident memory once all are back (the
-//     max over the restarts).
+//   - core-RSS-peak-MiB: the most resident memory the restarted core
+//     held (its high-water mark once all are back), and
+//     core-RSS-MiB-settled what it holds once it has given the storm's
+//     memory back (it settles its heap when the machines it took over
+//     are back, and logs "heap settled after the takeover"); the max
+//     over the restarts of each.
 //
 // A restart must lose nothing: no wrapper given up, no machine the store
 // holds other than running once they are back, and each job's kill
@@ -68,7 +72,7 @@ job %q {
 	}
 
 	var took, coreCPU, storeCPU []time.Duration
-	var rssMax float64
+	var peakMax, settledMax float64
 	b.ResetTimer()
 	for round := range b.N {
 		c.stop(syscall.SIGKILL)
@@ -81,9 +85,31 @@ job %q {
 		took = append(took, time.Since(t0))
 		cpu1 := pids.cpu(b)
 		coreCPU, storeCPU = append(coreCPU, cpu1[0]-cpu0[0]), append(storeCPU, cpu1[1]-cpu0[1])
-		rss, _ := procMem(b, pids.core)
-		rssMax = max(rssMax, rss)
+		_, peak := procMem(b, pids.core)
+		peakMax = max(peakMax, peak)
 		b.StopTimer()
+		// The first core's start took over nothing: each restart's core
+		// settles once.
+		for deadline := time.Now().Add(time.Minute); tally.count("info", settledMsg) < round+1; {
+			if time.Now().After(deadline) {
+				b.Fatalf("restart %d: no %q within a minute of the machines' return\n%s", round+1, settledMsg, tally)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		settled, _ := procMem(b, pids.core)
+		settledMax = max(settledMax, settled)
+		for k := 0; k < 4; k++ {
+			if k == 1 || k == 2 {
+				if st := c.call(http.MethodPost, "/api/v1/reload", nil, nil); st != 200 {
+					b.Fatal(st)
+				}
+				time.Sleep(3 * time.Second)
+			}
+			r, _ := procMem(b, pids.core)
+			b.Logf("DBG k=%d rss %.0f heap_inuse %.0f MiB heap_alloc %.0f MiB stack_inuse %.0f MiB goroutines %.0f", k, r,
+				coreMetric(b, c, "go_memstats_heap_inuse_bytes")/(1<<20), coreMetric(b, c, "go_memstats_heap_alloc_bytes")/(1<<20),
+				coreMetric(b, c, "go_memstats_stack_inuse_bytes")/(1<<20), coreMetric(b, c, "go_goroutines"))
+		}
 		statuses := map[string]int{}
 		for _, r := range runsPaged(b, c, "status=active", time.Time{}) {
 			for _, m := range r.Machines {
@@ -100,7 +126,8 @@ job %q {
 	b.ReportMetric(pct(took, 0.5).Seconds(), "reconnect-s-median")
 	b.ReportMetric(pct(coreCPU, 1).Seconds(), "core-CPU-s")
 	b.ReportMetric(pct(storeCPU, 1).Seconds(), "store-CPU-s")
-	b.ReportMetric(rssMax, "core-RSS-MiB")
+	b.ReportMetric(peakMax, "core-RSS-peak-MiB")
+	b.ReportMetric(settledMax, "core-RSS-MiB-settled")
 	b.Logf("%d machines back in %v after each restart (core CPU %v, store CPU %v); %s", restartConns, took, coreCPU, storeCPU, tally.short(10))
 
 	t := time.Now()
@@ -119,6 +146,9 @@ job %q {
 	}
 	b.Logf("killed in %s", time.Since(t).Round(time.Millisecond))
 }
+
+// settledMsg is what the core logs once it gave a takeover's memory back.
+const settledMsg = "heap settled after the takeover"
 
 // awaitFleet waits until the load generator has connected machines with
 // connects connect acks among them (first connects and resumes), and the

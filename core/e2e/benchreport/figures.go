@@ -105,7 +105,7 @@ var figures = []figure{
 	// distrust in the peers.
 	{What: "a core SIGKILLed and started again under 12,000 connected machines (ws), each reconnecting at once", Target: "(none lost: checked)",
 		Bench: "BenchmarkFleetRestart", Metric: "reconnect-s",
-		Beside: []string{"reconnect-s-median", "core-CPU-s", "store-CPU-s", "core-RSS-MiB"}},
+		Beside: []string{"reconnect-s-median", "core-CPU-s", "store-CPU-s", "core-RSS-peak-MiB", "core-RSS-MiB-settled"}},
 	{What: "fire precision, one job every second", Target: "p99 < 10 ms after the second boundary",
 		Bench: "BenchmarkFirePrecision", Metric: "p99-ms", Max: 10, Beside: []string{"p50-ms", "max-ms", "bare-timer-p50-ms", "bare-timer-p99-ms", "x-of-bare-timer"}},
 	{What: "kill latency, 1,000 runs in flight (sim)", Target: "API request → complete stored, p99 < 50 ms",
