@@ -457,8 +457,14 @@ job %q {
 	b.Logf("core RSS %.1f MiB before the first run, %.1f at the window's start, %.1f at its end (peak in the window %.1f, over its life %.1f); %.0f goroutines; CPU over the window: core %.1f%%, store %.1f%%, this process %.1f%%",
 		rss0, rssStart, rss, peak, hwm, goroutines, pct(cpu1[0]-cpu0[0]), pct(cpu1[1]-cpu0[1]), pct(lg1-lg0))
 
-	// Kill the jobs one after the other, each once the last one's run
-	// ended; every machine must end killed.
+	b.Logf("killed in %s; %s", killFleet(b, c, ids, perJob).Round(time.Millisecond), tally.short(10))
+}
+
+// killFleet kills the fleet jobs' runs ids (job i's run is ids[i]) one
+// after the other, each once the last one's run ended, checks that every
+// machine (perJob a run) ended killed, and returns how long it took.
+func killFleet(b *testing.B, c *core, ids []string, perJob int) time.Duration {
+	b.Helper()
 	t := time.Now()
 	for i, id := range ids {
 		if code := c.call(http.MethodPost, "/api/v1/jobs/"+fleetJobName(i)+"/kill", nil, nil); code != http.StatusAccepted {
@@ -473,7 +479,7 @@ job %q {
 			b.Errorf("run %s of %s after the kill: %s, machines %v; want killed on %d", id, r.Job, r.Status, statuses, perJob)
 		}
 	}
-	b.Logf("killed in %s; %s", time.Since(t).Round(time.Millisecond), tally.short(10))
+	return time.Since(t)
 }
 
 // Figures of BenchmarkSimKillLatency.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,18 +97,6 @@ job %q {
 		}
 		settled, _ := procMem(b, pids.core)
 		settledMax = max(settledMax, settled)
-		for k := 0; k < 4; k++ {
-			if k == 1 || k == 2 {
-				if st := c.call(http.MethodPost, "/api/v1/reload", nil, nil); st != 200 {
-					b.Fatal(st)
-				}
-				time.Sleep(3 * time.Second)
-			}
-			r, _ := procMem(b, pids.core)
-			b.Logf("DBG k=%d rss %.0f heap_inuse %.0f MiB heap_alloc %.0f MiB stack_inuse %.0f MiB goroutines %.0f", k, r,
-				coreMetric(b, c, "go_memstats_heap_inuse_bytes")/(1<<20), coreMetric(b, c, "go_memstats_heap_alloc_bytes")/(1<<20),
-				coreMetric(b, c, "go_memstats_stack_inuse_bytes")/(1<<20), coreMetric(b, c, "go_goroutines"))
-		}
 		statuses := map[string]int{}
 		for _, r := range runsPaged(b, c, "status=active", time.Time{}) {
 			for _, m := range r.Machines {
@@ -130,21 +117,7 @@ job %q {
 	b.ReportMetric(settledMax, "core-RSS-MiB-settled")
 	b.Logf("%d machines back in %v after each restart (core CPU %v, store CPU %v); %s", restartConns, took, coreCPU, storeCPU, tally.short(10))
 
-	t := time.Now()
-	for i, id := range ids {
-		if code := c.call(http.MethodPost, "/api/v1/jobs/"+fleetJobName(i)+"/kill", nil, nil); code != http.StatusAccepted {
-			b.Fatalf("kill job %s: status %d", fleetJobName(i), code)
-		}
-		r := c.waitFinal(id, 5*time.Minute)
-		statuses := map[string]int{}
-		for _, m := range r.Machines {
-			statuses[m.Status]++
-		}
-		if r.Status != store.StatusKilled || statuses[store.StatusKilled] != restartPerJob {
-			b.Errorf("run %s of %s after the kill: %s, machines %v; want killed on %d", id, r.Job, r.Status, statuses, restartPerJob)
-		}
-	}
-	b.Logf("killed in %s", time.Since(t).Round(time.Millisecond))
+	b.Logf("killed in %s", killFleet(b, c, ids, restartPerJob).Round(time.Millisecond))
 }
 
 // settledMsg is what the core logs once it gave a takeover's memory back.
