@@ -350,17 +350,7 @@ func idleConnections(b *testing.B, conns, perJob int, useTLS bool) {
 	sb.WriteString(fleetCoreBlock(`  heartbeat_interval = "5s"
   connect_deadline   = "10m"
 `+tlsBlock) + simPluginBlock(simBin, sock))
-	for i := range jobs {
-		fmt.Fprintf(&sb, `
-job %q {
-  schedule = "@manually"
-  command  = "sim duration=forever term=honour"
-  target "sim" {
-    machines = %d
-  }
-}
-`, fleetJobName(i), perJob)
-	}
+	writeForeverJobs(&sb, jobs, perJob)
 	c, tally := startFleetCoreWith(b, sb.String(), pki.client())
 	pids := fleetPIDs(b, c)
 	rss0, _ := procMem(b, pids.core)
@@ -458,6 +448,23 @@ job %q {
 		rss0, rssStart, rss, peak, hwm, goroutines, pct(cpu1[0]-cpu0[0]), pct(cpu1[1]-cpu0[1]), pct(lg1-lg0))
 
 	b.Logf("killed in %s; %s", killFleet(b, c, ids, perJob).Round(time.Millisecond), tally.short(10))
+}
+
+// writeForeverJobs writes the fleet benchmarks' idle jobs: jobs manual
+// jobs of perJob sim machines each, running until killed (honouring
+// SIGTERM).
+func writeForeverJobs(sb *strings.Builder, jobs, perJob int) {
+	for i := range jobs {
+		fmt.Fprintf(sb, `
+job %q {
+  schedule = "@manually"
+  command  = "sim duration=forever term=honour"
+  target "sim" {
+    machines = %d
+  }
+}
+`, fleetJobName(i), perJob)
+	}
 }
 
 // killFleet kills the fleet jobs' runs ids (job i's run is ids[i]) one
@@ -927,8 +934,6 @@ func (l *coreLog) slotsIn(msg string, in func(time.Time) bool) int {
 	return n
 }
 
-// String lists the records by level and message, most frequent first,
-// one a line.
 // count is how many records of level and message the log held so far.
 func (l *coreLog) count(level, msg string) int {
 	l.mu.Lock()
@@ -936,6 +941,8 @@ func (l *coreLog) count(level, msg string) int {
 	return l.counts[level+" "+msg]
 }
 
+// String lists the records by level and message, most frequent first,
+// one a line.
 func (l *coreLog) String() string {
 	return "core log records by level and message:\n  " + strings.Join(l.top(0), "\n  ")
 }

@@ -50,17 +50,7 @@ func BenchmarkFleetRestart(b *testing.B) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "core {\n  listen = \"127.0.0.1:%d\"\n  heartbeat_interval = \"5s\"\n  connect_deadline = \"10m\"\n}\n", freePort(b))
 	sb.WriteString(simPluginBlock(simBin, sock))
-	for i := range jobs {
-		fmt.Fprintf(&sb, `
-job %q {
-  schedule = "@manually"
-  command  = "sim duration=forever term=honour"
-  target "sim" {
-    machines = %d
-  }
-}
-`, fleetJobName(i), restartPerJob)
-	}
+	writeForeverJobs(&sb, jobs, restartPerJob)
 	c, tally := startFleetCore(b, sb.String())
 
 	// The fleet, one job at a time as BenchmarkIdleConnections starts it.
