@@ -354,9 +354,12 @@ func TestResume(t *testing.T) {
 	if got := h.core.output(req.RunID, "m1", wire.StreamStdout); !bytes.Equal(got, OutputPattern(100000)) {
 		t.Errorf("stored %d bytes, not the pattern", len(got))
 	}
-	h.awaitStats("completed", func(s Stats) bool { return s.Completed == 1 })
+	st := h.awaitStats("completed", func(s Stats) bool { return s.Completed == 1 })
 	if r := h.record(req.RunID, "m1"); r.Connects != 2 {
 		t.Errorf("record counts %d connects, want 2", r.Connects)
+	}
+	if st.ConnectAcks != 2 {
+		t.Errorf("the counters count %d connect acks, want 2 (the connect and the resume)", st.ConnectAcks)
 	}
 }
 

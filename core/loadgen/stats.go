@@ -43,6 +43,9 @@ type Stats struct {
 	// given up); Connected of those, the ones with a live connection.
 	Active    int64 `json:"active"`
 	Connected int64 `json:"connected"`
+	// ConnectAcks counts the connect acks of every fake wrapper, resumes
+	// included: the sum of the records' Connects, without the records.
+	ConnectAcks int64 `json:"connect_acks"`
 	// Completed had their complete acked; Failed gave up.
 	Completed int64 `json:"completed"`
 	Failed    int64 `json:"failed"`

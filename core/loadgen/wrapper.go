@@ -329,6 +329,7 @@ func (w *fakeWrapper) attach(ws *websocket.Conn, ack wire.Frame) {
 	now := time.Now()
 	w.srv.stats.update(func(c *Stats) {
 		c.Connected++
+		c.ConnectAcks++
 		w.rec.Connects++
 		stampOnce(&w.rec.ConnectedAt, now)
 	})
