@@ -131,7 +131,7 @@ func Run(ctx context.Context, opts Options) error {
 		// A restart under a fleet has every wrapper reconnect at once;
 		// once they are back, what the storm allocated goes back to the
 		// system rather than staying resident (BenchmarkFleetRestart,
-		// 12,000 machines: 321–430 MiB resident without, 146–270 with).
+		// 12,000 machines: 321–430 MiB resident without, 146–292 with).
 		OnTakenOver: func() {
 			go func() {
 				gcfloor.Settle()
